@@ -1,0 +1,96 @@
+/**
+ * The benchmark harness. Every figure is reported beside a baseline measured in the same
+ * run, because this machine is shared and absolute numbers drift.
+ */
+import { performance } from 'node:perf_hooks';
+
+export interface Measurement {
+  label: string;
+  samples: number;
+  p50Us: number;
+  p99Us: number;
+  /** Operations per second (sequential for latency runs, aggregate for throughput runs). */
+  opsPerSec: number;
+}
+
+export interface Target {
+  description: string;
+  pass: boolean;
+}
+
+export interface Comparison {
+  suite: string;
+  name: string;
+  subject: Measurement;
+  baseline: Measurement;
+  /** subject p50 / baseline p50 (latency) — or baseline ops/s / subject ops/s for throughput: >1 means slower. */
+  ratio: number;
+  targets: Target[];
+  notes?: string;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Sequential latency: `iterations` calls after `warmup`, each timed. */
+export async function measureLatency(
+  label: string,
+  fn: () => unknown,
+  opts: { iterations?: number; warmup?: number } = {},
+): Promise<Measurement> {
+  const iterations = opts.iterations ?? 2000;
+  const warmup = opts.warmup ?? Math.min(200, iterations);
+  for (let i = 0; i < warmup; i++) await fn();
+  const times = new Float64Array(iterations);
+  const t0 = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    const s = performance.now();
+    await fn();
+    times[i] = (performance.now() - s) * 1000;
+  }
+  const total = performance.now() - t0;
+  const sorted = Array.from(times).sort((a, b) => a - b);
+  return { label, samples: iterations, p50Us: percentile(sorted, 50), p99Us: percentile(sorted, 99), opsPerSec: (iterations / total) * 1000 };
+}
+
+/** Aggregate throughput with `concurrency` calls in flight until `total` calls have completed. */
+export async function measureThroughput(
+  label: string,
+  fn: () => Promise<unknown>,
+  opts: { total?: number; concurrency?: number; warmup?: number } = {},
+): Promise<Measurement> {
+  const total = opts.total ?? 10_000;
+  const concurrency = opts.concurrency ?? 64;
+  for (let i = 0; i < (opts.warmup ?? 100); i++) await fn();
+  const times: number[] = [];
+  let started = 0;
+  const t0 = performance.now();
+  const worker = async (): Promise<void> => {
+    while (started < total) {
+      started++;
+      const s = performance.now();
+      await fn();
+      times.push((performance.now() - s) * 1000);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = performance.now() - t0;
+  times.sort((a, b) => a - b);
+  return { label, samples: times.length, p50Us: percentile(times, 50), p99Us: percentile(times, 99), opsPerSec: (times.length / elapsed) * 1000 };
+}
+
+export interface BenchContext {
+  compare(c: Omit<Comparison, 'suite' | 'ratio'> & { ratio?: number }): void;
+}
+
+export interface BenchSuite {
+  name: string;
+  run(ctx: BenchContext): Promise<void>;
+}
+
+export function defineSuite(suite: BenchSuite): BenchSuite {
+  return suite;
+}

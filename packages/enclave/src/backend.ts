@@ -1,0 +1,101 @@
+/**
+ * The one backend contract. `emulated` implements it first; an `sgx` or `optee`
+ * adapter plugs in behind it without touching callers (as Enarx's backends do).
+ */
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+import type { SealPolicy, Value, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
+
+/** The identity the runtime binds sealing and attestation to. */
+export interface TAIdentity {
+  name: string;
+  uuid: string;
+  version: string;
+  measurement: string;
+  signerId: string;
+  productId: number;
+  securityVersion: number;
+  debug: boolean;
+}
+
+export interface SealedStore {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  list(prefix?: string): Promise<string[]>;
+}
+
+/**
+ * Sealing, storage and attestation, provided by the ta-runtime from its root of trust.
+ * The backend calls these on a TA's behalf; the TA never sees keys.
+ */
+export interface TrustServices {
+  seal(id: TAIdentity, data: Uint8Array, opts: { policy: SealPolicy; context?: Uint8Array }): Promise<Uint8Array>;
+  unseal(id: TAIdentity, blob: Uint8Array, opts: { context?: Uint8Array }): Promise<Uint8Array>;
+  storage(id: TAIdentity): SealedStore;
+  attest(
+    id: TAIdentity,
+    opts: { nonce: Uint8Array; claims?: Record<string, Value>; publicKey?: JsonWebKeyPublic; tee: string },
+  ): Promise<string>;
+}
+
+export type HostCallHandler = (ta: TAIdentity, args: Value) => Value | Promise<Value>;
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface EnclaveCreateOptions {
+  /** Absent: seal/unseal/storage/attest fail NOT_SUPPORTED inside the TA. */
+  services?: TrustServices;
+  /** The runtime's host calls; a TA reaches only those its manifest's `hostCalls` names. */
+  hostCalls?: Record<string, HostCallHandler>;
+  log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
+  /** Refuse debug TAs (production default: false). */
+  allowDebug?: boolean;
+  /** Sessions idle longer than this are closed (default 10 minutes). */
+  sessionIdleTimeoutMs?: number;
+  /** Calls waiting beyond maxConcurrency before BUSY (default 64). */
+  queueLimit?: number;
+  /** Largest params/result in bytes (default 1 MiB). */
+  maxPayloadBytes?: number;
+  /** Debug TAs only: open an inspector for the enclave worker (see docs/debugging.md). */
+  inspect?: boolean;
+}
+
+export type EnclaveEvent =
+  | { type: 'crashed'; reason: string; code: string }
+  | { type: 'restarted'; attempt: number }
+  | { type: 'failed'; reason: string };
+
+export interface EnclaveStats {
+  state: 'ready' | 'restarting' | 'failed' | 'destroyed';
+  instances: number;
+  sessions: number;
+  inFlight: number;
+  queued: number;
+  calls: number;
+  errors: number;
+  restarts: number;
+}
+
+export interface InvokeOptions {
+  timeoutMs?: number;
+}
+
+export interface Enclave {
+  readonly id: string;
+  readonly identity: TAIdentity;
+  readonly backend: string;
+  openSession(params?: Value): Promise<string>;
+  /** Without a session id the call runs in an implicit, short-lived session. */
+  invoke(sessionId: string | undefined, command: string, params?: Value, opts?: InvokeOptions): Promise<Value>;
+  closeSession(sessionId: string): Promise<void>;
+  destroy(): Promise<void>;
+  stats(): EnclaveStats;
+  on(event: 'event', listener: (e: EnclaveEvent) => void): this;
+  off(event: 'event', listener: (e: EnclaveEvent) => void): this;
+}
+
+export interface EnclaveBackend {
+  /** `emulated`, later `sgx`, `optee`: also the `tee` claim of evidence. */
+  readonly kind: string;
+  create(bundle: VerifiedBundle, options?: EnclaveCreateOptions): Promise<Enclave>;
+}
