@@ -1,1 +1,10 @@
-export {};
+export * from './limits.js';
+export * from './value-codec.js';
+export * from './validate.js';
+export * from './names.js';
+export * from './ta-messages.js';
+export * from './host-methods.js';
+export * from './runtime-methods.js';
+export * from './desired.js';
+export * from './events.js';
+export * from './method-result.js';

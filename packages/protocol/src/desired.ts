@@ -1,0 +1,60 @@
+/**
+ * Module twin desired properties of both modules. Twins have no arrays, so every list
+ * is a map keyed by a name. Each TA entry is validated on its own: one bad entry is
+ * reported as rejected while the others load.
+ */
+import { z } from 'zod';
+import { hex64, taName, commandName } from './names.js';
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export const logLevel = z.enum(LOG_LEVELS);
+
+/** `source`: an absolute file path in the image (or `file:` URL), an `https://` URL, or `base64:<bundle>`. */
+export const taSource = z.string().min(1).max(200_000).refine(
+  (s) => s.startsWith('/') || s.startsWith('file:') || s.startsWith('https://') || s.startsWith('base64:'),
+  'must be an absolute path, a file: or https:// URL, or base64:<bundle>',
+);
+
+export const taEntrySchema = z.object({
+  source: taSource,
+  /** Pinned measurement: the bundle must have exactly this one. */
+  measurement: hex64.optional(),
+  enabled: z.boolean().default(true),
+});
+export type TAEntry = z.output<typeof taEntrySchema>;
+
+export const runtimePolicySchema = z.object({
+  /** label → signer_id (SHA-256 of the signer's SPKI, hex). Empty: no bundle is trusted. */
+  trustedSigners: z.record(z.string(), hex64).default({}),
+  allowDebug: z.boolean().default(false),
+  allowEmulated: z.boolean().default(false),
+  /** TA name → minimum securityVersion it must have. */
+  minSvn: z.record(z.string(), z.number().int().min(0)).default({}),
+});
+export type RuntimePolicy = z.output<typeof runtimePolicySchema>;
+
+export const runtimeSettingsSchema = z.object({
+  policy: runtimePolicySchema.default({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {} }),
+  metricsIntervalSec: z.number().int().min(1).max(86_400).default(60),
+  logLevel: logLevel.optional(),
+});
+export type RuntimeSettings = z.output<typeof runtimeSettingsSchema>;
+
+export const pipelineSchema = z.object({
+  /** Module input the messages arrive on (a route must send them there). */
+  input: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  ta: taName,
+  command: commandName,
+  /** Module output the TA's result is sent on. */
+  output: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  enabled: z.boolean().default(true),
+  timeoutMs: z.number().int().min(1).max(120_000).optional(),
+});
+export type Pipeline = z.output<typeof pipelineSchema>;
+
+export const hostSettingsSchema = z.object({
+  defaultTimeoutMs: z.number().int().min(1).max(120_000).default(10_000),
+  metricsIntervalSec: z.number().int().min(1).max(86_400).default(60),
+  logLevel: logLevel.optional(),
+});
+export type HostSettings = z.output<typeof hostSettingsSchema>;
