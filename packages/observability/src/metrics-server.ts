@@ -1,0 +1,49 @@
+/** HTTP `/metrics` for Prometheus (IoT Edge convention: port 9600). */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface MetricsServer {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface MetricsServerOptions {
+  registry: Registry;
+  /** Default: METRICS_PORT from the environment, else 9600. Tests pass 0. */
+  port?: number;
+  /** Default: METRICS_HOST, else 127.0.0.1 (the Docker images set 0.0.0.0 so Prometheus can scrape). */
+  host?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+  const env = opts.env ?? process.env;
+  const port = opts.port ?? (env.METRICS_PORT !== undefined ? Number(env.METRICS_PORT) : 9600);
+  const host = opts.host ?? env.METRICS_HOST ?? '127.0.0.1';
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`metrics port ${String(port)} is not a valid port`);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    opts.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(text),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    port: actual,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}/metrics`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,34 @@
+/** Prometheus metrics (prom-client) with the names both modules share. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface EdgeMetrics {
+  registry: Registry;
+  invocations: Counter<'ta' | 'command'>;
+  errors: Counter<'ta' | 'command' | 'code'>;
+  latency: Histogram<'ta' | 'command'>;
+  liveEnclaves: Gauge;
+  restarts: Counter<'ta'>;
+  messages: Counter<'input' | 'output'>;
+}
+
+export function createMetrics(opts: { module: string; defaultMetrics?: boolean }): EdgeMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ module_name: opts.module });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'enclave_edge_' });
+  const registers = [registry];
+  return {
+    registry,
+    invocations: new Counter({ name: 'enclave_edge_ta_invocations_total', help: 'TA calls', labelNames: ['ta', 'command'], registers }),
+    errors: new Counter({ name: 'enclave_edge_ta_errors_total', help: 'TA calls that failed, by error code', labelNames: ['ta', 'command', 'code'], registers }),
+    latency: new Histogram({
+      name: 'enclave_edge_ta_latency_seconds',
+      help: 'TA call latency',
+      labelNames: ['ta', 'command'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    }),
+    liveEnclaves: new Gauge({ name: 'enclave_edge_live_enclaves', help: 'Enclaves currently loaded', registers }),
+    restarts: new Counter({ name: 'enclave_edge_enclave_restarts_total', help: 'Enclave restarts after a crash or timeout', labelNames: ['ta'], registers }),
+    messages: new Counter({ name: 'enclave_edge_messages_total', help: 'Messages handled, by input or output', labelNames: ['input', 'output'], registers }),
+  };
+}

@@ -1,0 +1,81 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, setLogLevel, createMetrics, startMetricsServer, IntervalStats, normalizeLevel, type MetricsServer } from '@enclave-edge/observability';
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, destination: { write: (l: string) => lines.push(l) } };
+}
+
+describe('logger', () => {
+  it('prefixes each line with the syslog severity and a timestamp', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ name: 'ta-runtime', level: 'debug', destination });
+    log.info({ ta: 'hello' }, 'loaded');
+    log.warn('slow');
+    log.error('broken');
+    log.debug('detail');
+    expect(lines[0]).toMatch(/^<6> \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \+00:00 \[INF\] - ta-runtime: loaded \{"ta":"hello"\}\n$/);
+    expect(lines[1]).toMatch(/^<4> .* \[WRN\] - ta-runtime: slow\n$/);
+    expect(lines[2]).toMatch(/^<3> /);
+    expect(lines[3]).toMatch(/^<7> /);
+  });
+  it('takes its level from RuntimeLogLevel and from a desired property', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ name: 'm', destination, env: { RuntimeLogLevel: 'Warning' } });
+    log.info('hidden');
+    log.warn('shown');
+    expect(lines).toHaveLength(1);
+    expect(setLogLevel(log, 'debug')).toBe(true);
+    expect(setLogLevel(log, 'loud')).toBe(false);
+    log.debug('now shown');
+    expect(lines).toHaveLength(2);
+    expect(normalizeLevel('INFORMATION')).toBe('info');
+  });
+  it('redacts secret-looking fields at any depth', () => {
+    const { lines, destination } = capture();
+    const log = createLogger({ name: 'm', destination });
+    log.info({ connectionString: 'HostName=x;SharedAccessKey=abc', nested: { privateKey: 'PEM', sealKey: 'k', ok: 'visible' }, key: new Uint8Array(32) }, 'cfg');
+    const text = lines.join('');
+    expect(text).not.toContain('SharedAccessKey=abc');
+    expect(text).not.toContain('PEM');
+    expect(text).toContain('visible');
+    expect(text).toContain('[redacted]');
+  });
+});
+
+describe('metrics', () => {
+  let server: MetricsServer | undefined;
+  afterEach(async () => server?.close());
+
+  it('serves /metrics with invocation counters and latency histograms', async () => {
+    const m = createMetrics({ module: 'test', defaultMetrics: false });
+    m.invocations.inc({ ta: 'hello', command: 'ping' });
+    m.latency.observe({ ta: 'hello', command: 'ping' }, 0.002);
+    m.liveEnclaves.set(3);
+    server = await startMetricsServer({ registry: m.registry, port: 0, host: '127.0.0.1' });
+    const res = await fetch(server.url);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('enclave_edge_ta_invocations_total{ta="hello",command="ping",module_name="test"} 1');
+    expect(text).toContain('enclave_edge_live_enclaves{module_name="test"} 3');
+    expect(text).toContain('enclave_edge_ta_latency_seconds_bucket');
+    expect((await fetch(server.url.replace('/metrics', '/other'))).status).toBe(404);
+  });
+  it('refuses an invalid port clearly', async () => {
+    const m = createMetrics({ module: 'test', defaultMetrics: false });
+    await expect(startMetricsServer({ registry: m.registry, port: 70000 })).rejects.toThrow(/not a valid port/);
+  });
+});
+
+describe('interval stats', () => {
+  it('aggregates count, errors and percentiles per TA and command, then resets', () => {
+    const s = new IntervalStats();
+    for (let i = 1; i <= 100; i++) s.record('hello', 'ping', i, i % 10 !== 0);
+    s.record('kv', 'get', 5, true);
+    const { stats } = s.drain();
+    const ping = stats.find((r) => r.command === 'ping')!;
+    expect(ping).toMatchObject({ ta: 'hello', count: 100, errors: 10, p50Ms: 50, p95Ms: 95 });
+    expect(stats).toHaveLength(2);
+    expect(s.drain().stats).toHaveLength(0);
+  });
+});
