@@ -1,1 +1,3 @@
-export {};
+export * from './ta-client.js';
+export * from './messages.js';
+export type { ModuleClientLike } from './module-client-like.js';

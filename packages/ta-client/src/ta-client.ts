@@ -1,0 +1,192 @@
+/**
+ * TAClient: call TAs in ta-runtime over edgeHub. It sends taRequest messages on an output,
+ * matches taResponse messages on an input by correlation id, enforces deadlines, and turns
+ * every failure into an EnclaveEdgeError.
+ *
+ *   const ta = new TAClient(await ModuleClient.fromEnvironment(Mqtt));
+ *   ta.start();
+ *   const pong = await ta.invoke('hello', 'ping');
+ */
+import { randomUUID } from 'node:crypto';
+import type { Message } from 'azure-iot-device';
+import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
+import type { Value } from '@enclave-edge/ta-sdk';
+import {
+  LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, decodeValue, encodeValue, parseTAResponse, parseWith, serializeMessage, taRequestSchema,
+  type JsonValue, type TARequest,
+} from '@enclave-edge/protocol';
+import { jsonMessage, messageBytes } from './messages.js';
+import type { ModuleClientLike } from './module-client-like.js';
+
+export interface TAClientOptions {
+  /** Output the requests leave on (a route takes them to ta-runtime's input `taRequest`). */
+  output?: string;
+  /** Input the responses arrive on (a route brings ta-runtime's output `taResponse` here). */
+  input?: string;
+  defaultTimeoutMs?: number;
+  /** Calls waiting for an answer beyond which new calls fail BUSY. */
+  maxPending?: number;
+  /** Consecutive unanswered calls after which timeouts are reported as UNAVAILABLE (503). */
+  unreachableAfter?: number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  sessionId?: string;
+}
+
+export interface TAListing {
+  name: string;
+  status: string;
+  [k: string]: unknown;
+}
+
+interface Pending {
+  resolve: (v: JsonValue | undefined) => void;
+  reject: (e: EnclaveEdgeError) => void;
+  timer: NodeJS.Timeout;
+}
+
+type Body = TARequest extends infer R ? (R extends { id: string; deadline: number } ? Omit<R, 'id' | 'deadline' | 'v'> : never) : never;
+
+export class TAClient {
+  private readonly pending = new Map<string, Pending>();
+  private readonly output: string;
+  private readonly input: string;
+  private readonly defaultTimeoutMs: number;
+  private readonly maxPending: number;
+  private readonly unreachableAfter: number;
+  private unanswered = 0;
+  private lastAnswerAt = 0;
+  private started = false;
+  private readonly listener = (inputName: string, msg: Message): void => this.onInput(inputName, msg);
+
+  constructor(private readonly client: ModuleClientLike, opts: TAClientOptions = {}) {
+    this.output = opts.output ?? TA_REQUEST_INPUT;
+    this.input = opts.input ?? TA_RESPONSE_OUTPUT;
+    this.defaultTimeoutMs = opts.defaultTimeoutMs ?? LIMITS.defaultTimeoutMs;
+    this.maxPending = opts.maxPending ?? 4096;
+    this.unreachableAfter = opts.unreachableAfter ?? 3;
+  }
+
+  /** Start listening for responses (idempotent). */
+  start(): this {
+    if (!this.started) {
+      this.client.on('inputMessage', this.listener);
+      this.started = true;
+    }
+    return this;
+  }
+
+  /** Stop listening; calls still waiting fail UNAVAILABLE. */
+  stop(): void {
+    if (this.started) this.client.removeListener('inputMessage', this.listener);
+    this.started = false;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new EnclaveEdgeError('UNAVAILABLE', 'TAClient stopped before the answer arrived'));
+      this.pending.delete(id);
+    }
+  }
+
+  /** Whether ta-runtime has answered recently (false after several unanswered calls). */
+  get reachable(): boolean {
+    return this.unanswered < this.unreachableAfter;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get lastAnswer(): number {
+    return this.lastAnswerAt;
+  }
+
+  async invoke(ta: string, command: string, params?: Value, opts: CallOptions = {}): Promise<Value> {
+    const body: Body = { op: 'invoke', ta, command, ...(params === undefined ? {} : { params: encodeValue(params) }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) };
+    return decodeValue(await this.call(body, opts.timeoutMs));
+  }
+
+  /** invoke, with params already in wire (JSON) form — what host-module forwards from a direct method. */
+  async invokeJson(ta: string, command: string, params: JsonValue | undefined, opts: CallOptions = {}): Promise<JsonValue | undefined> {
+    return this.call({ op: 'invoke', ta, command, ...(params === undefined ? {} : { params }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) }, opts.timeoutMs);
+  }
+
+  async openSession(ta: string, params?: Value, opts: CallOptions = {}): Promise<string> {
+    const r = await this.call({ op: 'openSession', ta, ...(params === undefined ? {} : { params: encodeValue(params) }) }, opts.timeoutMs);
+    const sid = (r as { sessionId?: unknown } | undefined)?.sessionId;
+    if (typeof sid !== 'string') throw new EnclaveEdgeError('INTERNAL', 'ta-runtime answered openSession without a session id');
+    return sid;
+  }
+
+  async closeSession(ta: string, sessionId: string, opts: CallOptions = {}): Promise<void> {
+    await this.call({ op: 'closeSession', ta, sessionId }, opts.timeoutMs);
+  }
+
+  async listTAs(opts: CallOptions = {}): Promise<TAListing[]> {
+    const r = await this.call({ op: 'listTAs' }, opts.timeoutMs);
+    const tas = (r as { tas?: unknown } | undefined)?.tas;
+    return Array.isArray(tas) ? (tas as TAListing[]) : [];
+  }
+
+  /** Evidence (an EAT as a JWT) for a TA, bound to the verifier's nonce. */
+  async attest(ta: string, nonce: string, claims?: Record<string, Value>, opts: CallOptions = {}): Promise<string> {
+    const r = await this.call({ op: 'attest', ta, nonce, ...(claims ? { claims: encodeValue(claims) as Record<string, JsonValue> } : {}) }, opts.timeoutMs);
+    const token = (r as { token?: unknown } | undefined)?.token;
+    if (typeof token !== 'string') throw new EnclaveEdgeError('INTERNAL', 'ta-runtime answered attest without a token');
+    return token;
+  }
+
+  /** Send one request and wait for its answer; the raw (wire) result. */
+  async call(body: Body, timeoutMs?: number): Promise<JsonValue | undefined> {
+    this.start();
+    const timeout = Math.min(timeoutMs ?? this.defaultTimeoutMs, LIMITS.maxTimeoutMs);
+    if (this.pending.size >= this.maxPending) throw new EnclaveEdgeError('BUSY', `${this.pending.size} calls are already waiting for ta-runtime`);
+    const id = randomUUID();
+    const request = parseWith(taRequestSchema, { ...body, id, deadline: Date.now() + timeout }, `${body.op} request`);
+    const text = serializeMessage(request);
+    const answer = new Promise<JsonValue | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.unanswered++;
+        reject(
+          this.reachable
+            ? new EnclaveEdgeError('TIMEOUT', `no answer from ta-runtime within ${timeout} ms (${body.op}${'ta' in body ? ` ${body.ta}` : ''})`)
+            : new EnclaveEdgeError('UNAVAILABLE', `ta-runtime has not answered the last ${this.unanswered} calls`),
+        );
+      }, timeout);
+      timer.unref?.();
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    try {
+      await this.client.sendOutputEvent(this.output, jsonMessage('taRequest', text, { messageId: id }));
+    } catch (err) {
+      const p = this.pending.get(id);
+      if (p) {
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+      }
+      throw new EnclaveEdgeError('UNAVAILABLE', `could not send to edgeHub: ${toEnclaveEdgeError(err).message}`);
+    }
+    return answer;
+  }
+
+  private onInput(inputName: string, msg: Message): void {
+    if (inputName !== this.input) return;
+    void this.client.complete?.(msg).catch(() => undefined);
+    let response;
+    try {
+      response = parseTAResponse(messageBytes(msg));
+    } catch {
+      return; // not ours or malformed: nothing waits on it by a valid id
+    }
+    const p = this.pending.get(response.id);
+    if (!p) return; // late or duplicate answer
+    this.pending.delete(response.id);
+    clearTimeout(p.timer);
+    this.unanswered = 0;
+    this.lastAnswerAt = Date.now();
+    if (response.ok) p.resolve(response.result);
+    else p.reject(EnclaveEdgeError.fromJSON(response.error));
+  }
+}
