@@ -1,1 +1,12 @@
 export * from './types.js';
+export { canonicalJson, canonicalJsonBytes } from './canonical-json.js';
+export { manifestSchema, limitsSchema, sessionSchema, validateManifest, canonicalManifestBytes, describeIssues, MANIFEST_LIMITS, TA_NAME_PATTERN } from './manifest.js';
+export { encodeBundle, decodeBundle, TAB_MAGIC, TAB_VERSION, TAB_HEADER_LENGTH, SECTION_LIMITS, type BundleSections } from './format.js';
+export { computeMeasurement, computeSignerId, sha256Hex, MEASUREMENT_DOMAIN } from './measurement.js';
+export { JWS_TYP, buildProtectedHeader, buildSigningInput, jwkFromSpki, type ProtectedHeader, type SignedPayload, type SignerKeyInfo, type PublicJwkP256 } from './jws.js';
+export { derToRawEcdsa, normalizeEcdsaSignature } from './ecdsa-signature.js';
+export { digestBundle, attachSignature, signBundle, type SigningDigest } from './sign.js';
+export { verifyBundle, inspectBundle, type VerifyOptions, type BundleInspection } from './verify.js';
+export type { Signer } from './signers/signer.js';
+export { pemSigner, generateSigningKey, spkiFromPem, certificateChainFromPem, type GeneratedKey } from './signers/pem.js';
+export { toHex } from './hex.js';

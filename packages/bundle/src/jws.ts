@@ -1,0 +1,167 @@
+/**
+ * The bundle signature: a compact JWS (RFC 7515), ES256, protected header
+ * `{alg:"ES256", typ:"enclave-edge-ta+jws", jwk | x5c}`, payload the canonical JSON of
+ * `{manifest, measurement[, sourceMapSha256]}`. Any JOSE library can check it.
+ */
+import { createPublicKey, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { canonicalJson } from './canonical-json.js';
+import { decodeBase64urlStrict, encodeBase64url } from './base64url.js';
+import type { TAManifest } from './types.js';
+
+export const JWS_TYP = 'enclave-edge-ta+jws';
+
+export interface PublicJwkP256 {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+}
+
+export type ProtectedHeader = { alg: 'ES256'; typ: typeof JWS_TYP; jwk: PublicJwkP256 } | { alg: 'ES256'; typ: typeof JWS_TYP; x5c: string[] };
+
+export interface SignedPayload {
+  manifest: TAManifest;
+  measurement: string;
+  /** SHA-256 hex of the source map section, present only when the bundle carries one. */
+  sourceMapSha256?: string;
+}
+
+/** Who signs: the public key, and optionally an X.509 chain (base64 DER, leaf first) whose leaf holds that key. */
+export interface SignerKeyInfo {
+  spki: Uint8Array;
+  certificateChain?: string[];
+}
+
+const sigErr = (what: string) => new EnclaveEdgeError('SIGNATURE_INVALID', `bundle signature: ${what}`);
+
+export function p256KeyFromSpki(spki: Uint8Array): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch {
+    throw new EnclaveEdgeError('BAD_FORMAT', 'public key is not a valid SPKI DER');
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new EnclaveEdgeError('BAD_FORMAT', 'signer key must be an EC P-256 key (ES256)');
+  }
+  return key;
+}
+
+export function jwkFromSpki(spki: Uint8Array): PublicJwkP256 {
+  const jwk = p256KeyFromSpki(spki).export({ format: 'jwk' });
+  return { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! };
+}
+
+export function spkiOfCertificate(b64Der: string): Uint8Array {
+  try {
+    const cert = new X509Certificate(Buffer.from(b64Der, 'base64'));
+    return new Uint8Array(cert.publicKey.export({ format: 'der', type: 'spki' }));
+  } catch {
+    throw sigErr('x5c[0] is not a valid X.509 certificate');
+  }
+}
+
+export function buildProtectedHeader(key: SignerKeyInfo): ProtectedHeader {
+  if (key.certificateChain?.length) {
+    const leaf = spkiOfCertificate(key.certificateChain[0]!);
+    if (!Buffer.from(leaf).equals(Buffer.from(key.spki))) throw new EnclaveEdgeError('BAD_PARAMETERS', 'the certificate does not hold the signing key (leaf public key differs)');
+    return { alg: 'ES256', typ: JWS_TYP, x5c: [...key.certificateChain] };
+  }
+  return { alg: 'ES256', typ: JWS_TYP, jwk: jwkFromSpki(key.spki) };
+}
+
+/** The exact ASCII bytes an ES256 signer signs (`BASE64URL(header) "." BASE64URL(payload)`). */
+export function buildSigningInput(header: ProtectedHeader, payload: SignedPayload): string {
+  return encodeBase64url(canonicalJson(header)) + '.' + encodeBase64url(canonicalJson(payload));
+}
+
+export interface ParsedJws {
+  header: ProtectedHeader;
+  headerB64: string;
+  payloadB64: string;
+  payloadText: string;
+  signature: Buffer;
+  /** The verification key and its SPKI DER, taken from the header. */
+  key: KeyObject;
+  spki: Uint8Array;
+}
+
+const keyCache = new Map<string, { key: KeyObject; spki: Uint8Array }>();
+
+/** Key import is the costliest step after hashing; headers are public, so cache by their exact text. */
+function keyFromHeader(headerB64: string, header: ProtectedHeader): { key: KeyObject; spki: Uint8Array } {
+  const hit = keyCache.get(headerB64);
+  if (hit) return hit;
+  let spki: Uint8Array;
+  if ('jwk' in header) {
+    let k: KeyObject;
+    try {
+      k = createPublicKey({ key: { ...header.jwk }, format: 'jwk' });
+    } catch {
+      throw sigErr('header jwk is not a valid P-256 public key');
+    }
+    spki = new Uint8Array(k.export({ format: 'der', type: 'spki' }));
+  } else {
+    spki = spkiOfCertificate(header.x5c[0]!);
+  }
+  const key = p256KeyFromSpki(spki);
+  const entry = { key, spki };
+  if (keyCache.size > 64) keyCache.clear();
+  keyCache.set(headerB64, entry);
+  return entry;
+}
+
+function parseHeader(text: string): ProtectedHeader {
+  let h: unknown;
+  try {
+    h = JSON.parse(text);
+  } catch {
+    throw sigErr('protected header is not JSON');
+  }
+  if (!h || typeof h !== 'object' || Array.isArray(h)) throw sigErr('protected header is not an object');
+  const o = h as Record<string, unknown>;
+  if (o.alg !== 'ES256') throw sigErr(`alg must be ES256, got ${JSON.stringify(o.alg)}`);
+  if (o.typ !== JWS_TYP) throw sigErr(`typ must be ${JWS_TYP}`);
+  const keys = Object.keys(o).sort().join(',');
+  if (keys === 'alg,jwk,typ') {
+    const j = o.jwk as Record<string, unknown> | null;
+    if (!j || typeof j !== 'object' || Object.keys(j).sort().join(',') !== 'crv,kty,x,y' || j.kty !== 'EC' || j.crv !== 'P-256' || typeof j.x !== 'string' || typeof j.y !== 'string') {
+      throw sigErr('header jwk must be exactly {kty:"EC", crv:"P-256", x, y}');
+    }
+    return o as ProtectedHeader;
+  }
+  if (keys === 'alg,typ,x5c') {
+    const c = o.x5c;
+    if (!Array.isArray(c) || c.length === 0 || c.length > 8 || !c.every((s) => typeof s === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(s))) {
+      throw sigErr('header x5c must be 1..8 base64 DER certificates');
+    }
+    return o as ProtectedHeader;
+  }
+  throw sigErr(`protected header must have exactly alg, typ and one of jwk or x5c (has ${keys})`);
+}
+
+/** Structural parse of the compact JWS and its key; the signature itself is checked by `checkJwsSignature`. */
+export function parseCompactJws(jws: string): ParsedJws {
+  const parts = jws.split('.');
+  if (parts.length !== 3) throw sigErr('not a compact JWS (expected three dot-separated parts)');
+  const [headerB64, payloadB64, sigB64] = parts as [string, string, string];
+  const headerBytes = decodeBase64urlStrict(headerB64);
+  const payloadBytes = decodeBase64urlStrict(payloadB64);
+  const signature = decodeBase64urlStrict(sigB64);
+  if (!headerBytes || !payloadBytes || !signature) throw sigErr('a JWS part is not canonical base64url');
+  if (signature.byteLength !== 64) throw sigErr(`ES256 signature must be 64 bytes, got ${signature.byteLength}`);
+  const header = parseHeader(headerBytes.toString('utf8'));
+  const { key, spki } = keyFromHeader(headerB64, header);
+  return { header, headerB64, payloadB64, payloadText: payloadBytes.toString('utf8'), signature, key, spki };
+}
+
+export function checkJwsSignature(p: ParsedJws): void {
+  const input = Buffer.from(p.headerB64 + '.' + p.payloadB64, 'ascii');
+  const ok = cryptoVerify('sha256', input, { key: p.key, dsaEncoding: 'ieee-p1363' }, p.signature);
+  if (!ok) throw sigErr('ES256 signature does not verify with the public key in the header');
+}
+
+export function verifyRawSignature(spki: Uint8Array, signingInput: string, rawSig: Uint8Array): boolean {
+  return cryptoVerify('sha256', Buffer.from(signingInput, 'ascii'), { key: p256KeyFromSpki(spki), dsaEncoding: 'ieee-p1363' }, rawSig);
+}

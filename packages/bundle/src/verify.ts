@@ -1,0 +1,108 @@
+/** Verification: format → measurement → signature → policy, each failure a named EnclaveEdgeError. */
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { decodeBundle } from './format.js';
+import { canonicalJson } from './canonical-json.js';
+import { checkJwsSignature, parseCompactJws, type SignedPayload } from './jws.js';
+import { computeSignerId } from './measurement.js';
+import { payloadOf } from './sign.js';
+import type { TAManifest, VerifiedBundle } from './types.js';
+
+export interface VerifyOptions {
+  /** Accept only these signers (signer_id hex). Absent: any valid signature is accepted. */
+  trustedSigners?: string[];
+  /** Refuse debug TAs when false (default true: the runtime applies its own debug policy). */
+  allowDebug?: boolean;
+}
+
+function compareSignedPayload(signedText: string, expected: SignedPayload): void {
+  if (signedText === canonicalJson(expected)) return;
+  let signed: Partial<SignedPayload>;
+  try {
+    signed = JSON.parse(signedText) as Partial<SignedPayload>;
+  } catch {
+    throw new EnclaveEdgeError('SIGNATURE_INVALID', 'bundle signature: JWS payload is not JSON');
+  }
+  if (signed.measurement !== expected.measurement) {
+    throw new EnclaveEdgeError('MEASUREMENT_MISMATCH', `bundle measurement ${expected.measurement} does not match the signed measurement ${String(signed.measurement)}`);
+  }
+  if (canonicalJson(signed.manifest ?? null) !== canonicalJson(expected.manifest)) {
+    throw new EnclaveEdgeError('MEASUREMENT_MISMATCH', 'the bundle manifest differs from the signed manifest');
+  }
+  if (signed.sourceMapSha256 !== expected.sourceMapSha256) {
+    throw new EnclaveEdgeError('MEASUREMENT_MISMATCH', 'the source map section differs from the signed source map digest');
+  }
+  throw new EnclaveEdgeError('SIGNATURE_INVALID', 'bundle signature: JWS payload is not the canonical {manifest, measurement} of this bundle');
+}
+
+export function verifyBundle(bytes: Uint8Array, options: VerifyOptions = {}): VerifiedBundle {
+  const s = decodeBundle(bytes);
+  if (s.signature === undefined) throw new EnclaveEdgeError('SIGNATURE_INVALID', 'bundle is unsigned (no signature section); sign it with `enclave-edge ta sign`');
+  const jws = parseCompactJws(s.signature);
+  const expected = payloadOf(s);
+  compareSignedPayload(jws.payloadText, expected);
+  checkJwsSignature(jws);
+  const signerId = computeSignerId(jws.spki);
+  if (options.trustedSigners && !options.trustedSigners.map((x) => x.toLowerCase()).includes(signerId)) {
+    throw new EnclaveEdgeError('POLICY_VIOLATION', `signer ${signerId} is not one of the trusted signers`);
+  }
+  if (options.allowDebug === false && s.manifest.debug) throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${s.manifest.name} is a debug build and debug TAs are not allowed`);
+  const out: VerifiedBundle = {
+    manifest: s.manifest,
+    code: s.code,
+    measurement: expected.measurement,
+    signerId,
+    signerSpki: jws.spki,
+    size: s.size,
+  };
+  if (s.sourceMap) out.sourceMap = s.sourceMap;
+  if ('x5c' in jws.header) out.certificateChain = [...jws.header.x5c];
+  return out;
+}
+
+export interface BundleInspection {
+  manifest: TAManifest;
+  measurement: string;
+  sizes: { total: number; manifest: number; code: number; sourceMap: number; signature: number };
+  signed: boolean;
+  /** Present when signed and the signature structure parses. */
+  signerId?: string;
+  certificateChain?: string[];
+  /** `ok`, `unsigned`, or the reason verification failed. */
+  verification: { ok: boolean; code?: string; reason?: string };
+}
+
+/** Describe a bundle without requiring it to verify (format errors still throw). */
+export function inspectBundle(bytes: Uint8Array): BundleInspection {
+  const s = decodeBundle(bytes);
+  const expected = payloadOf(s);
+  const out: BundleInspection = {
+    manifest: s.manifest,
+    measurement: expected.measurement,
+    sizes: {
+      total: s.size,
+      manifest: s.manifestBytes.byteLength,
+      code: s.code.byteLength,
+      sourceMap: s.sourceMap?.byteLength ?? 0,
+      signature: s.signature?.length ?? 0,
+    },
+    signed: s.signature !== undefined,
+    verification: { ok: false, code: 'SIGNATURE_INVALID', reason: 'unsigned' },
+  };
+  if (s.signature !== undefined) {
+    try {
+      const jws = parseCompactJws(s.signature);
+      out.signerId = computeSignerId(jws.spki);
+      if ('x5c' in jws.header) out.certificateChain = [...jws.header.x5c];
+    } catch {
+      /* reported by verification below */
+    }
+    try {
+      verifyBundle(bytes);
+      out.verification = { ok: true };
+    } catch (e) {
+      const err = e as EnclaveEdgeError;
+      out.verification = { ok: false, code: err.code, reason: err.message };
+    }
+  }
+  return out;
+}

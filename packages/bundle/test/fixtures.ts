@@ -1,0 +1,19 @@
+import type { TAManifest } from '@enclave-edge/bundle';
+
+export function sampleManifest(over: Partial<TAManifest> = {}): TAManifest {
+  return {
+    name: 'hello',
+    uuid: '6f1c2a7e-3b4d-4c5e-8f90-a1b2c3d4e5f6',
+    version: '1.0.0',
+    productId: 1,
+    securityVersion: 1,
+    debug: false,
+    runtime: 'js',
+    limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 },
+    session: { singleInstance: true, multiSession: true, keepAlive: false },
+    hostCalls: [],
+    ...over,
+  };
+}
+
+export const tinyCode = new TextEncoder().encode('module.exports={commands:{}};');
