@@ -1,0 +1,351 @@
+/**
+ * edgeHub emulation: aedes (MQTT 3.1.1) over TLS with SAS authentication, a per-module ACL,
+ * IoT Hub topic semantics (events, inputs, methods, twins), routes and store-and-forward.
+ * `$iothub/*` traffic never goes through aedes' fan-out: it is written to the one client it is for.
+ */
+import { EventEmitter } from 'node:events';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Aedes, type Client as AedesClient, type AuthenticateError } from 'aedes';
+
+/** aedes keeps each client's granted subscriptions here (not in its typings). */
+type Client = AedesClient & { subscriptions: Record<string, unknown> };
+import type { CompiledRoute, RouteMessage } from '../routes/types.js';
+import { verifySas } from '../sas.js';
+import { TwinStore, type JsonObject } from './twins.js';
+import { StoreAndForward } from './store-forward.js';
+import { deviceNotOnline, gatewayTimeout } from './hub-error.js';
+import {
+  decodeBag,
+  encodeBag,
+  parseClientTopic,
+  inputTopic,
+  inputFilter,
+  METHOD_FILTER,
+  TWIN_RES_FILTER,
+  TWIN_DESIRED_FILTER,
+  methodRequestTopic,
+  twinResponseTopic,
+  desiredPatchTopic,
+} from './topics.js';
+
+export interface UpstreamMessage {
+  deviceId: string;
+  moduleId: string;
+  output?: string;
+  /** `$.`-prefixed system properties as sent (`$.mid`, `$.ct`, …) plus `$.cdid`/`$.cmid`. */
+  systemProperties: Record<string, string>;
+  properties: Record<string, string>;
+  body: Buffer;
+  enqueuedTimeUtc: string;
+}
+
+export interface EdgeHubOptions {
+  hubHostName: string;
+  deviceId: string;
+  tls: { key: string; cert: string };
+  port?: number;
+  host?: string;
+  /** Base64 SAS key of a module identity, or undefined when unknown. */
+  moduleKey: (moduleId: string) => string | undefined;
+  routes?: CompiledRoute[];
+  /** storeAndForwardConfiguration.timeToLiveSecs. */
+  timeToLiveSecs?: number;
+  log?: (line: string) => void;
+}
+
+interface PendingMethod {
+  resolve: (r: { status: number; payload: unknown }) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Delivery {
+  input: string;
+  topicBag: string;
+  body: Buffer;
+}
+
+export class EdgeHub extends EventEmitter {
+  readonly twins: TwinStore;
+  private readonly aedes: Aedes;
+  private server?: tls.Server;
+  private routes: CompiledRoute[];
+  private ttlSecs: number;
+  private readonly saf = new StoreAndForward<Delivery>();
+  private readonly pending = new Map<string, PendingMethod>();
+  private nextRid = 1;
+  private sweeper?: NodeJS.Timeout;
+  private readonly log: (line: string) => void;
+  port = 0;
+
+  constructor(private readonly opts: EdgeHubOptions) {
+    super();
+    this.twins = new TwinStore(opts.deviceId);
+    this.routes = opts.routes ?? [];
+    this.ttlSecs = opts.timeToLiveSecs ?? 7200;
+    this.log = opts.log ?? (() => {});
+    this.aedes = new Aedes({
+      id: 'edge-sim-edgehub',
+      authenticate: (client, username, password, cb) => this.authenticate(client as Client, username, password, cb),
+      authorizeSubscribe: (client, sub, cb) => cb(null, this.allowedSubscription(client as Client, sub.topic) ? sub : null),
+      authorizePublish: (client, packet, cb) => this.onPublish(client as Client | null, packet.topic, packet.payload as Buffer, cb),
+    });
+    this.aedes.on('subscribe', (subs, client) => {
+      if (subs.some((s) => s.topic === inputFilter(this.opts.deviceId, moduleOf(client)) && (s.qos as number) !== 128)) this.flush(moduleOf(client));
+    });
+    this.aedes.on('clientReady', (client) => {
+      this.log(`module ${moduleOf(client)} connected`);
+      this.emit('connected', moduleOf(client));
+    });
+    this.aedes.on('clientDisconnect', (client) => {
+      this.log(`module ${moduleOf(client)} disconnected`);
+      this.emit('disconnected', moduleOf(client));
+    });
+  }
+
+  async start(): Promise<number> {
+    await this.aedes.listen();
+    this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, (socket) => this.aedes.handle(socket));
+    this.server.on('tlsClientError', () => {}); // bad handshakes are the client's problem
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.opts.port ?? 8883, this.opts.host ?? '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    this.sweeper = setInterval(() => this.saf.sweep(), 10_000).unref();
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    if (this.server) {
+      const server = this.server;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  setRoutes(routes: CompiledRoute[], timeToLiveSecs?: number): void {
+    this.routes = routes;
+    if (timeToLiveSecs !== undefined) this.ttlSecs = timeToLiveSecs;
+  }
+
+  private get clients(): Record<string, Client> {
+    return (this.aedes as unknown as { clients: Record<string, Client> }).clients;
+  }
+
+  private client(moduleId: string): Client | undefined {
+    return this.clients[`${this.opts.deviceId}/${moduleId}`];
+  }
+
+  isConnected(moduleId: string): boolean {
+    return this.client(moduleId)?.connected === true;
+  }
+
+  connectedModules(): string[] {
+    return Object.values(this.clients)
+      .filter((c) => c.connected)
+      .map(moduleOf);
+  }
+
+  /** Close a module's connection (used when the module is stopped or its identity changes). */
+  disconnect(moduleId: string): void {
+    this.client(moduleId)?.close();
+  }
+
+  /** Messages held by store-and-forward (all destinations). */
+  pendingForwarding(): number {
+    return this.saf.total();
+  }
+
+  // ---- authentication and ACL -------------------------------------------------------------
+
+  private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    const deny = (why: string): void => {
+      this.log(`connection refused for ${client.id || '?'}: ${why}`);
+      const err = Object.assign(new Error(`not authorized: ${why}`), { returnCode: 5 }) as AuthenticateError;
+      cb(err, null);
+    };
+    const id = client.id ?? '';
+    const slash = id.indexOf('/');
+    const deviceId = id.slice(0, slash);
+    const moduleId = id.slice(slash + 1);
+    if (slash <= 0 || !moduleId || moduleId.includes('/')) return deny('client id must be {deviceId}/{moduleId}');
+    if (deviceId !== this.opts.deviceId) return deny(`unknown device ${deviceId}`);
+    const expectedUser = `${this.opts.hubHostName}/${deviceId}/${moduleId}/`;
+    if (!username || !username.startsWith(expectedUser)) return deny('user name must be {hub}/{deviceId}/{moduleId}/?api-version=…');
+    const key = this.opts.moduleKey(moduleId);
+    if (!key) return deny(`unknown module identity ${moduleId}`);
+    const resource = `${this.opts.hubHostName}/devices/${deviceId}/modules/${moduleId}`.toLowerCase();
+    const check = verifySas(password?.toString('utf8'), key, (r) => r.toLowerCase() === resource);
+    if (!check.ok) return deny(check.reason);
+    cb(null, true);
+  }
+
+  private allowedSubscription(client: Client, topic: string): boolean {
+    const ok =
+      topic === inputFilter(this.opts.deviceId, moduleOf(client)) || topic === METHOD_FILTER || topic === TWIN_RES_FILTER || topic === TWIN_DESIRED_FILTER;
+    if (!ok) this.log(`subscription refused for ${client.id}: ${topic}`);
+    return ok;
+  }
+
+  private onPublish(client: Client | null, topic: string, payload: Buffer, cb: (err?: Error | null) => void): void {
+    if (!client) return cb(new Error('publishing from the broker itself is not used'));
+    const moduleId = moduleOf(client);
+    const t = parseClientTopic(topic);
+    switch (t.kind) {
+      case 'event':
+        if (t.deviceId !== this.opts.deviceId || t.moduleId !== moduleId) return this.refuse(client, topic, cb);
+        this.route(moduleId, t.bag, payload);
+        return cb(null);
+      case 'methodResponse': {
+        const p = this.pending.get(`${client.id}|${t.rid}`);
+        if (p) {
+          this.pending.delete(`${client.id}|${t.rid}`);
+          clearTimeout(p.timer);
+          p.resolve({ status: t.status, payload: parseJson(payload) });
+        }
+        return cb(null);
+      }
+      case 'twinGet':
+        this.send(client, twinResponseTopic(200, t.rid), Buffer.from(JSON.stringify(this.twins.deviceView(moduleId))));
+        return cb(null);
+      case 'twinReported': {
+        const patch = parseJson(payload);
+        if (!patch || typeof patch !== 'object' || Array.isArray(patch)) {
+          this.send(client, twinResponseTopic(400, t.rid), Buffer.from(JSON.stringify({ errorCode: 400004, message: 'reported properties patch must be a JSON object' })));
+          return cb(null);
+        }
+        const version = this.twins.patchReported(moduleId, patch as JsonObject);
+        this.send(client, twinResponseTopic(204, t.rid, version), Buffer.alloc(0));
+        this.emit('reported', moduleId, patch);
+        return cb(null);
+      }
+      default:
+        return this.refuse(client, topic, cb);
+    }
+  }
+
+  private refuse(client: Client, topic: string, cb: (err?: Error | null) => void): void {
+    this.log(`publish refused for ${client.id} on ${topic}`);
+    cb(new Error(`not authorized to publish on ${topic}`));
+  }
+
+  /** Write a packet to exactly one client (never through the broker's fan-out). */
+  private send(client: Client, topic: string, payload: Buffer, qos: 0 | 1 = 0): void {
+    client.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, () => {});
+  }
+
+  // ---- routing and delivery -----------------------------------------------------------------
+
+  private route(moduleId: string, bag: string, body: Buffer): void {
+    const props = decodeBag(bag);
+    const system = { ...props.system, '$.cdid': this.opts.deviceId, '$.cmid': moduleId };
+    const msg: RouteMessage = {
+      source: { deviceId: this.opts.deviceId, moduleId, ...(props.output !== undefined ? { output: props.output } : {}) },
+      systemProperties: system,
+      properties: props.app,
+      body,
+    };
+    const seen = new Set<string>();
+    for (const r of this.routes) {
+      if (seen.has(r.sink.key) || !r.matches(msg)) continue;
+      seen.add(r.sink.key);
+      if (r.sink.kind === 'upstream') {
+        const up: UpstreamMessage = {
+          deviceId: this.opts.deviceId,
+          moduleId,
+          systemProperties: system,
+          properties: props.app,
+          body,
+          enqueuedTimeUtc: new Date().toISOString(),
+          ...(props.output !== undefined ? { output: props.output } : {}),
+        };
+        this.emit('upstream', up);
+      } else {
+        const d: Delivery = { input: r.sink.input, topicBag: encodeBag(system, props.app), body };
+        this.deliver(r.sink.module, d, r.timeToLiveSecs ?? this.ttlSecs);
+      }
+    }
+  }
+
+  private canDeliver(moduleId: string): Client | undefined {
+    const c = this.client(moduleId);
+    return c && c.connected && c.subscriptions[inputFilter(this.opts.deviceId, moduleId)] ? c : undefined;
+  }
+
+  private deliver(moduleId: string, d: Delivery, ttlSecs: number): void {
+    const key = `${moduleId}\u0000`;
+    const c = this.saf.size(key + d.input) === 0 ? this.canDeliver(moduleId) : undefined;
+    if (c) this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
+    else this.saf.push(key + d.input, d, ttlSecs);
+  }
+
+  /** Deliver everything stored for a module that just subscribed to its inputs, in order. */
+  private flush(moduleId: string): void {
+    const c = this.canDeliver(moduleId);
+    if (!c) return;
+    const items = this.saf.takeAll(`${moduleId}\u0000`);
+    if (items.length) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
+    for (const { item } of items) this.send(c, inputTopic(this.opts.deviceId, moduleId, item.input, item.topicBag), item.body, 1);
+  }
+
+  // ---- direct methods and twins -------------------------------------------------------------
+
+  /** Invoke a direct method on a connected module; rejects with HubError 404103 / 504101. */
+  invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs = 30): Promise<{ status: number; payload: unknown }> {
+    const c = this.client(moduleId);
+    const target = `${this.opts.deviceId}/${moduleId}`;
+    if (!c || !c.connected || !c.subscriptions[METHOD_FILTER]) return Promise.reject(deviceNotOnline(target));
+    const rid = (this.nextRid++).toString(16);
+    const key = `${c.id}|${rid}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(key);
+        reject(gatewayTimeout(target, responseTimeoutSecs));
+      }, responseTimeoutSecs * 1000);
+      this.pending.set(key, { resolve, timer });
+      this.send(c, methodRequestTopic(methodName, rid), Buffer.from(JSON.stringify(payload ?? null)));
+    });
+  }
+
+  /** Merge a desired patch into the twin and push it to the module when it listens. */
+  patchDesired(moduleId: string, patch: JsonObject): number {
+    const version = this.twins.patchDesired(moduleId, patch);
+    this.pushDesired(moduleId, { ...patch, $version: version });
+    return version;
+  }
+
+  /** Replace desired properties (deployment); pushes the full document as the patch. */
+  setDesired(moduleId: string, desired: JsonObject): number {
+    const before = this.twins.get(moduleId).desired;
+    const version = this.twins.setDesired(moduleId, desired);
+    // Keys that disappeared are sent as null so the module sees the removal.
+    const patch: JsonObject = { ...desired };
+    for (const k of Object.keys(before)) if (!(k in desired)) patch[k] = null;
+    this.pushDesired(moduleId, { ...patch, $version: version });
+    return version;
+  }
+
+  private pushDesired(moduleId: string, patch: JsonObject): void {
+    const c = this.client(moduleId);
+    if (c?.connected && c.subscriptions[TWIN_DESIRED_FILTER]) this.send(c, desiredPatchTopic(patch.$version as number), Buffer.from(JSON.stringify(patch)));
+  }
+}
+
+function moduleOf(client: AedesClient): string {
+  const id = client.id ?? '';
+  return id.slice(id.indexOf('/') + 1);
+}
+
+function parseJson(b: Buffer): unknown {
+  if (b.length === 0) return null;
+  const s = b.toString('utf8');
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}
