@@ -1,0 +1,156 @@
+/** Reads a deployment manifest (template or generated deployment.json) into a DeploymentSpec. */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { compileRoutes } from '../routes/compile.js';
+import { findLocalModules, imageRepository, moduleEntry, type LocalModule } from './local-modules.js';
+import { readDotenv, substituteVars } from './placeholders.js';
+import { formatIssues, manifestSchema, type EdgeAgentModule } from './schema.js';
+import type { DeploymentSpec, LoadOptions, ModuleRun, ModuleSpec } from './types.js';
+
+export const SIMULATED_TEMPERATURE_SENSOR_REPOSITORY = 'mcr.microsoft.com/azureiotedge-simulated-temperature-sensor';
+/** edgeAgent's default startupOrder (uint max): start after everything that sets one. */
+export const DEFAULT_STARTUP_ORDER = 4294967295;
+/** edgeHub's default store-and-forward time to live (2 hours). */
+export const DEFAULT_TTL_SECS = 7200;
+
+/** The built JS of the built-in SimulatedTemperatureSensor equivalent. */
+export const SIMULATED_TEMPERATURE_SENSOR_ENTRY = fileURLToPath(new URL('../modules/simulated-temperature-sensor/main.js', import.meta.url));
+
+const AGENT = 'modulesContent.$edgeAgent.properties.desired';
+const MODULES_PLACEHOLDER = /^\$\{MODULES\.([^.}]+)(?:\.[^}]*)?\}$/;
+
+/** Loads and validates a manifest file. Throws CONFIG_INVALID (or RouteSyntaxError) naming the problem. */
+export function loadDeployment(file: string, opts: LoadOptions = {}): DeploymentSpec {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', `cannot read deployment manifest ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', `deployment manifest ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseDeployment(json, { repoRoot: dirname(path), ...opts }, path);
+}
+
+/**
+ * Validates manifest JSON — `{modulesContent}` or `{content: {modulesContent}}` (the
+ * applyConfigurationContent body) — and resolves what runs each module.
+ */
+export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: string }, label = 'deployment manifest'): DeploymentSpec {
+  const root = json && typeof json === 'object' && 'content' in json && !('modulesContent' in json) ? (json as { content: unknown }).content : json;
+  const repoRoot = resolve(opts.repoRoot);
+  const vars: Record<string, string | undefined> = { ...(opts.dotenv === false ? {} : readDotenv(repoRoot)), ...definedOnly(opts.env ?? process.env) };
+  const warnings: string[] = [];
+  const missing = new Set<string>();
+  const substituted = substituteVars(root, vars, missing);
+  for (const name of missing) warnings.push(`\${${name}} is not set (environment or .env); left as written`);
+
+  const parsed = manifestSchema.safeParse(substituted);
+  if (!parsed.success) throw new EnclaveEdgeError('CONFIG_INVALID', `invalid ${label}: ${formatIssues(parsed.error)}`);
+  const mc = parsed.data.modulesContent;
+  const agent = mc.$edgeAgent['properties.desired'];
+  const hub = mc.$edgeHub['properties.desired'];
+
+  const routes = hub.routes ?? {};
+  compileRoutes(routes); // refuse routes that do not parse, naming route and column
+
+  const locals = findLocalModules(repoRoot, vars);
+  const modules: ModuleSpec[] = [];
+  for (const [name, m] of Object.entries(agent.modules ?? {})) {
+    const run = resolveRun(name, m.settings.image, locals, repoRoot);
+    if (run.kind === 'skipped') warnings.push(`module ${name}: ${run.reason}`);
+    const desired = readDesired(mc[name], name);
+    const spec: ModuleSpec = {
+      name,
+      image: m.settings.image,
+      status: m.status,
+      restartPolicy: m.restartPolicy,
+      startupOrder: m.startupOrder ?? DEFAULT_STARTUP_ORDER,
+      env: Object.fromEntries(Object.entries(m.env ?? {}).map(([k, v]) => [k, String(v.value)])),
+      createOptions: readCreateOptions(name, m),
+      desired,
+      run,
+    };
+    if (m.version !== undefined) spec.version = m.version;
+    modules.push(spec);
+  }
+  modules.sort((a, b) => a.startupOrder - b.startupOrder || a.name.localeCompare(b.name));
+
+  const known = new Set(modules.map((m) => m.name));
+  for (const key of Object.keys(mc)) {
+    if (key !== '$edgeAgent' && key !== '$edgeHub' && !known.has(key)) warnings.push(`modulesContent.${key}: twin for a module that is not in $edgeAgent modules; ignored`);
+  }
+
+  return {
+    schemaVersion: agent.schemaVersion,
+    edgeHubSchemaVersion: hub.schemaVersion,
+    modules,
+    routes,
+    storeAndForward: { timeToLiveSecs: hub.storeAndForwardConfiguration?.timeToLiveSecs ?? DEFAULT_TTL_SECS },
+    warnings,
+  };
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function resolveRun(name: string, image: string, locals: LocalModule[], repoRoot: string): ModuleRun {
+  const ph = MODULES_PLACEHOLDER.exec(image);
+  if (ph) {
+    const folder = ph[1]!;
+    const local = locals.find((l) => l.folder === folder);
+    if (!local) {
+      throw new EnclaveEdgeError('CONFIG_INVALID', `${AGENT}.modules.${name}.settings.image: ${image} names ${resolve(repoRoot, 'modules', folder)}/module.json, which does not exist`);
+    }
+    return { kind: 'local', dir: local.dir, entry: moduleEntry(local.dir) };
+  }
+  if (image.startsWith('${')) return { kind: 'skipped', reason: `image placeholder ${image} is not resolvable here` };
+  const repo = imageRepository(image);
+  if (repo === SIMULATED_TEMPERATURE_SENSOR_REPOSITORY) {
+    return { kind: 'builtin', builtin: 'simulated-temperature-sensor', entry: SIMULATED_TEMPERATURE_SENSOR_ENTRY };
+  }
+  const local = locals.find((l) => l.repository !== undefined && l.repository === repo);
+  if (local) return { kind: 'local', dir: local.dir, entry: moduleEntry(local.dir) };
+  return { kind: 'skipped', reason: `image ${image} is not a local module (no modules/*/module.json with that repository) nor a built-in; skipped` };
+}
+
+function readCreateOptions(name: string, m: EdgeAgentModule): Record<string, unknown> {
+  const s = m.settings as Record<string, unknown>;
+  const co = s.createOptions;
+  if (co === undefined) return {};
+  if (typeof co === 'object' && co !== null) return co as Record<string, unknown>;
+  // Generated manifests split long createOptions into createOptions01, createOptions02, …
+  const chunks = Object.keys(s)
+    .filter((k) => /^createOptions\d+$/.test(k))
+    .sort()
+    .map((k) => s[k]);
+  const text = [co, ...chunks].filter((c): c is string => typeof c === 'string').join('');
+  if (text.trim() === '') return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through to the error below
+  }
+  throw new EnclaveEdgeError('CONFIG_INVALID', `${AGENT}.modules.${name}.settings.createOptions: expected a JSON object (as a string or object)`);
+}
+
+function readDesired(twin: unknown, name: string): Record<string, unknown> {
+  if (twin === undefined) return {};
+  const d = (twin as Record<string, unknown> | null)?.['properties.desired'];
+  if (d === undefined) return {};
+  if (!d || typeof d !== 'object' || Array.isArray(d)) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', `modulesContent.${name}.properties.desired: expected an object`);
+  }
+  return d as Record<string, unknown>;
+}

@@ -1,0 +1,61 @@
+/** zod schemas of the manifest parts the simulator reads (lenient on everything else). */
+import { z } from 'zod';
+
+const envValue = z.object({ value: z.union([z.string(), z.number(), z.boolean()]) }, { error: 'expected {"value": …}' });
+
+export const moduleNamePattern = /^[a-zA-Z0-9_-]+$/;
+
+export const edgeAgentModuleSchema = z.object({
+  version: z.string().optional(),
+  type: z.literal('docker', { error: 'expected "docker"' }).optional(),
+  status: z.enum(['running', 'stopped']),
+  restartPolicy: z.enum(['always', 'on-failure', 'on-unhealthy', 'never']),
+  startupOrder: z.number().int().min(0).max(4294967295).optional(),
+  env: z.record(z.string(), envValue).optional(),
+  settings: z.looseObject({
+    image: z.string().min(1, 'expected a non-empty image name'),
+    createOptions: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+  }),
+  imagePullPolicy: z.enum(['on-create', 'never']).optional(),
+});
+
+const routeSchema = z.union([
+  z.string().min(1),
+  z.object({
+    route: z.string().min(1),
+    priority: z.number().int().min(0).max(9).optional(),
+    timeToLiveSecs: z.number().int().min(0).max(4294967295).optional(),
+  }),
+], { error: 'expected a route string or {route, priority?, timeToLiveSecs?}' });
+
+export const manifestSchema = z.object({
+  modulesContent: z.looseObject({
+    $edgeAgent: z.object({
+      'properties.desired': z.looseObject({
+        schemaVersion: z.string(),
+        modules: z.record(z.string().regex(moduleNamePattern, 'module names may only use letters, digits, "_" and "-"'), edgeAgentModuleSchema).optional(),
+      }),
+    }),
+    $edgeHub: z.object({
+      'properties.desired': z.looseObject({
+        schemaVersion: z.string(),
+        routes: z.record(z.string(), routeSchema).optional(),
+        storeAndForwardConfiguration: z.looseObject({ timeToLiveSecs: z.number().int().min(0) }).optional(),
+      }),
+    }),
+  }),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+export type EdgeAgentModule = z.infer<typeof edgeAgentModuleSchema>;
+
+/** `a.b.c: message` lines, one per issue, with the JSON path of the bad field. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => {
+      const path = i.path.map(String).join('.') || '(root)';
+      return `${path}: ${i.message}`;
+    })
+    .join('; ');
+}
