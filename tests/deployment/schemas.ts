@@ -1,0 +1,21 @@
+// The official IoT Edge schemas live in ../shared/schemas beside the repository (CI copies them there).
+import { readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Ajv from 'ajv-draft-04';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const schemaDir = resolve(repoRoot, '../shared/schemas');
+
+export function loadValidators() {
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  for (const f of readdirSync(schemaDir).filter((n) => n.endsWith('.json'))) {
+    ajv.addSchema(JSON.parse(readFileSync(join(schemaDir, f), 'utf8')));
+  }
+  const get = (id: string) => {
+    const v = ajv.getSchema(`https://json.schemastore.org/${id}`);
+    if (!v) throw new Error(`schema ${id} not found in ${schemaDir}`);
+    return v;
+  };
+  return { template: get('azure-iot-edge-deployment-template-4.0.json'), deployment: get('azure-iot-edge-deployment-2.0.json'), ajv };
+}
