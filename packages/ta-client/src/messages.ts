@@ -1,8 +1,12 @@
 /** Building and reading edgeHub messages: JSON, utf-8, and a `type` application property. */
-import { Message } from 'azure-iot-device';
+import device from 'azure-iot-device';
+import type { Message } from 'azure-iot-device';
+
+// azure-iot-device is CommonJS; named imports of it fail under Node's ESM loader.
+const { Message: MessageCtor } = device;
 
 export function jsonMessage(type: string, body: unknown, ids?: { messageId?: string; correlationId?: string }): Message {
-  const msg = new Message(typeof body === 'string' ? body : JSON.stringify(body));
+  const msg = new MessageCtor(typeof body === 'string' ? body : JSON.stringify(body));
   msg.contentType = 'application/json';
   msg.contentEncoding = 'utf-8';
   msg.properties.add('type', type);

@@ -1,0 +1,47 @@
+/** Small helpers both modules share: reported properties and typed telemetry. */
+import type { Message, Twin } from 'azure-iot-device';
+import { jsonMessage } from './messages.js';
+
+/** Patch reported properties (a merge patch: null deletes). */
+export function reportProperties(twin: Twin, patch: Record<string, unknown>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Send a telemetry message with `type` as application property, JSON, utf-8. */
+export function sendTelemetry(
+  client: { sendOutputEvent(output: string, msg: Message): Promise<unknown> },
+  output: string,
+  type: string,
+  body: Record<string, unknown>,
+): Promise<unknown> {
+  return client.sendOutputEvent(output, jsonMessage(type, { type, ...body, at: new Date().toISOString() }));
+}
+
+/** Coalesces reported-property patches so a burst of changes costs one twin update. */
+export class ReportedBatcher {
+  private pending: Record<string, unknown> = {};
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly twin: Twin, private readonly delayMs = 50, private readonly onError: (err: Error) => void = () => undefined) {}
+
+  patch(p: Record<string, unknown>): void {
+    Object.assign(this.pending, p);
+    if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.delayMs);
+      this.timer.unref?.();
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const p = this.pending;
+    this.pending = {};
+    if (Object.keys(p).length === 0) return this.flushing;
+    this.flushing = this.flushing.then(() => reportProperties(this.twin, p)).catch((err: Error) => this.onError(err));
+    return this.flushing;
+  }
+}
