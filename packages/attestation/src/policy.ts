@@ -1,0 +1,34 @@
+/** Verifier policy: strict by default (no debug, no emulated, 5-minute maximum age). */
+import { z } from 'zod';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+
+const hex64 = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 64-hex-digit SHA-256').transform((s) => s.toLowerCase());
+
+export const VerifierPolicySchema = z.strictObject({
+  /** Allowed `unique_id` values (measurements); absent = any. */
+  allowedMeasurements: z.array(hex64).optional(),
+  /** Allowed `signer_id` values; absent = any. */
+  allowedSigners: z.array(hex64).optional(),
+  productIds: z.array(z.number().int().min(0)).optional(),
+  minSecurityVersion: z.number().int().min(0).default(0),
+  allowDebug: z.boolean().default(false),
+  allowEmulated: z.boolean().default(false),
+  /** Allowed roots of trust (`software`, `pkcs11`, `workload`); absent = any. */
+  allowedRootsOfTrust: z.array(z.string()).optional(),
+  /** Maximum age of `iat`, in seconds. */
+  maxAgeSeconds: z.number().int().positive().default(300),
+  /** Clock skew tolerated on iat/exp, in seconds. */
+  clockToleranceSeconds: z.number().int().min(0).default(30),
+});
+
+export type VerifierPolicyInput = z.input<typeof VerifierPolicySchema>;
+export type VerifierPolicy = z.output<typeof VerifierPolicySchema>;
+
+export function parsePolicy(input: unknown): VerifierPolicy {
+  const r = VerifierPolicySchema.safeParse(input ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    throw new EnclaveEdgeError('CONFIG_INVALID', `invalid verifier policy: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'unknown'}`);
+  }
+  return r.data;
+}
