@@ -131,3 +131,4 @@ export class TAError extends Error {
     this.code = code;
   }
 }
+export { utf8Encode, utf8Decode, base64urlEncode, base64urlDecode, hexEncode, canonicalJson } from './encoding.js';

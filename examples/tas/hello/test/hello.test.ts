@@ -1,0 +1,36 @@
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildTA, loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain';
+import { generateSigningKey, pemSigner, verifyBundle } from '@enclave-edge/bundle';
+
+const dir = fileURLToPath(new URL('..', import.meta.url));
+
+describe('hello TA', () => {
+  let ta: TAForTests;
+  let bundle: Uint8Array;
+  beforeAll(async () => {
+    ({ bundle } = await buildTA(dir, { write: false, signer: pemSigner(generateSigningKey().privateKeyPem) }));
+    ta = await loadTAForTests(bundle);
+  });
+
+  it('builds into a signed bundle that verifies', () => {
+    const v = verifyBundle(bundle);
+    expect(v.manifest).toMatchObject({ name: 'hello', runtime: 'js', debug: false });
+    expect(v.sourceMap).toBeUndefined();
+  });
+
+  it('ping and echo (JSON and binary)', async () => {
+    expect(await ta.invoke('ping')).toBe('pong');
+    expect(await ta.invoke('echo', { a: [1, 'two', null, true] })).toEqual({ a: [1, 'two', null, true] });
+    const bin = new Uint8Array([0, 1, 255]);
+    expect(await ta.invoke('echo', { bin })).toEqual({ bin });
+  });
+
+  it('whoami reports the measured identity', async () => {
+    expect(await ta.invoke('whoami')).toMatchObject({ name: 'hello', measurement: verifyBundle(bundle).measurement });
+  });
+
+  it('an unknown command is ITEM_NOT_FOUND', async () => {
+    await expect(ta.invoke('nope')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
+  });
+});

@@ -1,0 +1,94 @@
+/** `newTA(name, dir)`: a TA project that builds and passes its test as generated. */
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { TA_NAME_PATTERN } from '@enclave-edge/bundle';
+
+export interface NewTAResult {
+  dir: string;
+  files: string[];
+  uuid: string;
+}
+
+const indexTs = (name: string) => `import { defineTA, TAError } from '@enclave-edge/ta-sdk';
+
+// Every capability comes from \`ctx\`: there is no fs, network, process or Date.now in an enclave.
+export default defineTA({
+  onCreate(ctx) {
+    ctx.log.info('${name} created', { version: ctx.ta.version });
+  },
+  commands: {
+    ping: () => 'pong',
+    echo: (_ctx, params) => params,
+    async count(ctx) {
+      const prev = await ctx.storage.get('counter');
+      const next = (prev ? Number(new TextDecoder().decode(prev)) : 0) + 1;
+      await ctx.storage.put('counter', new TextEncoder().encode(String(next)));
+      return { count: next };
+    },
+    greet(_ctx, params) {
+      const name = (params as { name?: unknown } | null)?.name;
+      if (typeof name !== 'string' || !name) throw new TAError('BAD_PARAMETERS', 'params.name must be a non-empty string');
+      return { greeting: \`Hello, \${name}!\` };
+    },
+  },
+});
+`;
+
+const testTs = `import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { buildTA } from '@enclave-edge/ta-toolchain';
+import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test-harness';
+
+const projectDir = fileURLToPath(new URL('..', import.meta.url));
+
+describe('my TA (in-process harness with a fake context)', () => {
+  let ta: TAForTests;
+  beforeAll(async () => {
+    const { bundle } = await buildTA(projectDir, { write: false });
+    ta = await loadTAForTests(bundle);
+  });
+
+  it('answers ping and echo', async () => {
+    expect(await ta.invoke('ping')).toBe('pong');
+    expect(await ta.invoke('echo', { hello: [1, 2, 3] })).toEqual({ hello: [1, 2, 3] });
+  });
+
+  it('keeps a counter in sealed storage', async () => {
+    expect(await ta.invoke('count')).toEqual({ count: 1 });
+    expect(await ta.invoke('count')).toEqual({ count: 2 });
+  });
+
+  it('refuses bad parameters with BAD_PARAMETERS', async () => {
+    await expect(ta.invoke('greet', {})).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+    expect(await ta.invoke('greet', { name: 'edge' })).toEqual({ greeting: 'Hello, edge!' });
+  });
+});
+`;
+
+export function newTA(name: string, dir?: string): NewTAResult {
+  if (!TA_NAME_PATTERN.test(name)) throw new EnclaveEdgeError('BAD_PARAMETERS', `TA name "${name}" must be 1..63 chars of a-z, 0-9 and "-", starting with a letter`);
+  const target = resolve(dir ?? name);
+  if (existsSync(target) && readdirSync(target).length) throw new EnclaveEdgeError('CONFLICT', `${target} exists and is not empty`);
+  const uuid = randomUUID();
+  const files: Record<string, string> = {
+    'ta.json': JSON.stringify({ name, uuid, version: '0.1.0', productId: 1, securityVersion: 1, runtime: 'js', description: `The ${name} trusted application`, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 }, session: { singleInstance: true, multiSession: true, keepAlive: false }, hostCalls: [] }, null, 2) + '\n',
+    'package.json': JSON.stringify({
+      name, version: '0.1.0', private: true, type: 'module',
+      scripts: { build: 'enclave-edge ta build', test: 'vitest run' },
+      dependencies: { '@enclave-edge/ta-sdk': '0.1.0' },
+      devDependencies: { '@enclave-edge/ta-toolchain': '0.1.0', '@enclave-edge/cli': '0.1.0', vitest: '^4.1.0' },
+    }, null, 2) + '\n',
+    'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, include: ['src', 'test'] }, null, 2) + '\n',
+    'src/index.ts': indexTs(name),
+    'test/ta.test.ts': testTs,
+    '.gitignore': 'dist/\nnode_modules/\n*.pem\n',
+  };
+  for (const [rel, text] of Object.entries(files)) {
+    const file = join(target, rel);
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, text);
+  }
+  return { dir: target, files: Object.keys(files), uuid };
+}
