@@ -84,8 +84,11 @@ function parseSink(sc: Scanner): RouteSink {
   const t = sc.next();
   if (t.kind === 'sysref' && t.value.toLowerCase() === '$upstream') return { kind: 'upstream', key: '$upstream' };
   if (isWord(t, 'brokeredendpoint')) {
-    const open = sc.next();
-    if (open.kind !== 'lparen') throw new ScanError(open.offset, `expected "(" after BrokeredEndpoint, found ${describe(open)}`);
+    sc.skipSpace();
+    if (sc.text[sc.pos] !== '(') {
+      throw new ScanError(sc.pos, `expected "(" after BrokeredEndpoint, found ${sc.pos >= sc.text.length ? 'end of route' : `"${sc.readRun().value}"`}`);
+    }
+    sc.next();
     const path = sc.next();
     if (path.kind !== 'string') throw new ScanError(path.offset, `expected a quoted endpoint such as "/modules/{module}/inputs/{input}", found ${describe(path)}`);
     const m = /^\/modules\/([^/]+)\/inputs\/([^/]+)$/.exec(path.value);
