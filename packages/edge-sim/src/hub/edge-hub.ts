@@ -45,6 +45,8 @@ export interface EdgeHubOptions {
   deviceId: string;
   tls: { key: string; cert: string };
   port?: number;
+  /** When `port` is taken (or not allowed), listen on a free port instead of failing. */
+  portFallback?: boolean;
   host?: string;
   /** Base64 SAS key of a module identity, or undefined when unknown. */
   moduleKey: (moduleId: string) => string | undefined;
@@ -107,10 +109,23 @@ export class EdgeHub extends EventEmitter {
     await this.aedes.listen();
     this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, (socket) => this.aedes.handle(socket));
     this.server.on('tlsClientError', () => {}); // bad handshakes are the client's problem
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.opts.port ?? 8883, this.opts.host ?? '127.0.0.1', () => resolve());
-    });
+    const server = this.server;
+    const listen = (port: number): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, this.opts.host ?? '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    try {
+      await listen(this.opts.port ?? 8883);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (!this.opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw err;
+      this.log(`MQTT port ${this.opts.port ?? 8883} unavailable (${code}); using a free port`);
+      await listen(0);
+    }
     this.port = (this.server.address() as AddressInfo).port;
     this.sweeper = setInterval(() => this.saf.sweep(), 10_000).unref();
     return this.port;

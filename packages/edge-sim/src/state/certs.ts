@@ -1,4 +1,6 @@
 /** The simulator's own PKI: a CA and a server certificate for localhost / 127.0.0.1 (ECDSA P-256). */
+// @peculiar/x509 uses tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 

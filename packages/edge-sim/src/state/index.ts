@@ -123,6 +123,15 @@ export class StateDir {
   moduleIdentity(moduleId: string, create = true): ModuleIdentity | undefined {
     let entry = this.keys.modules[moduleId];
     if (!entry) {
+      // Another process (the CLI's module-credentials) may have added it since we loaded.
+      const raw = readIfExists(join(this.dir, 'keys.json'));
+      const fresh = raw ? KeysSchema.safeParse(JSON.parse(raw)) : undefined;
+      if (fresh?.success && fresh.data.hubKey === this.keys.hubKey) {
+        this.keys = { ...this.keys, modules: { ...fresh.data.modules, ...this.keys.modules } };
+        entry = this.keys.modules[moduleId];
+      }
+    }
+    if (!entry) {
       if (!create) return undefined;
       entry = { key: randomBytes(32).toString('base64'), generationId: randomUUID() };
       this.keys.modules[moduleId] = entry;

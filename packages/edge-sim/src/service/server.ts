@@ -1,0 +1,250 @@
+/**
+ * The IoT Hub-shaped service API over HTTPS, plus the edgeHub endpoint modules use for
+ * module-to-module methods (same route, module SAS + `x-ms-edge-moduleId`).
+ *
+ *   POST  /twins/{d}/modules/{m}/methods        invoke a direct method  (hub or module SAS)
+ *   GET   /twins/{d}/modules/{m}                module twin             (hub SAS)
+ *   PATCH /twins/{d}/modules/{m}                desired/tags patch      (hub SAS)
+ *   POST  /devices/{d}/applyConfigurationContent redeploy               (hub SAS)
+ *   PUT   /configurations/{id}                  fleet deployment (applied to the simulated device)
+ *   GET   /edge-sim/upstream                    NDJSON stream of $upstream messages (simulator only)
+ *   GET   /edge-sim/status                      modules and connections (simulator only)
+ */
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { z } from 'zod';
+import { toEnclaveEdgeError } from '@enclave-edge/errors';
+import { verifySas } from '../sas.js';
+import { HubError } from '../hub/hub-error.js';
+import type { UpstreamMessage } from '../hub/edge-hub.js';
+import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
+
+export interface ServiceBackend {
+  hubHostName: string;
+  deviceId: string;
+  hubKey: string;
+  moduleKey(moduleId: string): string | undefined;
+  knownModule(moduleId: string): boolean;
+  invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs: number): Promise<{ status: number; payload: unknown }>;
+  getTwin(moduleId: string): unknown;
+  patchTwin(moduleId: string, patch: { desired?: Record<string, unknown>; tags?: Record<string, unknown> }): unknown;
+  applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
+  onUpstream(listener: (m: UpstreamMessage) => void): () => void;
+  status(): unknown;
+}
+
+export interface ServiceApiOptions {
+  tls: { key: string; cert: string };
+  port?: number;
+  /** When `port` is taken (or not allowed, e.g. 443 without root), listen on a free port instead. */
+  portFallback?: boolean;
+  host?: string;
+  log?: (line: string) => void;
+}
+
+const MAX_BODY = 256 * 1024;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errorCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type Caller = { kind: 'hub' } | { kind: 'module'; moduleId: string };
+
+export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiOptions): Promise<{ port: number; close(): Promise<void> }> {
+  const streams = new Set<ServerResponse>();
+  const server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, (req, res) => {
+    handle(req, res).catch((err) => sendError(res, err));
+  });
+  server.on('tlsClientError', () => {});
+  server.keepAliveTimeout = 30_000;
+
+  function authenticate(req: IncomingMessage): Caller {
+    const auth = req.headers.authorization;
+    const edgeModule = req.headers['x-ms-edge-moduleid'];
+    if (typeof edgeModule === 'string') {
+      const [d, m] = edgeModule.split('/');
+      const key = m ? backend.moduleKey(m) : undefined;
+      if (d !== backend.deviceId || !m || !key) throw new HttpError(401, 401002, `unknown module identity ${edgeModule}`);
+      const resource = `${backend.hubHostName}/devices/${d}/modules/${m}`.toLowerCase();
+      const check = verifySas(auth, key, (r) => r.toLowerCase() === resource);
+      if (!check.ok) throw new HttpError(401, 401002, `unauthorized: ${check.reason}`);
+      return { kind: 'module', moduleId: m };
+    }
+    const host = String(req.headers.host ?? '').toLowerCase();
+    const hub = backend.hubHostName.toLowerCase();
+    const check = verifySas(auth, backend.hubKey, (r) => {
+      const res = r.toLowerCase();
+      return [hub, host].some((h) => h && (res === h || res.startsWith(h + '/')));
+    });
+    if (!check.ok) throw new HttpError(401, 401002, `unauthorized: ${auth ? check.reason : 'missing Authorization header'}`);
+    if (check.token.skn !== 'iothubowner') throw new HttpError(401, 401002, 'unauthorized: the simulator accepts policy iothubowner only');
+    return { kind: 'hub' };
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://sim');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const caller = authenticate(req);
+    const method = req.method ?? 'GET';
+    const hubOnly = (): void => {
+      if (caller.kind !== 'hub') throw new HttpError(401, 401002, 'unauthorized: module credentials may only invoke methods');
+    };
+    const device = (d: string | undefined): void => {
+      if (d !== backend.deviceId) throw new HttpError(404, 404001, `Device ${d} not found (the simulator runs device ${backend.deviceId}).`);
+    };
+    const mod = (m: string | undefined): string => {
+      if (!m || !backend.knownModule(m)) throw new HttpError(404, 404010, `Module ${m} not found on device ${backend.deviceId}.`);
+      return m;
+    };
+
+    // /twins/{d}/modules/{m}/methods
+    if (parts[0] === 'twins' && parts[2] === 'modules' && parts.length === 5 && parts[4] === 'methods' && method === 'POST') {
+      device(parts[1]);
+      const body = parse(MethodRequestSchema, await readJson(req));
+      const target = parts[3]!;
+      const timeout = body.responseTimeoutInSeconds ?? 30;
+      const t0 = Date.now();
+      const result = await backend.invokeMethod(target, body.methodName, body.payload ?? null, timeout);
+      if (caller.kind === 'module') opts.log?.(`${caller.moduleId} invoked ${target}.${body.methodName} (${Date.now() - t0} ms)`);
+      return sendJson(res, 200, result);
+    }
+    if (parts[0] === 'twins' && parts[2] === 'modules' && parts.length === 4) {
+      hubOnly();
+      device(parts[1]);
+      const m = mod(parts[3]);
+      if (method === 'GET') return sendJson(res, 200, backend.getTwin(m));
+      if (method === 'PATCH') {
+        const body = parse(TwinPatchSchema, await readJson(req));
+        return sendJson(res, 200, backend.patchTwin(m, { ...(body.properties?.desired ? { desired: body.properties.desired } : {}), ...(body.tags ? { tags: body.tags } : {}) }));
+      }
+    }
+    if (parts[0] === 'devices' && parts[2] === 'applyConfigurationContent' && parts.length === 3 && method === 'POST') {
+      hubOnly();
+      device(parts[1]);
+      const body = parse(ConfigurationContentSchema, await readJson(req));
+      await backend.applyConfiguration(body);
+      res.writeHead(204).end();
+      return;
+    }
+    if (parts[0] === 'configurations' && parts.length === 2 && method === 'PUT') {
+      hubOnly();
+      const body = parse(ConfigurationSchema, await readJson(req));
+      await backend.applyConfiguration(body.content);
+      return sendJson(res, 200, { ...body, id: parts[1], etag: Buffer.from(String(Date.now())).toString('base64'), createdTimeUtc: new Date().toISOString() });
+    }
+    if (parts[0] === 'edge-sim' && parts[1] === 'upstream' && method === 'GET') {
+      hubOnly();
+      res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+      streams.add(res);
+      const off = backend.onUpstream((m) => res.write(JSON.stringify(upstreamJson(m)) + '\n'));
+      res.on('close', () => {
+        off();
+        streams.delete(res);
+      });
+      return;
+    }
+    if (parts[0] === 'edge-sim' && parts[1] === 'status' && method === 'GET') {
+      hubOnly();
+      return sendJson(res, 200, backend.status());
+    }
+    throw new HttpError(404, 404000, `no such resource: ${method} ${url.pathname}`);
+  }
+
+  function sendError(res: ServerResponse, err: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof HubError) return sendJson(res, err.httpStatus, err.body());
+    if (err instanceof HttpError) return sendJson(res, err.status, { errorCode: err.errorCode, message: err.message, timestampUtc: new Date().toISOString() });
+    const e = toEnclaveEdgeError(err);
+    opts.log?.(`service API error: ${e.code}: ${e.message}`);
+    sendJson(res, e.status, { errorCode: e.status * 1000, message: e.message, code: e.code, timestampUtc: new Date().toISOString() });
+  }
+
+  const listen = (port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, opts.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  try {
+    await listen(opts.port ?? 0);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (!opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw err;
+    opts.log?.(`HTTPS port ${opts.port} unavailable (${code}); using a free port`);
+    await listen(0);
+  }
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of streams) s.end();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export function upstreamJson(m: UpstreamMessage): Record<string, unknown> {
+  const text = m.body.toString('utf8');
+  const isText = Buffer.from(text, 'utf8').equals(m.body);
+  let body: unknown = isText ? text : m.body.toString('base64');
+  if (isText && (m.systemProperties['$.ct'] ?? '').includes('json')) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* keep the text */
+    }
+  }
+  return {
+    deviceId: m.deviceId,
+    moduleId: m.moduleId,
+    ...(m.output !== undefined ? { output: m.output } : {}),
+    enqueuedTimeUtc: m.enqueuedTimeUtc,
+    systemProperties: m.systemProperties,
+    properties: m.properties,
+    body,
+    ...(isText ? {} : { bodyEncoding: 'base64' }),
+  };
+}
+
+function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new HttpError(400, 400004, `malformed body: ${describeZodError(r.error)}`);
+  return r.data;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new HttpError(413, 413001, `body larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text) throw new HttpError(400, 400004, 'malformed body: empty; a JSON object is required');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, 400004, `malformed body: not JSON (${(err as Error).message})`);
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}

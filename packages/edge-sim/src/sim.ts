@@ -1,0 +1,253 @@
+/**
+ * startSimulator: state folder + edgeHub (MQTT/TLS) + workload API + service API + module
+ * supervisor, driven by a deployment manifest. One handle stops everything.
+ */
+import { resolve } from 'node:path';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { StateDir } from './state/index.js';
+import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
+import type { JsonObject } from './hub/twins.js';
+import { moduleNotFound } from './hub/hub-error.js';
+import { startServiceApi } from './service/server.js';
+import { compileRoutes } from './routes/index.js';
+import { loadDeployment, parseDeployment, diffDeployments, type DeploymentSpec, type ModuleSpec } from './deployment/index.js';
+import { Supervisor } from './supervisor/index.js';
+import { startWorkloadApi } from './workload/index.js';
+import { edgeModuleEnv, moduleConnectionString, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
+
+export interface SimulatorOptions {
+  /** deployment.template.json path, or the parsed manifest. Default `<repoRoot>/deployment.template.json`. */
+  manifest?: string | Record<string, unknown>;
+  /** Default `.edge-sim` in the current directory. */
+  stateDir?: string;
+  /** Where `modules/<name>/module.json` live. Default: the manifest's folder, else cwd. */
+  repoRoot?: string;
+  /** Default 8883, falling back to a free port when taken. */
+  mqttPort?: number;
+  /** Service API + module-to-module methods. Default 443 (as on a device), falling back to a free port. */
+  httpsPort?: number;
+  /** Workload API port on 127.0.0.1. Default: a free port. */
+  workloadPort?: number;
+  deviceId?: string;
+  hubHostName?: string;
+  /** Start the manifest's modules as child processes (default true). */
+  runModules?: boolean;
+  /** Extra module identities to create (for modules run outside the simulator, e.g. in tests). */
+  extraModules?: string[];
+  /** Write state.json so the CLI finds this simulator (default true). */
+  writeState?: boolean;
+  /** Simulator log lines (default: stderr with a `[edge-sim]` prefix). */
+  log?: (line: string) => void;
+  /** Where module output goes (default stdout). */
+  moduleOutput?: NodeJS.WritableStream;
+  /** Supervisor back-off (tests shorten it). */
+  backoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
+}
+
+export interface SimulatorHandle extends GatewayInfo {
+  stateDir: string;
+  gatewayHostName: string;
+  serviceConnectionString: string;
+  hub: EdgeHub;
+  supervisor: Supervisor;
+  spec(): DeploymentSpec;
+  moduleConnectionString(moduleId: string): string;
+  /** IOTEDGE_* environment for a module run outside the simulator. */
+  moduleEnv(moduleId: string): Record<string, string>;
+  /** Redeploy: the same as POST /devices/{d}/applyConfigurationContent. */
+  applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
+  onUpstream(listener: (m: UpstreamMessage) => void): () => void;
+  stop(): Promise<void>;
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[edge-sim] ${line}\n`));
+  const repoRoot = resolve(options.repoRoot ?? (typeof options.manifest === 'string' ? resolve(options.manifest, '..') : process.cwd()));
+  const manifestPath = typeof options.manifest === 'string' ? resolve(options.manifest) : options.manifest ? undefined : resolve(repoRoot, 'deployment.template.json');
+  // Parse first: an invalid manifest or route stops us before anything listens.
+  let spec = manifestPath ? loadDeployment(manifestPath, { repoRoot }) : parseDeployment(options.manifest, { repoRoot });
+  let routes = compileRoutes(spec.routes);
+  for (const w of spec.warnings) log(`warning: ${w}`);
+
+  const state = await StateDir.open(options.stateDir ?? '.edge-sim');
+  const running = state.readRuntime();
+  if (running && options.writeState !== false) {
+    throw new EnclaveEdgeError('CONFLICT', `a simulator (pid ${running.pid}) already uses ${state.dir}; stop it or pass another --state-dir`);
+  }
+  const deviceId = options.deviceId ?? 'edge-sim-device';
+  const hubHostName = options.hubHostName ?? 'edge-sim.local';
+  for (const m of spec.modules) state.moduleIdentity(m.name);
+  for (const m of options.extraModules ?? []) state.moduleIdentity(m);
+  const moduleKey = (m: string): string | undefined => state.moduleIdentity(m, false)?.keyBase64;
+  const tlsPair = { key: state.serverKeyPem, cert: state.serverCertPem };
+
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.splice(0).reverse()) await c().catch((err) => log(`shutdown: ${(err as Error).message}`));
+  };
+  try {
+    const hub = new EdgeHub({
+      hubHostName,
+      deviceId,
+      tls: tlsPair,
+      port: options.mqttPort ?? 8883,
+      portFallback: options.mqttPort === undefined,
+      moduleKey,
+      routes,
+      timeToLiveSecs: spec.storeAndForward.timeToLiveSecs,
+      log,
+    });
+    const mqttPort = await hub.start();
+    closers.push(() => hub.stop());
+
+    const workload = await startWorkloadApi({
+      listen: { host: '127.0.0.1', port: options.workloadPort ?? 0 },
+      trustBundlePem: state.caCertPem,
+      modules: (id: string) => {
+        const ident = state.moduleIdentity(id, false);
+        return ident ? { generationId: ident.generationId, key: ident.key } : undefined;
+      },
+      masterSecret: state.workloadSecret,
+    });
+    closers.push(() => workload.close());
+
+    const upstreamListeners = new Set<(m: UpstreamMessage) => void>();
+    hub.on('upstream', (m: UpstreamMessage) => {
+      for (const l of upstreamListeners) l(m);
+    });
+    const onUpstream = (l: (m: UpstreamMessage) => void): (() => void) => {
+      upstreamListeners.add(l);
+      return () => upstreamListeners.delete(l);
+    };
+
+    const supervisor = new Supervisor({
+      log: (line: string) => log(line),
+      ...(options.moduleOutput ? { output: options.moduleOutput } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+    });
+    closers.push(() => supervisor.stopAll());
+
+    // Apply/redeploy serialised: a second applyConfigurationContent waits for the first.
+    let applying: Promise<void> = Promise.resolve();
+    let gateway!: GatewayInfo;
+
+    const service = await startServiceApi(
+      {
+        hubHostName,
+        deviceId,
+        hubKey: state.hubKey,
+        moduleKey,
+        knownModule: (m) => state.moduleIdentity(m, false) !== undefined,
+        invokeMethod: (m, name, payload, timeout) => {
+          if (!state.moduleIdentity(m, false)) return Promise.reject(moduleNotFound(`${deviceId}/${m}`));
+          return hub.invokeMethod(m, name, payload, timeout);
+        },
+        getTwin: (m) => hub.twins.serviceView(m, hub.isConnected(m)),
+        patchTwin: (m, patch) => {
+          if (patch.desired) hub.patchDesired(m, patch.desired as JsonObject);
+          if (patch.tags) hub.twins.patchTags(m, patch.tags as JsonObject);
+          return hub.twins.serviceView(m, hub.isConnected(m));
+        },
+        applyConfiguration: (content) => applyConfiguration(content),
+        onUpstream,
+        status: () => ({
+          deviceId,
+          hubHostName,
+          modules: spec.modules.map((m) => ({
+            name: m.name,
+            image: m.image,
+            run: m.run.kind,
+            status: m.status,
+            connected: hub.isConnected(m.name),
+            process: supervisor.status().find((s) => s.name === m.name) ?? null,
+          })),
+          connected: hub.connectedModules(),
+          routes: Object.keys(spec.routes),
+          storedForForwarding: hub.pendingForwarding(),
+        }),
+      },
+      { tls: tlsPair, port: options.httpsPort ?? 443, portFallback: options.httpsPort === undefined, log },
+    );
+    closers.push(() => service.close());
+
+    gateway = { hubHostName, deviceId, mqttPort, httpsPort: service.port, workloadUri: workload.uri, caCertPath: state.caCertPath };
+
+    const moduleEnv = (m: string): Record<string, string> => {
+      const ident = state.moduleIdentity(m);
+      return edgeModuleEnv(gateway, m, ident!.generationId);
+    };
+
+    const startModule = (m: ModuleSpec): void => {
+      if (m.run.kind === 'skipped') {
+        log(`skipping ${m.name}: ${m.run.reason}`);
+        return;
+      }
+      if (m.status !== 'running') return;
+      supervisor.start(m.name, {
+        command: process.execPath,
+        args: [m.run.entry],
+        cwd: m.run.kind === 'local' ? m.run.dir : repoRoot,
+        env: { ...baseProcessEnv(), ...m.env, ...moduleEnv(m.name) },
+        restartPolicy: m.restartPolicy,
+      });
+    };
+
+    async function applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void> {
+      const next = applying.then(async () => {
+        const newSpec = parseDeployment(content, { repoRoot }, 'configuration content');
+        const newRoutes = compileRoutes(newSpec.routes);
+        const diff = diffDeployments(spec, newSpec);
+        for (const w of newSpec.warnings) log(`warning: ${w}`);
+        log(`redeploy: start [${diff.start.join(', ')}] stop [${diff.stop.join(', ')}] restart [${diff.restart.join(', ')}] desired [${diff.desiredChanged.join(', ')}]${diff.routesChanged ? ' routes changed' : ''}`);
+        for (const m of newSpec.modules) state.moduleIdentity(m.name);
+        const byName = new Map(newSpec.modules.map((m) => [m.name, m]));
+        await Promise.all([...diff.stop, ...diff.restart].map((n) => supervisor.stop(n).catch(() => {})));
+        for (const n of diff.stop) hub.disconnect(n);
+        spec = newSpec;
+        routes = newRoutes;
+        hub.setRoutes(routes, spec.storeAndForward.timeToLiveSecs);
+        for (const n of diff.desiredChanged) hub.setDesired(n, (byName.get(n)?.desired ?? {}) as JsonObject);
+        for (const m of newSpec.modules) if (diff.start.includes(m.name) || diff.restart.includes(m.name)) startModule(m);
+      });
+      applying = next.catch(() => {});
+      return next;
+    }
+
+    // Twins are seeded from the manifest before any module connects.
+    for (const m of spec.modules) hub.twins.setDesired(m.name, m.desired as JsonObject);
+    if (options.writeState !== false) {
+      state.writeRuntime({
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+        hubHostName,
+        deviceId,
+        mqttPort,
+        httpsPort: service.port,
+        workloadUri: workload.uri,
+        ...(manifestPath ? { manifest: manifestPath } : {}),
+        modules: spec.modules.map((m) => m.name),
+      });
+      closers.unshift(async () => state.clearRuntime());
+    }
+    if (options.runModules !== false) for (const m of spec.modules) startModule(m);
+
+    let stopped: Promise<void> | undefined;
+    return {
+      ...gateway,
+      stateDir: state.dir,
+      gatewayHostName: gatewayHostName(gateway),
+      serviceConnectionString: serviceConnectionString(gateway, state.hubKey),
+      hub,
+      supervisor,
+      spec: () => spec,
+      moduleConnectionString: (m) => moduleConnectionString(gateway, m, state.moduleIdentity(m)!.keyBase64),
+      moduleEnv,
+      applyConfiguration,
+      onUpstream,
+      stop: () => (stopped ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
