@@ -1,0 +1,452 @@
+/**
+ * An emulated enclave: one TA, its instances (one shared, or one per session), its sessions,
+ * and the policy that restarts crashed instances and marks crash-looping TAs failed.
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { Enclave, EnclaveCreateOptions, EnclaveEvent, EnclaveStats, InvokeOptions, TAIdentity } from '../backend.js';
+import type { WireError, WorkerInit } from '../protocol.js';
+import { copyValue, isProblem } from '../values.js';
+import { Instance, type DeathReason } from './instance.js';
+import { StackMapper } from './source-map.js';
+import { TrustBridge } from './trust-bridge.js';
+import { CrashTracker, type RestartPolicy } from './restart-policy.js';
+import { sesScript, rememberSesCache } from './ses-source.js';
+
+export interface EmulatedEnclaveConfig {
+  kind: string;
+  fastPath: boolean;
+  restart: RestartPolicy;
+}
+
+interface SessionEntry {
+  instance: Instance;
+  lastUsed: number;
+  busy: number;
+}
+
+const DEFAULT_IDLE_MS = 10 * 60_000;
+const DEAD_SESSION_MEMORY = 1024;
+
+export class EmulatedEnclave implements Enclave {
+  readonly id = randomUUID();
+  readonly identity: TAIdentity;
+  readonly backend: string;
+  /** Debug TAs with options.inspect: the DevTools WebSocket of the current instance (docs/debugging.md). */
+  inspectorUrl: string | undefined;
+
+  private readonly events = new EventEmitter();
+  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly deadSessions = new Map<string, string>();
+  private readonly instances = new Set<Instance>();
+  private readonly crashes: CrashTracker;
+  private readonly mapper: StackMapper;
+  private readonly bridge: TrustBridge;
+  private readonly maxPayloadBytes: number;
+  private readonly idleMs: number;
+  private main: Instance | undefined;
+  private mainStarting: Promise<Instance> | undefined;
+  private spare: Instance | undefined;
+  private state: EnclaveStats['state'] = 'ready';
+  private failedReason = '';
+  private sweeper: NodeJS.Timeout | undefined;
+  private waitingForStart = 0;
+  private counters = { calls: 0, errors: 0, restarts: 0 };
+
+  constructor(
+    private readonly bundle: VerifiedBundle,
+    private readonly options: EnclaveCreateOptions,
+    private readonly config: EmulatedEnclaveConfig,
+  ) {
+    const m = bundle.manifest;
+    this.backend = config.kind;
+    this.identity = Object.freeze({
+      name: m.name,
+      uuid: m.uuid,
+      version: m.version,
+      measurement: bundle.measurement,
+      signerId: bundle.signerId,
+      productId: m.productId,
+      securityVersion: m.securityVersion,
+      debug: m.debug,
+    });
+    this.maxPayloadBytes = options.maxPayloadBytes ?? 1024 * 1024;
+    this.idleMs = options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS;
+    this.crashes = new CrashTracker(config.restart);
+    this.mapper = new StackMapper(m.debug ? bundle.sourceMap : undefined, 1);
+    this.bridge = new TrustBridge(this.identity, config.kind, m.hostCalls, options, this.maxPayloadBytes);
+  }
+
+  /** Spawn the first instance: proves the code loads before create() returns. */
+  async start(): Promise<void> {
+    if (this.bundle.manifest.session.singleInstance) await this.getMain();
+    else {
+      const inst = this.spawn();
+      await this.awaitReady(inst);
+      this.spare = inst;
+    }
+  }
+
+  // ---------------- public API ----------------
+
+  async openSession(params?: Value): Promise<string> {
+    this.assertServing();
+    const p = this.checkParams(params, 'session parameters');
+    const s = this.bundle.manifest.session;
+    let inst: Instance;
+    if (s.singleInstance) {
+      if (!s.multiSession && this.sessions.size >= 1) throw new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" takes one session at a time and one is open`);
+      inst = await this.getMain();
+    } else {
+      inst = this.spare ?? this.spawn();
+      this.spare = undefined;
+      await this.awaitReady(inst);
+    }
+    const sid = randomUUID();
+    const entry: SessionEntry = { instance: inst, lastUsed: Date.now(), busy: 1 };
+    this.sessions.set(sid, entry); // reserve before awaiting, so the one-session rule holds under races
+    try {
+      await inst.call('open', sid, '', p);
+    } catch (err) {
+      this.sessions.delete(sid);
+      if (!s.singleInstance) void this.retire(inst);
+      throw err;
+    }
+    entry.busy--;
+    entry.lastUsed = Date.now();
+    this.armSweeper();
+    return sid;
+  }
+
+  async invoke(sessionId: string | undefined, command: string, params?: Value, opts?: InvokeOptions): Promise<Value> {
+    this.assertServing();
+    if (typeof command !== 'string' || command.length === 0 || command.length > 256) throw new EnclaveEdgeError('BAD_PARAMETERS', 'command must be a non-empty string of at most 256 characters');
+    if (sessionId !== undefined && typeof sessionId !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', 'session id must be a string');
+    const p = this.checkParams(params, 'params');
+    const timeout = this.timeoutOf(opts);
+    this.counters.calls++;
+    try {
+      if (sessionId !== undefined) {
+        const entry = this.session(sessionId);
+        entry.busy++;
+        entry.lastUsed = Date.now();
+        try {
+          return await entry.instance.call('invoke', sessionId, command, p, timeout);
+        } finally {
+          entry.busy--;
+          entry.lastUsed = Date.now();
+        }
+      }
+      if (this.bundle.manifest.session.singleInstance) {
+        const inst = await this.getMain();
+        try {
+          return await inst.call('invoke', undefined, command, p, timeout);
+        } finally {
+          this.maybeStopMain();
+        }
+      }
+      // One instance per session: an implicit session gets its own short-lived instance.
+      const inst = this.spare ?? this.spawn();
+      this.spare = undefined;
+      try {
+        await this.awaitReady(inst);
+        return await inst.call('invoke', undefined, command, p, timeout);
+      } finally {
+        void this.retire(inst);
+      }
+    } catch (err) {
+      this.counters.errors++;
+      throw err;
+    }
+  }
+
+  /**
+   * The fast path (switchless-style): an implicit-session invoke through the shared-memory ring,
+   * falling back to the ordinary path when the ring is full or the call does not fit it.
+   */
+  fastInvoke(command: string, params?: Value): Promise<Value> {
+    const inst = this.main;
+    if (this.state === 'ready' && inst && !inst.isDead && typeof command === 'string' && command.length > 0 && command.length <= 256) {
+      const c = copyValue(params === undefined ? null : params, this.maxPayloadBytes, 'params', false);
+      if (isProblem(c)) return Promise.reject(new EnclaveEdgeError(c.code, c.message));
+      if (!c.hasBinary) {
+        const r = inst.fastCall(command, JSON.stringify(c.value));
+        if (r) {
+          this.counters.calls++;
+          return r.catch((err) => {
+            this.counters.errors++;
+            throw err;
+          });
+        }
+      }
+    }
+    return this.invoke(undefined, command, params);
+  }
+
+  async closeSession(sessionId: string): Promise<void> {
+    const entry = this.sessions.get(sessionId);
+    if (!entry) {
+      if (this.deadSessions.delete(sessionId)) return;
+      throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no open session ${sessionId}`);
+    }
+    this.sessions.delete(sessionId);
+    try {
+      if (!entry.instance.isDead) await entry.instance.call('close', sessionId, '', null);
+    } catch {
+      /* the session is gone either way */
+    } finally {
+      if (!this.bundle.manifest.session.singleInstance) await this.retire(entry.instance);
+      else this.maybeStopMain();
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.state === 'destroyed') return;
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const [sid, entry] of [...this.sessions]) {
+      this.sessions.delete(sid);
+      if (!entry.instance.isDead) await entry.instance.call('close', sid, '', null).catch(() => undefined);
+    }
+    this.state = 'destroyed';
+    await Promise.all([...this.instances].map((i) => i.destroy()));
+    this.instances.clear();
+    this.main = undefined;
+    this.spare = undefined;
+  }
+
+  stats(): EnclaveStats {
+    let inFlight = 0;
+    let queued = 0;
+    for (const i of this.instances) {
+      inFlight += i.inFlight;
+      queued += i.queued;
+    }
+    return { state: this.state, instances: [...this.instances].filter((i) => !i.isDead).length, sessions: this.sessions.size, inFlight, queued, ...this.counters };
+  }
+
+  on(_event: 'event', listener: (e: EnclaveEvent) => void): this {
+    this.events.on('event', listener);
+    return this;
+  }
+
+  off(_event: 'event', listener: (e: EnclaveEvent) => void): this {
+    this.events.off('event', listener);
+    return this;
+  }
+
+  // ---------------- internals ----------------
+
+  private emitEvent(e: EnclaveEvent): void {
+    this.events.emit('event', e);
+  }
+
+  private log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>): void {
+    try {
+      this.options.log?.(level, this.identity.name, message, fields);
+    } catch {
+      /* a broken logger must not break the enclave */
+    }
+  }
+
+  private assertServing(): void {
+    if (this.state === 'destroyed') throw new EnclaveEdgeError('UNAVAILABLE', `enclave for TA "${this.identity.name}" was destroyed`);
+    if (this.state === 'failed') throw new EnclaveEdgeError('TA_FAILED', `TA "${this.identity.name}" is marked failed: ${this.failedReason}`);
+  }
+
+  private checkParams(params: Value | undefined, label: string): Value {
+    const c = copyValue(params === undefined ? null : params, this.maxPayloadBytes, label);
+    if (isProblem(c)) throw new EnclaveEdgeError(c.code, c.message);
+    return c.value;
+  }
+
+  private timeoutOf(opts: InvokeOptions | undefined): number {
+    const t = opts?.timeoutMs;
+    const limit = this.bundle.manifest.limits.callTimeoutMs;
+    if (t === undefined) return limit;
+    if (typeof t !== 'number' || !(t > 0)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'timeoutMs must be a positive number');
+    return Math.min(t, limit); // a caller may shorten the deadline, never extend the manifest's
+  }
+
+  private session(sid: string): SessionEntry {
+    const e = this.sessions.get(sid);
+    if (e) return e;
+    const dead = this.deadSessions.get(sid);
+    if (dead) throw new EnclaveEdgeError('TA_CRASHED', `session ${sid} ended: ${dead}`);
+    throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no open session ${sid}`);
+  }
+
+  private workerInit(): WorkerInit {
+    const m = this.bundle.manifest;
+    const inspect = !!(this.options.inspect && m.debug);
+    return {
+      manifest: m,
+      ta: { ...this.identity },
+      code: this.bundle.code,
+      maxPayloadBytes: this.maxPayloadBytes,
+      inspect,
+      ...(m.runtime === 'js' ? { ses: sesScript() } : { wasmMaxPages: Math.max(1, Math.floor((m.limits.heapMb * 1024 * 1024) / 65536)) }),
+    };
+  }
+
+  private spawn(): Instance {
+    const m = this.bundle.manifest;
+    const inst = new Instance({
+      init: this.workerInit(),
+      heapMb: m.limits.heapMb,
+      stackKb: m.limits.stackKb,
+      maxConcurrency: m.limits.maxConcurrency,
+      queueLimit: this.options.queueLimit ?? 64,
+      callTimeoutMs: m.limits.callTimeoutMs,
+      fastPath: this.config.fastPath && m.session.singleInstance,
+      hooks: {
+        service: (op, args) => this.bridge.handle(op, args),
+        log: (level, message, fields) => this.log(level, message, fields),
+        error: (w) => this.wireError(w),
+      },
+    });
+    this.instances.add(inst);
+    inst.on('death', (d: DeathReason) => this.onDeath(inst, d));
+    return inst;
+  }
+
+  private async awaitReady(inst: Instance): Promise<Instance> {
+    const r = await inst.ready;
+    if (r.sesCache) rememberSesCache(r.sesCache);
+    if (r.inspectorUrl) {
+      this.inspectorUrl = r.inspectorUrl;
+      this.log('warn', `debugger listening for TA "${this.identity.name}" at ${r.inspectorUrl} (debug TA, inspect enabled)`);
+    }
+    return inst;
+  }
+
+  /** The shared instance (singleInstance TAs), started on demand; callers wait while it (re)starts. */
+  private getMain(): Promise<Instance> {
+    if (this.main && !this.main.isDead) return Promise.resolve(this.main);
+    if (!this.mainStarting) {
+      const inst = this.spawn();
+      this.mainStarting = this.awaitReady(inst).then(
+        (i) => {
+          this.main = i;
+          this.mainStarting = undefined;
+          return i;
+        },
+        (err) => {
+          this.mainStarting = undefined;
+          this.instances.delete(inst);
+          throw err;
+        },
+      );
+    }
+    if (this.waitingForStart >= (this.options.queueLimit ?? 64)) {
+      return Promise.reject(new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" is starting and ${this.waitingForStart} calls already wait`));
+    }
+    this.waitingForStart++;
+    return this.mainStarting.finally(() => this.waitingForStart--);
+  }
+
+  /** keepAlive: false — a shared instance with no sessions and no calls is stopped (state does not survive). */
+  private maybeStopMain(): void {
+    const s = this.bundle.manifest.session;
+    const inst = this.main;
+    if (s.keepAlive || !inst || this.sessions.size > 0 || inst.inFlight > 0 || inst.queued > 0) return;
+    this.main = undefined;
+    void this.retire(inst);
+  }
+
+  private async retire(inst: Instance): Promise<void> {
+    this.instances.delete(inst);
+    await inst.destroy().catch(() => undefined);
+  }
+
+  private onDeath(inst: Instance, d: DeathReason): void {
+    this.instances.delete(inst);
+    if (this.state === 'destroyed') return;
+    for (const [sid, e] of this.sessions) {
+      if (e.instance !== inst) continue;
+      this.sessions.delete(sid);
+      this.deadSessions.set(sid, `the TA instance was restarted after ${d.code}: ${d.reason}`);
+      if (this.deadSessions.size > DEAD_SESSION_MEMORY) this.deadSessions.delete(this.deadSessions.keys().next().value!);
+    }
+    if (this.main === inst) this.main = undefined;
+    if (this.spare === inst) this.spare = undefined;
+    this.log('error', `TA instance crashed (${d.code}): ${d.reason}`);
+    this.emitEvent({ type: 'crashed', code: d.code, reason: d.reason });
+    this.afterCrash(d);
+  }
+
+  /** Back off and restart (shared keepAlive instances eagerly, others on demand), or mark the TA failed. */
+  private afterCrash(d: DeathReason): void {
+    const delay = this.crashes.record();
+    if (delay === undefined) {
+      this.state = 'failed';
+      this.failedReason = `${this.crashes.recent} crashes within ${Math.round(this.config.restart.windowMs / 1000)} s; last: ${d.code}: ${d.reason}`;
+      this.log('error', `TA marked failed: ${this.failedReason}`);
+      this.emitEvent({ type: 'failed', reason: this.failedReason });
+      void Promise.all([...this.instances].map((i) => this.retire(i)));
+      return;
+    }
+    const s = this.bundle.manifest.session;
+    if (!(s.singleInstance && s.keepAlive)) return; // others start again on demand
+    this.state = 'restarting';
+    const attempt = this.crashes.recent;
+    // Calls arriving during the backoff wait for this start instead of spawning their own.
+    this.mainStarting = new Promise<void>((r) => setTimeout(r, delay))
+      .then(() => {
+        if (this.state !== 'restarting') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${this.identity.name}" is no longer serving`);
+        const next = this.spawn();
+        return this.awaitReady(next);
+      })
+      .then(
+        (i) => {
+          this.main = i;
+          this.mainStarting = undefined;
+          this.counters.restarts++;
+          if (this.state === 'restarting') this.state = 'ready';
+          this.log('info', `TA instance restarted (attempt ${attempt})`);
+          this.emitEvent({ type: 'restarted', attempt });
+          return i;
+        },
+        (err: unknown) => {
+          this.mainStarting = undefined;
+          if (this.state === 'restarting') {
+            const e = err instanceof EnclaveEdgeError ? err : new EnclaveEdgeError('TA_CRASHED', String(err));
+            this.log('error', `TA instance failed to restart (${e.code}): ${e.message}`);
+            this.afterCrash({ code: e.code, reason: `restart failed: ${e.message}` });
+          }
+          throw err;
+        },
+      );
+    this.mainStarting.catch(() => undefined);
+  }
+
+  private wireError(w: WireError): EnclaveEdgeError {
+    if (w.stack && this.identity.debug) {
+      return new EnclaveEdgeError(w.code, w.message, { detail: { stack: this.mapper.map(w.stack) } });
+    }
+    return new EnclaveEdgeError(w.code, w.message);
+  }
+
+  private armSweeper(): void {
+    if (this.sweeper) return;
+    const every = Math.max(10, Math.min(30_000, Math.floor(this.idleMs / 2)));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [sid, e] of this.sessions) {
+      if (e.busy === 0 && now - e.lastUsed > this.idleMs) {
+        this.log('info', `session ${sid} expired after ${this.idleMs} ms idle`);
+        void this.closeSession(sid).catch(() => undefined);
+      }
+    }
+    if (this.sessions.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+}

@@ -1,0 +1,77 @@
+/** Messages between the enclave host (parent thread) and an enclave worker. Internal. */
+import type { TAManifest } from '@enclave-edge/bundle/types';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { ErrorCode } from '@enclave-edge/errors';
+import type { LogLevel } from './backend.js';
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  /** Debug TAs only: the raw stack (mapped to TS lines by the parent). */
+  stack?: string;
+}
+
+export interface WorkerInit {
+  manifest: TAManifest;
+  ta: {
+    name: string;
+    uuid: string;
+    version: string;
+    measurement: string;
+    signerId: string;
+    productId: number;
+    securityVersion: number;
+    debug: boolean;
+  };
+  code: Uint8Array;
+  maxPayloadBytes: number;
+  /** JS TAs: the SES script and a V8 code cache for it (cold-start speed). */
+  ses?: { source: string; filename: string; cache?: Uint8Array };
+  inspect: boolean;
+  /** Shared-memory ring of the fast path (see docs/enclave-backends.md). */
+  ring?: SharedArrayBuffer;
+  /** Wasm TAs: pages the linear memory may reach. */
+  wasmMaxPages?: number;
+}
+
+export type CallKind = 'invoke' | 'open' | 'close';
+
+export type ToWorker =
+  | { t: 'call'; id: number; kind: CallKind; sid: string | undefined; cmd: string; params: Value }
+  | { t: 'svcReply'; id: number; ok: true; value: Value | undefined }
+  | { t: 'svcReply'; id: number; ok: false; error: WireError }
+  | { t: 'destroy' };
+
+export type SvcOp =
+  | 'seal'
+  | 'unseal'
+  | 'storage.get'
+  | 'storage.put'
+  | 'storage.delete'
+  | 'storage.list'
+  | 'attest'
+  | 'host';
+
+export type FromWorker =
+  | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array }
+  | { t: 'initError'; error: WireError }
+  | { t: 'done'; id: number; ok: true; value: Value }
+  | { t: 'done'; id: number; ok: false; error: WireError }
+  | { t: 'svc'; id: number; op: SvcOp; args: Value[] }
+  | { t: 'log'; level: LogLevel; message: string; fields?: Record<string, Value> }
+  | { t: 'destroyed' };
+
+/** Codes a TA's own error may carry out of the enclave; runtime-state codes (TIMEOUT, BUSY…) it may not forge. */
+export const TA_PASSABLE_CODES: ReadonlySet<string> = new Set([
+  'BAD_PARAMETERS',
+  'BAD_FORMAT',
+  'ITEM_NOT_FOUND',
+  'ACCESS_DENIED',
+  'CONFLICT',
+  'TA_ERROR',
+  'SEAL_INTEGRITY',
+  'NOT_SUPPORTED',
+  'QUOTA_EXCEEDED',
+  'PAYLOAD_TOO_LARGE',
+  'UNAVAILABLE',
+]);

@@ -1,0 +1,124 @@
+/**
+ * The boundary check for everything that crosses into or out of an enclave: JSON values and
+ * Uint8Array only. It returns a fresh deep copy, so a caller mutating its object after the
+ * call was accepted (time-of-check/time-of-use) cannot change what the TA sees.
+ */
+import type { Value } from '@enclave-edge/ta-sdk';
+
+export const MAX_VALUE_DEPTH = 64;
+
+export interface ValueProblem {
+  code: 'BAD_PARAMETERS' | 'PAYLOAD_TOO_LARGE';
+  message: string;
+}
+
+export interface CopiedValue {
+  value: Value;
+  /** Approximate encoded size in bytes (UTF-8 strings, raw binary, JSON punctuation). */
+  bytes: number;
+  hasBinary: boolean;
+}
+
+class Problem {
+  constructor(readonly problem: ValueProblem) {}
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'symbol') return 'a symbol';
+  if (typeof v === 'bigint') return 'a bigint';
+  if (typeof v === 'undefined') return 'undefined';
+  if (typeof v === 'number') return String(v);
+  if (v && typeof v === 'object') {
+    const name = Object.getPrototypeOf(v)?.constructor?.name;
+    return typeof name === 'string' ? `a ${name}` : 'an exotic object';
+  }
+  return typeof v;
+}
+
+/**
+ * Validate and copy `input` as a Value. `label` names it in errors ("params", "result").
+ * Returns either the copy or the first problem found.
+ */
+export function copyValue(input: unknown, maxBytes: number, label: string, copy = true): CopiedValue | ValueProblem {
+  let bytes = 0;
+  let hasBinary = false;
+  const seen = new Set<object>();
+  const add = (n: number, path: string) => {
+    bytes += n;
+    if (bytes > maxBytes) throw new Problem({ code: 'PAYLOAD_TOO_LARGE', message: `${label} exceed the ${maxBytes}-byte limit (at ${path})` });
+  };
+  const walk = (v: unknown, path: string, depth: number): Value => {
+    if (v === null) return add(4, path), null;
+    switch (typeof v) {
+      case 'string':
+        add(v.length * 3 > 64 ? Buffer.byteLength(v) + 2 : v.length * 3 + 2, path);
+        return v;
+      case 'boolean':
+        add(5, path);
+        return v;
+      case 'number':
+        if (!Number.isFinite(v)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values: ${path} is ${describe(v)}` });
+        add(8, path);
+        return v;
+      case 'object':
+        break;
+      default:
+        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values or Uint8Array: ${path} is ${describe(v)}` });
+    }
+    const o = v as object;
+    if (depth >= MAX_VALUE_DEPTH) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} nest deeper than ${MAX_VALUE_DEPTH} levels (at ${path})` });
+    if (seen.has(o)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} contain a cycle (at ${path})` });
+    if (o instanceof Uint8Array) {
+      add(o.byteLength, path);
+      hasBinary = true;
+      return copy ? new Uint8Array(o) : o; // a plain Uint8Array copy, even of a Buffer
+    }
+    seen.add(o);
+    try {
+      if (Array.isArray(o)) {
+        add(2, path);
+        if (!copy) {
+          for (let i = 0; i < o.length; i++) walk(o[i], `${path}[${i}]`, depth + 1);
+          return o as Value[];
+        }
+        const out: Value[] = new Array(o.length);
+        for (let i = 0; i < o.length; i++) out[i] = walk(o[i], `${path}[${i}]`, depth + 1);
+        return out;
+      }
+      const proto = Object.getPrototypeOf(o);
+      if (proto !== Object.prototype && proto !== null) {
+        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be plain objects, arrays, JSON scalars or Uint8Array: ${path} is ${describe(o)}` });
+      }
+      if (Object.getOwnPropertySymbols(o).length) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have symbol keys (at ${path})` });
+      add(2, path);
+      const out: { [k: string]: Value } = {};
+      for (const key of Object.keys(o)) {
+        const d = Object.getOwnPropertyDescriptor(o, key)!;
+        if (!('value' in d)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have accessors (at ${path}.${key})` });
+        add(key.length + 3, path);
+        if (!copy) {
+          walk(d.value, `${path}.${key}`, depth + 1);
+          continue;
+        }
+        // defineProperty, so a "__proto__" key stays data and never changes the copy's prototype
+        Object.defineProperty(out, key, { value: walk(d.value, `${path}.${key}`, depth + 1), enumerable: true, writable: true, configurable: true });
+      }
+      return copy ? out : (o as Value);
+    } finally {
+      seen.delete(o);
+    }
+  };
+  try {
+    const value = walk(input, label, 0);
+    return { value, bytes, hasBinary };
+  } catch (err) {
+    if (err instanceof Problem) return err.problem;
+    if (err instanceof RangeError) return { code: 'BAD_PARAMETERS', message: `${label} are too deeply nested` };
+    throw err;
+  }
+}
+
+export function isProblem(r: CopiedValue | ValueProblem): r is ValueProblem {
+  return 'code' in r;
+}

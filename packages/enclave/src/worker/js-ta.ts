@@ -1,0 +1,106 @@
+/**
+ * JS TAs: SES lockdown once per worker, then the bundle (one CommonJS script) evaluated in a
+ * fresh Compartment whose only endowments are hardened, capability-free helpers. Every
+ * capability reaches the TA through the call context.
+ */
+import vm from 'node:vm';
+import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
+import type { WorkerInit } from '../protocol.js';
+import type { ContextBase } from './context.js';
+import { contextFor } from './context.js';
+import type { LoadedTA, WorkerSession } from './loaded-ta.js';
+import { codedError } from './rpc.js';
+
+declare const harden: <T>(v: T) => T;
+declare const lockdown: (opts: Record<string, string>) => void;
+declare const Compartment: new (opts: { globals: Record<string, unknown>; __options__: true }) => { evaluate(src: string): unknown; globalThis: Record<string, unknown> };
+
+/** Load SES from its script (with a V8 code cache when we have one) and lock the realm down. Returns a fresh cache if none was usable. */
+export function lockdownRealm(init: WorkerInit): Uint8Array | undefined {
+  const ses = init.ses;
+  if (!ses) throw codedError('INTERNAL', 'SES source missing for a JS TA');
+  const script = new vm.Script(ses.source, { filename: ses.filename, ...(ses.cache ? { cachedData: Buffer.from(ses.cache.buffer, ses.cache.byteOffset, ses.cache.byteLength) } : {}) });
+  script.runInThisContext();
+  const cache = !ses.cache || script.cachedDataRejected ? new Uint8Array(script.createCachedData()) : undefined;
+  lockdown({
+    // Debug TAs keep error stacks (mapped to TS lines by the host); others get none.
+    errorTaming: init.ta.debug ? 'unsafe' : 'safe',
+    stackFiltering: 'verbose',
+    overrideTaming: 'moderate',
+    consoleTaming: 'unsafe',
+    // The host handles failures of the worker; SES must not install process-wide traps.
+    errorTrapping: 'none',
+    unhandledRejectionTrapping: 'none',
+  });
+  return cache;
+}
+
+export function taSourceUrl(name: string): string {
+  return `ta:///${name}.js`;
+}
+
+/** Lines the wrapper adds before the bundle's first line (for source-map mapping). */
+export const WRAPPER_LINES = 1;
+
+export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['log']): LoadedTA {
+  const consoleShim = harden({
+    log: (...a: unknown[]) => log.info(a.map(String).join(' ')),
+    info: (...a: unknown[]) => log.info(a.map(String).join(' ')),
+    debug: (...a: unknown[]) => log.debug(a.map(String).join(' ')),
+    warn: (...a: unknown[]) => log.warn(a.map(String).join(' ')),
+    error: (...a: unknown[]) => log.error(a.map(String).join(' ')),
+  });
+  const compartment = new Compartment({
+    globals: { console: consoleShim, TextEncoder: harden(TextEncoder), TextDecoder: harden(TextDecoder) },
+    __options__: true,
+  });
+  const source = new TextDecoder('utf-8', { fatal: true }).decode(init.code);
+  let factory: unknown;
+  try {
+    factory = compartment.evaluate(`(function (module, exports) {\n${source}\n})\n//# sourceURL=${taSourceUrl(init.ta.name)}`);
+  } catch (err) {
+    throw codedError('BAD_FORMAT', `TA code was refused by the compartment: ${(err as Error).message}`);
+  }
+  const mod: { exports: Record<string, unknown> } = { exports: {} };
+  try {
+    (factory as (m: unknown, e: unknown) => void)(mod, mod.exports);
+  } catch (err) {
+    throw codedError('TA_ERROR', `TA module threw while loading: ${(err as Error)?.message ?? String(err)}`);
+  }
+  const exp = mod.exports as { default?: unknown };
+  const def = (exp && typeof exp === 'object' && exp.default !== undefined ? exp.default : exp) as TADefinition;
+  if (!def || typeof def !== 'object' || !def.commands || typeof def.commands !== 'object') {
+    throw codedError('BAD_FORMAT', 'the TA module does not export defineTA({ commands }) as module.exports or module.exports.default');
+  }
+  const commands = def.commands;
+  const hook = (name: 'onCreate' | 'onOpenSession' | 'onCloseSession' | 'onDestroy') => {
+    const h = def[name];
+    return typeof h === 'function' ? (h as (...a: unknown[]) => unknown) : undefined;
+  };
+  const onCreate = hook('onCreate');
+  const onOpen = hook('onOpenSession');
+  const onClose = hook('onCloseSession');
+  const onDestroy = hook('onDestroy');
+  const noSession = contextFor(base, undefined);
+
+  return {
+    async create() {
+      if (onCreate) await onCreate.call(def, noSession);
+    },
+    async open(session: WorkerSession, params: Value) {
+      if (onOpen) await onOpen.call(def, contextFor(base, session), params);
+    },
+    async close(session: WorkerSession) {
+      if (onClose) await onClose.call(def, contextFor(base, session));
+    },
+    async invoke(session: WorkerSession, command: string, params: Value) {
+      // own properties only: "constructor", "__proto__" and friends are not commands
+      const handler = Object.hasOwn(commands, command) ? (commands as Record<string, unknown>)[command] : undefined;
+      if (typeof handler !== 'function') throw codedError('ITEM_NOT_FOUND', `TA "${init.ta.name}" has no command "${command}"`);
+      return await handler.call(commands, contextFor(base, session), params);
+    },
+    async destroy() {
+      if (onDestroy) await onDestroy.call(def, noSession);
+    },
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * The enclave worker: one per enclave instance, its own V8 isolate. Loads the TA (SES
+ * compartment or Wasm instance), then serves calls from the host over postMessage and the
+ * fast-path ring. Runtime code here is trusted; the TA's code runs only inside the compartment.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import inspector from 'node:inspector';
+import type { MessagePort } from 'node:worker_threads';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.js';
+import { TA_PASSABLE_CODES } from '../protocol.js';
+import { copyValue, isProblem } from '../values.js';
+import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE } from '../fast-ring.js';
+import { makeContextBase } from './context.js';
+import { ServiceRpc, codedError } from './rpc.js';
+import { lockdownRealm, loadJsTA } from './js-ta.js';
+import { loadWasmTA } from './wasm-ta.js';
+import type { LoadedTA, WorkerSession } from './loaded-ta.js';
+
+const port = parentPort as MessagePort;
+const init = workerData as WorkerInit;
+const post = (m: FromWorker) => port.postMessage(m);
+
+/** Anything thrown, as a wire error. Reading a TA's thrown object may itself throw (getters, proxies). */
+function toWire(err: unknown): WireError {
+  try {
+    if (err && typeof err === 'object') {
+      const e = err as { code?: unknown; message?: unknown; stack?: unknown };
+      const code = typeof e.code === 'string' && (TA_PASSABLE_CODES.has(e.code) || (e.code === 'OUT_OF_MEMORY' && init.manifest.runtime === 'wasm')) ? e.code : 'TA_ERROR';
+      const message = typeof e.message === 'string' ? e.message.slice(0, 4096) : 'the TA threw a non-Error value';
+      const w: WireError = { code: code as WireError['code'], message };
+      if (init.ta.debug && typeof e.stack === 'string') w.stack = e.stack.slice(0, 16384);
+      return w;
+    }
+    return { code: 'TA_ERROR', message: `the TA threw ${typeof err === 'string' ? JSON.stringify(err.slice(0, 1024)) : String(err)}` };
+  } catch {
+    return { code: 'TA_ERROR', message: 'the TA threw a value that could not be inspected' };
+  }
+}
+
+const sessions = new Map<string, WorkerSession>();
+let implicitCounter = 0;
+let ta: LoadedTA;
+
+type Outcome = { ok: true; value: Value } | { ok: false; error: WireError };
+
+async function runCall(kind: CallKind, sid: string | undefined, cmd: string, params: Value): Promise<Outcome> {
+  try {
+    if (kind === 'open') {
+      if (!sid || sessions.has(sid)) throw codedError('CONFLICT', `session ${sid} already exists`);
+      const s: WorkerSession = Object.freeze({ id: sid, state: {} });
+      sessions.set(sid, s);
+      try {
+        await ta.open(s, params);
+      } catch (err) {
+        sessions.delete(sid);
+        throw err;
+      }
+      return { ok: true, value: null };
+    }
+    if (kind === 'close') {
+      const s = sid === undefined ? undefined : sessions.get(sid);
+      if (s) {
+        sessions.delete(s.id);
+        await ta.close(s);
+      }
+      return { ok: true, value: null };
+    }
+    let s: WorkerSession | undefined;
+    let implicit = false;
+    if (sid === undefined) {
+      s = Object.freeze({ id: `implicit-${++implicitCounter}`, state: {} });
+      implicit = true;
+      await ta.open(s, null);
+    } else {
+      s = sessions.get(sid);
+      if (!s) throw codedError('ITEM_NOT_FOUND', `no open session ${sid}`);
+    }
+    try {
+      const raw = await ta.invoke(s, cmd, params);
+      const c = copyValue(raw === undefined ? null : raw, init.maxPayloadBytes, 'result');
+      if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
+      return { ok: true, value: c.value };
+    } finally {
+      if (implicit) await ta.close(s);
+    }
+  } catch (err) {
+    return { ok: false, error: toWire(err) };
+  }
+}
+
+// ---- the fast path: drain REQ slots whenever the host bumps SUBMIT ----
+function serveRing(sab: SharedArrayBuffer): void {
+  const ring = new RingView(sab);
+  const slots = ring.layout.slots;
+  const finish = (slot: number, out: Outcome) => {
+    let json: string | undefined;
+    if (out.ok) {
+      const c = copyValue(out.value, init.maxPayloadBytes, 'result');
+      if (!isProblem(c) && !c.hasBinary) json = JSON.stringify(out.value);
+    } else json = JSON.stringify(out.error);
+    if (json !== undefined && ring.writeResponse(slot, out.ok, json)) {
+      ring.setState(slot, RESP);
+      ring.bump(DONE);
+    } else {
+      post(out.ok ? { t: 'done', id: -(slot + 1), ok: true, value: out.value } : { t: 'done', id: -(slot + 1), ok: false, error: out.error });
+    }
+  };
+  const drain = () => {
+    const seen = Atomics.load(ring.i32, SUBMIT);
+    for (let slot = 0; slot < slots; slot++) {
+      if (ring.state(slot) !== REQ) continue;
+      ring.setState(slot, TAKEN);
+      const { command, json } = ring.readRequest(slot);
+      let params: Value;
+      try {
+        params = JSON.parse(json) as Value;
+      } catch {
+        finish(slot, { ok: false, error: { code: 'BAD_PARAMETERS', message: 'fast-path params are not JSON' } });
+        continue;
+      }
+      runCall('invoke', undefined, command, params).then((out) => finish(slot, out));
+    }
+    const w = Atomics.waitAsync(ring.i32, SUBMIT, seen);
+    if (w.async) void w.value.then(drain);
+    else queueMicrotask(drain);
+  };
+  drain();
+}
+
+async function main(): Promise<void> {
+  const rpc = new ServiceRpc(port);
+  let sesCache: Uint8Array | undefined;
+  let inspectorUrl: string | undefined;
+  process.on('unhandledRejection', (reason) => {
+    post({ t: 'log', level: 'warn', message: `unhandled promise rejection in the TA: ${toWire(reason).message}` });
+  });
+  port.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'call':
+        void runCall(m.kind, m.sid, m.cmd, m.params).then((out) => post(out.ok ? { t: 'done', id: m.id, ok: true, value: out.value } : { t: 'done', id: m.id, ok: false, error: out.error }));
+        break;
+      case 'svcReply':
+        rpc.settle(m.id, m.ok, m.ok ? m.value : undefined, m.ok ? undefined : m.error);
+        break;
+      case 'destroy':
+        void ta
+          .destroy()
+          .catch(() => undefined)
+          .then(() => post({ t: 'destroyed' }));
+        break;
+    }
+  });
+  try {
+    if (init.inspect) {
+      inspector.open(0, '127.0.0.1', false);
+      inspectorUrl = inspector.url();
+    }
+    if (init.manifest.runtime === 'js') sesCache = lockdownRealm(init);
+    const base = makeContextBase(init, port, rpc, init.maxPayloadBytes);
+    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : loadWasmTA(init, base);
+    await ta.create();
+  } catch (err) {
+    const w = toWire(err);
+    post({ t: 'initError', error: w.code === 'TA_ERROR' && !(err as { code?: string })?.code ? { ...w, message: `TA failed to start: ${w.message}` } : w });
+    return;
+  }
+  if (init.ring) serveRing(init.ring);
+  post(inspectorUrl || sesCache ? { t: 'ready', ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) } : { t: 'ready' });
+}
+
+void main();

@@ -1,0 +1,125 @@
+/** Wasm TAs (packages/ta-sdk/WASM-ABI.md): only the `ta.*` imports, memory capped by limits.heapMb. */
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { WorkerInit } from '../protocol.js';
+import { capWasmMemory } from '../wasm-memory.js';
+import type { ContextBase } from './context.js';
+import type { LoadedTA, WorkerSession } from './loaded-ta.js';
+import { codedError } from './rpc.js';
+
+const ALLOWED_IMPORTS = new Set(['ta.result', 'ta.log', 'ta.random', 'ta.untrusted_time_ms', 'env.abort']);
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
+  let capped;
+  try {
+    capped = capWasmMemory(init.code, init.wasmMaxPages ?? 256);
+  } catch (err) {
+    throw codedError('BAD_FORMAT', `Wasm TA refused: ${(err as Error).message}`);
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(capped.bytes);
+  } catch (err) {
+    throw codedError('BAD_FORMAT', `Wasm TA does not compile: ${(err as Error).message}`);
+  }
+  for (const imp of WebAssembly.Module.imports(module)) {
+    const name = `${imp.module}.${imp.name}`;
+    if (!ALLOWED_IMPORTS.has(name) || imp.kind !== 'function') {
+      throw codedError('BAD_FORMAT', `Wasm TA imports "${name}" (${imp.kind}), which the TA ABI does not provide`);
+    }
+  }
+  const exportNames = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  for (const need of ['memory', 'ta_alloc', 'ta_invoke']) {
+    if (!exportNames.has(need)) throw codedError('BAD_FORMAT', `Wasm TA does not export "${need}"`);
+  }
+
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let result: string | undefined;
+  let abortMessage: string | undefined;
+  let instance: WebAssembly.Instance;
+  const mem = () => instance.exports.memory as WebAssembly.Memory;
+  const str = (ptr: number, len: number) => decoder.decode(new Uint8Array(mem().buffer, ptr >>> 0, len >>> 0));
+  const imports = {
+    ta: {
+      result: (ptr: number, len: number) => {
+        result = str(ptr, len);
+      },
+      log: (level: number, ptr: number, len: number) => base.log[LEVELS[level] ?? 'info'](str(ptr, len)),
+      random: (ptr: number, len: number) => {
+        new Uint8Array(mem().buffer, ptr >>> 0, len >>> 0).set(base.random(len >>> 0));
+      },
+      untrusted_time_ms: () => base.untrustedTime.now(),
+    },
+    env: {
+      abort: (_msg: number, _file: number, line: number, col: number) => {
+        abortMessage = `aborted at ${line}:${col}`;
+        throw new WebAssembly.RuntimeError(abortMessage);
+      },
+    },
+  };
+  const instantiate = () => {
+    instance = new WebAssembly.Instance(module, imports);
+    const create = instance.exports.ta_create;
+    if (typeof create === 'function') create();
+  };
+
+  return {
+    async create() {
+      try {
+        instantiate();
+      } catch (err) {
+        throw codedError('TA_ERROR', `Wasm TA failed to start: ${(err as Error).message}`);
+      }
+    },
+    async open() {},
+    async close() {},
+    async invoke(_session: WorkerSession, command: string, params: Value) {
+      let json: string;
+      try {
+        json = JSON.stringify(params ?? null, (_k, v) => {
+          if (v instanceof Uint8Array) throw new TypeError('binary');
+          return v;
+        });
+      } catch {
+        throw codedError('BAD_PARAMETERS', 'Wasm TAs take JSON parameters only (no Uint8Array)');
+      }
+      const cmd = encoder.encode(command);
+      const par = encoder.encode(json);
+      result = undefined;
+      abortMessage = undefined;
+      let rc: number;
+      try {
+        const alloc = instance.exports.ta_alloc as (n: number) => number;
+        const ptr = alloc(cmd.length + par.length) >>> 0;
+        const view = new Uint8Array(mem().buffer, ptr, cmd.length + par.length);
+        view.set(cmd, 0);
+        view.set(par, cmd.length);
+        rc = (instance.exports.ta_invoke as (a: number, b: number, c: number, d: number) => number)(ptr, cmd.length, ptr + cmd.length, par.length);
+      } catch (err) {
+        // a trap leaves the instance in an unknown state: start it afresh
+        const why = abortMessage ?? (err as Error).message;
+        const maxPages = Math.min(capped.declaredMaxPages ?? Infinity, init.wasmMaxPages ?? 256);
+        const full = mem().buffer.byteLength / 65536 >= maxPages;
+        try {
+          instantiate();
+        } catch {
+          /* the next call reports it */
+        }
+        if (full) throw codedError('OUT_OF_MEMORY', `Wasm TA ran out of memory (${maxPages} pages, limits.heapMb) and was restarted: ${why}`);
+        throw codedError('TA_ERROR', `Wasm TA trapped: ${why}`);
+      }
+      if (rc === 0) {
+        if (result === undefined) return null;
+        try {
+          return JSON.parse(result) as Value;
+        } catch {
+          throw codedError('TA_ERROR', 'Wasm TA result is not valid JSON');
+        }
+      }
+      const message = result ?? `command "${command}" failed (code ${rc})`;
+      throw codedError(rc === 1 ? 'BAD_PARAMETERS' : rc === 2 ? 'ITEM_NOT_FOUND' : 'TA_ERROR', message);
+    },
+    async destroy() {},
+  };
+}
