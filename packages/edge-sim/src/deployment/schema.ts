@@ -55,7 +55,9 @@ export function formatIssues(error: z.ZodError): string {
     .slice(0, 5)
     .map((i) => {
       const path = i.path.map(String).join('.') || '(root)';
-      return `${path}: ${i.message}`;
+      // Record-key failures carry the key's own issue inside; its message says what is wrong.
+      const inner = (i as { issues?: { message: string }[] }).issues?.[0]?.message;
+      return `${path}: ${i.code === 'invalid_key' && inner ? inner : i.message}`;
     })
     .join('; ');
 }
