@@ -1,0 +1,41 @@
+/** Module settings from the environment (set in the deployment manifest or the Dockerfile). */
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface RuntimeConfig {
+  moduleId: string;
+  deviceId: string;
+  /** True when started by the enclave-edge simulator rather than a real IoT Edge runtime. */
+  simulated: boolean;
+  rootOfTrust: string;
+  backend: string;
+  sealedStorageDir: string;
+  bundleDir: string;
+  metricsPort: number;
+}
+
+const MODULE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
+  const simulated = env.EDGESIM_GATEWAY_HTTPS_PORT !== undefined;
+  const moduleId = env.IOTEDGE_MODULEID ?? 'ta-runtime';
+  const deviceId = env.IOTEDGE_DEVICEID ?? 'local';
+  // The manifest names a container volume path; in the simulator that path is not ours to
+  // write, so sealed state goes to a per-device folder under the OS temp directory instead.
+  const configured = env.SEALED_STORAGE_DIR;
+  const sealedStorageDir = configured && !(simulated && configured.startsWith('/var/lib/'))
+    ? configured
+    : join(tmpdir(), 'enclave-edge-sim', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'), moduleId.replace(/[^A-Za-z0-9_.-]/g, '_'));
+  return {
+    moduleId,
+    deviceId,
+    simulated,
+    rootOfTrust: env.ROOT_OF_TRUST ?? (env.IOTEDGE_WORKLOADURI ? 'workload' : 'software'),
+    backend: env.ENCLAVE_BACKEND ?? 'emulated',
+    sealedStorageDir,
+    bundleDir: env.TA_BUNDLE_DIR ?? join(MODULE_DIR, 'tas'),
+    // Simulator: a free port (two local modules cannot share 9600); container: 9600.
+    metricsPort: env.METRICS_PORT !== undefined ? Number(env.METRICS_PORT) : simulated ? 0 : 9600,
+  };
+}

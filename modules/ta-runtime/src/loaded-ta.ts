@@ -1,0 +1,61 @@
+/** One loaded TA: its enclave, and a count of calls in flight so a replacement can drain it. */
+import type { Enclave } from '@enclave-edge/enclave';
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+
+export type TAStatus = 'loaded' | 'rejected' | 'failed' | 'disabled' | 'loading';
+
+export interface TAReport {
+  status: TAStatus;
+  origin: 'desired' | 'method';
+  version?: string | null;
+  measurement?: string | null;
+  signerId?: string | null;
+  svn?: number | null;
+  debug?: boolean | null;
+  runtime?: string | null;
+  lastError?: string | null;
+  errorCode?: string | null;
+  since: string;
+}
+
+export class LoadedTA {
+  private active = 0;
+  private drained: (() => void) | undefined;
+  retiring = false;
+
+  constructor(
+    readonly name: string,
+    readonly bundle: VerifiedBundle,
+    readonly enclave: Enclave,
+    /** SHA-256 of the source bytes + policy fingerprint: unchanged → nothing to do. */
+    readonly fingerprint: string,
+    readonly origin: 'desired' | 'method',
+  ) {}
+
+  /** Run a call against this enclave, counted for draining. */
+  async use<T>(fn: (e: Enclave) => Promise<T>): Promise<T> {
+    this.active++;
+    try {
+      return await fn(this.enclave);
+    } finally {
+      this.active--;
+      if (this.active === 0 && this.drained) this.drained();
+    }
+  }
+
+  /** Let calls in flight finish (bounded wait), then destroy the enclave. */
+  async retire(maxWaitMs: number): Promise<void> {
+    this.retiring = true;
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        this.drained = resolve;
+        setTimeout(resolve, maxWaitMs).unref?.();
+      });
+    }
+    await this.enclave.destroy().catch(() => undefined);
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+}

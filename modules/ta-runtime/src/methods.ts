@@ -1,0 +1,49 @@
+/** Management direct methods of ta-runtime: listTAs, loadTA, unloadTA, getEvidence. */
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import {
+  LIMITS, checkPayloadSize, emptySchema, getEvidenceSchema, loadTASchema, methodError, methodOk, parseWith, unloadTASchema,
+  type MethodResult,
+} from '@enclave-edge/protocol';
+import type { TARuntime } from './runtime.js';
+
+type Handler = (payload: unknown, rt: TARuntime) => Promise<unknown>;
+
+const handlers: Record<string, Handler> = {
+  async listTAs(payload, rt) {
+    parseWith(emptySchema, payload, 'listTAs payload');
+    return { tas: rt.list() };
+  },
+  async loadTA(payload, rt) {
+    const p = parseWith(loadTASchema, payload, 'loadTA payload');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(p.bundle)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'bundle must be base64');
+    const bytes = new Uint8Array(Buffer.from(p.bundle, 'base64'));
+    if (bytes.byteLength > LIMITS.maxInlineBundleBytes) {
+      throw new EnclaveEdgeError('PAYLOAD_TOO_LARGE', `inline bundle is ${bytes.byteLength} bytes; the limit is ${LIMITS.maxInlineBundleBytes} (use desired properties with a file or https source)`);
+    }
+    return { name: p.name, ...(await rt.loadInline(p.name, bytes, p.measurement)) };
+  },
+  async unloadTA(payload, rt) {
+    const p = parseWith(unloadTASchema, payload, 'unloadTA payload');
+    await rt.unloadMethod(p.name);
+    return { name: p.name, unloaded: true };
+  },
+  async getEvidence(payload, rt) {
+    const p = parseWith(getEvidenceSchema, payload, 'getEvidence payload');
+    return { token: await rt.attest(p.ta, p.nonce) };
+  },
+};
+
+export const RUNTIME_METHOD_NAMES = Object.keys(handlers);
+
+export async function handleRuntimeMethod(name: string, payload: unknown, rt: TARuntime): Promise<MethodResult> {
+  try {
+    const h = handlers[name];
+    if (!h) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no method "${name}"`);
+    checkPayloadSize(payload, `${name} payload`);
+    const result = await h(payload, rt);
+    checkPayloadSize(result, `${name} result`);
+    return methodOk(result);
+  } catch (err) {
+    return methodError(err);
+  }
+}

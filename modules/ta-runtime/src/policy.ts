@@ -1,0 +1,34 @@
+/** The runtime's admission policy: signature and signer first, then pins, SVNs, debug and emulation. */
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { verifyBundle } from '@enclave-edge/bundle';
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+import type { RuntimePolicy } from '@enclave-edge/protocol';
+
+export interface AdmitInput {
+  name: string;
+  bytes: Uint8Array;
+  pinnedMeasurement?: string | undefined;
+  policy: RuntimePolicy;
+  backendKind: string;
+}
+
+export function admitBundle({ name, bytes, pinnedMeasurement, policy, backendKind }: AdmitInput): VerifiedBundle {
+  const trusted = Object.values(policy.trustedSigners);
+  if (trusted.length === 0) throw new EnclaveEdgeError('POLICY_VIOLATION', 'no trusted signers are configured (policy.trustedSigners is empty)');
+  const bundle = verifyBundle(bytes, { trustedSigners: trusted, allowDebug: policy.allowDebug });
+  if (bundle.manifest.name !== name) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', `the bundle is TA "${bundle.manifest.name}" but was configured as "${name}"`);
+  }
+  if (pinnedMeasurement && pinnedMeasurement.toLowerCase() !== bundle.measurement) {
+    throw new EnclaveEdgeError('MEASUREMENT_MISMATCH', `measurement ${bundle.measurement} is not the pinned ${pinnedMeasurement}`);
+  }
+  const minSvn = policy.minSvn[name];
+  if (minSvn !== undefined && bundle.manifest.securityVersion < minSvn) {
+    throw new EnclaveEdgeError('POLICY_VIOLATION', `securityVersion ${bundle.manifest.securityVersion} is below the minimum ${minSvn}`);
+  }
+  if (bundle.manifest.debug && !policy.allowDebug) throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${name} is a debug build and policy.allowDebug is false`);
+  if (backendKind === 'emulated' && !policy.allowEmulated) {
+    throw new EnclaveEdgeError('POLICY_VIOLATION', 'the enclave backend is emulated and policy.allowEmulated is false');
+  }
+  return bundle;
+}

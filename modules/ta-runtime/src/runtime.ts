@@ -1,0 +1,297 @@
+/**
+ * The runtime core, independent of IoT Edge plumbing: admits bundles under the policy,
+ * keeps one enclave per TA, reconciles against the desired `tas` map (load, replace and
+ * unload without a restart; calls in flight finish), and dispatches taRequests.
+ */
+import { createHash } from 'node:crypto';
+import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
+import type { EnclaveBackend, EnclaveCreateOptions, TrustServices, TAIdentity } from '@enclave-edge/enclave';
+import {
+  decodeValue, encodeValue, runtimePolicySchema, taEntrySchema, TA_NAME,
+  type JsonValue, type RuntimePolicy, type TARequest,
+} from '@enclave-edge/protocol';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { Logger } from '@enclave-edge/observability';
+import { admitBundle } from './policy.js';
+import { readSource, type SourceOptions } from './sources.js';
+import { LoadedTA, type TAReport } from './loaded-ta.js';
+import { decodeNonce } from './nonce.js';
+
+export interface RuntimeEvents {
+  /** Lifecycle telemetry (`ta.loaded`, `ta.rejected`, …). */
+  event(type: string, body: Record<string, unknown>): void;
+  /** Reported-properties patch for one TA (null removes it). */
+  report(name: string, report: TAReport | null): void;
+  /** Every finished call, for metrics. */
+  call?(ta: string, command: string, ms: number, err?: EnclaveEdgeError): void;
+}
+
+export interface RuntimeOptions {
+  backend: EnclaveBackend;
+  services?: TrustServices;
+  log: Logger;
+  events: RuntimeEvents;
+  sources: SourceOptions;
+  createOptions?: Omit<EnclaveCreateOptions, 'services' | 'log' | 'allowDebug'>;
+  /** How long a replaced or unloaded TA's calls in flight may take before it is destroyed anyway. */
+  drainMs?: number;
+  rootOfTrust?: string;
+}
+
+interface DesiredTAs {
+  tas: Record<string, unknown>;
+  policy: RuntimePolicy;
+}
+
+export class TARuntime {
+  private readonly tas = new Map<string, LoadedTA>();
+  private readonly reports = new Map<string, TAReport>();
+  private policy: RuntimePolicy = runtimePolicySchema.parse({});
+  private chain: Promise<void> = Promise.resolve();
+  private pendingDesired: DesiredTAs | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: RuntimeOptions) {}
+
+  get backendKind(): string {
+    return this.opts.backend.kind;
+  }
+
+  /** Reconcile with desired properties; calls are serialised and bursts coalesce to the latest. */
+  reconcile(desired: { tas?: unknown; policy?: unknown }): Promise<void> {
+    const parsedPolicy = runtimePolicySchema.safeParse(desired.policy ?? {});
+    if (!parsedPolicy.success) {
+      this.opts.log.error({ issue: parsedPolicy.error.issues[0]?.message }, 'policy in desired properties is invalid; no TA changes until it is fixed');
+      this.opts.events.event('ta.rejected', { ta: '*', code: 'CONFIG_INVALID', reason: `invalid policy: ${parsedPolicy.error.issues[0]?.message ?? ''}` });
+      return this.chain;
+    }
+    const tas = desired.tas && typeof desired.tas === 'object' && !Array.isArray(desired.tas) ? (desired.tas as Record<string, unknown>) : {};
+    const first = this.pendingDesired === undefined;
+    this.pendingDesired = { tas, policy: parsedPolicy.data };
+    if (!first) return this.chain;
+    this.chain = this.chain.then(async () => {
+      const next = this.pendingDesired!;
+      this.pendingDesired = undefined;
+      await this.apply(next).catch((err) => this.opts.log.error({ err: (err as Error).message }, 'reconcile failed'));
+    });
+    return this.chain;
+  }
+
+  private async apply({ tas, policy }: DesiredTAs): Promise<void> {
+    if (this.stopped) return;
+    const policyChanged = JSON.stringify(policy) !== JSON.stringify(this.policy);
+    this.policy = policy;
+    const wanted = new Set<string>();
+    await Promise.all(
+      Object.entries(tas).map(async ([name, raw]) => {
+        if (name.startsWith('$') || raw === null) return;
+        wanted.add(name);
+        if (!TA_NAME.test(name)) return this.reject(name, 'desired', new EnclaveEdgeError('CONFIG_INVALID', `"${name}" is not a valid TA name`));
+        const entry = taEntrySchema.safeParse(raw);
+        if (!entry.success) {
+          const issue = entry.error.issues[0];
+          return this.reject(name, 'desired', new EnclaveEdgeError('CONFIG_INVALID', `tas.${name}${issue?.path.length ? '.' + issue.path.join('.') : ''}: ${issue?.message ?? 'invalid'}`));
+        }
+        if (!entry.data.enabled) return this.unload(name, 'disabled');
+        try {
+          const bytes = await readSource(entry.data.source, this.opts.sources);
+          const fingerprint = createHash('sha256').update(bytes).update(entry.data.measurement ?? '').digest('hex');
+          const current = this.tas.get(name);
+          if (current && current.fingerprint === fingerprint && !policyChanged) return;
+          await this.install(name, bytes, fingerprint, 'desired', entry.data.measurement);
+        } catch (err) {
+          this.reject(name, 'desired', toEnclaveEdgeError(err));
+        }
+      }),
+    );
+    for (const [name, ta] of [...this.tas]) {
+      if (ta.origin === 'desired' && !wanted.has(name)) await this.unload(name, 'removed');
+    }
+    for (const [name, r] of [...this.reports]) {
+      if (r.origin === 'desired' && !wanted.has(name) && !this.tas.has(name)) {
+        this.reports.delete(name);
+        this.opts.events.report(name, null);
+      }
+    }
+  }
+
+  /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
+  private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
+    const bundle = admitBundle({ name, bytes, pinnedMeasurement: pinned, policy: this.policy, backendKind: this.opts.backend.kind });
+    const log = this.opts.log;
+    const enclave = await this.opts.backend.create(bundle, {
+      ...this.opts.createOptions,
+      ...(this.opts.services ? { services: this.opts.services } : {}),
+      allowDebug: this.policy.allowDebug,
+      log: (level, ta, message, fields) => log[level]({ ta, ...fields }, message),
+    });
+    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin);
+    enclave.on('event', (e) => {
+      if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
+      else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });
+      else if (e.type === 'failed') {
+        this.opts.events.event('ta.failed', { ta: name, reason: e.reason });
+        this.setReport(name, { ...this.describe(loaded), status: 'failed', lastError: e.reason, errorCode: 'TA_FAILED' });
+      }
+    });
+    const previous = this.tas.get(name);
+    this.tas.set(name, loaded);
+    this.setReport(name, this.describe(loaded));
+    this.opts.events.event('ta.loaded', { ta: name, version: bundle.manifest.version, measurement: bundle.measurement, signerId: bundle.signerId, svn: bundle.manifest.securityVersion, replaced: previous !== undefined });
+    log.info({ ta: name, measurement: bundle.measurement, replaced: previous !== undefined }, 'TA loaded');
+    if (previous) void previous.retire(this.opts.drainMs ?? 30_000);
+    return loaded;
+  }
+
+  private describe(t: LoadedTA): TAReport {
+    const m = t.bundle.manifest;
+    return {
+      status: 'loaded', origin: t.origin, version: m.version, measurement: t.bundle.measurement, signerId: t.bundle.signerId,
+      svn: m.securityVersion, debug: m.debug, runtime: m.runtime, lastError: null, errorCode: null, since: new Date().toISOString(),
+    };
+  }
+
+  private reject(name: string, origin: 'desired' | 'method', err: EnclaveEdgeError): void {
+    const kept = this.tas.get(name);
+    this.setReport(name, {
+      ...(kept ? this.describe(kept) : { version: null, measurement: null, signerId: null, svn: null, debug: null, runtime: null }),
+      status: kept ? 'loaded' : 'rejected', origin, lastError: `${err.code}: ${err.message}`, errorCode: err.code, since: new Date().toISOString(),
+    });
+    this.opts.events.event('ta.rejected', { ta: name, code: err.code, reason: err.message, keptPrevious: kept !== undefined });
+    this.opts.log.warn({ ta: name, code: err.code }, `TA rejected: ${err.message}`);
+  }
+
+  private setReport(name: string, r: TAReport): void {
+    this.reports.set(name, r);
+    this.opts.events.report(name, r);
+  }
+
+  async unload(name: string, why: 'removed' | 'disabled' | 'method'): Promise<boolean> {
+    const ta = this.tas.get(name);
+    if (ta) {
+      this.tas.delete(name);
+      await ta.retire(this.opts.drainMs ?? 30_000);
+      this.opts.events.event('ta.unloaded', { ta: name, reason: why });
+      this.opts.log.info({ ta: name, why }, 'TA unloaded');
+    }
+    if (why === 'disabled') this.setReport(name, { status: 'disabled', origin: 'desired', since: new Date().toISOString() });
+    else if (this.reports.delete(name)) this.opts.events.report(name, null);
+    return ta !== undefined;
+  }
+
+  /** loadTA direct method: a small inline bundle, not owned by desired properties. */
+  async loadInline(name: string, bytes: Uint8Array, pinned?: string): Promise<TAReport> {
+    const current = this.tas.get(name);
+    if (current?.origin === 'desired' || this.reports.get(name)?.origin === 'desired') {
+      throw new EnclaveEdgeError('CONFLICT', `TA "${name}" is managed by desired properties; change it there`);
+    }
+    const fingerprint = createHash('sha256').update(bytes).update(pinned ?? '').digest('hex');
+    try {
+      const loaded = await this.install(name, bytes, fingerprint, 'method', pinned);
+      return this.describe(loaded);
+    } catch (err) {
+      const e = toEnclaveEdgeError(err);
+      this.reject(name, 'method', e);
+      throw e;
+    }
+  }
+
+  async unloadMethod(name: string): Promise<void> {
+    const ta = this.tas.get(name);
+    if (!ta) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no TA "${name}" is loaded`);
+    if (ta.origin === 'desired') throw new EnclaveEdgeError('CONFLICT', `TA "${name}" is managed by desired properties; disable or remove it there`);
+    await this.unload(name, 'method');
+  }
+
+  list(): Array<{ name: string } & TAReport & { stats?: unknown }> {
+    return [...this.reports].map(([name, r]) => {
+      const ta = this.tas.get(name);
+      return { name, ...r, ...(ta ? { stats: ta.enclave.stats(), commands: undefined } : {}) };
+    });
+  }
+
+  private get(name: string): LoadedTA {
+    const ta = this.tas.get(name);
+    if (!ta) {
+      const r = this.reports.get(name);
+      if (r?.status === 'rejected') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" was rejected: ${r.lastError ?? ''}`);
+      if (r?.status === 'disabled') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" is disabled`);
+      throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no TA "${name}" is loaded`);
+    }
+    return ta;
+  }
+
+  /** Run one taRequest; the result is in wire (JSON) form. */
+  async dispatch(req: TARequest): Promise<JsonValue | undefined> {
+    const remaining = req.deadline - Date.now();
+    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start');
+    switch (req.op) {
+      case 'listTAs':
+        return encodeValue({ tas: this.list() as unknown as Value });
+      case 'invoke': {
+        const ta = this.get(req.ta);
+        const started = performance.now();
+        try {
+          const params = req.params === undefined ? undefined : decodeValue(req.params);
+          const result = await ta.use((e) => e.invoke(req.sessionId, req.command, params ?? null, { timeoutMs: remaining }));
+          this.opts.events.call?.(req.ta, req.command, performance.now() - started);
+          return encodeValue(result ?? null);
+        } catch (err) {
+          const e = toEnclaveEdgeError(err);
+          this.opts.events.call?.(req.ta, req.command, performance.now() - started, e);
+          throw e;
+        }
+      }
+      case 'openSession': {
+        const ta = this.get(req.ta);
+        const params = req.params === undefined ? undefined : decodeValue(req.params);
+        const sessionId = await ta.use((e) => e.openSession(params));
+        return { sessionId };
+      }
+      case 'closeSession': {
+        const ta = this.get(req.ta);
+        await ta.use((e) => e.closeSession(req.sessionId));
+        return { closed: true };
+      }
+      case 'attest':
+        return { token: await this.attest(req.ta, req.nonce, req.claims === undefined ? undefined : (decodeValue(req.claims) as Record<string, Value>)) };
+    }
+  }
+
+  /**
+   * Evidence for a TA. If the TA has an `attest` command it produces its own evidence (so it
+   * can bind its public key); otherwise the runtime issues evidence for the TA's identity.
+   */
+  async attest(name: string, nonceText: string, claims?: Record<string, Value>): Promise<string> {
+    const nonce = decodeNonce(nonceText);
+    const ta = this.get(name);
+    let token: string | undefined;
+    try {
+      const r = await ta.use((e) => e.invoke(undefined, 'attest', { nonce: nonceText, ...(claims ? { claims } : {}) }));
+      if (typeof r === 'string') token = r;
+      else if (r && typeof r === 'object' && !(r instanceof Uint8Array) && typeof (r as Record<string, Value>).token === 'string') token = (r as Record<string, string>).token;
+    } catch (err) {
+      const e = toEnclaveEdgeError(err);
+      if (e.code !== 'ITEM_NOT_FOUND' && e.code !== 'BAD_PARAMETERS' && e.code !== 'NOT_SUPPORTED') throw e;
+    }
+    if (token === undefined) {
+      if (!this.opts.services) throw new EnclaveEdgeError('NOT_SUPPORTED', 'this runtime has no root of trust, so it cannot attest');
+      const m = ta.bundle.manifest;
+      const id: TAIdentity = { name: m.name, uuid: m.uuid, version: m.version, measurement: ta.bundle.measurement, signerId: ta.bundle.signerId, productId: m.productId, securityVersion: m.securityVersion, debug: m.debug };
+      token = await this.opts.services.attest(id, { nonce, ...(claims ? { claims } : {}), tee: this.opts.backend.kind });
+    }
+    this.opts.events.event('attestation.issued', { ta: name, measurement: ta.bundle.measurement, tee: this.opts.backend.kind });
+    return token;
+  }
+
+  get liveEnclaves(): number {
+    return this.tas.size;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.chain.catch(() => undefined);
+    await Promise.all([...this.tas.values()].map((t) => t.retire(2000)));
+    this.tas.clear();
+  }
+}
