@@ -11,7 +11,14 @@ if (process.channel) {
     } catch {
       process.kill(process.pid, 'SIGTERM');
     }
-    setTimeout(() => process.exit(1), 3000).unref();
+    // Whatever ignored SIGTERM (us included) goes for good shortly after.
+    setTimeout(() => {
+      try {
+        process.kill(-process.pid, 'SIGKILL');
+      } finally {
+        process.exit(1);
+      }
+    }, 2000).unref();
   });
 }
 export {};
