@@ -1,6 +1,8 @@
 /** Each command group lives in its own file and registers itself here. */
 import type { Command } from 'commander';
+import { register as registerSim } from './sim.js';
+import { register as registerHub } from './hub.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [];
+export const commandGroups: RegisterCommands[] = [registerSim, registerHub];

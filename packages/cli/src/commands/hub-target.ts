@@ -1,0 +1,63 @@
+/**
+ * Which IoT Hub a command talks to: the running simulator (found through its state folder, the
+ * default), a real hub by name (`--hub`, Entra ID via DefaultAzureCredential), or any hub by
+ * policy connection string (`--connection-string`).
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { StateDir, serviceConnectionString } from '@enclave-edge/edge-sim';
+import { HubClient } from '@enclave-edge/hub-client';
+
+export interface TargetOptions {
+  stateDir?: string;
+  hub?: string;
+  connectionString?: string;
+  device?: string;
+}
+
+export function addTargetOptions(cmd: Command): Command {
+  return cmd
+    .option('--state-dir <dir>', 'simulator state folder', '.edge-sim')
+    .option('--device <id>', 'device id (default: the simulator\'s device)')
+    .option('--hub <name>', 'a real IoT Hub by name (Entra ID sign-in via DefaultAzureCredential, e.g. `az login`)')
+    .option('--connection-string <cs>', 'an IoT Hub policy connection string (e.g. iothubowner)');
+}
+
+export interface Target {
+  client: HubClient;
+  deviceId: string;
+  simulator: boolean;
+}
+
+export async function resolveTarget(o: TargetOptions): Promise<Target> {
+  if (o.hub && o.connectionString) throw new EnclaveEdgeError('BAD_PARAMETERS', 'give either --hub or --connection-string, not both');
+  if (o.connectionString || o.hub) {
+    if (!o.device) throw new EnclaveEdgeError('BAD_PARAMETERS', '--device is required with --hub or --connection-string');
+    const client = o.connectionString ? HubClient.fromConnectionString(o.connectionString) : await HubClient.fromAzureCredential(o.hub!);
+    return { client, deviceId: o.device, simulator: false };
+  }
+  const sim = findSimulator(o.stateDir);
+  const client = HubClient.fromConnectionString(sim.connectionString, { ca: readFileSync(sim.caCertPath, 'utf8') });
+  return { client, deviceId: o.device ?? sim.deviceId, simulator: true };
+}
+
+/** The running simulator's coordinates, or a clear error saying how to start one. */
+export function findSimulator(stateDir = '.edge-sim') {
+  const state = StateDir.openExisting(stateDir);
+  const rt = state.readRuntime();
+  if (!rt) throw new EnclaveEdgeError('UNAVAILABLE', `no simulator is running for ${state.dir}; start one with \`npm start\` or \`enclave-edge sim up\``);
+  const gateway = { hubHostName: rt.hubHostName, deviceId: rt.deviceId, mqttPort: rt.mqttPort, httpsPort: rt.httpsPort, workloadUri: rt.workloadUri, caCertPath: state.caCertPath };
+  return { state, runtime: rt, gateway, deviceId: rt.deviceId, caCertPath: state.caCertPath, connectionString: serviceConnectionString(gateway, state.hubKey) };
+}
+
+/** Parse a JSON argument; a bare word that is not JSON is taken as a string. */
+export function parseJsonArg(text: string | undefined, what: string): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    if (/^[\w.-]+$/.test(text)) return text;
+    throw new EnclaveEdgeError('BAD_PARAMETERS', `${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,118 @@
+/** `enclave-edge invoke | monitor | twin`: IoT Hub service operations, on the simulator or a real hub. */
+import type { Command } from 'commander';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import type { UpstreamEvent } from '@enclave-edge/hub-client';
+import { emit, action, type GlobalOptions } from '../output.js';
+import { addTargetOptions, resolveTarget, parseJsonArg, type TargetOptions } from './hub-target.js';
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 300) throw new EnclaveEdgeError('BAD_PARAMETERS', `timeout must be 0 < s <= 300, got ${v}`);
+  return n;
+}
+
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a positive count: ${v}`);
+  return n;
+}
+
+function pretty(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
+}
+
+function formatEvent(e: UpstreamEvent): string {
+  const props = Object.keys(e.properties).length ? `\n  properties: ${JSON.stringify(e.properties)}` : '';
+  const sys = Object.fromEntries(Object.entries(e.systemProperties).filter(([k]) => k !== '$.cdid' && k !== '$.cmid'));
+  const sysText = Object.keys(sys).length ? `\n  system: ${JSON.stringify(sys)}` : '';
+  const body = typeof e.body === 'string' ? e.body : JSON.stringify(e.body);
+  return `[${e.enqueuedTimeUtc}] ${e.deviceId}/${e.moduleId}${e.output ? ` output ${e.output}` : ''}${sysText}${props}\n  body: ${body}${e.bodyEncoding ? ` (${e.bodyEncoding})` : ''}`;
+}
+
+export function register(program: Command): void {
+  addTargetOptions(
+    program
+      .command('invoke <module> <method> [payload]')
+      .description('invoke a direct method on a module (payload is JSON; default null)')
+      .option('--timeout <s>', 'response timeout in seconds', seconds, 30),
+  ).action(
+    action(async (moduleId: string, methodName: string, payload: string | undefined, o: TargetOptions & { timeout: number }, cmd: Command) => {
+      const t = await resolveTarget(o);
+      try {
+        const r = await t.client.invokeModuleMethod(t.deviceId, moduleId, {
+          methodName,
+          payload: parseJsonArg(payload, 'payload'),
+          responseTimeoutInSeconds: o.timeout,
+        });
+        emit(cmd.optsWithGlobals() as GlobalOptions, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);
+      } finally {
+        t.client.close();
+      }
+    }),
+  );
+
+  program
+    .command('monitor')
+    .description('print every message routed to $upstream (module, properties, body), like az iot hub monitor-events')
+    .option('--state-dir <dir>', 'simulator state folder', '.edge-sim')
+    .option('--module <id>', 'only messages from this module')
+    .option('--count <n>', 'stop after n messages', count)
+    .option('--timeout <s>', 'stop after s seconds', Number)
+    .action(
+      action(async (o: { stateDir: string; module?: string; count?: number; timeout?: number }, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as GlobalOptions;
+        const t = await resolveTarget({ stateDir: o.stateDir });
+        const ac = new AbortController();
+        const stop = (): void => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        const timer = o.timeout ? setTimeout(stop, o.timeout * 1000) : undefined;
+        if (!g.json) process.stderr.write(`monitoring $upstream of ${t.deviceId}${o.module ? ` (module ${o.module})` : ''}; Ctrl-C to stop\n`);
+        let n = 0;
+        try {
+          for await (const e of t.client.streamUpstream({ signal: ac.signal })) {
+            if (o.module && e.moduleId !== o.module) continue;
+            process.stdout.write((g.json ? JSON.stringify(e) : formatEvent(e)) + '\n');
+            if (o.count && ++n >= o.count) break;
+          }
+        } catch (err) {
+          if (!ac.signal.aborted) throw err;
+        } finally {
+          if (timer) clearTimeout(timer);
+          t.client.close();
+        }
+        process.exit(0);
+      }),
+    );
+
+  const twin = program.command('twin').description('module twins');
+  addTargetOptions(twin.command('show <module>').description('show a module twin (desired and reported properties)')).action(
+    action(async (moduleId: string, o: TargetOptions, cmd: Command) => {
+      const t = await resolveTarget(o);
+      try {
+        const tw = await t.client.getModuleTwin(t.deviceId, moduleId);
+        emit(cmd.optsWithGlobals() as GlobalOptions, tw, (v) => pretty(v));
+      } finally {
+        t.client.close();
+      }
+    }),
+  );
+  addTargetOptions(
+    twin
+      .command('patch <module> <json>')
+      .description('patch desired properties: `{"key": value}` (null removes), or a full `{"properties":{"desired":…},"tags":…}` patch'),
+  ).action(
+    action(async (moduleId: string, json: string, o: TargetOptions, cmd: Command) => {
+      const patch = parseJsonArg(json, 'patch');
+      if (!patch || typeof patch !== 'object' || Array.isArray(patch)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'the patch must be a JSON object');
+      const body = 'properties' in patch || 'tags' in patch ? (patch as Record<string, unknown>) : { properties: { desired: patch } };
+      const t = await resolveTarget(o);
+      try {
+        const tw = await t.client.updateModuleTwin(t.deviceId, moduleId, body);
+        emit(cmd.optsWithGlobals() as GlobalOptions, tw, (v) => pretty((v as { properties?: unknown }).properties ?? v));
+      } finally {
+        t.client.close();
+      }
+    }),
+  );
+}

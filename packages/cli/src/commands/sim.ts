@@ -1,0 +1,164 @@
+/** `enclave-edge sim …`: run the offline IoT Edge simulator and get credentials for it. */
+import { resolve, relative } from 'node:path';
+import type { Command } from 'commander';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { startSimulator, moduleConnectionString, type SimulatorHandle } from '@enclave-edge/edge-sim';
+import { emit, action, type GlobalOptions } from '../output.js';
+import { findSimulator } from './hub-target.js';
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a port number: ${v}`);
+  return n;
+}
+
+function nextSteps(sim: SimulatorHandle, stateDir: string): string {
+  const spec = sim.spec();
+  const rel = relative(process.cwd(), stateDir) || '.';
+  const running = spec.modules.filter((m) => m.status === 'running' && m.run.kind !== 'skipped');
+  const example = running.find((m) => m.run.kind === 'local')?.name ?? running[0]?.name ?? '<module>';
+  const lines = [
+    `enclave-edge simulator is up: device ${sim.deviceId}, hub ${sim.hubHostName}`,
+    `  edgeHub (MQTT/TLS)  mqtts://${sim.gatewayHostName}${sim.mqttPort === 8883 ? ':8883' : ''}`,
+    `  service API         https://localhost:${sim.httpsPort}  (module-to-module methods too)`,
+    `  workload API        ${sim.workloadUri}`,
+    `  CA certificate      ${rel}/ca.pem`,
+    `  modules             ${spec.modules.map((m) => `${m.name} (${m.run.kind === 'skipped' ? 'skipped' : m.status})`).join(', ') || 'none'}`,
+    '',
+    'Try, from another terminal in this folder:',
+    '  npx enclave-edge monitor                          # messages routed to $upstream',
+    `  npx enclave-edge invoke ${example} <method> '{}'     # a direct method`,
+    `  npx enclave-edge twin show ${example}`,
+    '  npx enclave-edge sim credentials                  # service connection string for other tools',
+    '  npx enclave-edge sim module-credentials <module>  # run a module yourself (e.g. under a debugger)',
+    '',
+    'Ctrl-C stops the simulator and every module.',
+  ];
+  return lines.join('\n');
+}
+
+export function register(program: Command): void {
+  const sim = program.command('sim').description('the offline IoT Edge simulator (edgeHub, workload API, IoT Hub service API)');
+
+  sim
+    .command('up')
+    .description('run the simulator with a deployment manifest until Ctrl-C')
+    .option('--manifest <file>', 'deployment manifest', 'deployment.template.json')
+    .option('--state-dir <dir>', 'state folder (CA, keys, ports)', '.edge-sim')
+    .option('--repo-root <dir>', 'folder with modules/<name>/module.json (default: the manifest\'s folder)')
+    .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
+    .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
+    .action(
+      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number }, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as GlobalOptions;
+        const handle = await startSimulator({
+          manifest: resolve(o.manifest),
+          stateDir: o.stateDir,
+          ...(o.repoRoot ? { repoRoot: o.repoRoot } : {}),
+          ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
+          ...(o.httpsPort !== undefined ? { httpsPort: o.httpsPort } : {}),
+        });
+        emit(
+          g,
+          {
+            deviceId: handle.deviceId,
+            hubHostName: handle.hubHostName,
+            mqttPort: handle.mqttPort,
+            httpsPort: handle.httpsPort,
+            workloadUri: handle.workloadUri,
+            caCertPath: handle.caCertPath,
+            pid: process.pid,
+            modules: handle.spec().modules.map((m) => ({ name: m.name, run: m.run.kind, status: m.status })),
+          },
+          () => nextSteps(handle, handle.stateDir),
+        );
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) {
+            process.stderr.write('[edge-sim] forced exit\n');
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`[edge-sim] ${signal}: stopping modules and servers…\n`);
+          handle.stop().then(
+            () => {
+              process.stderr.write('[edge-sim] stopped\n');
+              process.exit(0);
+            },
+            (err) => {
+              process.stderr.write(`[edge-sim] stop failed: ${(err as Error).message}\n`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        process.on('SIGHUP', stop);
+        await new Promise(() => {}); // run until a signal
+      }),
+    );
+
+  sim
+    .command('credentials')
+    .description('the service (iothubowner) connection string of the running simulator')
+    .option('--state-dir <dir>', 'state folder', '.edge-sim')
+    .action(
+      action(async (o: { stateDir: string }, cmd: Command) => {
+        const s = findSimulator(o.stateDir);
+        emit(
+          cmd.optsWithGlobals() as GlobalOptions,
+          { connectionString: s.connectionString, caCertPath: s.caCertPath, deviceId: s.deviceId, hubHostName: s.runtime.hubHostName, serviceUrl: `https://localhost:${s.runtime.httpsPort}` },
+          (v) => `${v.connectionString}\n# trust ${v.caCertPath} (the simulator's CA); device ${v.deviceId}`,
+        );
+      }),
+    );
+
+  sim
+    .command('module-credentials <module>')
+    .description('a connection string + CA path so a module can run outside the simulator (e.g. under a debugger)')
+    .option('--state-dir <dir>', 'state folder', '.edge-sim')
+    .action(
+      action(async (moduleId: string, o: { stateDir: string }, cmd: Command) => {
+        if (!/^[A-Za-z0-9_.-]+$/.test(moduleId)) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a module id: ${moduleId}`);
+        const s = findSimulator(o.stateDir);
+        const ident = s.state.moduleIdentity(moduleId)!;
+        const cs = moduleConnectionString(s.gateway, moduleId, ident.keyBase64);
+        emit(
+          cmd.optsWithGlobals() as GlobalOptions,
+          { moduleId, EdgeHubConnectionString: cs, EdgeModuleCACertificateFile: s.caCertPath, httpsPort: s.runtime.httpsPort },
+          (v) =>
+            [
+              `# Run ${moduleId} yourself with ModuleClient.fromEnvironment(Mqtt):`,
+              `export EdgeHubConnectionString='${v.EdgeHubConnectionString}'`,
+              `export EdgeModuleCACertificateFile='${v.EdgeModuleCACertificateFile}'`,
+              `export EDGESIM_GATEWAY_HTTPS_PORT=${v.httpsPort}   # only for ModuleClient.invokeMethod (see edge-sim README)`,
+            ].join('\n'),
+        );
+      }),
+    );
+
+  sim
+    .command('status')
+    .description('modules, processes and connections of the running simulator')
+    .option('--state-dir <dir>', 'state folder', '.edge-sim')
+    .action(
+      action(async (o: { stateDir: string }, cmd: Command) => {
+        const { resolveTarget } = await import('./hub-target.js');
+        const t = await resolveTarget({ stateDir: o.stateDir });
+        const status = (await t.client.simulatorStatus()) as {
+          deviceId: string;
+          modules: Array<{ name: string; run: string; status: string; connected: boolean; process: { state: string; pid?: number; restarts: number } | null }>;
+          storedForForwarding: number;
+        };
+        t.client.close();
+        emit(cmd.optsWithGlobals() as GlobalOptions, status, (v: typeof status) =>
+          [
+            `device ${v.deviceId}; ${v.storedForForwarding} message(s) held for modules not connected`,
+            ...v.modules.map(
+              (m) => `  ${m.name.padEnd(24)} ${m.run.padEnd(8)} ${(m.process?.state ?? m.status).padEnd(9)} ${m.connected ? 'connected' : 'not connected'}${m.process?.pid ? `  pid ${m.process.pid}` : ''}${m.process?.restarts ? `  restarts ${m.process.restarts}` : ''}`,
+            ),
+          ].join('\n'),
+        );
+      }),
+    );
+}
