@@ -1,0 +1,112 @@
+/** Shared pieces of the simulator's end-to-end tests. */
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { startSimulator, type SimulatorHandle, type SimulatorOptions } from '@enclave-edge/edge-sim';
+import { HubClient } from '@enclave-edge/hub-client';
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const fixtureRepo = join(here, 'fixtures', 'repo');
+export const fixtureManifest = join(fixtureRepo, 'deployment.template.json');
+export const probeEntry = join(fixtureRepo, 'modules', 'probe', 'main.mjs');
+export const repoRoot = join(here, '..', '..');
+export const cliBin = join(repoRoot, 'packages', 'cli', 'bin', 'enclave-edge.js');
+
+export interface TestSim {
+  sim: SimulatorHandle;
+  hub: HubClient;
+  ca: string;
+  logs: string[];
+  output: string[];
+  stateDir: string;
+  invoke(moduleId: string, methodName: string, payload?: unknown, timeout?: number): Promise<{ status: number; payload: any }>;
+  close(): Promise<void>;
+}
+
+const verbose = !!process.env.EDGE_SIM_TEST_VERBOSE;
+
+export async function startTestSim(opts: Partial<SimulatorOptions> = {}): Promise<TestSim> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'edge-sim-test-'));
+  const logs: string[] = [];
+  const output: string[] = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => {
+    output.push(d.toString());
+    if (verbose) process.stderr.write(d);
+  });
+  const sim = await startSimulator({
+    manifest: fixtureManifest,
+    stateDir,
+    mqttPort: 0,
+    httpsPort: 0,
+    writeState: true,
+    backoff: { initialMs: 100, maxMs: 1000, resetAfterMs: 5000 },
+    log: (l) => {
+      logs.push(l);
+      if (verbose) process.stderr.write(`[edge-sim] ${l}\n`);
+    },
+    moduleOutput: out,
+    ...opts,
+  });
+  const ca = readFileSync(sim.caCertPath, 'utf8');
+  const hub = HubClient.fromConnectionString(sim.serviceConnectionString, { ca });
+  return {
+    sim,
+    hub,
+    ca,
+    logs,
+    output,
+    stateDir,
+    invoke: (m, name, payload, timeout = 10) => hub.invokeModuleMethod(sim.deviceId, m, { methodName: name, payload, responseTimeoutInSeconds: timeout }) as Promise<{ status: number; payload: any }>,
+    async close() {
+      hub.close();
+      await sim.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Retry `fn` until it stops throwing (modules take a moment to start and connect). */
+export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await fn();
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+  throw last;
+}
+
+/** Run the probe module outside the simulator with the given environment. */
+export function spawnProbe(env: Record<string, string>): { proc: ChildProcess; output: string[]; stop(): Promise<void> } {
+  const output: string[] = [];
+  const proc = spawn(process.execPath, [probeEntry], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  return {
+    proc,
+    output,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGKILL');
+      }),
+  };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
