@@ -10,3 +10,4 @@ export { verifyBundle, inspectBundle, type VerifyOptions, type BundleInspection 
 export type { Signer } from './signers/signer.js';
 export { pemSigner, generateSigningKey, spkiFromPem, certificateChainFromPem, type GeneratedKey } from './signers/pem.js';
 export { toHex } from './hex.js';
+export { openSigner, isPkcs11Uri, type OpenedSigner } from './signers/open-signer.js';

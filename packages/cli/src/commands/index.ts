@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { register as registerSim } from './sim.js';
 import { register as registerHub } from './hub.js';
+import { register as registerTa } from './ta.js';
 
 export type RegisterCommands = (program: Command) => void;
 
-export const commandGroups: RegisterCommands[] = [registerSim, registerHub];
+export const commandGroups: RegisterCommands[] = [registerSim, registerHub, registerTa];

@@ -1,0 +1,215 @@
+/** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect and verify TA bundles. */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import type { Command } from 'commander';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import {
+  attachSignature, certificateChainFromPem, computeSignerId, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
+  openSigner, signBundle, spkiFromPem, verifyBundle, type BundleInspection, type SignerKeyInfo, type TAManifest,
+} from '@enclave-edge/bundle';
+import { buildTA, newTA } from '@enclave-edge/ta-toolchain';
+import { action, emit, type GlobalOptions } from '../output.js';
+
+type Opts = GlobalOptions & Record<string, unknown>;
+const optsOf = (cmd: Command) => cmd.optsWithGlobals() as Opts;
+
+function readBytes(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Replace a file atomically (temp + rename), so an interrupted sign never leaves half a bundle. */
+function writeAtomic(path: string, data: Uint8Array | string, mode?: number): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+  renameSync(tmp, path);
+}
+
+function keyInfoFrom(opts: Opts): SignerKeyInfo {
+  if (typeof opts.cert === 'string') {
+    const pem = readFileSync(opts.cert, 'utf8');
+    return { spki: spkiFromPem(pem), certificateChain: certificateChainFromPem(pem) };
+  }
+  if (typeof opts.publicKey === 'string') return { spki: spkiFromPem(readFileSync(opts.publicKey, 'utf8')) };
+  throw new EnclaveEdgeError('BAD_PARAMETERS', 'name the signing key: --public-key <pem> or --cert <certificate chain pem>');
+}
+
+const show = (p: string) => relative(process.cwd(), p) || p;
+
+function describeManifest(m: TAManifest): string[] {
+  return [
+    `name           ${m.name} ${m.version} (${m.runtime})`,
+    `uuid           ${m.uuid}`,
+    `productId      ${m.productId}    securityVersion ${m.securityVersion}`,
+    `limits         heap ${m.limits.heapMb} MB, stack ${m.limits.stackKb} KB, concurrency ${m.limits.maxConcurrency}, call timeout ${m.limits.callTimeoutMs} ms`,
+    `session        ${Object.entries(m.session).map(([k, v]) => `${k}=${v}`).join(', ')}`,
+    `hostCalls      ${m.hostCalls.length ? m.hostCalls.join(', ') : '(none)'}`,
+    ...(m.description ? [`description    ${m.description}`] : []),
+  ];
+}
+
+const DEBUG_BANNER = '!!! DEBUG TA — debuggable, carries a source map; strict policies refuse it. Not for production. !!!';
+
+function renderInspection(i: BundleInspection): string {
+  const lines = [
+    ...(i.manifest.debug ? [DEBUG_BANNER, ''] : []),
+    ...describeManifest(i.manifest),
+    `debug          ${i.manifest.debug ? 'YES (DEBUG)' : 'no'}`,
+    `measurement    ${i.measurement}`,
+    `signer_id      ${i.signerId ?? '(unsigned)'}`,
+    `signature      ${i.signed ? (i.verification.ok ? 'valid (ES256)' : `INVALID — ${i.verification.code}: ${i.verification.reason}`) : 'none (unsigned)'}`,
+    ...(i.certificateChain ? [`x5c            ${i.certificateChain.length} certificate(s)`] : []),
+    `sizes          total ${i.sizes.total} B: manifest ${i.sizes.manifest}, code ${i.sizes.code}, source map ${i.sizes.sourceMap}, signature ${i.sizes.signature}`,
+  ];
+  return lines.join('\n');
+}
+
+/** --signer accepts a signer_id (64 hex) or a PEM public key / certificate / private key file. */
+function signerIdsFrom(values: string[]): string[] {
+  return values.map((v) => {
+    if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+    if (existsSync(v)) return computeSignerId(spkiFromPem(readFileSync(v, 'utf8')));
+    throw new EnclaveEdgeError('BAD_PARAMETERS', `--signer ${v}: neither a 64-hex signer_id nor a readable PEM file`);
+  });
+}
+
+export function register(program: Command): void {
+  const ta = program.command('ta').description('Trusted applications: scaffold, build, sign, inspect, verify');
+
+  ta.command('new <name>')
+    .description('create a TA project (ta.json, src/index.ts, a test) that builds and passes its test')
+    .option('--dir <dir>', 'where to create it (default ./<name>)')
+    .action(action(async (name: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const r = newTA(name, typeof opts.dir === 'string' ? opts.dir : undefined);
+      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && enclave-edge ta build`].join('\n'));
+    }));
+
+  ta.command('build [dir]')
+    .description('bundle a TA (TypeScript via esbuild, AssemblyScript via asc) into dist/<name>.tab')
+    .option('--debug', 'debug build: manifest debug=true and a source map section')
+    .option('--out <file>', 'output file (default <dir>/dist/<name>.tab)')
+    .option('--key <key>', 'sign right away: PEM key file or pkcs11: URI')
+    .option('--cert <pem>', 'with --key: certificate chain for the x5c header')
+    .action(action(async (dir: string | undefined, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const opened = typeof opts.key === 'string' ? await openSigner(opts.key, typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readFileSync(opts.cert, 'utf8')) } : {}) : undefined;
+      try {
+        const r = await buildTA(dir ?? '.', { ...(opts.debug ? { debug: true } : {}), ...(typeof opts.out === 'string' ? { outFile: opts.out } : {}), ...(opened ? { signer: opened.signer } : {}) });
+        const out = { outFile: r.outFile, name: r.manifest.name, version: r.manifest.version, runtime: r.manifest.runtime, debug: r.manifest.debug, measurement: r.measurement, signed: r.signed, sizes: r.sizes };
+        emit(opts, out, () => [
+          ...(r.manifest.debug ? [DEBUG_BANNER] : []),
+          `Built ${show(r.outFile!)} — ${r.manifest.name} ${r.manifest.version} (${r.manifest.runtime}, ${r.manifest.debug ? 'DEBUG' : 'release'}, ${r.signed ? 'signed' : 'unsigned'})`,
+          `measurement    ${r.measurement}`,
+          `sizes          code ${r.sizes.code} B, source map ${r.sizes.sourceMap} B, total ${r.sizes.total} B`,
+          ...(r.signed ? [] : ['', `Next: enclave-edge ta sign ${show(r.outFile!)} --key <key.pem | pkcs11:…>`]),
+        ].join('\n'));
+      } finally {
+        await opened?.close();
+      }
+    }));
+
+  ta.command('keygen')
+    .description('create a P-256 (ES256) signing key: a PEM file, or inside a PKCS#11 token')
+    .requiredOption('--out <key>', 'key.pem to write (mode 0600), or pkcs11:token=…;object=<label> to generate in the token')
+    .option('--force', 'overwrite an existing key file')
+    .action(action(async (_o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const out = opts.out as string;
+      if (isPkcs11Uri(out)) {
+        const { generatePkcs11SigningKey } = await import('@enclave-edge/bundle/signers/pkcs11');
+        const r = await generatePkcs11SigningKey(out);
+        emit(opts, { kind: 'pkcs11', token: r.tokenLabel, object: r.label, signerId: r.signerId }, () =>
+          [`Generated a non-extractable P-256 key "${r.label}" in token "${r.tokenLabel}"`, `signer_id      ${r.signerId}`].join('\n'));
+        return;
+      }
+      if (existsSync(out) && !opts.force) throw new EnclaveEdgeError('CONFLICT', `${out} exists; pass --force to overwrite`);
+      const k = generateSigningKey();
+      const pubFile = out.replace(/(\.pem)?$/, '.pub.pem');
+      writeAtomic(out, k.privateKeyPem, 0o600);
+      writeAtomic(pubFile, k.publicKeyPem);
+      emit(opts, { kind: 'pem', keyFile: out, publicKeyFile: pubFile, signerId: k.signerId }, () =>
+        [`Wrote ${out} (private, mode 0600) and ${pubFile}`, `signer_id      ${k.signerId}`, 'Keep the private key out of source control; production keys belong in an HSM (--out pkcs11:…).'].join('\n'));
+    }));
+
+  ta.command('sign <bundle>')
+    .description('sign a bundle with ES256 (JWS); the PIN comes from the URI (pin-source=file:…) or PKCS11_PIN')
+    .requiredOption('--key <key>', 'PEM key file or pkcs11:token=…;object=… URI')
+    .option('--cert <pem>', 'certificate chain (leaf first) to put in the x5c header')
+    .option('--out <file>', 'write here instead of replacing the bundle')
+    .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const bytes = readBytes(bundlePath, 'bundle');
+      const opened = await openSigner(opts.key as string, typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readFileSync(opts.cert, 'utf8')) } : {});
+      try {
+        const signed = await signBundle(bytes, opened.signer);
+        const v = verifyBundle(signed);
+        const out = typeof opts.out === 'string' ? opts.out : bundlePath;
+        writeAtomic(out, signed);
+        emit(opts, { bundle: out, measurement: v.measurement, signerId: v.signerId, keyKind: opened.kind }, () =>
+          [`Signed ${show(out)} with ${opened.kind === 'pkcs11' ? 'a PKCS#11 token key' : 'a PEM key'}`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
+      } finally {
+        await opened.close();
+      }
+    }));
+
+  ta.command('digest <bundle>')
+    .description('offline signing, step 1: print what to sign (the JWS signing input and its SHA-256)')
+    .option('--public-key <pem>', 'public key of the signing key (goes into the JWS header)')
+    .option('--cert <pem>', 'or: certificate chain of the signing key (x5c header)')
+    .option('--out <file>', 'write the signing input (the bytes to sign with ES256) to this file')
+    .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const d = digestBundle(readBytes(bundlePath, 'bundle'), keyInfoFrom(opts));
+      if (typeof opts.out === 'string') writeAtomic(opts.out, d.signingInput);
+      emit(opts, { ...d, ...(typeof opts.out === 'string' ? { signingInputFile: opts.out } : {}) }, () => [
+        `measurement    ${d.measurement}`,
+        `sha256         ${d.sha256}   (sign this digest with a raw-ECDSA HSM, CKM_ECDSA)`,
+        typeof opts.out === 'string'
+          ? `signing input  written to ${opts.out} — e.g. openssl dgst -sha256 -sign key.pem -out sig.der ${opts.out}`
+          : `signing input  ${d.signingInput}`,
+        '',
+        `Then: enclave-edge ta attach-signature ${bundlePath} --signature sig.der ${typeof opts.cert === 'string' ? `--cert ${opts.cert}` : `--public-key ${String(opts.publicKey)}`}`,
+      ].join('\n'));
+    }));
+
+  ta.command('attach-signature <bundle>')
+    .description('offline signing, step 2: attach an ES256 signature (raw r||s or DER, binary/base64/hex) over the digest')
+    .requiredOption('--signature <file>', 'the signature file')
+    .option('--cert <pem>', 'certificate chain given to `ta digest`')
+    .option('--public-key <pem>', 'or: public key given to `ta digest`')
+    .option('--out <file>', 'write here instead of replacing the bundle')
+    .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const signed = attachSignature(readBytes(bundlePath, 'bundle'), readBytes(opts.signature as string, 'signature'), keyInfoFrom(opts));
+      const v = verifyBundle(signed);
+      const out = typeof opts.out === 'string' ? opts.out : bundlePath;
+      writeAtomic(out, signed);
+      emit(opts, { bundle: out, measurement: v.measurement, signerId: v.signerId }, () =>
+        [`Signature attached and verified: ${show(out)}`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
+    }));
+
+  ta.command('inspect <bundle>')
+    .description('show manifest, measurement, signer_id, sizes and signature status (DEBUG TAs are marked loudly)')
+    .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const i = inspectBundle(readBytes(bundlePath, 'bundle'));
+      emit(opts, i, renderInspection);
+    }));
+
+  ta.command('verify <bundle>')
+    .description('check format, measurement and signature (and the signer, if given); non-zero exit with the reason')
+    .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--no-debug', 'refuse debug TAs')
+    .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
+      const opts = optsOf(cmd);
+      const signers = Array.isArray(opts.signer) ? signerIdsFrom(opts.signer as string[]) : undefined;
+      const v = verifyBundle(readBytes(bundlePath, 'bundle'), { ...(signers ? { trustedSigners: signers } : {}), ...(opts.debug === false ? { allowDebug: false } : {}) });
+      const out = { ok: true, name: v.manifest.name, version: v.manifest.version, debug: v.manifest.debug, measurement: v.measurement, signerId: v.signerId, size: v.size };
+      emit(opts, out, () =>
+        [`OK ${v.manifest.name} ${v.manifest.version}${v.manifest.debug ? ' (DEBUG)' : ''}: format, measurement and signature verified${signers ? ', signer trusted' : ''}`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
+    }));
+}
