@@ -1,0 +1,141 @@
+/**
+ * Sealed key-value storage, one directory per TA. Each value is one file, sealed with the
+ * `product` policy (so it survives upgrades of the same signer/product) and with the TA uuid and
+ * key as AAD context (so files cannot be swapped between keys or TAs). Writes are atomic.
+ */
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from './files.js';
+import type { Sealer } from './seal.js';
+import type { TAIdentity } from './identity.js';
+
+export const STORAGE_KEY_RE = /^[A-Za-z0-9._-]{1,128}$/;
+const FILE_PREFIX = 'k_';
+
+export interface SealedStore {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  list(prefix?: string): Promise<string[]>;
+}
+
+/** The directory of a TA's store: stable across versions of the same signer, product and uuid. */
+export function taStorageDirName(id: Pick<TAIdentity, 'signerId' | 'productId' | 'uuid'>): string {
+  return 'ta-' + createHash('sha256').update(`${id.signerId}/${id.productId}/${id.uuid}`).digest('hex').slice(0, 32);
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== 'string' || !STORAGE_KEY_RE.test(key)) {
+    throw new EnclaveEdgeError('BAD_PARAMETERS', 'storage keys are 1..128 characters of [A-Za-z0-9._-]');
+  }
+}
+
+export class SealedFileStore implements SealedStore {
+  readonly dir: string;
+  private usage = 0;
+  private readonly sizes = new Map<string, number>();
+  private ready: Promise<void> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    root: string,
+    private readonly id: TAIdentity,
+    private readonly sealer: Sealer,
+    readonly quotaBytes: number,
+  ) {
+    this.dir = join(root, taStorageDirName(id));
+  }
+
+  /** Scan once: sizes for the quota, and leftovers of writes interrupted by a crash. */
+  private init(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      for (const name of await readdir(this.dir)) {
+        if (name.startsWith(TEMP_PREFIX)) {
+          await unlink(join(this.dir, name)).catch(() => undefined);
+        } else if (name.startsWith(FILE_PREFIX)) {
+          const size = (await stat(join(this.dir, name))).size;
+          this.sizes.set(name.slice(FILE_PREFIX.length), size);
+          this.usage += size;
+        }
+      }
+    })();
+    return this.ready;
+  }
+
+  private run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      await this.init();
+      return fn();
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private context(key: string): Uint8Array {
+    return Buffer.from(`enclave-edge/v1/storage/${this.id.uuid}/${key}`, 'utf8');
+  }
+
+  private path(key: string): string {
+    return join(this.dir, FILE_PREFIX + key);
+  }
+
+  get usedBytes(): number {
+    return this.usage;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    checkKey(key);
+    return this.run(async () => {
+      let blob: Buffer;
+      try {
+        blob = await readFile(this.path(key));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+      return this.sealer.unseal(this.id, blob, { context: this.context(key) });
+    });
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    checkKey(key);
+    if (!(value instanceof Uint8Array)) return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'storage values are bytes (Uint8Array)'));
+    return this.run(async () => {
+      const blob = await this.sealer.seal(this.id, value, { policy: 'product', context: this.context(key) });
+      const old = this.sizes.get(key) ?? 0;
+      const next = this.usage - old + blob.length;
+      if (next > this.quotaBytes) {
+        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${this.id.name}" exceeded: ${next} of ${this.quotaBytes} bytes (key "${key}", ${blob.length} bytes sealed)`, {
+          detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: blob.length },
+        });
+      }
+      await writeFileAtomic(this.path(key), blob);
+      this.sizes.set(key, blob.length);
+      this.usage = next;
+    });
+  }
+
+  delete(key: string): Promise<boolean> {
+    checkKey(key);
+    return this.run(async () => {
+      try {
+        await unlink(this.path(key));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
+      await fsyncDir(this.dir);
+      this.usage -= this.sizes.get(key) ?? 0;
+      this.sizes.delete(key);
+      return true;
+    });
+  }
+
+  list(prefix = ''): Promise<string[]> {
+    if (typeof prefix !== 'string') return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'prefix must be a string'));
+    return this.run(async () => [...this.sizes.keys()].filter((k) => k.startsWith(prefix)).sort());
+  }
+}
