@@ -9,10 +9,13 @@ import { hex64, taName, commandName } from './names.js';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export const logLevel = z.enum(LOG_LEVELS);
 
-/** `source`: an absolute file path in the image (or `file:` URL), an `https://` URL, or `base64:<bundle>`. */
+/**
+ * `source`: a file name in the runtime's bundle directory (`hello.tab`), an absolute file
+ * path in the image (or `file:` URL), an `https://` URL, or `base64:<bundle>`.
+ */
 export const taSource = z.string().min(1).max(200_000).refine(
-  (s) => s.startsWith('/') || s.startsWith('file:') || s.startsWith('https://') || s.startsWith('base64:'),
-  'must be an absolute path, a file: or https:// URL, or base64:<bundle>',
+  (s) => /^[A-Za-z0-9][A-Za-z0-9._-]*\.tab$/.test(s) || s.startsWith('/') || s.startsWith('file:') || s.startsWith('https://') || s.startsWith('base64:'),
+  'must be a .tab file name in the bundle directory, an absolute path, a file: or https:// URL, or base64:<bundle>',
 );
 
 export const taEntrySchema = z.object({

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmulatedBackend } from '@enclave-edge/enclave';
+import { TARuntime, DedupeCache, admitBundle, type TAReport } from '@enclave-edge/ta-runtime';
+import { buildSampleBundles, devPolicy, quietLogger } from './fixtures.js';
+
+let bundles: ReturnType<typeof buildSampleBundles>;
+beforeAll(() => {
+  bundles = buildSampleBundles();
+});
+afterAll(() => bundles?.cleanup());
+
+function makeRuntime() {
+  const events: Array<{ type: string; body: Record<string, unknown> }> = [];
+  const reports = new Map<string, TAReport | null>();
+  const { log } = quietLogger();
+  const rt = new TARuntime({
+    backend: new EmulatedBackend(),
+    log,
+    sources: { bundleDir: bundles.dir },
+    drainMs: 2000,
+    events: { event: (type, body) => events.push({ type, body }), report: (n, r) => reports.set(n, r) },
+  });
+  return { rt, events, reports };
+}
+
+const deadline = () => Date.now() + 10_000;
+
+describe('TARuntime', () => {
+  it('loads TAs from desired properties and serves invoke, openSession and listTAs', async () => {
+    const { rt, events, reports } = makeRuntime();
+    try {
+      await rt.reconcile({ policy: devPolicy, tas: { hello: { source: 'hello.tab' }, 'wasm-stats': { source: 'wasm-stats.tab' } } });
+      expect(reports.get('hello')).toMatchObject({ status: 'loaded', version: '1.0.0', svn: 1, debug: false, lastError: null });
+      expect(reports.get('hello')!.measurement).toMatch(/^[0-9a-f]{64}$/);
+      expect(events.filter((e) => e.type === 'ta.loaded').map((e) => e.body.ta).sort()).toEqual(['hello', 'wasm-stats']);
+      expect(await rt.dispatch({ id: 'r1', op: 'invoke', ta: 'hello', command: 'ping', deadline: deadline() })).toBe('pong');
+      expect(await rt.dispatch({ id: 'r2', op: 'invoke', ta: 'hello', command: 'echo', params: { b: { $binary: 'AQI=' } }, deadline: deadline() })).toEqual({ b: { $binary: 'AQI=' } });
+      expect(await rt.dispatch({ id: 'r3', op: 'invoke', ta: 'wasm-stats', command: 'stats', params: [1, 2, 3], deadline: deadline() })).toMatchObject({ count: 3, min: 1, max: 3 });
+      const s = (await rt.dispatch({ id: 'r4', op: 'openSession', ta: 'hello', deadline: deadline() })) as { sessionId: string };
+      expect(typeof s.sessionId).toBe('string');
+      const listed = (await rt.dispatch({ id: 'r5', op: 'listTAs', deadline: deadline() })) as { tas: Array<{ name: string; status: string }> };
+      expect(listed.tas.map((t) => [t.name, t.status]).sort()).toEqual([['hello', 'loaded'], ['wasm-stats', 'loaded']]);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('rejects a tampered bundle with its reason while other TAs keep serving', async () => {
+    const { rt, events, reports } = makeRuntime();
+    try {
+      const tampered = bundles.bytes('hello');
+      tampered[tampered.length - 200] ^= 0x01;
+      const b64 = Buffer.from(tampered).toString('base64');
+      await rt.reconcile({ policy: devPolicy, tas: { 'wasm-stats': { source: 'wasm-stats.tab' }, hello: { source: `base64:${b64}` } } });
+      const r = reports.get('hello')!;
+      expect(r.status).toBe('rejected');
+      expect(r.errorCode).toMatch(/SIGNATURE_INVALID|MEASUREMENT_MISMATCH|BAD_FORMAT/);
+      expect(events.find((e) => e.type === 'ta.rejected')?.body).toMatchObject({ ta: 'hello', reason: expect.any(String) });
+      await expect(rt.dispatch({ id: 'x', op: 'invoke', ta: 'hello', command: 'ping', deadline: deadline() })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      expect(await rt.dispatch({ id: 'y', op: 'invoke', ta: 'wasm-stats', command: 'ping', deadline: deadline() })).toBe('pong');
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('enforces the policy: untrusted signer, empty trust list, pinned measurement, minimum SVN, emulation', () => {
+    const bytes = bundles.bytes('hello');
+    const base = { name: 'hello', bytes, backendKind: 'emulated' };
+    expect(() => admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } } })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
+    expect(() => admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: {} } })).toThrow(/no trusted signers/);
+    expect(() => admitBundle({ ...base, policy: devPolicy, pinnedMeasurement: '0'.repeat(64) })).toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
+    expect(() => admitBundle({ ...base, policy: { ...devPolicy, minSvn: { hello: 2 } } })).toThrow(/below the minimum 2/);
+    expect(() => admitBundle({ ...base, policy: { ...devPolicy, allowEmulated: false } })).toThrow(/allowEmulated/);
+    expect(() => admitBundle({ ...base, name: 'other', policy: devPolicy })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(admitBundle({ ...base, policy: devPolicy }).manifest.name).toBe('hello');
+  });
+
+  it('adds, disables and removes TAs on later desired patches without a restart', async () => {
+    const { rt, events, reports } = makeRuntime();
+    try {
+      await rt.reconcile({ policy: devPolicy, tas: { hello: { source: 'hello.tab' } } });
+      await rt.reconcile({ policy: devPolicy, tas: { hello: { source: 'hello.tab' }, 'key-vault': { source: 'key-vault.tab' } } });
+      expect(reports.get('key-vault')?.status).toBe('loaded');
+      expect(events.filter((e) => e.type === 'ta.loaded')).toHaveLength(2); // hello unchanged: not reloaded
+      await rt.reconcile({ policy: devPolicy, tas: { hello: { source: 'hello.tab', enabled: false }, 'key-vault': { source: 'key-vault.tab' } } });
+      expect(reports.get('hello')?.status).toBe('disabled');
+      await expect(rt.dispatch({ id: 'a', op: 'invoke', ta: 'hello', command: 'ping', deadline: deadline() })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      await rt.reconcile({ policy: devPolicy, tas: {} });
+      expect(reports.get('key-vault')).toBeNull();
+      await expect(rt.dispatch({ id: 'b', op: 'invoke', ta: 'key-vault', command: 'list', deadline: deadline() })).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
+      expect(events.some((e) => e.type === 'ta.unloaded' && e.body.ta === 'key-vault')).toBe(true);
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('lets a call in flight finish when its TA is replaced', async () => {
+    const { rt } = makeRuntime();
+    try {
+      await rt.reconcile({ policy: devPolicy, tas: { 'wasm-stats': { source: 'wasm-stats.tab' } } });
+      const values = Array.from({ length: 2000 }, (_, i) => i);
+      const inflight = Promise.all(Array.from({ length: 8 }, (_, i) => rt.dispatch({ id: `s${i}`, op: 'invoke', ta: 'wasm-stats', command: 'stats', params: values, deadline: deadline() })));
+      // Same TA from another source (inline) → a different fingerprint → replaced.
+      const replaced = rt.reconcile({ policy: devPolicy, tas: { 'wasm-stats': { source: `base64:${Buffer.from(bundles.bytes('wasm-stats')).toString('base64')}`, measurement: undefined } } });
+      const results = await inflight;
+      await replaced;
+      for (const r of results) expect(r).toMatchObject({ count: 2000 });
+      expect(await rt.dispatch({ id: 'after', op: 'invoke', ta: 'wasm-stats', command: 'ping', deadline: deadline() })).toBe('pong');
+    } finally {
+      await rt.stop();
+    }
+  });
+
+  it('refuses requests whose deadline has passed, and reports invalid desired entries', async () => {
+    const { rt, reports } = makeRuntime();
+    try {
+      await rt.reconcile({ policy: devPolicy, tas: { hello: { source: 'http://example.com/x.tab' }, 'Bad.Name': { source: 'x.tab' }, ghost: { source: 'ghost.tab' } } });
+      expect(reports.get('hello')).toMatchObject({ status: 'rejected', errorCode: 'CONFIG_INVALID' });
+      expect(reports.get('ghost')).toMatchObject({ status: 'rejected', errorCode: 'ITEM_NOT_FOUND' });
+      expect(reports.get('Bad.Name')).toMatchObject({ status: 'rejected', errorCode: 'CONFIG_INVALID' });
+      await expect(rt.dispatch({ id: 'late', op: 'listTAs', deadline: Date.now() - 1 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    } finally {
+      await rt.stop();
+    }
+  });
+});
+
+describe('DedupeCache', () => {
+  it('runs a request id once and answers duplicates from the cache, within a bound', async () => {
+    const cache = new DedupeCache<number>(3);
+    let runs = 0;
+    const fn = async () => ++runs;
+    expect(await cache.run('a', fn).value).toBe(1);
+    const dup = cache.run('a', fn);
+    expect(dup.duplicate).toBe(true);
+    expect(await dup.value).toBe(1);
+    for (const id of ['b', 'c', 'd']) await cache.run(id, fn).value;
+    expect(cache.size).toBe(3);
+    expect(cache.run('a', fn).duplicate).toBe(false); // evicted: oldest went first
+  });
+});
