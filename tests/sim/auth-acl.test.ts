@@ -1,0 +1,178 @@
+/**
+ * Authentication and isolation: SAS tokens on CONNECT (good / wrong key / expired), the per-module
+ * ACL (no subscribing to another module's inputs, `$iothub/*` delivered only to its module),
+ * and the service API's 401 / 400 answers.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import https from 'node:https';
+import { randomBytes } from 'node:crypto';
+import mqtt from 'mqtt';
+import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
+import { createSas } from '@enclave-edge/edge-sim';
+import { HubClient } from '@enclave-edge/hub-client';
+import { startTestSim, eventually, type TestSim } from './helpers.js';
+
+let t: TestSim;
+const DEVICE = 'edge-sim-device';
+
+beforeAll(async () => {
+  t = await startTestSim({ extraModules: ['rogue'] });
+  await eventually(() => t.invoke('probeB', 'whoami'));
+});
+
+afterAll(async () => {
+  await t?.close();
+});
+
+function keyOf(moduleId: string): string {
+  // The module connection string carries the key, exactly as `sim module-credentials` prints it.
+  return /SharedAccessKey=([^;]+)/.exec(t.sim.moduleConnectionString(moduleId))![1]!;
+}
+
+function rawConnect(moduleId: string, password: string): Promise<{ client: mqtt.MqttClient; error?: Error & { code?: number } }> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(`mqtts://localhost:${t.sim.mqttPort}`, {
+      clientId: `${DEVICE}/${moduleId}`,
+      username: `${t.sim.hubHostName}/${DEVICE}/${moduleId}/?api-version=2021-04-12`,
+      password,
+      ca: t.ca,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      clean: true,
+    });
+    client.once('connect', () => resolve({ client }));
+    client.once('error', (error) => resolve({ client, error }));
+  });
+}
+
+const resource = (m: string) => `${t.sim.hubHostName}/devices/${DEVICE}/modules/${m}`;
+
+describe('SAS authentication on CONNECT', () => {
+  it('accepts a valid token', async () => {
+    const { client, error } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue')));
+    expect(error).toBeUndefined();
+    expect(client.connected).toBe(true);
+    client.end(true);
+  });
+
+  it('refuses a token signed with the wrong key: CONNACK 5 (not authorized)', async () => {
+    const { client, error } = await rawConnect('rogue', createSas(resource('rogue'), randomBytes(32).toString('base64')));
+    expect(error?.code).toBe(5);
+    client.end(true);
+  });
+
+  it('refuses an expired token: CONNACK 5', async () => {
+    const { client, error } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue'), { expiry: Math.floor(Date.now() / 1000) - 10 }));
+    expect(error?.code).toBe(5);
+    client.end(true);
+  });
+
+  it("refuses another module's token for this client id", async () => {
+    const { client, error } = await rawConnect('rogue', createSas(resource('probeB'), keyOf('probeB')));
+    expect(error?.code).toBe(5);
+    client.end(true);
+  });
+
+  it('makes the unmodified SDK fail to open with a wrong key', async () => {
+    const cs = t.sim.moduleConnectionString('rogue').replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${randomBytes(32).toString('base64')}`);
+    const client = device.ModuleClient.fromConnectionString(cs, deviceMqtt.Mqtt);
+    client.setOptions({ ca: t.ca });
+    await expect(client.open()).rejects.toThrow(/authoriz/i);
+    await client.close().catch(() => {});
+  });
+});
+
+describe('ACL: a module only reaches its own topics', () => {
+  it("cannot subscribe to another module's inputs (SUBACK 128) nor receive them", async () => {
+    const { client } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue')));
+    const granted = await new Promise<mqtt.ISubscriptionGrant[]>((resolve, reject) =>
+      client.subscribe(`devices/${DEVICE}/modules/probeB/inputs/#`, { qos: 1 }, (err, g) => (err ? reject(err) : resolve(g))),
+    );
+    expect(granted[0]!.qos).toBe(128);
+    const own = await new Promise<mqtt.ISubscriptionGrant[]>((resolve, reject) =>
+      client.subscribe(`devices/${DEVICE}/modules/rogue/inputs/#`, { qos: 1 }, (err, g) => (err ? reject(err) : resolve(g))),
+    );
+    expect(own[0]!.qos).toBe(1);
+    const received: string[] = [];
+    client.on('message', (topic) => received.push(topic));
+    await t.invoke('probeA', 'send', { messages: [{ output: 'toB', body: 'for B only' }] });
+    await eventually(async () => expect(((await t.invoke('probeB', 'inputs')).payload as any[]).some((m) => m.body === 'for B only')).toBe(true));
+    expect(received).toEqual([]);
+    client.end(true);
+  });
+
+  it("does not receive another module's method calls even when subscribed to $iothub/methods", async () => {
+    const { client } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue')));
+    const received: string[] = [];
+    client.on('message', (topic) => received.push(topic));
+    await new Promise<void>((resolve, reject) => client.subscribe('$iothub/methods/POST/#', { qos: 0 }, (err) => (err ? reject(err) : resolve())));
+    const r = await t.invoke('probeB', 'echo', { to: 'B' });
+    expect(r).toEqual({ status: 200, payload: { to: 'B' } });
+    await new Promise((res) => setTimeout(res, 100));
+    expect(received).toEqual([]);
+    // And it cannot answer for probeB: a forged response for a guessed request id is ignored.
+    client.publish('$iothub/methods/res/200/?$rid=1', '{"forged":true}');
+    expect(await t.invoke('probeB', 'echo', 'real')).toEqual({ status: 200, payload: 'real' });
+    client.end(true);
+  });
+
+  it("is disconnected when it publishes on another module's topics", async () => {
+    const { client } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue')));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.publish(`devices/${DEVICE}/modules/probeB/messages/events/`, 'spoofed', { qos: 1 });
+    await closed;
+    expect(client.connected).toBe(false);
+    client.end(true);
+  });
+});
+
+describe('service API authorization and validation', () => {
+  it('answers 401 to a wrong key and to a missing Authorization header', async () => {
+    const bad = HubClient.fromConnectionString(t.sim.serviceConnectionString.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${randomBytes(32).toString('base64')}`), { ca: t.ca });
+    await expect(bad.getModuleTwin(DEVICE, 'probeA')).rejects.toMatchObject({ code: 'ACCESS_DENIED', detail: { httpStatus: 401 } });
+    bad.close();
+    const r = await rawRequest('GET', `/twins/${DEVICE}/modules/probeA`, undefined, {});
+    expect(r.status).toBe(401);
+    expect(r.body.message).toMatch(/missing Authorization/);
+  });
+
+  it('answers 400 with a message to a malformed body', async () => {
+    const auth = { authorization: createSas(`localhost:${t.sim.httpsPort}`, keyOfHub(), { keyName: 'iothubowner' }) };
+    const notJson = await rawRequest('POST', `/twins/${DEVICE}/modules/probeA/methods`, '{nope', auth);
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.message).toMatch(/not JSON/);
+    const noName = await rawRequest('POST', `/twins/${DEVICE}/modules/probeA/methods`, JSON.stringify({ payload: 1 }), auth);
+    expect(noName.status).toBe(400);
+    expect(noName.body.message).toMatch(/methodName/);
+    const badPatch = await rawRequest('PATCH', `/twins/${DEVICE}/modules/probeA`, JSON.stringify({ properties: { desired: 5 } }), auth);
+    expect(badPatch.status).toBe(400);
+    expect(badPatch.body.message).toMatch(/properties\.desired/);
+  });
+
+  it('refuses module credentials for anything but methods', async () => {
+    const auth = { authorization: createSas(resource('rogue'), keyOf('rogue')), 'x-ms-edge-moduleid': `${DEVICE}/rogue` };
+    const r = await rawRequest('GET', `/twins/${DEVICE}/modules/probeA`, undefined, auth);
+    expect(r.status).toBe(401);
+  });
+});
+
+function keyOfHub(): string {
+  return /SharedAccessKey=([^;]+)/.exec(t.sim.serviceConnectionString)![1]!;
+}
+
+function rawRequest(method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: 'localhost', port: t.sim.httpsPort, method, path: `${path}?api-version=2021-04-12`, ca: t.ca, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
