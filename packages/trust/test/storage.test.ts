@@ -1,0 +1,167 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openSoftwareRoot, createTrustServices, Sealer, SealedFileStore, taStorageDirName, type RootOfTrust } from '@enclave-edge/trust';
+import { tempDir, identity } from './helpers.js';
+
+let t: ReturnType<typeof tempDir>;
+let root: RootOfTrust;
+
+beforeAll(async () => {
+  t = tempDir();
+  root = await openSoftwareRoot({ stateDir: t.dir });
+});
+afterAll(async () => {
+  await root.close();
+  t.cleanup();
+});
+
+describe('sealed storage', () => {
+  it('get/put/delete/list, values sealed on disk', async () => {
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's1') });
+    const s = svc.storage(identity());
+    expect(await s.get('a')).toBeUndefined();
+    await s.put('a', Buffer.from('secret-value-1'));
+    await s.put('b.c', Buffer.from('2'));
+    await s.put('a', Buffer.from('secret-value-3'));
+    expect(Buffer.from((await s.get('a'))!).toString()).toBe('secret-value-3');
+    expect(await s.list()).toEqual(['a', 'b.c']);
+    expect(await s.list('b')).toEqual(['b.c']);
+    const dir = join(t.dir, 's1', taStorageDirName(identity()));
+    const files = readdirSync(dir);
+    expect(files.sort()).toEqual(['k_a', 'k_b.c']);
+    expect(readFileSync(join(dir, 'k_a')).includes(Buffer.from('secret-value'))).toBe(false);
+    expect(await s.delete('a')).toBe(true);
+    expect(await s.delete('a')).toBe(false);
+    expect(await s.get('a')).toBeUndefined();
+    // Same instance for the same TA; another TA has its own directory.
+    expect(svc.storage(identity())).toBe(s);
+    expect(await svc.storage(identity({ uuid: '00000000-0000-4000-8000-000000000000' })).list()).toEqual([]);
+  });
+
+  it('keeps values across an upgrade (same signer/product/uuid) and refuses a downgrade', async () => {
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's2') });
+    await svc.storage(identity()).put('k', Buffer.from('v1'));
+    const svc2 = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's2') });
+    const up = svc2.storage(identity({ measurement: 'c'.repeat(64), securityVersion: 2 }));
+    expect(Buffer.from((await up.get('k'))!).toString()).toBe('v1');
+    await up.put('k', Buffer.from('v2'));
+    const svc3 = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's2') });
+    await expect(svc3.storage(identity()).get('k')).rejects.toMatchObject({ code: 'POLICY_VIOLATION' });
+  });
+
+  it('files cannot be swapped between keys', async () => {
+    const storageDir = join(t.dir, 's3');
+    const s = createTrustServices({ rootOfTrust: root, storageDir }).storage(identity());
+    await s.put('x', Buffer.from('X'));
+    await s.put('y', Buffer.from('Y'));
+    const dir = join(storageDir, taStorageDirName(identity()));
+    writeFileSync(join(dir, 'k_y'), readFileSync(join(dir, 'k_x')));
+    await expect(s.get('y')).rejects.toMatchObject({ code: 'SEAL_INTEGRITY' });
+  });
+
+  it('enforces the quota per TA with a clear error', async () => {
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's4'), quotaBytes: 1000 });
+    const s = svc.storage(identity());
+    await s.put('a', new Uint8Array(500));
+    await expect(s.put('b', new Uint8Array(500))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/quota of TA "kv" exceeded/) });
+    await s.put('a', new Uint8Array(900)); // replacing counts the old size out
+    await s.delete('a');
+    await s.put('b', new Uint8Array(900));
+    // Another TA has its own quota.
+    await svc.storage(identity({ uuid: '11111111-0000-4000-8000-000000000000' })).put('a', new Uint8Array(900));
+    // Usage is recomputed from disk on open.
+    const reopened = new SealedFileStore(join(t.dir, 's4'), identity(), new Sealer(root), 1000);
+    await expect(reopened.put('c', new Uint8Array(100))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+  });
+
+  it('validates keys and values', async () => {
+    const s = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's5') }).storage(identity());
+    for (const bad of ['', '../x', 'a/b', 'x'.repeat(129), 'ü', 'a b']) {
+      expect(() => s.put(bad, new Uint8Array(1))).toThrow(/storage keys are 1\.\.128 characters/);
+    }
+    await expect(s.put('ok', 'string' as never)).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+    expect(() => s.get('..')).not.toThrow();
+  });
+});
+
+describe('crash safety (kill -9 during writes, real child processes)', () => {
+  const writer = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url));
+
+  function runChild(stateDir: string, start: number, count: number, killAfterMs: number | undefined): Promise<{ acked: number[]; started: number[]; finished: boolean }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [writer, stateDir, String(start), String(count)], {
+        env: { ...process.env, EE_TA_IDENTITY: JSON.stringify(identity()) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c));
+      child.stderr.on('data', (c: Buffer) => (err += c));
+      let timer: NodeJS.Timeout | undefined;
+      if (killAfterMs !== undefined) {
+        // Kill once writes are under way, at a random point.
+        child.stdout.once('data', () => {
+          timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        });
+      }
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        if (code !== 0 && signal !== 'SIGKILL') return reject(new Error(`writer exited ${code}: ${err}`));
+        const lines = out.split('\n');
+        resolve({
+          acked: lines.filter((l) => l.startsWith('done ')).map((l) => Number(l.slice(5))),
+          started: lines.filter((l) => l.startsWith('start ')).map((l) => Number(l.slice(6))),
+          finished: lines.includes('finished'),
+        });
+      });
+    });
+  }
+
+  it('every key holds its old or new value, never garbage, and the store opens', async () => {
+    const c = tempDir('ee-crash-');
+    try {
+      const expected = new Map<string, Set<number>>(); // key -> acceptable seqs
+      const lastAcked = new Map<string, number>();
+      let seq = 0;
+      let kills = 0;
+      const rounds = 6;
+      for (let round = 0; round < rounds && seq < 1000; round++) {
+        const count = round === rounds - 1 ? 1000 - seq : 250;
+        const r = await runChild(c.dir, seq, count, round === rounds - 1 ? undefined : 20 + Math.floor(Math.random() * 150));
+        if (!r.finished) kills++;
+        for (const s of r.acked) lastAcked.set(`k${s % 10}`, s);
+        const inflight = r.started.filter((s) => !r.acked.includes(s));
+        expected.clear();
+        for (const [k, s] of lastAcked) expected.set(k, new Set([s]));
+        for (const s of inflight) {
+          const k = `k${s % 10}`;
+          (expected.get(k) ?? expected.set(k, new Set()).get(k)!).add(s);
+        }
+        // Check the store after each round, as the next process would find it.
+        const store = new SealedFileStore(join(c.dir, 'storage'), identity(), new Sealer(await openSoftwareRoot({ stateDir: c.dir })), 1 << 30);
+        for (const [k, ok] of expected) {
+          const v = await store.get(k);
+          if (v === undefined) {
+            // Only possible if this key's first write was the one in flight.
+            expect(lastAcked.has(k), `key ${k} lost an acknowledged value`).toBe(false);
+            continue;
+          }
+          const got = JSON.parse(Buffer.from(v).toString()).seq as number;
+          expect(ok.has(got), `key ${k}: got seq ${got}, expected one of ${[...ok]}`).toBe(true);
+          lastAcked.set(k, got);
+        }
+        // No temp files survive a reopen.
+        expect(readdirSync(join(c.dir, 'storage', taStorageDirName(identity()))).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
+        seq = Math.max(seq, ...r.started.map((s) => s + 1));
+      }
+      expect(kills).toBeGreaterThanOrEqual(3);
+      expect(seq).toBe(1000);
+    } finally {
+      c.cleanup();
+    }
+  });
+});
