@@ -11,7 +11,7 @@ export interface NewTAResult {
   uuid: string;
 }
 
-const indexTs = (name: string) => `import { defineTA, TAError } from '@enclave-edge/ta-sdk';
+const indexTs = (name: string) => `import { defineTA, TAError, utf8Decode, utf8Encode } from '@enclave-edge/ta-sdk';
 
 // Every capability comes from \`ctx\`: there is no fs, network, process or Date.now in an enclave.
 export default defineTA({
@@ -23,8 +23,8 @@ export default defineTA({
     echo: (_ctx, params) => params,
     async count(ctx) {
       const prev = await ctx.storage.get('counter');
-      const next = (prev ? Number(new TextDecoder().decode(prev)) : 0) + 1;
-      await ctx.storage.put('counter', new TextEncoder().encode(String(next)));
+      const next = (prev ? Number(utf8Decode(prev)) : 0) + 1;
+      await ctx.storage.put('counter', utf8Encode(String(next)));
       return { count: next };
     },
     greet(_ctx, params) {
