@@ -141,7 +141,7 @@ export class EmulatedEnclave implements Enclave {
         }
       }
       if (this.bundle.manifest.session.singleInstance) {
-        const inst = await this.getMain();
+        const inst = this.main && !this.main.isDead ? this.main : await this.getMain();
         try {
           return await inst.call('invoke', undefined, command, p, timeout);
         } finally {

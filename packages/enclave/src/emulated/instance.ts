@@ -32,7 +32,9 @@ export interface InstanceOptions {
 interface Pending {
   resolve: (v: Value) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  deadline: number;
+  cmd: string;
+  timeoutMs: number;
 }
 
 interface Queued {
@@ -65,6 +67,7 @@ export class Instance extends EventEmitter {
   private readonly freeSlots: number[] = [];
   private readonly slotPending = new Map<number, Pending>();
   private waitingDone = false;
+  private sweep: NodeJS.Timeout | undefined;
   private doneSeen = 0;
 
   constructor(private readonly o: InstanceOptions) {
@@ -132,18 +135,31 @@ export class Instance extends EventEmitter {
     while (this.inFlight < this.o.maxConcurrency && this.queue.length && !this.dead) this.queue.shift()!.run();
   }
 
-  private track(timeoutMs: number, onTimeout: () => void): Pick<Pending, 'timer'> {
-    const timer = setTimeout(onTimeout, timeoutMs);
-    timer.unref();
-    return { timer };
+  /**
+   * Deadlines: one sweep timer per instance while calls are pending, rather than a timer per
+   * call (cheaper at fast-path rates); a call is failed within ~10% of its timeout.
+   */
+  private armSweep(): void {
+    if (this.sweep) return;
+    const every = Math.max(5, Math.min(100, Math.floor(this.o.callTimeoutMs / 10)));
+    this.sweep = setInterval(() => {
+      if (this.dead || (this.pending.size === 0 && this.slotPending.size === 0)) {
+        clearInterval(this.sweep);
+        this.sweep = undefined;
+        return;
+      }
+      const now = performance.now();
+      for (const [id, p] of this.pending) if (now >= p.deadline) return this.timedOut(id, p);
+      for (const [slot, p] of this.slotPending) if (now >= p.deadline) return this.timedOut(-(slot + 1), p);
+    }, every);
   }
 
   private send(kind: CallKind, sid: string | undefined, cmd: string, params: Value, timeoutMs: number): Promise<Value> {
     const id = this.nextId++;
     this.inFlight++;
     return new Promise<Value>((resolve, reject) => {
-      const { timer } = this.track(timeoutMs, () => this.timedOut(id, cmd, timeoutMs));
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, cmd, timeoutMs });
+      this.armSweep();
       this.worker.postMessage({ t: 'call', id, kind, sid, cmd, params } satisfies ToWorker);
     });
   }
@@ -159,9 +175,9 @@ export class Instance extends EventEmitter {
     }
     this.inFlight++;
     const p = new Promise<Value>((resolve, reject) => {
-      const { timer } = this.track(timeoutMs, () => this.timedOut(-(slot + 1), cmd, timeoutMs));
-      this.slotPending.set(slot, { resolve, reject, timer });
+      this.slotPending.set(slot, { resolve, reject, deadline: performance.now() + timeoutMs, cmd, timeoutMs });
     });
+    this.armSweep();
     ring.setState(slot, REQ);
     ring.bump(SUBMIT);
     this.watchRing();
@@ -195,7 +211,6 @@ export class Instance extends EventEmitter {
   }
 
   private settle(p: Pending, ok: boolean, value: Value | undefined, error: WireError | undefined): void {
-    if (p.timer) clearTimeout(p.timer);
     this.inFlight--;
     if (ok) p.resolve(value as Value);
     else p.reject(this.o.hooks.error(error!));
@@ -252,12 +267,11 @@ export class Instance extends EventEmitter {
     if (!this.dead) this.worker.postMessage(m);
   }
 
-  private timedOut(id: number, cmd: string, timeoutMs: number): void {
-    const p = id < 0 ? this.slotPending.get(-id - 1) : this.pending.get(id);
-    if (!p || this.dead) return;
+  private timedOut(id: number, p: Pending): void {
+    const { cmd, timeoutMs } = p;
+    if (this.dead) return;
     if (id < 0) this.slotPending.delete(-id - 1);
     else this.pending.delete(id);
-    p.timer = undefined;
     this.inFlight--;
     p.reject(new EnclaveEdgeError('TIMEOUT', `TA "${this.o.init.ta.name}" command "${cmd}" did not finish within ${timeoutMs} ms; the instance was terminated`));
     // A runaway call cannot be interrupted inside the isolate: end the whole instance.
@@ -276,10 +290,9 @@ export class Instance extends EventEmitter {
     this.dead = reason;
     const code: ErrorCode = reason.code === 'OUT_OF_MEMORY' ? 'OUT_OF_MEMORY' : 'TA_CRASHED';
     const err = () => new EnclaveEdgeError(code, `TA "${this.o.init.ta.name}" instance ended: ${reason.reason}`);
-    for (const p of [...this.pending.values(), ...this.slotPending.values()]) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(err());
-    }
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = undefined;
+    for (const p of [...this.pending.values(), ...this.slotPending.values()]) p.reject(err());
     this.pending.clear();
     this.slotPending.clear();
     for (const q of this.queue.splice(0)) q.reject(err());

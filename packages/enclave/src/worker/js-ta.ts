@@ -87,17 +87,17 @@ export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['
     async create() {
       if (onCreate) await onCreate.call(def, noSession);
     },
-    async open(session: WorkerSession, params: Value) {
-      if (onOpen) await onOpen.call(def, contextFor(base, session), params);
+    open(session: WorkerSession, params: Value) {
+      return onOpen ? Promise.resolve(onOpen.call(def, contextFor(base, session), params)) : undefined;
     },
-    async close(session: WorkerSession) {
-      if (onClose) await onClose.call(def, contextFor(base, session));
+    close(session: WorkerSession) {
+      return onClose ? Promise.resolve(onClose.call(def, contextFor(base, session))) : undefined;
     },
-    async invoke(session: WorkerSession, command: string, params: Value) {
+    invoke(session: WorkerSession, command: string, params: Value) {
       // own properties only: "constructor", "__proto__" and friends are not commands
       const handler = Object.hasOwn(commands, command) ? (commands as Record<string, unknown>)[command] : undefined;
       if (typeof handler !== 'function') throw codedError('ITEM_NOT_FOUND', `TA "${init.ta.name}" has no command "${command}"`);
-      return await handler.call(commands, contextFor(base, session), params);
+      return handler.call(commands, contextFor(base, session), params);
     },
     async destroy() {
       if (onDestroy) await onDestroy.call(def, noSession);

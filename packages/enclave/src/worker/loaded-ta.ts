@@ -8,8 +8,10 @@ export interface WorkerSession {
 
 export interface LoadedTA {
   create(): Promise<void>;
-  open(session: WorkerSession, params: Value): Promise<void>;
-  close(session: WorkerSession): Promise<void>;
-  invoke(session: WorkerSession, command: string, params: Value): Promise<unknown>;
+  /** Hooks return undefined when the TA has none, so the call path skips an await. */
+  open(session: WorkerSession, params: Value): Promise<unknown> | undefined;
+  close(session: WorkerSession): Promise<unknown> | undefined;
+  /** The handler's own return value (maybe a promise); throws synchronously for unknown commands. */
+  invoke(session: WorkerSession, command: string, params: Value): unknown;
   destroy(): Promise<void>;
 }

@@ -42,7 +42,11 @@ const sessions = new Map<string, WorkerSession>();
 let implicitCounter = 0;
 let ta: LoadedTA;
 
-type Outcome = { ok: true; value: Value } | { ok: false; error: WireError };
+type Outcome = { ok: true; value: Value; bin: boolean } | { ok: false; error: WireError };
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
+}
 
 async function runCall(kind: CallKind, sid: string | undefined, cmd: string, params: Value): Promise<Outcome> {
   try {
@@ -56,7 +60,7 @@ async function runCall(kind: CallKind, sid: string | undefined, cmd: string, par
         sessions.delete(sid);
         throw err;
       }
-      return { ok: true, value: null };
+      return { ok: true, value: null, bin: false };
     }
     if (kind === 'close') {
       const s = sid === undefined ? undefined : sessions.get(sid);
@@ -64,25 +68,30 @@ async function runCall(kind: CallKind, sid: string | undefined, cmd: string, par
         sessions.delete(s.id);
         await ta.close(s);
       }
-      return { ok: true, value: null };
+      return { ok: true, value: null, bin: false };
     }
     let s: WorkerSession | undefined;
     let implicit = false;
     if (sid === undefined) {
       s = Object.freeze({ id: `implicit-${++implicitCounter}`, state: {} });
       implicit = true;
-      await ta.open(s, null);
+      const o = ta.open(s, null);
+      if (o) await o;
     } else {
       s = sessions.get(sid);
       if (!s) throw codedError('ITEM_NOT_FOUND', `no open session ${sid}`);
     }
     try {
-      const raw = await ta.invoke(s, cmd, params);
+      let raw = ta.invoke(s, cmd, params);
+      if (isThenable(raw)) raw = await raw;
       const c = copyValue(raw === undefined ? null : raw, init.maxPayloadBytes, 'result');
       if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
-      return { ok: true, value: c.value };
+      return { ok: true, value: c.value, bin: c.hasBinary };
     } finally {
-      if (implicit) await ta.close(s);
+      if (implicit) {
+        const c = ta.close(s);
+        if (c) await c;
+      }
     }
   } catch (err) {
     return { ok: false, error: toWire(err) };
@@ -96,8 +105,7 @@ function serveRing(sab: SharedArrayBuffer): void {
   const finish = (slot: number, out: Outcome) => {
     let json: string | undefined;
     if (out.ok) {
-      const c = copyValue(out.value, init.maxPayloadBytes, 'result');
-      if (!isProblem(c) && !c.hasBinary) json = JSON.stringify(out.value);
+      if (!out.bin) json = JSON.stringify(out.value);
     } else json = JSON.stringify(out.error);
     if (json !== undefined && ring.writeResponse(slot, out.ok, json)) {
       ring.setState(slot, RESP);

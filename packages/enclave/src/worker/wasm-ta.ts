@@ -72,9 +72,13 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
         throw codedError('TA_ERROR', `Wasm TA failed to start: ${(err as Error).message}`);
       }
     },
-    async open() {},
-    async close() {},
-    async invoke(_session: WorkerSession, command: string, params: Value) {
+    open() {
+      return undefined;
+    },
+    close() {
+      return undefined;
+    },
+    invoke(_session: WorkerSession, command: string, params: Value) {
       let json: string;
       try {
         json = JSON.stringify(params ?? null, (_k, v) => {
