@@ -1,0 +1,152 @@
+/**
+ * The `enclave-edge` commands as a user runs them: `sim up` in one process, `invoke`, `twin`,
+ * `monitor`, `sim credentials` from others (finding the simulator through .edge-sim/), and
+ * SIGTERM leaving no process behind.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cliBin, fixtureManifest, eventually, isAlive } from './helpers.js';
+
+const run = promisify(execFile);
+let cwd: string;
+let up: ChildProcess;
+let upOut = '';
+
+function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [cliBin, ...args], { cwd, timeout: 30_000 });
+}
+
+async function cliFails(...args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    await cli(...args);
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+  throw new Error(`expected failure: ${args.join(' ')}`);
+}
+
+beforeAll(async () => {
+  cwd = mkdtempSync(join(tmpdir(), 'edge-sim-cli-'));
+  up = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
+  up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
+  await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);
+  await eventually(async () => expect(JSON.parse((await cli('invoke', 'probeA', 'whoami', '--json')).stdout).status).toBe(200), 30_000);
+});
+
+afterAll(async () => {
+  if (up && up.exitCode === null) up.kill('SIGKILL');
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('enclave-edge CLI against a running simulator', () => {
+  it('sim up prints what to try next, keeps keys private and git-ignorable state in .edge-sim/', () => {
+    expect(upOut).toMatch(/simulator is up/);
+    expect(upOut).toMatch(/enclave-edge invoke probeA/);
+    expect(upOut).toMatch(/enclave-edge monitor/);
+    for (const f of ['keys.json', 'server-key.pem', 'ca-key.pem', 'state.json']) expect(statSync(join(cwd, '.edge-sim', f)).mode & 0o077).toBe(0);
+  });
+
+  it('invoke prints status and payload; --json for scripts', async () => {
+    const human = await cli('invoke', 'probeA', 'echo', '{"hello":"world"}');
+    expect(human.stdout).toMatch(/status 200/);
+    expect(human.stdout).toMatch(/"hello": "world"/);
+    const json = JSON.parse((await cli('--json', 'invoke', 'probeA', 'echo', '[1,2]')).stdout);
+    expect(json).toEqual({ status: 200, payload: [1, 2] });
+  });
+
+  it('fails with a one-line reason and a non-zero exit', async () => {
+    const missing = await cliFails('invoke', 'probeLate', 'echo');
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/ITEM_NOT_FOUND.*404103/);
+    const timeout = await cliFails('invoke', 'probeA', 'noHandler', '--timeout', '1');
+    expect(timeout.stderr).toMatch(/TIMEOUT/);
+    const badJson = await cliFails('invoke', 'probeA', 'echo', '{bad');
+    expect(badJson.stderr).toMatch(/payload is not valid JSON/);
+  });
+
+  it('twin patch reaches the module and twin show shows it', async () => {
+    await cli('twin', 'patch', 'probeA', '{"color":"blue"}');
+    const shown = JSON.parse((await cli('--json', 'twin', 'show', 'probeA')).stdout);
+    expect(shown.properties.desired.color).toBe('blue');
+    await eventually(async () => {
+      const r = JSON.parse((await cli('--json', 'invoke', 'probeA', 'twin')).stdout);
+      expect(r.payload.patches.some((p: any) => p.color === 'blue')).toBe(true);
+    });
+  });
+
+  it('monitor shows upstream messages with module, properties and body', async () => {
+    const mon = spawn(process.execPath, [cliBin, '--json', 'monitor', '--count', '1', '--timeout', '20'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    mon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => mon.once('exit', (c) => resolve(c)));
+    // Keep sending until the monitor has seen one (it needs a moment to connect).
+    const timer = setInterval(() => {
+      cli('invoke', 'probeA', 'send', JSON.stringify({ messages: [{ output: 'telemetry', body: { t: 42 }, contentType: 'application/json', properties: { src: 'cli-test' } }] })).catch(() => {});
+    }, 300);
+    const code = await exited;
+    clearInterval(timer);
+    expect(code).toBe(0);
+    const e = JSON.parse(out.trim().split('\n')[0]!);
+    expect(e).toMatchObject({ moduleId: 'probeA', output: 'telemetry', properties: { src: 'cli-test' }, body: { t: 42 } });
+  });
+
+  it('sim credentials and module-credentials give working connection strings', async () => {
+    const cred = JSON.parse((await cli('--json', 'sim', 'credentials')).stdout);
+    expect(cred.connectionString).toMatch(/^HostName=localhost:\d+;SharedAccessKeyName=iothubowner;SharedAccessKey=/);
+    // The connection string works with --connection-string too: the code path a real hub takes
+    // (here trusting the simulator's CA the standard Node way).
+    const viaCs = await run(process.execPath, [cliBin, '--json', 'invoke', 'probeA', 'whoami', '--connection-string', cred.connectionString, '--device', 'edge-sim-device'], {
+      cwd,
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: cred.caCertPath },
+    });
+    expect(JSON.parse(viaCs.stdout).payload.moduleId).toBe('probeA');
+    const noDevice = await cliFails('invoke', 'probeA', 'whoami', '--connection-string', cred.connectionString);
+    expect(noDevice.stderr).toMatch(/--device is required/);
+    const mod = JSON.parse((await cli('--json', 'sim', 'module-credentials', 'debugMe')).stdout);
+    expect(mod.EdgeHubConnectionString).toMatch(/DeviceId=edge-sim-device;ModuleId=debugMe;SharedAccessKey=.+;GatewayHostName=localhost:\d+/);
+    expect(existsSync(mod.EdgeModuleCACertificateFile)).toBe(true);
+  });
+
+  it('SIGTERM stops the simulator and every module process', async () => {
+    const status = JSON.parse((await cli('--json', 'sim', 'status')).stdout) as { modules: Array<{ name: string; process: { pid?: number } | null }> };
+    const pids = status.modules.map((m) => m.process?.pid).filter((p): p is number => typeof p === 'number');
+    expect(pids.length).toBe(2);
+    expect(pids.every(isAlive)).toBe(true);
+    const exited = new Promise<number | null>((resolve) => up.once('exit', (c) => resolve(c)));
+    up.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await eventually(() => expect(pids.filter(isAlive)).toEqual([]), 10_000);
+    expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(false);
+    const after = await cliFails('invoke', 'probeA', 'whoami');
+    expect(after.stderr).toMatch(/no simulator is running/);
+  });
+});
+
+describe('sim up refuses what it cannot run', () => {
+  it('exits non-zero naming the bad field of an invalid manifest', async () => {
+    const bad = JSON.parse(readFileSync(fixtureManifest, 'utf8'));
+    bad.modulesContent.$edgeAgent['properties.desired'].modules.probeA.restartPolicy = 'sometimes';
+    const dir = mkdtempSync(join(tmpdir(), 'edge-sim-bad-'));
+    try {
+      writeFileSync(join(dir, 'deployment.template.json'), JSON.stringify(bad));
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [cliBin, 'sim', 'up', '--mqtt-port', '0', '--https-port', '0'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.once('exit', (code) => resolve({ code, stderr }));
+      });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/CONFIG_INVALID/);
+      expect(r.stderr).toMatch(/probeA\.restartPolicy/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
