@@ -71,7 +71,7 @@ export function verifyChain(x5c: string[], anchors: X509Certificate[], now: Date
     validFrom = Math.max(validFrom, new Date(c.validFrom).getTime());
     validTo = Math.min(validTo, new Date(c.validTo).getTime());
   }
-  return { leaf, path: certs.map((c) => c.subject), validFrom, validTo };
+  return { leaf, path: certs.map((c) => c.subject.replace(/\n/g, ', ')), validFrom, validTo };
 }
 
 /** A stable key for caching verified chains. */

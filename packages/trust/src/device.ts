@@ -94,7 +94,7 @@ export async function importDeviceCertificate(opts: { root: RootOfTrust; chainPe
   const p = devicePaths(opts.root.stateDir);
   await mkdir(p.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(p.chain, Buffer.from(certs.map((c) => c.toString()).join('')), 0o644);
-  return { chainPath: p.chain, subjects: certs.map((c) => c.subject) };
+  return { chainPath: p.chain, subjects: certs.map((c) => c.subject.replace(/\n/g, ', ')) };
 }
 
 /** The stored chain as JWS x5c, checked against the attestation key; undefined if absent. */
