@@ -228,10 +228,43 @@ describe('route errors', () => {
   it('rejects bad priority and TTL, and route objects without text', () => {
     expect(() => compileRoutes({ p: { route: 'FROM /* INTO $upstream', priority: 10 } })).toThrow(/route "p": priority must be an integer from 0 to 9/);
     expect(() => compileRoutes({ t: { route: 'FROM /* INTO $upstream', timeToLiveSecs: -1 } })).toThrow(/route "t": timeToLiveSecs must be a non-negative integer/);
-    expect(() => compileRoutes({ e: { route: '' } })).toThrow(/route "e" has no route text/);
+    expect(() => compileRoutes({ e: { route: '' } })).toThrow(/route "e" is invalid at column 1: route is empty/);
+    expect(() => compileRoutes({ n: { route: 5 } as never })).toThrow(/route "n" has no route text/);
   });
 
   it('reports the first bad route among good ones', () => {
     expect(() => compileRoutes({ good: 'FROM /* INTO $upstream', bad: 'FROM /* INTO nowhere' })).toThrow(/^route "bad" is invalid at column 14/);
+  });
+});
+
+describe('robustness', () => {
+  it('refuses absurdly nested conditions with a syntax error, not a stack overflow', () => {
+    const deep = 'FROM /* WHERE ' + '('.repeat(5000) + 'a = 1' + ')'.repeat(5000) + ' INTO $upstream';
+    const e = syntaxError(deep);
+    expect(e.reason).toBe('condition is nested too deeply (more than 64 levels)');
+    const nots = syntaxError('FROM /* WHERE ' + 'NOT '.repeat(100) + 'a = 1 INTO $upstream');
+    expect(nots.reason).toMatch(/nested too deeply/);
+    expect(one('FROM /* WHERE ' + '('.repeat(60) + "a = '1'" + ')'.repeat(60) + ' INTO $upstream').matches(msg({ properties: { a: '1' } }))).toBe(true);
+  });
+
+  it('any text either compiles or fails with a RouteSyntaxError whose column lies inside it', () => {
+    const alphabet = ["FROM", "WHERE", "INTO", "/*", "/messages/*", "$upstream", "BrokeredEndpoint", '("/modules/a/inputs/b")', "(", ")", "'x'", '"y"', "=", "<>", "<", "AND", "OR", "NOT", "IS_DEFINED", "$body.a", "$contentType", "a", "1.5", ",", "[p q]", "#", " "];
+    let seed = 42;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    let compiled = 0;
+    for (let n = 0; n < 3000; n++) {
+      const len = 1 + Math.floor(rnd() * 10);
+      const text = Array.from({ length: len }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(' ');
+      try {
+        const r = one(text);
+        compiled++;
+        expect(typeof r.matches(msg())).toBe('boolean');
+      } catch (err) {
+        if (!(err instanceof RouteSyntaxError)) throw new Error(`"${text}" threw ${String(err)}`);
+        expect(err.column).toBeGreaterThanOrEqual(1);
+        expect(err.column).toBeLessThanOrEqual(text.length + 1);
+      }
+    }
+    expect(compiled).toBeGreaterThanOrEqual(0);
   });
 });

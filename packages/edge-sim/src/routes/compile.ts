@@ -9,7 +9,9 @@ import type { CompiledRoute, RouteDefinition, RouteMessage, RouteMessageSource, 
 /** Priority of routes that do not set one: below every explicit priority (0–9). */
 export const DEFAULT_ROUTE_PRIORITY = 2_000_000_000;
 
-const evaluators = new WeakMap<CompiledRoute, (ctx: EvalContext) => boolean>();
+/** The context-taking evaluator, kept on the route under a private symbol (faster than a WeakMap). */
+const EVALUATE = Symbol('evaluate');
+type Internal = CompiledRoute & { [EVALUATE]?: (ctx: EvalContext) => boolean };
 
 function sourceMatcher(s: RouteSource): (src: RouteMessageSource) => boolean {
   switch (s.kind) {
@@ -31,7 +33,10 @@ function sourceMatcher(s: RouteSource): (src: RouteMessageSource) => boolean {
 
 function compileOne(name: string, def: RouteDefinition): CompiledRoute {
   const text = typeof def === 'string' ? def : def?.route;
-  if (typeof text !== 'string' || text.trim() === '') {
+  if (typeof text === 'string' && text.trim() === '') {
+    throw new RouteSyntaxError(name, text, 0, 'route is empty; expected FROM <source> [WHERE <condition>] INTO <sink>');
+  }
+  if (typeof text !== 'string') {
     throw new EnclaveEdgeError('CONFIG_INVALID', `route "${name}" has no route text (expected a string or {route, priority?, timeToLiveSecs?})`, { detail: { route: name } });
   }
   let priority = DEFAULT_ROUTE_PRIORITY;
@@ -72,7 +77,7 @@ function compileOne(name: string, def: RouteDefinition): CompiledRoute {
   };
   if (timeToLiveSecs !== undefined) route.timeToLiveSecs = timeToLiveSecs;
   if (parsed.condition) route.condition = parsed.condition.text;
-  evaluators.set(route, evaluate);
+  Object.defineProperty(route, EVALUATE, { value: evaluate, enumerable: false });
   return route;
 }
 
@@ -93,11 +98,18 @@ export function compileRoutes(routes: Record<string, RouteDefinition>): Compiled
 export function routeMessage(routes: readonly CompiledRoute[], msg: RouteMessage): RoutedSink[] {
   const ctx = newContext(msg);
   const out: RoutedSink[] = [];
-  let byKey: Map<string, RoutedSink> | undefined;
-  for (const r of routes) {
-    const ev = evaluators.get(r) ?? ((c: EvalContext) => r.matches(c.msg));
-    if (!ev(ctx)) continue;
-    const existing = out.length === 0 ? undefined : (byKey ??= new Map(out.map((s) => [s.key, s]))).get(r.sink.key);
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i] as Internal;
+    const ev = r[EVALUATE];
+    if (!(ev ? ev(ctx) : r.matches(msg))) continue;
+    const key = r.sink.key;
+    let existing: RoutedSink | undefined;
+    for (let j = 0; j < out.length; j++) {
+      if (out[j]!.key === key) {
+        existing = out[j];
+        break;
+      }
+    }
     if (existing) {
       existing.routes.push(r.name);
       if (r.priority < existing.priority) {
@@ -107,10 +119,12 @@ export function routeMessage(routes: readonly CompiledRoute[], msg: RouteMessage
       }
       continue;
     }
-    const s: RoutedSink = { ...r.sink, priority: r.priority, routes: [r.name] };
+    const s: RoutedSink =
+      r.sink.kind === 'upstream'
+        ? { kind: 'upstream', key: '$upstream', priority: r.priority, routes: [r.name] }
+        : { kind: 'module', key, module: r.sink.module, input: r.sink.input, priority: r.priority, routes: [r.name] };
     if (r.timeToLiveSecs !== undefined) s.timeToLiveSecs = r.timeToLiveSecs;
     out.push(s);
-    byKey?.set(s.key, s);
   }
   return out;
 }

@@ -5,6 +5,18 @@ import { and, compare, not, or, type CompareOp, type Value } from './values.js';
 
 export type Evaluator = (ctx: EvalContext) => Value;
 
+/** Deeper conditions are refused (a parse error, not a stack overflow). */
+export const MAX_NESTING = 64;
+
+function nest<T>(sc: Scanner, offset: number, parse: () => T): T {
+  if (++sc.depth > MAX_NESTING) throw new ScanError(offset, `condition is nested too deeply (more than ${MAX_NESTING} levels)`);
+  try {
+    return parse();
+  } finally {
+    sc.depth--;
+  }
+}
+
 /** Words that cannot be bare application property names. */
 const RESERVED = new Set(['and', 'or', 'not', 'into', 'where', 'from', 'true', 'false', 'null']);
 
@@ -72,9 +84,10 @@ function parseAnd(sc: Scanner): Evaluator {
 }
 
 function parseNot(sc: Scanner): Evaluator {
-  if (isWord(sc.peek(), 'not')) {
+  const t = sc.peek();
+  if (isWord(t, 'not')) {
     sc.next();
-    const inner = parseNot(sc);
+    const inner = nest(sc, t.offset, () => parseNot(sc));
     return (c) => not(inner(c));
   }
   return parseComparison(sc);
@@ -94,7 +107,7 @@ function parsePrimary(sc: Scanner): Evaluator {
   const t = sc.next();
   switch (t.kind) {
     case 'lparen': {
-      const inner = parseOr(sc);
+      const inner = nest(sc, t.offset, () => parseOr(sc));
       const close = sc.next();
       if (close.kind !== 'rparen') throw new ScanError(close.offset, `expected ")", found ${describe(close)}`);
       return inner;
@@ -148,7 +161,7 @@ function call(sc: Scanner, name: Token): Evaluator {
   const args: Evaluator[] = [];
   if (sc.peek().kind !== 'rparen') {
     for (;;) {
-      args.push(parseOr(sc));
+      args.push(nest(sc, name.offset, () => parseOr(sc)));
       const sep = sc.peek();
       if (sep.kind !== 'comma') break;
       sc.next();

@@ -23,6 +23,8 @@ const ONE_CHAR_OPS = new Set(['=', '<', '>']);
 
 export class Scanner {
   pos = 0;
+  /** Nesting depth of the condition parser (parentheses, NOT, function calls). */
+  depth = 0;
   constructor(readonly text: string) {}
 
   skipSpace(): void {
