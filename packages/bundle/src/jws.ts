@@ -87,25 +87,35 @@ export interface ParsedJws {
   spki: Uint8Array;
 }
 
+/** DER prefix of a P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes). */
+const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+
+function p256SpkiFromJwk(jwk: PublicJwkP256): Uint8Array {
+  const x = decodeBase64urlStrict(jwk.x);
+  const y = decodeBase64urlStrict(jwk.y);
+  if (!x || !y || x.byteLength !== 32 || y.byteLength !== 32) throw sigErr('header jwk x/y must be 32-byte base64url values');
+  return new Uint8Array(Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), x, y]));
+}
+
 const keyCache = new Map<string, { key: KeyObject; spki: Uint8Array }>();
 
 /** Key import is the costliest step after hashing; headers are public, so cache by their exact text. */
 function keyFromHeader(headerB64: string, header: ProtectedHeader): { key: KeyObject; spki: Uint8Array } {
   const hit = keyCache.get(headerB64);
   if (hit) return hit;
-  let spki: Uint8Array;
+  let key: KeyObject;
   if ('jwk' in header) {
-    let k: KeyObject;
     try {
-      k = createPublicKey({ key: { ...header.jwk }, format: 'jwk' });
+      key = createPublicKey({ key: { ...header.jwk }, format: 'jwk' });
     } catch {
       throw sigErr('header jwk is not a valid P-256 public key');
     }
-    spki = new Uint8Array(k.export({ format: 'der', type: 'spki' }));
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw sigErr('header jwk is not a P-256 key');
   } else {
-    spki = spkiOfCertificate(header.x5c[0]!);
+    key = p256KeyFromSpki(spkiOfCertificate(header.x5c[0]!));
   }
-  const key = p256KeyFromSpki(spki);
+  // Built from x and y directly: exporting the KeyObject costs as much as importing it.
+  const spki = 'jwk' in header ? p256SpkiFromJwk(header.jwk) : new Uint8Array(key.export({ format: 'der', type: 'spki' }));
   const entry = { key, spki };
   if (keyCache.size > 64) keyCache.clear();
   keyCache.set(headerB64, entry);
