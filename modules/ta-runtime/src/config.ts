@@ -23,7 +23,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   const deviceId = env.IOTEDGE_DEVICEID ?? 'local';
   // The manifest names a container volume path; in the simulator that path is not ours to
   // write, so sealed state goes to a per-device folder under the OS temp directory instead.
-  const configured = env.SEALED_STORAGE_DIR;
+  const configured = env.ENCLAVE_EDGE_STATE_DIR ?? env.SEALED_STORAGE_DIR;
   const sealedStorageDir = configured && !(simulated && configured.startsWith('/var/lib/'))
     ? configured
     : join(tmpdir(), 'enclave-edge-sim', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'), moduleId.replace(/[^A-Za-z0-9_.-]/g, '_'));
@@ -31,7 +31,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     moduleId,
     deviceId,
     simulated,
-    rootOfTrust: env.ROOT_OF_TRUST ?? (env.IOTEDGE_WORKLOADURI ? 'workload' : 'software'),
+    rootOfTrust: env.ENCLAVE_EDGE_ROT ?? (env.IOTEDGE_WORKLOADURI ? 'workload' : 'software'),
     backend: env.ENCLAVE_BACKEND ?? 'emulated',
     sealedStorageDir,
     bundleDir: env.TA_BUNDLE_DIR ?? join(MODULE_DIR, 'tas'),

@@ -269,7 +269,11 @@ export class TARuntime {
     try {
       const r = await ta.use((e) => e.invoke(undefined, 'attest', { nonce: nonceText, ...(claims ? { claims } : {}) }));
       if (typeof r === 'string') token = r;
-      else if (r && typeof r === 'object' && !(r instanceof Uint8Array) && typeof (r as Record<string, Value>).token === 'string') token = (r as Record<string, string>).token;
+      else if (r && typeof r === 'object' && !(r instanceof Uint8Array)) {
+        const o = r as Record<string, Value>;
+        if (typeof o.token === 'string') token = o.token;
+        else if (typeof o.evidence === 'string') token = o.evidence;
+      }
     } catch (err) {
       const e = toEnclaveEdgeError(err);
       if (e.code !== 'ITEM_NOT_FOUND' && e.code !== 'BAD_PARAMETERS' && e.code !== 'NOT_SUPPORTED') throw e;

@@ -1,53 +1,58 @@
 /**
- * The backend and the root of trust, chosen by the environment. Trust services come from
- * @enclave-edge/trust; without them TAs still run but sealing and attestation fail
- * NOT_SUPPORTED (and the runtime says so in its reported properties).
+ * The backend and the root of trust, chosen by the environment (ENCLAVE_BACKEND,
+ * ENCLAVE_EDGE_ROT, ENCLAVE_EDGE_STATE_DIR, ENCLAVE_EDGE_PKCS11_URI, PKCS11_MODULE — see
+ * @enclave-edge/trust). If the root of trust cannot be opened, TAs still run but sealing,
+ * storage and attestation fail NOT_SUPPORTED, and the runtime reports why: fail closed.
  */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import type { EnclaveBackend, TrustServices } from '@enclave-edge/enclave';
+import { EmulatedBackend, type EnclaveBackend, type TrustServices } from '@enclave-edge/enclave';
+import { createRootOfTrust, createTrustServices, initDeviceIdentity, loadDeviceChain, rootOfTrustConfigFromEnv, devicePaths } from '@enclave-edge/trust';
 import type { Logger } from '@enclave-edge/observability';
 import type { RuntimeConfig } from './config.js';
+
+export interface RootOfTrustReport {
+  kind: string;
+  developmentGrade?: boolean;
+  protects?: string;
+  rollbackProtection?: string;
+  stateDir?: string;
+  /** Simulator/software: the development device CA verifiers need as trust anchor. */
+  deviceCaPath?: string;
+  error?: string;
+}
 
 export interface TrustSetup {
   backend: EnclaveBackend;
   services?: TrustServices;
-  rootOfTrust: { kind: string; developmentGrade?: boolean; protects?: string; rollbackProtection?: string; error?: string };
+  rootOfTrust: RootOfTrustReport;
   close(): Promise<void>;
 }
 
-export async function createBackend(kind: string): Promise<EnclaveBackend> {
-  const mod = (await import('@enclave-edge/enclave')) as Record<string, unknown>;
+export function createBackend(kind: string): EnclaveBackend {
   if (kind !== 'emulated') throw new EnclaveEdgeError('NOT_SUPPORTED', `enclave backend "${kind}" is not available in this build (only "emulated")`);
-  const Ctor = mod.EmulatedBackend as (new () => EnclaveBackend) | undefined;
-  if (typeof Ctor !== 'function') throw new EnclaveEdgeError('NOT_SUPPORTED', '@enclave-edge/enclave does not export EmulatedBackend');
-  return new Ctor();
+  return new EmulatedBackend();
 }
 
 export async function setupTrust(cfg: RuntimeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<TrustSetup> {
-  const backend = await createBackend(cfg.backend);
-  const trust = (await import('@enclave-edge/trust')) as Record<string, any>;
-  if (typeof trust.createRootOfTrust !== 'function' || typeof trust.createTrustServices !== 'function') {
-    log.warn('no root of trust available (@enclave-edge/trust exports no createRootOfTrust); sealing and attestation are disabled');
-    return { backend, rootOfTrust: { kind: 'none', error: 'trust package not available' }, close: async () => undefined };
-  }
+  const backend = createBackend(cfg.backend);
+  const rotLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => log[level](fields ?? {}, message);
   try {
-    const root = await trust.createRootOfTrust({
-      kind: cfg.rootOfTrust,
-      stateDir: cfg.sealedStorageDir,
-      env,
-      log: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => log[level](fields ?? {}, message),
-    });
-    const services: TrustServices = await trust.createTrustServices({ root, storageDir: cfg.sealedStorageDir, stateDir: cfg.sealedStorageDir });
+    const rotEnv = { ...env, ENCLAVE_EDGE_ROT: cfg.rootOfTrust, ENCLAVE_EDGE_STATE_DIR: cfg.sealedStorageDir };
+    const root = await createRootOfTrust(rootOfTrustConfigFromEnv(rotEnv, { stateDir: cfg.sealedStorageDir }), rotLog);
+    const report: RootOfTrustReport = { kind: root.kind, developmentGrade: root.developmentGrade, protects: root.protects, rollbackProtection: root.rollbackProtection, stateDir: root.stateDir };
+    // In the simulator there is no provisioning step: create a development device identity
+    // (self-signed CA) so attestation works out of the box. On a device, `enclave-edge device init`.
+    if (cfg.simulated && !(await loadDeviceChain(root))) {
+      await initDeviceIdentity({ root, mode: 'self-signed' });
+      log.warn({ ca: devicePaths(root.stateDir).ca }, 'simulator: created a DEVELOPMENT device identity; verifiers need this CA as trust anchor');
+    }
+    if (cfg.simulated || root.developmentGrade) report.deviceCaPath = devicePaths(root.stateDir).ca;
+    const services = createTrustServices({ rootOfTrust: root, log: rotLog });
     if (root.developmentGrade) log.warn({ rootOfTrust: root.kind }, 'DEVELOPMENT root of trust: keys are in a file; never use this in production');
-    return {
-      backend,
-      services,
-      rootOfTrust: { kind: root.kind, developmentGrade: root.developmentGrade, protects: root.protects, rollbackProtection: root.rollbackProtection },
-      close: () => root.close(),
-    };
+    return { backend, services, rootOfTrust: report, close: () => services.close() };
   } catch (err) {
     const message = (err as Error).message;
-    log.error({ rootOfTrust: cfg.rootOfTrust, err: message }, 'root of trust could not be opened; sealing and attestation are disabled');
+    log.error({ rootOfTrust: cfg.rootOfTrust, err: message }, 'root of trust could not be opened; sealing, storage and attestation are disabled');
     return { backend, rootOfTrust: { kind: cfg.rootOfTrust, error: message }, close: async () => undefined };
   }
 }
