@@ -83,7 +83,8 @@ describe('conditions', () => {
     ["$outputName = 'temperatureOutput'", true],
     ["$CONTENTTYPE = 'application/json'", true],
     ["level = 'critical'", true],
-    ["level = 'Critical'", false],
+    ["level = 'Critical'", false], // values are case-sensitive…
+    ["LEVEL = 'critical'", true], // …property names are not (IoT Hub)
     ['alert = true', true],
     ['alert = false', false],
     ['temperature > 30', true],
@@ -132,10 +133,14 @@ describe('conditions', () => {
     expect(one("FROM /* WHERE a = 'b' INTO $upstream").condition).toBe("a = 'b'");
   });
 
-  it('reads $body only for JSON declared as utf-8', () => {
+  it('reads $body only for JSON declared as UTF-8 or UTF-16', () => {
     const r = one('FROM /* WHERE $body.v = 1 INTO $upstream');
     expect(r.matches(json({ v: 1 }))).toBe(true);
-    expect(r.matches(json({ v: 1 }, { contentEncoding: 'utf-16' }))).toBe(false);
+    expect(r.matches(json({ v: 1 }, { contentEncoding: 'UTF-8' }))).toBe(true);
+    const utf16 = msg({ systemProperties: { contentType: 'application/json', contentEncoding: 'utf-16' }, body: Buffer.from('\uFEFF{"v":1}', 'utf16le') });
+    expect(r.matches(utf16)).toBe(true);
+    expect(r.matches({ ...utf16, systemProperties: { contentType: 'application/json', contentEncoding: 'utf-32' } })).toBe(false);
+    expect(r.matches(json({ v: 1 }, { contentEncoding: 'latin1' }))).toBe(false);
     expect(r.matches(msg({ systemProperties: { contentType: 'application/json' }, body: Buffer.from('{"v":1}') }))).toBe(false);
     expect(r.matches(msg({ systemProperties: { contentType: 'text/plain', contentEncoding: 'utf-8' }, body: Buffer.from('{"v":1}') }))).toBe(false);
     expect(r.matches(msg({ systemProperties: { contentType: 'application/json', contentEncoding: 'utf-8' }, body: Buffer.from('{not json') }))).toBe(false);

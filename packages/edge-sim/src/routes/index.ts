@@ -5,7 +5,7 @@
  *   const routes = compileRoutes({ up: 'FROM /messages/* WHERE $contentType = \'application/json\' INTO $upstream' });
  *   routeMessage(routes, msg) // → [{ kind: 'upstream', key: '$upstream', priority, routes: ['up'] }]
  *
- * See ../../README.md ("Routes") for the supported grammar and semantics.
+ * See packages/edge-sim/docs/routes.md for the supported grammar and semantics.
  */
 export { compileRoutes, routeMessage, DEFAULT_ROUTE_PRIORITY } from './compile.js';
 export { RouteSyntaxError } from './errors.js';

@@ -61,20 +61,24 @@ const contentType = systemPropertyReader('contentType')!;
 const contentEncoding = systemPropertyReader('contentEncoding')!;
 
 /**
- * The parsed JSON body, or undefined when the message is not declared as JSON in UTF-8
- * (`$contentType = 'application/json'`, `$contentEncoding = 'utf-8'`) or does not parse —
- * the same precondition IoT Hub puts on body queries.
+ * The parsed JSON body, or undefined when the message is not declared as JSON
+ * (`$contentType = 'application/json'`) in UTF-8 or UTF-16 (`$contentEncoding`), or does not
+ * parse — the precondition IoT Hub puts on body queries (UTF-32, also allowed there, is not
+ * decoded here).
  */
 export function readBody(ctx: EvalContext): Value {
   if (ctx.bodyState === 0) {
     ctx.bodyState = 1;
     const ct = contentType(ctx);
     const ce = contentEncoding(ctx);
-    if (typeof ct === 'string' && typeof ce === 'string' && /^application\/json\b/i.test(ct) && /^utf-?8$/i.test(ce)) {
-      try {
-        ctx.body = JSON.parse(ctx.msg.body.toString('utf8')) as Value;
-      } catch {
-        ctx.body = undefined;
+    if (typeof ct === 'string' && typeof ce === 'string' && /^application\/json\b/i.test(ct)) {
+      const enc = /^utf-?8$/i.test(ce) ? 'utf8' : /^utf-?16(le)?$/i.test(ce) ? 'utf16le' : undefined;
+      if (enc) {
+        try {
+          ctx.body = JSON.parse(ctx.msg.body.toString(enc).replace(/^\uFEFF/, '')) as Value;
+        } catch {
+          ctx.body = undefined;
+        }
       }
     }
   }
@@ -93,9 +97,16 @@ export function bodyReader(path: string[]): (ctx: EvalContext) => Value {
   };
 }
 
+/**
+ * Application property by name: exact match first, then case-insensitive (IoT Hub treats
+ * message property names case-insensitively).
+ */
 export function appPropertyReader(name: string): (ctx: EvalContext) => Value {
+  const lower = name.toLowerCase();
   return (ctx) => {
     const p = ctx.msg.properties;
-    return Object.hasOwn(p, name) ? p[name] : undefined;
+    if (Object.hasOwn(p, name)) return p[name];
+    for (const k in p) if (k.toLowerCase() === lower && Object.hasOwn(p, k)) return p[k];
+    return undefined;
   };
 }
