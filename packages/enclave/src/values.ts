@@ -59,7 +59,7 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
         return v;
       case 'number':
         if (!Number.isFinite(v)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values: ${path} is ${describe(v)}` });
-        add(8, path);
+        add(Number.isInteger(v) && v >= 0 && v < 1e6 ? (v < 10 ? 1 : 6) : String(v).length, path);
         return v;
       case 'object':
         break;

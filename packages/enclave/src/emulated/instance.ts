@@ -47,6 +47,8 @@ export interface DeathReason {
   reason: string;
 }
 
+export const RUNTIME_HEAP_FLOOR_MB = 16;
+
 const WORKER_URL = new URL('../worker/main.js', import.meta.url);
 
 export class Instance extends EventEmitter {
@@ -86,7 +88,10 @@ export class Instance extends EventEmitter {
       stderr: false,
       workerData: sab ? { ...o.init, ring: sab } : o.init,
       resourceLimits: {
-        maxOldGenerationSizeMb: o.heapMb,
+        // JS: the TA's heap is the worker's heap, with a floor the runtime itself needs (SES, Node
+        // bootstrap). Wasm: the TA's heap is its linear memory (capped in the module); the worker
+        // keeps a small fixed heap for the runtime.
+        maxOldGenerationSizeMb: o.init.manifest.runtime === 'wasm' ? RUNTIME_HEAP_FLOOR_MB : Math.max(RUNTIME_HEAP_FLOOR_MB, o.heapMb),
         maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.floor(o.heapMb / 4))),
         // Node's worker bootstrap itself needs about 1 MiB of stack; smaller values crash the process.
         stackSizeMb: Math.max(1, o.stackKb / 1024),

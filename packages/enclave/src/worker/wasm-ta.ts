@@ -104,7 +104,9 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
         // a trap leaves the instance in an unknown state: start it afresh
         const why = abortMessage ?? (err as Error).message;
         const maxPages = Math.min(capped.declaredMaxPages ?? Infinity, init.wasmMaxPages ?? 256);
-        const full = mem().buffer.byteLength / 65536 >= maxPages;
+        // A trap with memory at (or within a growth step of) its cap is taken as exhaustion:
+        // allocators trap once memory.grow fails, which Wasm does not report otherwise.
+        const full = maxPages - mem().buffer.byteLength / 65536 <= Math.max(16, maxPages / 8);
         try {
           instantiate();
         } catch {

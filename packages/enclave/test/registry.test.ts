@@ -1,0 +1,28 @@
+import { describe, it, expect } from 'vitest';
+import { createBackend, registerBackend, backendKinds, EmulatedBackend, type EnclaveBackend } from '@enclave-edge/enclave';
+
+describe('backend registry', () => {
+  it('creates the emulated backend by kind', () => {
+    const b = createBackend('emulated');
+    expect(b).toBeInstanceOf(EmulatedBackend);
+    expect(b.kind).toBe('emulated');
+  });
+
+  it('names sgx and optee but refuses them clearly (NOT_SUPPORTED)', () => {
+    for (const kind of ['sgx', 'optee']) {
+      expect(backendKinds()).toContain(kind);
+      expect(() => createBackend(kind)).toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED', message: expect.stringContaining(kind) }));
+    }
+  });
+
+  it('refuses unknown kinds, listing the known ones', () => {
+    expect(() => createBackend('tpm-magic')).toThrow(expect.objectContaining({ code: 'NOT_SUPPORTED', message: expect.stringContaining('emulated') }));
+  });
+
+  it('lets an adapter plug in behind the same contract', () => {
+    const fake: EnclaveBackend = { kind: 'fake-tee', create: async () => Promise.reject(new Error('not in tests')) };
+    registerBackend('fake-tee', () => fake);
+    expect(createBackend('fake-tee')).toBe(fake);
+    expect(() => registerBackend('Bad Kind', () => fake)).toThrow(expect.objectContaining({ code: 'BAD_PARAMETERS' }));
+  });
+});
