@@ -133,3 +133,25 @@ describe('enclave-edge ta (CLI)', () => {
     expectOneLineFailure(await ee(dir, ['ta', 'new', 'Not Valid']), /BAD_PARAMETERS: TA name/);
   });
 });
+
+describe('verifying with jose alone (packages/bundle/examples/verify-with-jose.mjs)', () => {
+  it('accepts a CLI-signed bundle and names the same measurement and signer; refuses a tampered one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ee-jose-'));
+    try {
+      const script = join(import.meta.dirname, '..', '..', 'packages', 'bundle', 'examples', 'verify-with-jose.mjs');
+      const hello = join(import.meta.dirname, '..', '..', 'examples', 'tas', 'hello');
+      await ee(dir, ['ta', 'keygen', '--out', 'k.pem']);
+      const built = JSON.parse((await ee(dir, ['--json', 'ta', 'build', hello, '--out', join(dir, 'hello.tab'), '--key', 'k.pem'])).stdout);
+      const verified = JSON.parse((await ee(dir, ['--json', 'ta', 'verify', 'hello.tab'])).stdout);
+      const r = await run(process.execPath, [script, join(dir, 'hello.tab'), verified.signerId], { cwd: dir });
+      expect(r.stdout).toContain(`measurement ${built.measurement}`);
+      expect(r.stdout).toContain(`signer_id   ${verified.signerId}`);
+      const tampered = readFileSync(join(dir, 'hello.tab'));
+      tampered[tampered.indexOf('pong')] ^= 1;
+      writeFileSync(join(dir, 'bad.tab'), tampered);
+      await expect(run(process.execPath, [script, join(dir, 'bad.tab')], { cwd: dir })).rejects.toMatchObject({ stderr: expect.stringMatching(/measurement [0-9a-f]{64} does not match/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
