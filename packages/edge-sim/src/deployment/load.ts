@@ -1,5 +1,5 @@
 /** Reads a deployment manifest (template or generated deployment.json) into a DeploymentSpec. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -16,7 +16,15 @@ export const DEFAULT_STARTUP_ORDER = 4294967295;
 export const DEFAULT_TTL_SECS = 7200;
 
 /** The built JS of the built-in SimulatedTemperatureSensor equivalent. */
-export const SIMULATED_TEMPERATURE_SENSOR_ENTRY = fileURLToPath(new URL('../modules/simulated-temperature-sensor/main.js', import.meta.url));
+export const SIMULATED_TEMPERATURE_SENSOR_ENTRY = builtFile('../modules/simulated-temperature-sensor/main.js');
+
+/** A file of this package's build, also when this module itself runs from src/ (e.g. under tsx). */
+function builtFile(relative: string): string {
+  const here = fileURLToPath(new URL(relative, import.meta.url));
+  if (existsSync(here)) return here;
+  const inDist = here.replace(/\/src\/(?=modules\/)/, '/dist/');
+  return existsSync(inDist) ? inDist : here;
+}
 
 const AGENT = 'modulesContent.$edgeAgent.properties.desired';
 const MODULES_PLACEHOLDER = /^\$\{MODULES\.([^.}]+)(?:\.[^}]*)?\}$/;

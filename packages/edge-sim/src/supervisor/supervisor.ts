@@ -5,12 +5,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { splitLines } from './line-splitter.js';
 import type { ChildState, ChildStatus, RestartPolicy, StartOptions, SupervisorEvents, SupervisorOptions } from './types.js';
 
-const GUARD_URL = pathToFileURL(fileURLToPath(new URL('./guard.js', import.meta.url))).href;
+/** The built guard.js; absent when this file runs from sources (tsx), then children go unguarded. */
+const GUARD_PATH = [fileURLToPath(new URL('./guard.js', import.meta.url)), fileURLToPath(new URL('./guard.js', import.meta.url)).replace(/\/src\/supervisor\/guard\.js$/, '/dist/supervisor/guard.js')].find((p) => existsSync(p));
+const GUARD_URL = GUARD_PATH ? pathToFileURL(GUARD_PATH).href : undefined;
 const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93, 95, 92];
 
 interface Child {
@@ -147,7 +150,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private spawn(child: Child): void {
     const { command, args = [], env = {}, cwd } = child.opts;
     const childEnv: Record<string, string> = { ...env };
-    const isNode = command === process.execPath || /(^|\/)node$/.test(command);
+    const isNode = GUARD_URL !== undefined && (command === process.execPath || /(^|\/)node$/.test(command));
     // Node children get the guard preloaded and an IPC channel whose closing means "parent died".
     if (isNode) childEnv.NODE_OPTIONS = `${env.NODE_OPTIONS ? env.NODE_OPTIONS + ' ' : ''}--import=${GUARD_URL}`;
     const proc = spawn(command, args, {
