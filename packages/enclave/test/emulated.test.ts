@@ -1,0 +1,152 @@
+/** Emulated-backend specifics beyond the conformance suite: crash loops, debugging, the fast path. */
+import { describe, it, expect, afterAll } from 'vitest';
+import { build } from 'esbuild';
+import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
+import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
+import { KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing/fixtures';
+
+const live: EmulatedEnclave[] = [];
+afterAll(async () => {
+  await Promise.all(live.map((e) => e.destroy()));
+});
+const track = (e: EmulatedEnclave) => (live.push(e), e);
+
+const DEBUG_TA_TS = `import { defineTA } from './sdk';
+
+interface Order { qty: number }
+
+function check(order: Order): number {
+  if (order.qty < 0) {
+    throw new Error('negative quantity');
+  }
+  return order.qty * 2;
+}
+
+export default defineTA({
+  commands: {
+    double: (_ctx: unknown, p: unknown) => check(p as Order),
+  },
+});
+`;
+const THROW_LINE = DEBUG_TA_TS.split('\n').findIndex((l) => l.includes("throw new Error('negative")) + 1;
+
+async function buildDebugTA(): Promise<{ code: string; map: string }> {
+  const r = await build({
+    stdin: { contents: DEBUG_TA_TS, sourcefile: 'src/order-ta.ts', loader: 'ts', resolveDir: '/' },
+    bundle: true,
+    format: 'cjs',
+    platform: 'neutral',
+    sourcemap: 'external',
+    outfile: 'order-ta.js',
+    write: false,
+    plugins: [
+      {
+        name: 'sdk',
+        setup(b) {
+          b.onResolve({ filter: /^\.\/sdk$/ }, () => ({ path: 'sdk', namespace: 'sdk' }));
+          b.onLoad({ filter: /.*/, namespace: 'sdk' }, () => ({ contents: 'export const defineTA = (d) => d;', loader: 'js' }));
+        },
+      },
+    ],
+  });
+  const js = r.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
+  const map = r.outputFiles.find((f) => f.path.endsWith('.map'))!.text;
+  return { code: js, map };
+}
+
+describe('crash loops', () => {
+  it('backs off, then marks the TA failed with the reason; calls get TA_FAILED', async () => {
+    const backend = new EmulatedBackend({ restart: { maxRestarts: 2, windowMs: 60_000, backoffMs: 5 } });
+    const e = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'looper', limits: { callTimeoutMs: 50 } })));
+    const events: EnclaveEvent[] = [];
+    e.on('event', (ev) => events.push(ev));
+    for (let i = 0; i < 3; i++) await expect(e.invoke(undefined, 'spin')).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(e.stats().state).toBe('failed');
+    const err = (await e.invoke(undefined, 'echo', 1).catch((x: unknown) => x)) as { code: string; message: string };
+    expect(err.code).toBe('TA_FAILED');
+    expect(err.message).toMatch(/3 crashes.*TIMEOUT/);
+    expect(events.filter((x) => x.type === 'crashed')).toHaveLength(3);
+    expect(events.at(-1)).toMatchObject({ type: 'failed' });
+  });
+
+  it('an unhandled rejection inside the TA is logged, not a crash', async () => {
+    const logs: string[] = [];
+    const code = `module.exports = { commands: { leak: () => { Promise.reject(new Error('forgotten')); return 1; }, ok: () => 2 } };`;
+    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'leaky' }), { log: (l, ta, m) => logs.push(`${l}:${ta}:${m}`) }));
+    expect(await e.invoke(undefined, 'leak')).toBe(1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await e.invoke(undefined, 'ok')).toBe(2);
+    expect(e.stats().restarts).toBe(0);
+    expect(logs.some((l) => l.startsWith('warn:leaky:') && l.includes('forgotten'))).toBe(true);
+  });
+});
+
+describe('debugging', () => {
+  it('maps a debug TA’s stack to TypeScript lines through the source map', async () => {
+    const { code, map } = await buildDebugTA();
+    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'order-ta', debug: true }, map), { allowDebug: true }));
+    expect(await e.invoke(undefined, 'double', { qty: 2 })).toBe(4);
+    const err = (await e.invoke(undefined, 'double', { qty: -1 }).catch((x: unknown) => x)) as { code: string; message: string; detail?: { stack?: string } };
+    expect(err.code).toBe('TA_ERROR');
+    expect(err.message).toBe('negative quantity');
+    expect(err.detail?.stack).toContain(`src/order-ta.ts:${THROW_LINE}:`);
+    expect(err.detail?.stack).not.toMatch(/file:\/\/|node:internal/);
+  });
+
+  it('release TAs get neither stacks nor an inspector', async () => {
+    const warnings: string[] = [];
+    const e = track(await new EmulatedBackend().create(makeTestBundle(KITCHEN_SINK_TA, { name: 'release' }), { inspect: true, log: (_l, _t, m) => warnings.push(m) }));
+    expect(e.inspectorUrl).toBeUndefined();
+    expect(warnings.join()).toMatch(/inspect ignored/);
+  });
+
+  it('opens an inspector (DevTools protocol on 127.0.0.1) for a debug TA when asked', async () => {
+    const { code, map } = await buildDebugTA();
+    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'inspected', debug: true }, map), { allowDebug: true, inspect: true }));
+    expect(e.inspectorUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+$/);
+    const port = new URL(e.inspectorUrl!).port;
+    const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+    expect(targets.map((t) => t.webSocketDebuggerUrl)).toContain(e.inspectorUrl);
+    expect(await e.invoke(undefined, 'double', { qty: 3 })).toBe(6);
+  });
+});
+
+describe('fast path (shared-memory ring)', () => {
+  const backend = new EmulatedBackend();
+  const make = async (o: Parameters<typeof makeTestBundle>[1] = {}) =>
+    track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'fast', limits: { maxConcurrency: 64, callTimeoutMs: 2000 }, ...o }), { queueLimit: 1000 }));
+
+  it('answers like the ordinary path', async () => {
+    const e = await make();
+    const v = { a: [1, 'two', { three: null }], ü: true };
+    expect(await e.fastInvoke('echo', v)).toEqual(v);
+    expect(await e.fastInvoke('echo')).toBeNull();
+    await expect(e.fastInvoke('throws', { message: 'via ring' })).rejects.toMatchObject({ code: 'TA_ERROR', message: 'via ring' });
+    await expect(e.fastInvoke('nope')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
+    await expect(e.fastInvoke('echo', { f: (() => 1) as never })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+  });
+
+  it('falls back to messages for binary or large values and when the ring is full', async () => {
+    const e = await make();
+    expect(await e.fastInvoke('echo', new Uint8Array([1, 2, 3]))).toEqual(new Uint8Array([1, 2, 3]));
+    expect(((await e.fastInvoke('random', { n: 8 })) as Uint8Array).length).toBe(8);
+    const big = 'y'.repeat(50_000);
+    expect(await e.fastInvoke('echo', big)).toBe(big);
+    expect(await e.fastInvoke('returnsBig', { n: 20_000 })).toHaveLength(20_000);
+    const many = await Promise.all(Array.from({ length: 300 }, (_, i) => e.fastInvoke('echo', i)));
+    expect(many).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(e.stats().inFlight).toBe(0);
+  });
+
+  it('times out a runaway call on the ring and serves again after the restart', async () => {
+    const e = await make({ limits: { maxConcurrency: 8, callTimeoutMs: 200 } });
+    await expect(e.fastInvoke('spin')).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(await e.fastInvoke('echo', 'again')).toBe('again');
+  });
+
+  it('is ordinary invoke for instance-per-session TAs', async () => {
+    const e = await make({ session: { singleInstance: false, multiSession: true, keepAlive: false } });
+    expect(await e.fastInvoke('echo', 7)).toBe(7);
+  });
+});
