@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   diffDeployments,
@@ -229,5 +230,19 @@ describe('diffDeployments', () => {
     expect(diffDeployments(a, spec({ m: mod('example/plain') }, { routes: { other: 'FROM /* INTO $upstream' } })).routesChanged).toBe(true);
     expect(diffDeployments(a, spec({ m: mod('example/plain') }, { ttl: 10 })).routesChanged).toBe(true);
     expect(diffDeployments(a, spec({ m: mod('example/plain', { restartPolicy: 'never' }) })).restart).toEqual(['m']);
+  });
+});
+
+describe("the repository's own manifests", () => {
+  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+  it.each(['deployment.template.json', 'deployment.hsm.template.json'])('%s loads, and every module runs locally or built-in', (file) => {
+    const path = join(repoRoot, file);
+    if (!existsSync(path)) return; // not every checkout has the HSM variant
+    const spec = loadDeployment(path, { env: {} });
+    expect(spec.modules.length).toBeGreaterThan(0);
+    for (const m of spec.modules) {
+      expect(m.run.kind, `${m.name}: ${JSON.stringify(m.run)}`).not.toBe('skipped');
+      if (m.run.kind === 'local') expect(m.run.dir.startsWith(join(repoRoot, 'modules'))).toBe(true);
+    }
   });
 });
