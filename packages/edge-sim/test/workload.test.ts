@@ -141,6 +141,11 @@ describe('workload API over HTTP', () => {
     expect(r).toMatchObject({ status: 400, contentType: 'application/json', body: { message: 'request body is not valid JSON', code: 'BAD_FORMAT' } });
   });
 
+  it('answers 413 to a body over 1 MiB', async () => {
+    const r = await call(tcp, 'POST', `/modules/alpha/genid/gen-a-1/sign${V}`, undefined, JSON.stringify({ keyId: 'primary', algo: 'HMACSHA256', data: 'A'.repeat(1024 * 1024 + 4) }));
+    expect(r).toMatchObject({ status: 413, contentType: 'application/json', body: { code: 'PAYLOAD_TOO_LARGE' } });
+  });
+
   it('refuses to listen on a non-loopback address and short master secrets', async () => {
     await expect(startWorkloadApi({ listen: { host: '0.0.0.0', port: 0 }, trustBundlePem: TRUST, modules: () => undefined, masterSecret })).rejects.toThrow(/loopback only, not 0\.0\.0\.0/);
     await expect(startWorkloadApi({ listen: { port: 0 }, trustBundlePem: TRUST, modules: () => undefined, masterSecret: Buffer.alloc(8) })).rejects.toThrow(/at least 32 bytes/);

@@ -43,14 +43,14 @@ function readBody(req: IncomingMessage): Promise<unknown> {
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
+      // Past the limit, keep reading (so the 413 can be sent on this connection) but keep nothing.
+      if (size <= MAX_BODY) chunks.push(c);
     });
     req.on('end', () => {
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`));
+        return;
+      }
       const text = Buffer.concat(chunks).toString('utf8');
       try {
         resolve(text === '' ? undefined : JSON.parse(text));
