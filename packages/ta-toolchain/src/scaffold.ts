@@ -83,6 +83,7 @@ export function newTA(name: string, dir?: string): NewTAResult {
     'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, include: ['src', 'test'] }, null, 2) + '\n',
     'src/index.ts': indexTs(name),
     'test/ta.test.ts': testTs,
+    'vitest.config.ts': "import { defineConfig } from 'vitest/config';\n\nexport default defineConfig({ test: { include: ['test/**/*.test.ts'] } });\n",
     '.gitignore': 'dist/\nnode_modules/\n*.pem\n',
   };
   for (const [rel, text] of Object.entries(files)) {
