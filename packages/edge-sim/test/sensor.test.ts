@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import { startSimulator, type SimulatorHandle, type UpstreamMessage } from '@enclave-edge/edge-sim';
 import {
   applyDesired,
@@ -109,7 +112,10 @@ describe('the built-in sensor as a module process under the simulator (real SDK,
           $edgeHub: {
             'properties.desired': {
               schemaVersion: '1.2',
-              routes: { sensorToUpstream: 'FROM /messages/modules/SimulatedTemperatureSensor/outputs/temperatureOutput INTO $upstream' },
+              routes: {
+                sensorToUpstream: 'FROM /messages/modules/SimulatedTemperatureSensor/outputs/temperatureOutput INTO $upstream',
+                controlToSensor: 'FROM /messages/modules/controller/outputs/control INTO BrokeredEndpoint("/modules/SimulatedTemperatureSensor/inputs/control")',
+              },
               storeAndForwardConfiguration: { timeToLiveSecs: 60 },
             },
           },
@@ -120,6 +126,7 @@ describe('the built-in sensor as a module process under the simulator (real SDK,
       mqttPort: 0,
       httpsPort: 0,
       writeState: false,
+      extraModules: ['controller'],
       moduleOutput: output,
       log: () => {},
     });
@@ -174,5 +181,20 @@ describe('the built-in sensor as a module process under the simulator (real SDK,
       return twin.properties?.reported?.SendInterval === 7 && twin.properties?.reported?.SendData === false;
     }, 'reported properties');
     expect(out).toContain('Sending data disabled. Change twin configuration to start sending again.');
+  });
+
+  it('resets when another module sends {"command":"reset"} to its control input through a route', async () => {
+    const client = device.ModuleClient.fromConnectionString(sim.moduleConnectionString('controller'), deviceMqtt.Mqtt);
+    client.setOptions({ ca: readFileSync(sim.caCertPath, 'utf8') });
+    try {
+      await client.open();
+      const m = new device.Message(JSON.stringify({ command: 'reset' }));
+      m.contentType = 'application/json';
+      m.contentEncoding = 'utf-8';
+      await client.sendOutputEvent('control', m);
+      await until(() => out.includes('Received message Body: [{"command":"reset"}]') && out.includes('Resetting temperature sensor..'), 'control message handled');
+    } finally {
+      await client.close();
+    }
   });
 });
