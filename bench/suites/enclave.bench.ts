@@ -1,0 +1,184 @@
+/**
+ * Enclave runtime (issue 4): ordinary call vs raw worker postMessage, fast path vs raw
+ * SharedArrayBuffer + Atomics ping-pong, cold start of a 1 MiB signed bundle vs a bare worker
+ * start, and idle memory with 50 enclaves live.
+ */
+import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
+import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
+import { encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
+import { defineSuite, measureLatency, measureThroughput, type Measurement } from '../lib.js';
+
+const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
+
+function echoWorker(): Worker {
+  return new Worker(`const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage({ id: m.id, ok: true, value: { pong: m.params } }));`, { eval: true, execArgv: [], env: {} });
+}
+
+async function rawPostMessage(): Promise<Measurement> {
+  const w = echoWorker();
+  let next = 0;
+  const pending = new Map<number, () => void>();
+  w.on('message', (m: { id: number }) => {
+    pending.get(m.id)?.();
+    pending.delete(m.id);
+  });
+  const m = await measureLatency('raw worker postMessage round trip', () => new Promise<void>((r) => {
+    const id = next++;
+    pending.set(id, r);
+    w.postMessage({ t: 'call', id, cmd: 'ping', params: { n: id } });
+  }), { iterations: 5000, warmup: 500 });
+  await w.terminate();
+  return m;
+}
+
+/** Blocking ping-pong over one Int32 in shared memory: the floor of any shared-memory call path. */
+async function rawAtomics(): Promise<Measurement> {
+  const sab = new SharedArrayBuffer(8);
+  const i32 = new Int32Array(sab);
+  const w = new Worker(
+    `const { workerData } = require('node:worker_threads'); const a = new Int32Array(workerData);
+     for (;;) { Atomics.wait(a, 0, 0); if (Atomics.load(a, 0) === 2) break; Atomics.store(a, 0, 0); Atomics.notify(a, 0); }`,
+    { eval: true, workerData: sab, execArgv: [], env: {} },
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  const m = await measureLatency('raw SAB + Atomics ping-pong', () => {
+    Atomics.store(i32, 0, 1);
+    Atomics.notify(i32, 0);
+    while (Atomics.wait(i32, 0, 1) === 'ok' && Atomics.load(i32, 0) === 1);
+  }, { iterations: 100_000, warmup: 5000 });
+  Atomics.store(i32, 0, 2);
+  Atomics.notify(i32, 0);
+  await w.terminate();
+  return m;
+}
+
+/** ≈1 MiB of real code (many small functions), not one big string. */
+function megabyteTA(): string {
+  const parts = [HELLO];
+  let size = HELLO.length;
+  for (let i = 0; size < 1024 * 1024; i++) {
+    const f = `function helper${i}(x) { const y = x * ${i} + ${i % 7}; return y > ${i} ? y - ${i} : [y, '${i.toString(36)}'].join('-'); }\n`;
+    parts.push(f);
+    size += f.length;
+  }
+  return parts.join('');
+}
+
+export default defineSuite({
+  name: 'enclave',
+  async run(ctx) {
+    const backend = new EmulatedBackend();
+
+    // 1. Ordinary call: caller → worker → compartment → TA → back.
+    {
+      const baseline = await rawPostMessage();
+      const e = await backend.create(makeTestBundle(HELLO, { name: 'hello', limits: { maxConcurrency: 64 } }));
+      let n = 0;
+      const subject = await measureLatency('enclave.invoke hello.ping', () => e.invoke(undefined, 'ping', { n: n++ }), { iterations: 5000, warmup: 500 });
+      const ratio = subject.p50Us / baseline.p50Us;
+      ctx.compare({ name: 'ordinary call p50', subject, baseline, ratio, targets: [{ description: 'p50 ≤ 1.5× raw postMessage round trip', pass: ratio <= 1.5 }] });
+      await e.destroy();
+    }
+
+    // 2. Fast path: shared-memory ring, 32 calls in flight (the ring's slot count).
+    {
+      const baseline = await rawAtomics();
+      const e = await backend.create(makeTestBundle(HELLO, { name: 'hello-fast', limits: { maxConcurrency: 64 } }), { queueLimit: 10_000 });
+      let n = 0;
+      const subject = await measureThroughput('enclave.fastInvoke hello.ping (32 in flight)', () => e.fastInvoke('ping', { n: n++ }), { total: 200_000, concurrency: 32, warmup: 5000 });
+      const ratio = baseline.opsPerSec / subject.opsPerSec;
+      ctx.compare({
+        name: 'fast path throughput',
+        subject,
+        baseline,
+        ratio,
+        targets: [
+          { description: '≥ 150,000 calls/s', pass: subject.opsPerSec >= 150_000 },
+          { description: 'within 2× raw SAB + Atomics ping-pong (ops/s)', pass: ratio <= 2 },
+        ],
+      });
+      const seq = await measureLatency('enclave.fastInvoke hello.ping (sequential)', () => e.fastInvoke('ping', { n: n++ }), { iterations: 5000, warmup: 500 });
+      ctx.compare({ name: 'fast path sequential latency (info)', subject: seq, baseline, targets: [], notes: 'one call at a time: the waitAsync wake-up dominates; the ring pays off with calls in flight' });
+      await e.destroy();
+    }
+
+    // 3. Cold start of a 1 MiB signed bundle: verify + spawn + lockdown + evaluate + ready.
+    {
+      const code = new TextEncoder().encode(megabyteTA());
+      const key = generateSigningKey();
+      const signed = await signBundle(encodeBundle({ manifest: testManifest({ name: 'big', uuid: randomUUID() }), code }), pemSigner(key.privateKeyPem));
+      const baseline = await measureLatency('bare worker start (spawn → first message)', async () => {
+        const w = new Worker(`require('node:worker_threads').parentPort.postMessage(1)`, { eval: true, execArgv: [], env: {} });
+        await new Promise((r) => w.once('message', r));
+        await w.terminate();
+      }, { iterations: 20, warmup: 3 });
+      const live: EmulatedEnclave[] = [];
+      const subject = await measureLatency(`cold start, ${(signed.length / 1048576).toFixed(2)} MiB signed bundle`, async () => {
+        const vb = verifyBundle(signed);
+        live.push(await backend.create(vb));
+      }, { iterations: 20, warmup: 3 });
+      const destroys = live.splice(0).map((e) => e.destroy());
+      await Promise.all(destroys);
+      const ratio = subject.p50Us / baseline.p50Us;
+      ctx.compare({
+        name: 'cold start 1 MiB bundle',
+        subject,
+        baseline,
+        ratio,
+        targets: [
+          { description: 'p50 ≤ 80 ms', pass: subject.p50Us <= 80_000 },
+          { description: '≤ 3× bare worker start', pass: ratio <= 3 },
+        ],
+        notes: 'includes verifyBundle (signature + measurement over 1 MiB), worker spawn, SES load (V8 code cache after the first) + lockdown, compartment evaluate, onCreate',
+      });
+    }
+
+    // 4. 50 idle enclaves: RSS each, and all answering.
+    {
+      const count = 50;
+      const rss = () => process.memoryUsage().rss;
+      const settle = () => new Promise((r) => setTimeout(r, 300));
+      await settle();
+      const before = rss();
+      const bare: Worker[] = [];
+      for (let i = 0; i < count; i++) {
+        const w = echoWorker();
+        await new Promise<void>((r) => {
+          w.once('message', () => r());
+          w.postMessage({ id: 0, params: null });
+        });
+        bare.push(w);
+      }
+      await settle();
+      const bareEach = (rss() - before) / count / 1048576;
+      await Promise.all(bare.map((w) => w.terminate()));
+      await settle();
+      const before2 = rss();
+      const enclaves: EmulatedEnclave[] = [];
+      for (let i = 0; i < count; i++) enclaves.push(await backend.create(makeTestBundle(HELLO, { name: `idle-${i}` })));
+      await Promise.all(enclaves.map((e, i) => e.invoke(undefined, 'ping', i)));
+      await settle();
+      const enclaveEach = (rss() - before2) / count / 1048576;
+      let k = 0;
+      const subject = await measureLatency(`ping one of ${count} live enclaves (round robin)`, () => enclaves[k++ % count]!.invoke(undefined, 'ping', k), { iterations: 2000, warmup: 200 });
+      const answers = await Promise.all(enclaves.map((e, i) => e.invoke(undefined, 'ping', i)));
+      const allAnswer = answers.every((a, i) => (a as { pong: number }).pong === i);
+      const baseline: Measurement = { label: `bare echo worker idle RSS ${bareEach.toFixed(1)} MB each`, samples: count, p50Us: NaN, p99Us: NaN, opsPerSec: NaN };
+      ctx.compare({
+        name: `${count} idle enclaves`,
+        subject: { ...subject, label: `${subject.label}; idle RSS ${enclaveEach.toFixed(1)} MB each` },
+        baseline,
+        ratio: enclaveEach / bareEach,
+        targets: [
+          { description: `idle RSS ≤ 20 MB per enclave (measured ${enclaveEach.toFixed(1)} MB)`, pass: enclaveEach <= 20 },
+          { description: `all ${count} enclaves answering`, pass: allAnswer },
+        ],
+        notes: 'ratio = enclave RSS / bare worker RSS (process RSS delta / count)',
+      });
+      await Promise.all(enclaves.map((e) => e.destroy()));
+    }
+  },
+});
