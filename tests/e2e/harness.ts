@@ -101,7 +101,7 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
       await sim.stop();
       rmSync(stateDir, { recursive: true, force: true });
       rmSync(bundleDir, { recursive: true, force: true });
-      rmSync(join(tmpdir(), 'enclave-edge-sim', deviceId), { recursive: true, force: true });
+      rmSync(join(repoRoot, 'modules/ta-runtime/.sim-state', deviceId), { recursive: true, force: true });
     },
   };
 }

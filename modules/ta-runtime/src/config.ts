@@ -1,5 +1,4 @@
 /** Module settings from the environment (set in the deployment manifest or the Dockerfile). */
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,11 +21,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   const moduleId = env.IOTEDGE_MODULEID ?? 'ta-runtime';
   const deviceId = env.IOTEDGE_DEVICEID ?? 'local';
   // The manifest names a container volume path; in the simulator that path is not ours to
-  // write, so sealed state goes to a per-device folder under the OS temp directory instead.
+  // write, so state goes to modules/ta-runtime/.sim-state/<device>/ (where users find the
+  // development device CA to verify evidence with).
   const configured = env.ENCLAVE_EDGE_STATE_DIR ?? env.SEALED_STORAGE_DIR;
   const sealedStorageDir = configured && !(simulated && configured.startsWith('/var/lib/'))
     ? configured
-    : join(tmpdir(), 'enclave-edge-sim', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'), moduleId.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    : join(MODULE_DIR, '.sim-state', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   return {
     moduleId,
     deviceId,
