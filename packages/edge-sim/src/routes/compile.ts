@@ -6,7 +6,7 @@ import { newContext, type EvalContext } from './properties.js';
 import { ScanError } from './scanner.js';
 import type { CompiledRoute, RouteDefinition, RouteMessage, RouteMessageSource, RoutedSink, RouteSource } from './types.js';
 
-/** Priority of routes that do not set one: below every explicit priority (0–9). */
+/** Priority of routes that do not set one, below every explicit priority (0–9): the value edgeHub uses (RouteFactory.DefaultPriority). */
 export const DEFAULT_ROUTE_PRIORITY = 2_000_000_000;
 
 /** The context-taking evaluator, kept on the route under a private symbol (faster than a WeakMap). */
