@@ -37,7 +37,7 @@ export function moduleConnectionString(g: GatewayInfo, moduleId: string, keyBase
 
 /** The service (iothubowner) connection string for the simulator's HTTPS API. */
 export function serviceConnectionString(g: GatewayInfo, hubKey: string): string {
-  return `HostName=localhost:${g.httpsPort};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`;
+  return `HostName=${g.httpsPort === 443 ? 'localhost' : `localhost:${g.httpsPort}`};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`;
 }
 
 /** What a child process inherits from the simulator (nothing else leaks in). */

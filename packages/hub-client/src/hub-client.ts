@@ -78,7 +78,7 @@ export class HubClient {
   static fromConnectionString(cs: string, opts: HubClientOptions = {}): HubClient {
     const p = parseServiceConnectionString(cs);
     const auth: AuthHeader = async () => serviceSas(p.hostName, p.sharedAccessKeyName, p.sharedAccessKey);
-    return new HubClient(p.hostName, auth, opts, p.hostName.includes(':'));
+    return new HubClient(p.hostName, auth, opts, !isAzureHubHost(p.hostName));
   }
 
   /**
@@ -224,6 +224,11 @@ export class HubClient {
       throw new EnclaveEdgeError('BAD_FORMAT', `${o.what}: response is not JSON`);
     }
   }
+}
+
+/** Public-cloud and sovereign IoT Hub host names; anything else is taken to be the simulator. */
+function isAzureHubHost(host: string): boolean {
+  return /\.azure-devices(-int)?\.(net|cn|us|de)(:\d+)?$/i.test(host);
 }
 
 function enc(s: string): string {

@@ -14,7 +14,8 @@ function port(v: string): number {
 
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const spec = sim.spec();
-  const rel = relative(process.cwd(), stateDir) || '.';
+  const relPath = relative(process.cwd(), stateDir);
+  const rel = relPath === '' ? '.' : relPath.startsWith('..') ? stateDir : relPath;
   const running = spec.modules.filter((m) => m.status === 'running' && m.run.kind !== 'skipped');
   const example = running.find((m) => m.run.kind === 'local')?.name ?? running[0]?.name ?? '<module>';
   const lines = [

@@ -77,11 +77,14 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       if (!check.ok) throw new HttpError(401, 401002, `unauthorized: ${check.reason}`);
       return { kind: 'module', moduleId: m };
     }
-    const host = String(req.headers.host ?? '').toLowerCase();
-    const hub = backend.hubHostName.toLowerCase();
+    // The token's resource is the hub name, or the host the client dialled (`localhost:PORT`);
+    // `:443` may or may not be spelled out on either side.
+    const norm = (h: string): string => h.toLowerCase().replace(/:443$/, '');
+    const host = norm(String(req.headers.host ?? ''));
+    const hub = norm(backend.hubHostName);
     const check = verifySas(auth, backend.hubKey, (r) => {
-      const res = r.toLowerCase();
-      return [hub, host].some((h) => h && (res === h || res.startsWith(h + '/')));
+      const head = r.toLowerCase().split('/')[0]!;
+      return [hub, host].some((h) => h && norm(head) === h);
     });
     if (!check.ok) throw new HttpError(401, 401002, `unauthorized: ${auth ? check.reason : 'missing Authorization header'}`);
     if (check.token.skn !== 'iothubowner') throw new HttpError(401, 401002, 'unauthorized: the simulator accepts policy iothubowner only');
