@@ -130,3 +130,12 @@ describe('Sealer', () => {
     }
   });
 });
+
+describe('software HKDF-Expand', () => {
+  it('matches RFC 5869 A.1', async () => {
+    const { hkdfExpandSha256 } = await import('@enclave-edge/trust');
+    const prk = Buffer.from('077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5', 'hex');
+    const okm = hkdfExpandSha256(prk, Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex'), 42);
+    expect(Buffer.from(okm).toString('hex')).toBe('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
+  });
+});
