@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sign as nodeSign } from 'node:crypto';
-import { decodeBundle, encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, digestBundle, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
+import { decodeBundle, encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, verifyBundleAsync, digestBundle, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
 import { isEnclaveEdgeError } from '@enclave-edge/errors';
 import { sampleManifest, tinyCode } from './fixtures.js';
 
@@ -105,5 +105,17 @@ describe('bad input is refused with a named error', () => {
     expect(seen.get('MEASUREMENT_MISMATCH')).toBeGreaterThan(0);
     expect(seen.get('SIGNATURE_INVALID')).toBeGreaterThan(0);
     expect(bundle.byteLength).toBeGreaterThan(TAB_HEADER_LENGTH + 300);
+  });
+
+  it('verifyBundleAsync refuses every flipped byte with the same code as verifyBundle', async () => {
+    const { bundle } = await smallSignedBundle();
+    expect((await verifyBundleAsync(bundle)).measurement).toBe(verifyBundle(bundle).measurement);
+    for (let i = 0; i < bundle.byteLength; i++) {
+      const b = bundle.slice();
+      b[i]! ^= 0x01;
+      const sync = refusal(b);
+      const asyncErr = await verifyBundleAsync(b).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+      expect(asyncErr, `byte ${i}`).toMatchObject({ code: sync.code, message: sync.message });
+    }
   });
 });
