@@ -49,6 +49,14 @@ export function sealKeyInfo(policy: SealPolicy, id: SealIdentity): string {
     : `enclave-edge/v1/seal/product/${id.signerId}/${id.productId}`;
 }
 
+/** Context may be bytes or text (UTF-8), as the TA SDK allows; anything else is refused, never coerced. */
+function contextBytes(context: unknown): Uint8Array {
+  if (context === undefined || context === null) return EMPTY;
+  if (context instanceof Uint8Array) return context;
+  if (typeof context === 'string') return Buffer.from(context, 'utf8');
+  throw new EnclaveEdgeError('BAD_PARAMETERS', 'seal context must be bytes or a string');
+}
+
 function aad(header: Uint8Array, context: Uint8Array): Uint8Array {
   if (context.length === 0) return header;
   const a = new Uint8Array(header.length + context.length);
@@ -78,8 +86,10 @@ export class Sealer {
     return k;
   }
 
-  async seal(id: SealIdentity, data: Uint8Array, opts: { policy?: SealPolicy; context?: Uint8Array } = {}): Promise<Uint8Array> {
+  async seal(id: SealIdentity, data: Uint8Array, opts: { policy?: SealPolicy; context?: Uint8Array | string } = {}): Promise<Uint8Array> {
     checkIdentity(id);
+    if (!(data instanceof Uint8Array)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'sealed data must be bytes (Uint8Array)');
+    const context = contextBytes(opts.context);
     const policy = opts.policy ?? 'product';
     if (!(policy in POLICY_CODE)) throw new EnclaveEdgeError('BAD_PARAMETERS', `unknown seal policy "${String(policy)}"`);
     const key = await this.key(policy, id);
@@ -92,7 +102,7 @@ export class Sealer {
     randomFillSync(out, 12, 12);
     const header = out.subarray(0, SEAL_HEADER_BYTES);
     const c = createCipheriv('aes-256-gcm', key, header.subarray(12, 24));
-    c.setAAD(aad(header, opts.context ?? EMPTY));
+    c.setAAD(aad(header, context));
     let off = SEAL_HEADER_BYTES;
     for (let i = 0; i < data.length; i += CHUNK) {
       off += c.update(data.subarray(i, Math.min(i + CHUNK, data.length))).copy(out, off);
@@ -102,8 +112,10 @@ export class Sealer {
     return out;
   }
 
-  async unseal(id: SealIdentity, blob: Uint8Array, opts: { context?: Uint8Array } = {}): Promise<Uint8Array> {
+  async unseal(id: SealIdentity, blob: Uint8Array, opts: { context?: Uint8Array | string } = {}): Promise<Uint8Array> {
     checkIdentity(id);
+    if (!(blob instanceof Uint8Array)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'a sealed blob is bytes (Uint8Array)');
+    const context = contextBytes(opts.context);
     const b = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
     // Every malformed or altered blob is SEAL_INTEGRITY: a flipped header byte must not read as anything else.
     if (b.length < SEAL_OVERHEAD || !b.subarray(0, 4).equals(SEAL_MAGIC)) throw new EnclaveEdgeError('SEAL_INTEGRITY', 'not a sealed blob (bad magic or truncated)');
@@ -115,7 +127,7 @@ export class Sealer {
     const header = b.subarray(0, SEAL_HEADER_BYTES);
     const body = b.subarray(SEAL_HEADER_BYTES, b.length - SEAL_TAG_BYTES);
     const d = createDecipheriv('aes-256-gcm', key, header.subarray(12, 24));
-    d.setAAD(aad(header, opts.context ?? EMPTY));
+    d.setAAD(aad(header, context));
     d.setAuthTag(b.subarray(b.length - SEAL_TAG_BYTES));
     // One update: its output is exactly the plaintext, so no copy is needed (unlike seal).
     const out = d.update(body);

@@ -113,6 +113,14 @@ describe('Sealer', () => {
     }
   });
 
+  it('takes string contexts as UTF-8 and never coerces other types', async () => {
+    const blob = await sealer.seal(id, Buffer.from('s'), { context: 'ctx-a' });
+    expect(Buffer.from(await sealer.unseal(id, blob, { context: Buffer.from('ctx-a') })).toString()).toBe('s');
+    await expect(sealer.unseal(id, blob, { context: 'ctx-b' })).rejects.toMatchObject({ code: 'SEAL_INTEGRITY' });
+    await expect(sealer.seal(id, Buffer.from('s'), { context: 42 as never })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+    await expect(sealer.seal(id, 'text' as never)).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+  });
+
   it('validates identities and policies', async () => {
     await expect(sealer.seal(identity({ measurement: 'nothex' }), Buffer.from('x'))).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
     await expect(sealer.seal(id, Buffer.from('x'), { policy: 'bogus' as never })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
