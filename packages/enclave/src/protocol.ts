@@ -25,8 +25,8 @@ export interface WorkerInit {
   };
   code: Uint8Array;
   maxPayloadBytes: number;
-  /** JS TAs: the SES script and a V8 code cache for it (cold-start speed). */
-  ses?: { source: string; filename: string; cache?: Uint8Array };
+  /** JS TAs: where the SES script is, and a V8 code cache for it (cold-start speed). */
+  ses?: { filename: string; cache?: Uint8Array };
   inspect: boolean;
   /** Shared-memory ring of the fast path (see docs/enclave-backends.md). */
   ring?: SharedArrayBuffer;

@@ -184,10 +184,21 @@ export class Instance extends EventEmitter {
     });
     this.armSweep();
     ring.setState(slot, REQ);
-    ring.bump(SUBMIT);
-    this.watchRing();
+    // One SUBMIT bump per burst: calls issued in the same tick share a single wake-up.
+    if (!this.submitQueued) {
+      this.submitQueued = true;
+      queueMicrotask(this.flushSubmit);
+    }
     return p;
   }
+
+  private submitQueued = false;
+  private readonly flushSubmit = (): void => {
+    this.submitQueued = false;
+    if (!this.ring || this.dead) return;
+    this.ring.bump(SUBMIT);
+    this.watchRing();
+  };
 
   private watchRing(): void {
     if (this.waitingDone || !this.ring || this.slotPending.size === 0) return;

@@ -4,6 +4,7 @@
  * capability reaches the TA through the call context.
  */
 import vm from 'node:vm';
+import { readFileSync } from 'node:fs';
 import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
 import type { WorkerInit } from '../protocol.js';
 import type { ContextBase } from './context.js';
@@ -19,9 +20,9 @@ declare const Compartment: new (opts: { globals: Record<string, unknown>; __opti
 export function lockdownRealm(init: WorkerInit): Uint8Array | undefined {
   const ses = init.ses;
   if (!ses) throw codedError('INTERNAL', 'SES source missing for a JS TA');
-  const script = new vm.Script(ses.source, { filename: ses.filename, ...(ses.cache ? { cachedData: Buffer.from(ses.cache.buffer, ses.cache.byteOffset, ses.cache.byteLength) } : {}) });
+  const source = readFileSync(ses.filename, 'utf8');
+  const script = new vm.Script(source, { filename: ses.filename, ...(ses.cache ? { cachedData: Buffer.from(ses.cache.buffer, ses.cache.byteOffset, ses.cache.byteLength) } : {}) });
   script.runInThisContext();
-  const cache = !ses.cache || script.cachedDataRejected ? new Uint8Array(script.createCachedData()) : undefined;
   lockdown({
     // Debug TAs keep error stacks (mapped to TS lines by the host); others get none.
     errorTaming: init.ta.debug ? 'unsafe' : 'safe',
@@ -32,7 +33,7 @@ export function lockdownRealm(init: WorkerInit): Uint8Array | undefined {
     errorTrapping: 'none',
     unhandledRejectionTrapping: 'none',
   });
-  return cache;
+  return !ses.cache || script.cachedDataRejected ? new Uint8Array(script.createCachedData()) : undefined;
 }
 
 export function taSourceUrl(name: string): string {

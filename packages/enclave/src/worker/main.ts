@@ -4,7 +4,6 @@
  * fast-path ring. Runtime code here is trusted; the TA's code runs only inside the compartment.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import inspector from 'node:inspector';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.js';
@@ -14,7 +13,6 @@ import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE } from '../fast-ring.js';
 import { makeContextBase } from './context.js';
 import { ServiceRpc, codedError } from './rpc.js';
 import { lockdownRealm, loadJsTA } from './js-ta.js';
-import { loadWasmTA } from './wasm-ta.js';
 import type { LoadedTA, WorkerSession } from './loaded-ta.js';
 
 const port = parentPort as MessagePort;
@@ -102,6 +100,11 @@ async function runCall(kind: CallKind, sid: string | undefined, cmd: string, par
 function serveRing(sab: SharedArrayBuffer): void {
   const ring = new RingView(sab);
   const slots = ring.layout.slots;
+  let doneQueued = false;
+  const flushDone = () => {
+    doneQueued = false;
+    ring.bump(DONE);
+  };
   const finish = (slot: number, out: Outcome) => {
     let json: string | undefined;
     if (out.ok) {
@@ -109,7 +112,11 @@ function serveRing(sab: SharedArrayBuffer): void {
     } else json = JSON.stringify(out.error);
     if (json !== undefined && ring.writeResponse(slot, out.ok, json)) {
       ring.setState(slot, RESP);
-      ring.bump(DONE);
+      // one DONE bump per burst of completions
+      if (!doneQueued) {
+        doneQueued = true;
+        queueMicrotask(flushDone);
+      }
     } else {
       post(out.ok ? { t: 'done', id: -(slot + 1), ok: true, value: out.value } : { t: 'done', id: -(slot + 1), ok: false, error: out.error });
     }
@@ -161,12 +168,13 @@ async function main(): Promise<void> {
   });
   try {
     if (init.inspect) {
+      const inspector = await import('node:inspector');
       inspector.open(0, '127.0.0.1', false);
       inspectorUrl = inspector.url();
     }
     if (init.manifest.runtime === 'js') sesCache = lockdownRealm(init);
     const base = makeContextBase(init, port, rpc, init.maxPayloadBytes);
-    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : loadWasmTA(init, base);
+    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : (await import('./wasm-ta.js')).loadWasmTA(init, base);
     await ta.create();
   } catch (err) {
     const w = toWire(err);
