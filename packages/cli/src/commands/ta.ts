@@ -7,7 +7,6 @@ import {
   attachSignature, certificateChainFromPem, computeSignerId, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
   openSigner, signBundle, spkiFromPem, verifyBundle, type BundleInspection, type SignerKeyInfo, type TAManifest,
 } from '@enclave-edge/bundle';
-import { buildTA, newTA } from '@enclave-edge/ta-toolchain';
 import { action, emit, type GlobalOptions } from '../output.js';
 
 type Opts = GlobalOptions & Record<string, unknown>;
@@ -84,6 +83,7 @@ export function register(program: Command): void {
     .option('--dir <dir>', 'where to create it (default ./<name>)')
     .action(action(async (name: string, _o: unknown, cmd: Command) => {
       const opts = optsOf(cmd);
+      const { newTA } = await import('@enclave-edge/ta-toolchain'); // esbuild/asc only when building
       const r = newTA(name, typeof opts.dir === 'string' ? opts.dir : undefined);
       emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && enclave-edge ta build`].join('\n'));
     }));
@@ -98,6 +98,7 @@ export function register(program: Command): void {
       const opts = optsOf(cmd);
       const opened = typeof opts.key === 'string' ? await openSigner(opts.key, typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readFileSync(opts.cert, 'utf8')) } : {}) : undefined;
       try {
+        const { buildTA } = await import('@enclave-edge/ta-toolchain');
         const r = await buildTA(dir ?? '.', { ...(opts.debug ? { debug: true } : {}), ...(typeof opts.out === 'string' ? { outFile: opts.out } : {}), ...(opened ? { signer: opened.signer } : {}) });
         const out = { outFile: r.outFile, name: r.manifest.name, version: r.manifest.version, runtime: r.manifest.runtime, debug: r.manifest.debug, measurement: r.measurement, signed: r.signed, sizes: r.sizes };
         emit(opts, out, () => [
