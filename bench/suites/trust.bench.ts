@@ -77,13 +77,31 @@ export default defineSuite({
         { label: 'Sealer.seal 1 MiB (software)', fn: () => sw.seal(ta, mib, { policy: 'product', context: ctxBytes }) },
         { label: 'node:crypto AES-256-GCM encrypt 1 MiB', fn: rawSeal },
       );
+      const scratch = Buffer.allocUnsafe(mib.length + 64);
+      const [sealReuseM, rawSealM2] = await interleaved(
+        { label: 'Sealer.seal 1 MiB into a reused buffer', fn: () => sw.seal(ta, mib, { policy: 'product', context: ctxBytes, output: scratch }) },
+        { label: 'node:crypto AES-256-GCM encrypt 1 MiB', fn: rawSeal },
+      );
       const [unsealM, rawOpenM] = await interleaved(
         { label: 'Sealer.unseal 1 MiB (software)', fn: () => sw.unseal(ta, blob, { context: ctxBytes }) },
         { label: 'node:crypto AES-256-GCM decrypt 1 MiB', fn: rawOpen },
       );
       const sealRel = rawSealM.p50Us / sealM.p50Us;
       const unsealRel = rawOpenM.p50Us / unsealM.p50Us;
-      ctx.compare({ name: 'seal 1 MiB', subject: sealM, baseline: rawSealM, targets: [{ description: `seal throughput ≥ 0.85× raw AES-GCM (got ${sealRel.toFixed(2)}×)`, pass: sealRel >= 0.85 }] });
+      const sealReuseRel = rawSealM2.p50Us / sealReuseM.p50Us;
+      ctx.compare({
+        name: 'seal 1 MiB (fresh blob)',
+        subject: sealM,
+        baseline: rawSealM,
+        targets: [{ description: `seal throughput ≥ 0.85× raw AES-GCM (got ${sealRel.toFixed(2)}×)`, pass: sealRel >= 0.85 }],
+        notes: 'the blob is header‖ciphertext‖tag in one new buffer: Node\'s Cipher cannot write into it, so one extra 1 MiB copy into fresh pages that the bare baseline does not make',
+      });
+      ctx.compare({
+        name: 'seal 1 MiB (reused output buffer, the sealed-storage path)',
+        subject: sealReuseM,
+        baseline: rawSealM2,
+        targets: [{ description: `seal throughput ≥ 0.85× raw AES-GCM (got ${sealReuseRel.toFixed(2)}×)`, pass: sealReuseRel >= 0.85 }],
+      });
       ctx.compare({ name: 'unseal 1 MiB', subject: unsealM, baseline: rawOpenM, targets: [{ description: `unseal throughput ≥ 0.85× raw AES-GCM (got ${unsealRel.toFixed(2)}×)`, pass: unsealRel >= 0.85 }] });
 
       // 4 KiB seal ops/s: software vs pkcs11 (seal keys cached per identity after the first derivation).

@@ -86,14 +86,26 @@ export class Sealer {
     return k;
   }
 
-  async seal(id: SealIdentity, data: Uint8Array, opts: { policy?: SealPolicy; context?: Uint8Array | string } = {}): Promise<Uint8Array> {
+  /**
+   * Seal `data`. With `output` (at least data.length + SEAL_OVERHEAD bytes) the blob is written
+   * there and a view of it returned: callers that consume the blob at once (sealed storage writes
+   * it to a file) reuse one buffer instead of page-faulting a fresh one per call.
+   */
+  async seal(id: SealIdentity, data: Uint8Array, opts: { policy?: SealPolicy; context?: Uint8Array | string; output?: Uint8Array } = {}): Promise<Uint8Array> {
     checkIdentity(id);
     if (!(data instanceof Uint8Array)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'sealed data must be bytes (Uint8Array)');
     const context = contextBytes(opts.context);
     const policy = opts.policy ?? 'product';
     if (!(policy in POLICY_CODE)) throw new EnclaveEdgeError('BAD_PARAMETERS', `unknown seal policy "${String(policy)}"`);
     const key = await this.key(policy, id);
-    const out = Buffer.allocUnsafe(SEAL_OVERHEAD + data.length);
+    const size = SEAL_OVERHEAD + data.length;
+    let out: Buffer;
+    if (opts.output) {
+      if (opts.output.length < size) throw new EnclaveEdgeError('BAD_PARAMETERS', `seal output buffer too small (${opts.output.length} < ${size})`);
+      out = Buffer.from(opts.output.buffer, opts.output.byteOffset, size);
+    } else {
+      out = Buffer.allocUnsafe(size);
+    }
     SEAL_MAGIC.copy(out, 0);
     out[4] = SEAL_VERSION;
     out[5] = POLICY_CODE[policy];

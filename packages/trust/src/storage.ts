@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from './files.js';
-import type { Sealer } from './seal.js';
+import { SEAL_OVERHEAD, type Sealer } from './seal.js';
 import type { TAIdentity } from './identity.js';
 
 export const STORAGE_KEY_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -38,6 +38,7 @@ export class SealedFileStore implements SealedStore {
   private readonly sizes = new Map<string, number>();
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  private scratch: Buffer = Buffer.alloc(0);
 
   constructor(
     root: string,
@@ -104,7 +105,10 @@ export class SealedFileStore implements SealedStore {
     checkKey(key);
     if (!(value instanceof Uint8Array)) return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'storage values are bytes (Uint8Array)'));
     return this.run(async () => {
-      const blob = await this.sealer.seal(this.id, value, { policy: 'product', context: this.context(key) });
+      // Operations run one at a time, so one scratch buffer serves every write of this store.
+      const need = value.length + SEAL_OVERHEAD;
+      if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, Math.min(2 * this.scratch.length, 8 << 20)));
+      const blob = await this.sealer.seal(this.id, value, { policy: 'product', context: this.context(key), output: this.scratch });
       const old = this.sizes.get(key) ?? 0;
       const next = this.usage - old + blob.length;
       if (next > this.quotaBytes) {

@@ -121,6 +121,15 @@ describe('Sealer', () => {
     await expect(sealer.seal(id, 'text' as never)).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
   });
 
+  it('writes into a caller buffer when asked (reused by sealed storage)', async () => {
+    const scratch = Buffer.alloc(200, 0xee);
+    const blob = await sealer.seal(id, Buffer.from('into scratch'), { output: scratch });
+    expect(blob.buffer).toBe(scratch.buffer);
+    expect(blob.length).toBe(12 + SEAL_OVERHEAD);
+    expect(Buffer.from(await sealer.unseal(id, Buffer.from(blob))).toString()).toBe('into scratch');
+    await expect(sealer.seal(id, Buffer.alloc(200), { output: scratch })).rejects.toMatchObject({ code: 'BAD_PARAMETERS', message: expect.stringMatching(/too small/) });
+  });
+
   it('validates identities and policies', async () => {
     await expect(sealer.seal(identity({ measurement: 'nothex' }), Buffer.from('x'))).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
     await expect(sealer.seal(id, Buffer.from('x'), { policy: 'bogus' as never })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
