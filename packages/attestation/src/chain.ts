@@ -53,10 +53,12 @@ export function verifyChain(x5c: string[], anchors: X509Certificate[], now: Date
   const last = certs[certs.length - 1]!;
   const fp = last.fingerprint256;
   let anchored = anchors.some((a) => a.fingerprint256 === fp);
+  let anchor: X509Certificate | undefined;
   if (!anchored) {
     for (const a of anchors) {
       if (a.ca && inValidity(a, now) && last.checkIssued(a) && last.verify(a.publicKey)) {
         anchored = true;
+        anchor = a;
         break;
       }
     }
@@ -67,7 +69,7 @@ export function verifyChain(x5c: string[], anchors: X509Certificate[], now: Date
   if (leaf.publicKey.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'prime256v1') throw new ChainError('the leaf certificate key is not ECDSA P-256');
   let validFrom = -Infinity;
   let validTo = Infinity;
-  for (const c of certs) {
+  for (const c of anchor ? [...certs, anchor] : certs) {
     validFrom = Math.max(validFrom, new Date(c.validFrom).getTime());
     validTo = Math.min(validTo, new Date(c.validTo).getTime());
   }
