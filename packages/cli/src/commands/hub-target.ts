@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { StateDir, serviceConnectionString } from '@enclave-edge/edge-sim';
+// Light entry points only: the CLI should not load the broker to read a state file.
+import { StateDir } from '@enclave-edge/edge-sim/state/index';
+import { serviceConnectionString } from '@enclave-edge/edge-sim/module-env';
 import { HubClient } from '@enclave-edge/hub-client';
 
 export interface TargetOptions {

@@ -2,7 +2,8 @@
 import { resolve, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { startSimulator, moduleConnectionString, type SimulatorHandle } from '@enclave-edge/edge-sim';
+import type { SimulatorHandle } from '@enclave-edge/edge-sim';
+import { moduleConnectionString } from '@enclave-edge/edge-sim/module-env';
 import { emit, action, type GlobalOptions } from '../output.js';
 import { findSimulator } from './hub-target.js';
 
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     .action(
       action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
+        const { startSimulator } = await import('@enclave-edge/edge-sim');
         const handle = await startSimulator({
           manifest: resolve(o.manifest),
           stateDir: o.stateDir,

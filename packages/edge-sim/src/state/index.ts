@@ -7,10 +7,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { generatePki } from './certs.js';
 import { writeFileAtomic, readIfExists } from './files.js';
 
-export { generatePki } from './certs.js';
 export { writeFileAtomic } from './files.js';
 
 const KeysSchema = z.object({
@@ -86,6 +84,8 @@ export class StateDir {
       Object.assign(this, { caCertPem: ca, serverCertPem: cert, serverKeyPem: key });
       return;
     }
+    // Loaded on first run only: the x509 stack is slow to import and the CLI rarely needs it.
+    const { generatePki } = await import('./certs.js');
     const pki = await generatePki();
     writeFileAtomic(join(this.dir, 'ca-key.pem'), pki.caKeyPem, 0o600);
     writeFileAtomic(this.serverKeyPath, pki.serverKeyPem, 0o600);
