@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes, createPublicKey, verify as nodeVerify } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, utimesSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSoftHsmToken, openToken, type SoftHsmToken } from '@enclave-edge/pkcs11';
 import { startWorkloadApi } from '@enclave-edge/edge-sim/workload/index';
@@ -60,6 +60,25 @@ describe('pkcs11 root of trust (SoftHSM2)', () => {
       expect((await p.deriveKey(info)).length).toBe(32);
       await p.close();
       await s.close();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('two runtimes starting at once create one key set (lock file), and a stale lock is taken over', async () => {
+    const t = tempDir();
+    try {
+      const cfg = { kind: 'pkcs11', stateDir: t.dir, uri: hsm.uri, sealKeyLabel: 'race-seal', attestationKeyLabel: 'race-att' };
+      writeFileSync(join(t.dir, '.pkcs11-keygen.lock'), '');
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(join(t.dir, '.pkcs11-keygen.lock'), old, old);
+      const [a, b] = await Promise.all([createRootOfTrust(cfg), createRootOfTrust(cfg)]);
+      expect(Buffer.from(a.attestationSigner.spki).equals(Buffer.from(b.attestationSigner.spki))).toBe(true);
+      const info = Buffer.from('same?');
+      expect(Buffer.from(await a.deriveKey(info)).equals(Buffer.from(await b.deriveKey(info)))).toBe(true);
+      expect(existsSync(join(t.dir, '.pkcs11-keygen.lock'))).toBe(false);
+      await a.close();
+      await b.close();
     } finally {
       t.cleanup();
     }

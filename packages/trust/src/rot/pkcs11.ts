@@ -3,9 +3,11 @@
  * are generated inside the token, sensitive and non-extractable. Derivation runs in the token.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { openToken, type Pkcs11Token } from '@enclave-edge/pkcs11';
 import type { EvidenceSigner } from '@enclave-edge/attestation';
+import { withLockFile } from '../lock.js';
 import type { RootOfTrust, RotLog } from './types.js';
 
 export const PKCS11_SEAL_LABEL = 'enclave-edge-seal-root';
@@ -24,8 +26,12 @@ export interface Pkcs11RootOptions {
 export async function openPkcs11Root(opts: Pkcs11RootOptions): Promise<RootOfTrust> {
   const token: Pkcs11Token = await openToken({ uri: opts.uri, modulePath: opts.modulePath, pin: opts.pin });
   try {
-    const seal = await token.getOrCreateSecretKey(opts.sealKeyLabel ?? PKCS11_SEAL_LABEL);
-    const att = await token.getOrCreateEcKeyPair(opts.attestationKeyLabel ?? PKCS11_ATTESTATION_LABEL);
+    // Two runtimes starting at once must not both generate keys (the token would then hold two
+    // keys with one label, and findKey refuses the ambiguity).
+    const { seal, att } = await withLockFile(join(opts.stateDir, '.pkcs11-keygen.lock'), async () => ({
+      seal: await token.getOrCreateSecretKey(opts.sealKeyLabel ?? PKCS11_SEAL_LABEL),
+      att: await token.getOrCreateEcKeyPair(opts.attestationKeyLabel ?? PKCS11_ATTESTATION_LABEL),
+    }));
     for (const [what, key] of [['seal secret', seal.key], ['attestation key', att.privateKey]] as const) {
       const p = await token.keyProtection(key);
       if (p.extractable || !p.sensitive) {
