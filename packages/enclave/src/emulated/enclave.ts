@@ -313,7 +313,13 @@ export class EmulatedEnclave implements Enclave {
   }
 
   private async awaitReady(inst: Instance): Promise<Instance> {
-    const r = await inst.ready;
+    let r: Awaited<Instance['ready']>;
+    try {
+      r = await inst.ready;
+    } catch (err) {
+      this.instances.delete(inst);
+      throw err;
+    }
     if (r.sesCache) rememberSesCache(r.sesCache);
     if (r.inspectorUrl) {
       this.inspectorUrl = r.inspectorUrl;

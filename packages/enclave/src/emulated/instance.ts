@@ -92,7 +92,6 @@ export class Instance extends EventEmitter {
         // bootstrap). Wasm: the TA's heap is its linear memory (capped in the module); the worker
         // keeps a small fixed heap for the runtime.
         maxOldGenerationSizeMb: o.init.manifest.runtime === 'wasm' ? RUNTIME_HEAP_FLOOR_MB : Math.max(RUNTIME_HEAP_FLOOR_MB, o.heapMb),
-        maxYoungGenerationSizeMb: Math.max(1, Math.min(16, Math.floor(o.heapMb / 4))),
         // Node's worker bootstrap itself needs about 1 MiB of stack; smaller values crash the process.
         stackSizeMb: Math.max(1, o.stackKb / 1024),
       },
