@@ -1,5 +1,5 @@
 /** Durable file writes: temp file, fsync, rename, fsync of the directory. */
-import { open, rename, mkdir, unlink } from 'node:fs/promises';
+import { open, rename, mkdir, unlink, link } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, basename } from 'node:path';
 
@@ -37,22 +37,29 @@ export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o6
   await fsyncDir(dir);
 }
 
-/** Create `path` only if absent (first start); returns false if it already existed. */
+/**
+ * Create `path` only if absent (first start); returns false if it already existed. Written to a
+ * temp file and hard-linked into place, so a concurrent reader never sees a half-written file.
+ */
 export async function createFileExclusive(path: string, data: Uint8Array, mode = 0o600): Promise<boolean> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  let fh;
-  try {
-    fh = await open(path, 'wx', mode);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `${TEMP_PREFIX}${basename(path)}.${randomBytes(6).toString('hex')}`);
+  const fh = await open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
     await fh.sync();
   } finally {
     await fh.close();
   }
-  await fsyncDir(dirname(path));
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  await fsyncDir(dir);
   return true;
 }

@@ -156,3 +156,16 @@ describe('software HKDF-Expand', () => {
     expect(Buffer.from(okm).toString('hex')).toBe('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
   });
 });
+
+describe('first start', () => {
+  it('concurrent first starts of the software root agree on one key file', async () => {
+    const t4 = tempDir();
+    try {
+      const roots = await Promise.all(Array.from({ length: 8 }, () => openSoftwareRoot({ stateDir: t4.dir })));
+      const first = Buffer.from(roots[0]!.attestationSigner.spki);
+      for (const r of roots) expect(Buffer.from(r.attestationSigner.spki).equals(first)).toBe(true);
+    } finally {
+      t4.cleanup();
+    }
+  });
+});
