@@ -108,6 +108,10 @@ export function runConformance(name: string, backendFactory: () => EnclaveBacken
         const s = await e.openSession();
         expect(await codeOf(e.openSession())).toBe('BUSY');
         await e.closeSession(s);
+        // concurrent opens: exactly one wins
+        const race = await Promise.allSettled([e.openSession(), e.openSession(), e.openSession()]);
+        expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        await e.closeSession((race.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<string>).value);
         const s2 = await e.openSession();
         await e.closeSession(s2);
       });

@@ -54,6 +54,7 @@ export class EmulatedEnclave implements Enclave {
   private failedReason = '';
   private sweeper: NodeJS.Timeout | undefined;
   private waitingForStart = 0;
+  private opening = 0;
   private counters = { calls: 0, errors: 0, restarts: 0 };
 
   constructor(
@@ -96,18 +97,24 @@ export class EmulatedEnclave implements Enclave {
     this.assertServing();
     const p = this.checkParams(params, 'session parameters');
     const s = this.bundle.manifest.session;
+    if (s.singleInstance && !s.multiSession && this.sessions.size + this.opening >= 1) {
+      throw new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" takes one session at a time and one is open`);
+    }
+    this.opening++; // counted from here, so concurrent opens cannot both pass the one-session rule
     let inst: Instance;
-    if (s.singleInstance) {
-      if (!s.multiSession && this.sessions.size >= 1) throw new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" takes one session at a time and one is open`);
-      inst = await this.getMain();
-    } else {
-      inst = this.spare ?? this.spawn();
-      this.spare = undefined;
-      await this.awaitReady(inst);
+    try {
+      if (s.singleInstance) inst = await this.getMain();
+      else {
+        inst = this.spare ?? this.spawn();
+        this.spare = undefined;
+        await this.awaitReady(inst);
+      }
+    } finally {
+      this.opening--;
     }
     const sid = randomUUID();
     const entry: SessionEntry = { instance: inst, lastUsed: Date.now(), busy: 1 };
-    this.sessions.set(sid, entry); // reserve before awaiting, so the one-session rule holds under races
+    this.sessions.set(sid, entry);
     try {
       await inst.call('open', sid, '', p);
     } catch (err) {
