@@ -74,3 +74,30 @@ export function verifySas(token: string | undefined, keyBase64: string, resource
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { ok: false, reason: 'signature does not match' };
   return { ok: true, token: t };
 }
+
+/**
+ * Remembers tokens whose signature checked out, so a client re-using its token (as the SDKs and
+ * hub-client do for up to an hour) skips the HMAC; expiry and resource are still checked each time.
+ */
+export class VerifiedSasCache {
+  private readonly ok = new Map<string, SasToken>();
+
+  constructor(private readonly max = 1024) {}
+
+  verify(token: string | undefined, keyBase64: string, resourceOk: (resource: string) => boolean, nowSecs = Date.now() / 1000): SasCheck {
+    if (token) {
+      const hit = this.ok.get(keyBase64 + '\u0000' + token);
+      if (hit) {
+        if (!resourceOk(hit.resource)) return { ok: false, reason: `token is for another resource (${hit.resource})` };
+        if (hit.se <= nowSecs) return { ok: false, reason: 'token expired' };
+        return { ok: true, token: hit };
+      }
+    }
+    const r = verifySas(token, keyBase64, resourceOk, nowSecs);
+    if (r.ok) {
+      if (this.ok.size >= this.max) this.ok.clear();
+      this.ok.set(keyBase64 + '\u0000' + token, r.token);
+    }
+    return r;
+  }
+}

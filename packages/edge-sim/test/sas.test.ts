@@ -33,3 +33,17 @@ describe('SAS tokens', () => {
     expect(verifySas(forged, key, () => true)).toEqual({ ok: false, reason: 'signature does not match' });
   });
 });
+
+describe('VerifiedSasCache', () => {
+  it('answers like verifySas, and still checks expiry and resource on a cached token', async () => {
+    const { VerifiedSasCache } = await import('@enclave-edge/edge-sim/sas');
+    const cache = new VerifiedSasCache();
+    const token = createSas(resource, key, { ttlSecs: 60 });
+    const now = Date.now() / 1000;
+    expect(cache.verify(token, key, () => true, now).ok).toBe(true);
+    expect(cache.verify(token, key, () => true, now).ok).toBe(true);
+    expect(cache.verify(token, key, () => false, now)).toMatchObject({ ok: false });
+    expect(cache.verify(token, key, () => true, now + 120)).toEqual({ ok: false, reason: 'token expired' });
+    expect(cache.verify(token, randomBytes(32).toString('base64'), () => true, now)).toEqual({ ok: false, reason: 'signature does not match' });
+  });
+});

@@ -77,7 +77,13 @@ export class HubClient {
   /** From an IoT Hub policy connection string (e.g. iothubowner); `HostName` may carry a port (simulator). */
   static fromConnectionString(cs: string, opts: HubClientOptions = {}): HubClient {
     const p = parseServiceConnectionString(cs);
-    const auth: AuthHeader = async () => serviceSas(p.hostName, p.sharedAccessKeyName, p.sharedAccessKey);
+    // One token per hour, renewed 5 minutes before it expires (the HMAC is not redone per call).
+    let cached: { token: string; renewAt: number } | undefined;
+    const auth: AuthHeader = async () => {
+      const now = Date.now();
+      if (!cached || now >= cached.renewAt) cached = { token: serviceSas(p.hostName, p.sharedAccessKeyName, p.sharedAccessKey, 3600), renewAt: now + 55 * 60_000 };
+      return cached.token;
+    };
     return new HubClient(p.hostName, auth, opts, !isAzureHubHost(p.hostName));
   }
 

@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import { toEnclaveEdgeError } from '@enclave-edge/errors';
-import { verifySas } from '../sas.js';
+import { VerifiedSasCache } from '../sas.js';
 import { HubError } from '../hub/hub-error.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
 import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
@@ -59,6 +59,7 @@ type Caller = { kind: 'hub' } | { kind: 'module'; moduleId: string };
 
 export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiOptions): Promise<{ port: number; close(): Promise<void> }> {
   const streams = new Set<ServerResponse>();
+  const sasCache = new VerifiedSasCache();
   const server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, (req, res) => {
     handle(req, res).catch((err) => sendError(res, err));
   });
@@ -73,7 +74,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       const key = m ? backend.moduleKey(m) : undefined;
       if (d !== backend.deviceId || !m || !key) throw new HttpError(401, 401002, `unknown module identity ${edgeModule}`);
       const resource = `${backend.hubHostName}/devices/${d}/modules/${m}`.toLowerCase();
-      const check = verifySas(auth, key, (r) => r.toLowerCase() === resource);
+      const check = sasCache.verify(auth, key, (r) => r.toLowerCase() === resource);
       if (!check.ok) throw new HttpError(401, 401002, `unauthorized: ${check.reason}`);
       return { kind: 'module', moduleId: m };
     }
@@ -82,7 +83,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     const norm = (h: string): string => h.toLowerCase().replace(/:443$/, '');
     const host = norm(String(req.headers.host ?? ''));
     const hub = norm(backend.hubHostName);
-    const check = verifySas(auth, backend.hubKey, (r) => {
+    const check = sasCache.verify(auth, backend.hubKey, (r) => {
       const head = r.toLowerCase().split('/')[0]!;
       return [hub, host].some((h) => h && norm(head) === h);
     });
