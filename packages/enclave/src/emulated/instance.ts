@@ -183,8 +183,10 @@ export class Instance extends EventEmitter {
     });
     this.armSweep();
     ring.setState(slot, REQ);
-    // One SUBMIT bump per burst: calls issued in the same tick share a single wake-up.
-    if (!this.submitQueued) {
+    // One SUBMIT bump per burst (calls issued in the same tick share a wake-up), and early every
+    // few calls so the worker starts while this side is still submitting.
+    if (++this.unsubmitted >= 8) this.flushSubmit();
+    else if (!this.submitQueued) {
       this.submitQueued = true;
       queueMicrotask(this.flushSubmit);
     }
@@ -192,9 +194,11 @@ export class Instance extends EventEmitter {
   }
 
   private submitQueued = false;
+  private unsubmitted = 0;
   private readonly flushSubmit = (): void => {
     this.submitQueued = false;
-    if (!this.ring || this.dead) return;
+    if (!this.ring || this.dead || this.unsubmitted === 0) return;
+    this.unsubmitted = 0;
     this.ring.bump(SUBMIT);
     this.watchRing();
   };

@@ -100,9 +100,15 @@ async function runCall(kind: CallKind, sid: string | undefined, cmd: string, par
 function serveRing(sab: SharedArrayBuffer): void {
   const ring = new RingView(sab);
   const slots = ring.layout.slots;
+  // Wake the host once per burst of completions, and early every BATCH so it can refill the
+  // ring while this side is still finishing the rest (the two threads overlap).
+  const BATCH = Math.max(4, slots >> 2);
   let doneQueued = false;
+  let unannounced = 0;
   const flushDone = () => {
     doneQueued = false;
+    if (unannounced === 0) return;
+    unannounced = 0;
     ring.bump(DONE);
   };
   const finish = (slot: number, out: Outcome) => {
@@ -112,8 +118,8 @@ function serveRing(sab: SharedArrayBuffer): void {
     } else json = JSON.stringify(out.error);
     if (json !== undefined && ring.writeResponse(slot, out.ok, json)) {
       ring.setState(slot, RESP);
-      // one DONE bump per burst of completions
-      if (!doneQueued) {
+      if (++unannounced >= BATCH) flushDone();
+      else if (!doneQueued) {
         doneQueued = true;
         queueMicrotask(flushDone);
       }
