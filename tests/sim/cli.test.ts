@@ -114,6 +114,17 @@ describe('enclave-edge CLI against a running simulator', () => {
     expect(existsSync(mod.EdgeModuleCACertificateFile)).toBe(true);
   });
 
+  it('refuses a second simulator on the same state folder', async () => {
+    const second = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.once('exit', (code) => resolve({ code, stderr }));
+    });
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/CONFLICT: a simulator \(pid \d+\) already uses/);
+  });
+
   it('SIGTERM stops the simulator and every module process', async () => {
     const status = JSON.parse((await cli('--json', 'sim', 'status')).stdout) as { modules: Array<{ name: string; process: { pid?: number } | null }> };
     const pids = status.modules.map((m) => m.process?.pid).filter((p): p is number => typeof p === 'number');

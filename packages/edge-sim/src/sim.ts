@@ -178,10 +178,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     };
 
     const startModule = (m: ModuleSpec): void => {
-      if (m.run.kind === 'skipped') {
-        log(`skipping ${m.name}: ${m.run.reason}`);
-        return;
-      }
+      if (m.run.kind === 'skipped') return; // already reported among the manifest's warnings
       if (m.status !== 'running') return;
       supervisor.start(m.name, {
         command: process.execPath,
