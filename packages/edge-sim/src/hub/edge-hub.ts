@@ -11,6 +11,7 @@ import { Aedes, type Client as AedesClient, type AuthenticateError } from 'aedes
 /** aedes keeps each client's granted subscriptions here (not in its typings). */
 type Client = AedesClient & { subscriptions: Record<string, unknown> };
 import type { CompiledRoute, RouteMessage } from '../routes/types.js';
+import { routeMessage } from '../routes/compile.js';
 import { verifySas } from '../sas.js';
 import { TwinStore, type JsonObject } from './twins.js';
 import { StoreAndForward } from './store-forward.js';
@@ -264,11 +265,9 @@ export class EdgeHub extends EventEmitter {
       properties: props.app,
       body,
     };
-    const seen = new Set<string>();
-    for (const r of this.routes) {
-      if (seen.has(r.sink.key) || !r.matches(msg)) continue;
-      seen.add(r.sink.key);
-      if (r.sink.kind === 'upstream') {
+    // One delivery per sink; the best-priority route into it decides the time to live.
+    for (const sink of routeMessage(this.routes, msg)) {
+      if (sink.kind === 'upstream') {
         const up: UpstreamMessage = {
           deviceId: this.opts.deviceId,
           moduleId,
@@ -280,8 +279,8 @@ export class EdgeHub extends EventEmitter {
         };
         this.emit('upstream', up);
       } else {
-        const d: Delivery = { input: r.sink.input, topicBag: encodeBag(system, props.app), body };
-        this.deliver(r.sink.module, d, r.timeToLiveSecs ?? this.ttlSecs);
+        const d: Delivery = { input: sink.input, topicBag: encodeBag(system, props.app), body };
+        this.deliver(sink.module, d, sink.timeToLiveSecs ?? this.ttlSecs);
       }
     }
   }
