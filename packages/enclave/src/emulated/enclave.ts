@@ -10,7 +10,7 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { Enclave, EnclaveCreateOptions, EnclaveEvent, EnclaveStats, InvokeOptions, TAIdentity } from '../backend.js';
 import type { WireError, WorkerInit } from '../protocol.js';
 import { copyValue, isProblem } from '../values.js';
-import { Instance, type DeathReason } from './instance.js';
+import { Instance, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from './source-map.js';
 import { TrustBridge } from './trust-bridge.js';
 import { CrashTracker, type RestartPolicy } from './restart-policy.js';
@@ -387,7 +387,21 @@ export class EmulatedEnclave implements Enclave {
     if (this.spare === inst) this.spare = undefined;
     this.log('error', `TA instance crashed (${d.code}): ${d.reason}`);
     this.emitEvent({ type: 'crashed', code: d.code, reason: d.reason });
+    const orphans = inst.takeOrphans();
     this.afterCrash(d);
+    for (const o of orphans) this.rerun(o, d);
+  }
+
+  /** A call that was waiting on a crashed instance: session-less ones run on the next instance. */
+  private rerun(o: QueuedCall, d: DeathReason): void {
+    if (o.sid !== undefined || !this.bundle.manifest.session.singleInstance || this.state === 'failed' || this.state === 'destroyed') {
+      const code = this.state === 'failed' ? 'TA_FAILED' : 'TA_CRASHED';
+      o.reject(new EnclaveEdgeError(code, `TA "${this.identity.name}" instance ended before the call ran: ${d.reason}`));
+      return;
+    }
+    this.getMain()
+      .then((inst) => inst.call(o.kind, undefined, o.cmd, o.params, o.timeoutMs))
+      .then(o.resolve, o.reject);
   }
 
   /** Back off and restart (shared keepAlive instances eagerly, others on demand), or mark the TA failed. */

@@ -37,8 +37,14 @@ interface Pending {
   timeoutMs: number;
 }
 
-interface Queued {
-  run: () => void;
+/** A call waiting for a free slot. It has not reached the TA yet, so it can be re-run elsewhere. */
+export interface QueuedCall {
+  kind: CallKind;
+  sid: string | undefined;
+  cmd: string;
+  params: Value;
+  timeoutMs: number;
+  resolve: (v: Value) => void;
   reject: (e: Error) => void;
 }
 
@@ -56,7 +62,7 @@ export class Instance extends EventEmitter {
   readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array }>;
   inFlight = 0;
   private readonly pending = new Map<number, Pending>();
-  private readonly queue: Queued[] = [];
+  private readonly queue: QueuedCall[] = [];
   private nextId = 1;
   private dead: DeathReason | undefined;
   private exiting = false;
@@ -113,6 +119,13 @@ export class Instance extends EventEmitter {
     });
   }
 
+  /** After a crash: the calls that were waiting (see die). The enclave takes them. */
+  orphans: QueuedCall[] = [];
+
+  takeOrphans(): QueuedCall[] {
+    return this.orphans.splice(0);
+  }
+
   get isDead(): boolean {
     return this.dead !== undefined;
   }
@@ -125,18 +138,17 @@ export class Instance extends EventEmitter {
   call(kind: CallKind, sid: string | undefined, cmd: string, params: Value, timeoutMs = this.o.callTimeoutMs): Promise<Value> {
     if (this.dead) return Promise.reject(new EnclaveEdgeError(this.dead.code === 'TIMEOUT' ? 'TA_CRASHED' : this.dead.code, `the TA instance is gone: ${this.dead.reason}`));
     if (this.inFlight < this.o.maxConcurrency) return this.send(kind, sid, cmd, params, timeoutMs);
-    return this.enqueue(() => this.send(kind, sid, cmd, params, timeoutMs));
-  }
-
-  private enqueue(start: () => Promise<Value>): Promise<Value> {
     if (this.queue.length >= this.o.queueLimit) {
       return Promise.reject(new EnclaveEdgeError('BUSY', `TA "${this.o.init.ta.name}" is busy: ${this.inFlight} calls running and ${this.queue.length} waiting`));
     }
-    return new Promise((resolve, reject) => this.queue.push({ run: () => start().then(resolve, reject), reject }));
+    return new Promise((resolve, reject) => this.queue.push({ kind, sid, cmd, params, timeoutMs, resolve, reject }));
   }
 
   private next(): void {
-    while (this.inFlight < this.o.maxConcurrency && this.queue.length && !this.dead) this.queue.shift()!.run();
+    while (this.inFlight < this.o.maxConcurrency && this.queue.length && !this.dead) {
+      const q = this.queue.shift()!;
+      this.send(q.kind, q.sid, q.cmd, q.params, q.timeoutMs).then(q.resolve, q.reject);
+    }
   }
 
   /**
@@ -314,7 +326,11 @@ export class Instance extends EventEmitter {
     for (const p of [...this.pending.values(), ...this.slotPending.values()]) p.reject(err());
     this.pending.clear();
     this.slotPending.clear();
-    for (const q of this.queue.splice(0)) q.reject(err());
+    // Calls still waiting never reached the TA: a crash hands them to the enclave to re-run on
+    // the next instance; an orderly end fails them.
+    const waiting = this.queue.splice(0);
+    this.orphans = announce && this.started ? waiting : [];
+    if (!(announce && this.started)) for (const q of waiting) q.reject(err());
     this.inFlight = 0;
     if (!this.started) {
       // Failing to start is reported through `ready`, not as a crash of a serving instance.
