@@ -113,6 +113,11 @@ describe('direct methods', () => {
 
   it('answers 404103 for a module that is not connected, 404 for an unknown module', async () => {
     await expect(t.invoke('probeLate', 'echo')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND', detail: { httpStatus: 404, errorCode: 404103 } });
+    const t0 = Date.now();
+    await expect(t.hub.invokeModuleMethod('edge-sim-device', 'probeLate', { methodName: 'echo', connectTimeoutInSeconds: 0.5 })).rejects.toMatchObject({
+      detail: { errorCode: 404103 },
+    });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
     await expect(t.invoke('nobody', 'echo')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND', detail: { httpStatus: 404 } });
   });
 
@@ -172,6 +177,9 @@ describe('store and forward, connection-string modules', () => {
       PROBE_NAME: 'probeLate',
     });
     try {
+      // connectTimeoutInSeconds: the call waits for the module to connect, as IoT Hub does.
+      const who = await t.hub.invokeModuleMethod('edge-sim-device', 'probeLate', { methodName: 'whoami', connectTimeoutInSeconds: 30, responseTimeoutInSeconds: 10 });
+      expect(who.payload).toMatchObject({ moduleId: 'probeLate' });
       const got = await eventually(async () => {
         const ins = (await t.invoke('probeLate', 'inputs')).payload as Array<{ input: string; body: string }>;
         expect(ins.length).toBe(5);

@@ -138,9 +138,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         hubKey: state.hubKey,
         moduleKey,
         knownModule: (m) => state.moduleIdentity(m, false) !== undefined,
-        invokeMethod: (m, name, payload, timeout) => {
+        invokeMethod: (m, name, payload, timeout, connectTimeout) => {
           if (!state.moduleIdentity(m, false)) return Promise.reject(moduleNotFound(`${deviceId}/${m}`));
-          return hub.invokeMethod(m, name, payload, timeout);
+          return hub.invokeMethod(m, name, payload, timeout, connectTimeout);
         },
         getTwin: (m) => hub.twins.serviceView(m, hub.isConnected(m)),
         patchTwin: (m, patch) => {

@@ -308,20 +308,47 @@ export class EdgeHub extends EventEmitter {
 
   // ---- direct methods and twins -------------------------------------------------------------
 
-  /** Invoke a direct method on a connected module; rejects with HubError 404103 / 504101. */
-  invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs = 30): Promise<{ status: number; payload: unknown }> {
-    const c = this.client(moduleId);
+  /**
+   * Invoke a direct method; rejects with HubError 404103 when the module is not listening for
+   * methods (after waiting up to `connectTimeoutSecs` for it, as IoT Hub does) and 504101 when it
+   * does not answer within `responseTimeoutSecs`.
+   */
+  async invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs = 30, connectTimeoutSecs = 0): Promise<{ status: number; payload: unknown }> {
     const target = `${this.opts.deviceId}/${moduleId}`;
-    if (!c || !c.connected || !c.subscriptions[METHOD_FILTER]) return Promise.reject(deviceNotOnline(target));
+    let c = this.methodListener(moduleId);
+    if (!c && connectTimeoutSecs > 0) c = await this.waitForMethodListener(moduleId, connectTimeoutSecs * 1000);
+    if (!c) throw deviceNotOnline(target);
+    const client = c;
     const rid = (this.nextRid++).toString(16);
-    const key = `${c.id}|${rid}`;
+    const key = `${client.id}|${rid}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(key);
         reject(gatewayTimeout(target, responseTimeoutSecs));
       }, responseTimeoutSecs * 1000);
       this.pending.set(key, { resolve, timer });
-      this.send(c, methodRequestTopic(methodName, rid), Buffer.from(JSON.stringify(payload ?? null)));
+      this.send(client, methodRequestTopic(methodName, rid), Buffer.from(JSON.stringify(payload ?? null)));
+    });
+  }
+
+  private methodListener(moduleId: string): Client | undefined {
+    const c = this.client(moduleId);
+    return c && c.connected && c.subscriptions[METHOD_FILTER] ? c : undefined;
+  }
+
+  private waitForMethodListener(moduleId: string, ms: number): Promise<Client | undefined> {
+    return new Promise((resolve) => {
+      const onSubscribe = (): void => {
+        const c = this.methodListener(moduleId);
+        if (c) done(c);
+      };
+      const timer = setTimeout(() => done(undefined), ms);
+      const done = (c: Client | undefined): void => {
+        clearTimeout(timer);
+        this.aedes.off('subscribe', onSubscribe);
+        resolve(c);
+      };
+      this.aedes.on('subscribe', onSubscribe);
     });
   }
 

@@ -26,7 +26,7 @@ export interface ServiceBackend {
   hubKey: string;
   moduleKey(moduleId: string): string | undefined;
   knownModule(moduleId: string): boolean;
-  invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs: number): Promise<{ status: number; payload: unknown }>;
+  invokeMethod(moduleId: string, methodName: string, payload: unknown, responseTimeoutSecs: number, connectTimeoutSecs: number): Promise<{ status: number; payload: unknown }>;
   getTwin(moduleId: string): unknown;
   patchTwin(moduleId: string, patch: { desired?: Record<string, unknown>; tags?: Record<string, unknown> }): unknown;
   applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
@@ -115,7 +115,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       const target = parts[3]!;
       const timeout = body.responseTimeoutInSeconds ?? 30;
       const t0 = Date.now();
-      const result = await backend.invokeMethod(target, body.methodName, body.payload ?? null, timeout);
+      const result = await backend.invokeMethod(target, body.methodName, body.payload ?? null, timeout, body.connectTimeoutInSeconds ?? 0);
       if (caller.kind === 'module') opts.log?.(`${caller.moduleId} invoked ${target}.${body.methodName} (${Date.now() - t0} ms)`);
       return sendJson(res, 200, result);
     }
