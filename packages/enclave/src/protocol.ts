@@ -34,6 +34,18 @@ export interface WorkerInit {
   wasmMaxPages?: number;
 }
 
+/** Wall-clock marks (ms since the epoch, sub-ms precision) of a worker's start-up steps. */
+export interface StartupTimings {
+  /** The worker's first line of runtime code ran. */
+  entered: number;
+  /** SES loaded and lockdown() done (JS TAs; equals `entered` for Wasm). */
+  lockedDown: number;
+  /** TA code evaluated / compiled. */
+  loaded: number;
+  /** onCreate / ta_create finished. */
+  created: number;
+}
+
 export type CallKind = 'invoke' | 'open' | 'close';
 
 export type ToWorker =
@@ -53,7 +65,7 @@ export type SvcOp =
   | 'host';
 
 export type FromWorker =
-  | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array }
+  | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }
   | { t: 'initError'; error: WireError }
   | { t: 'done'; id: number; ok: true; value: Value }
   | { t: 'done'; id: number; ok: false; error: WireError }

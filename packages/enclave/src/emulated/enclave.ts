@@ -35,6 +35,8 @@ export class EmulatedEnclave implements Enclave {
   readonly id = randomUUID();
   readonly identity: TAIdentity;
   readonly backend: string;
+  /** How long the latest instance took to start, by step (ms): spawn → worker code, SES + lockdown, load TA, onCreate, ready message. */
+  lastStartup: { bootMs: number; lockdownMs: number; loadMs: number; createMs: number; readyMs: number; totalMs: number } | undefined;
   /** Debug TAs with options.inspect: the DevTools WebSocket of the current instance (docs/debugging.md). */
   inspectorUrl: string | undefined;
 
@@ -328,6 +330,17 @@ export class EmulatedEnclave implements Enclave {
       throw err;
     }
     if (r.sesCache) rememberSesCache(r.sesCache);
+    const t = r.startup;
+    const end = performance.timeOrigin + performance.now();
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    this.lastStartup = {
+      bootMs: ms(t.entered - inst.spawnedAt),
+      lockdownMs: ms(t.lockedDown - t.entered),
+      loadMs: ms(t.loaded - t.lockedDown),
+      createMs: ms(t.created - t.loaded),
+      readyMs: ms(end - t.created),
+      totalMs: ms(end - inst.spawnedAt),
+    };
     if (r.inspectorUrl) {
       this.inspectorUrl = r.inspectorUrl;
       this.log('warn', `debugger listening for TA "${this.identity.name}" at ${r.inspectorUrl} (debug TA, inspect enabled)`);

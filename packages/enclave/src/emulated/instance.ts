@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.js';
+import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.js';
 import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE } from '../fast-ring.js';
 
 export interface InstanceHooks {
@@ -59,7 +59,9 @@ const WORKER_URL = new URL('../worker/main.js', import.meta.url);
 
 export class Instance extends EventEmitter {
   readonly worker: Worker;
-  readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array }>;
+  readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }>;
+  /** When the worker was spawned (ms since the epoch). */
+  readonly spawnedAt = performance.timeOrigin + performance.now();
   inFlight = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: QueuedCall[] = [];
@@ -68,7 +70,7 @@ export class Instance extends EventEmitter {
   private exiting = false;
   private destroyedResolve: (() => void) | undefined;
   private started = false;
-  private readyResolve!: (r: { inspectorUrl?: string; sesCache?: Uint8Array }) => void;
+  private readyResolve!: (r: { inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }) => void;
   private readyReject!: (e: Error) => void;
   // fast path
   private readonly ring: RingView | undefined;

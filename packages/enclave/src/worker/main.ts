@@ -15,6 +15,8 @@ import { ServiceRpc, codedError } from './rpc.js';
 import { lockdownRealm, loadJsTA } from './js-ta.js';
 import type { LoadedTA, WorkerSession } from './loaded-ta.js';
 
+const now = () => performance.timeOrigin + performance.now();
+const entered = now();
 const port = parentPort as MessagePort;
 const init = workerData as WorkerInit;
 const post = (m: FromWorker) => port.postMessage(m);
@@ -153,6 +155,8 @@ async function main(): Promise<void> {
   const rpc = new ServiceRpc(port);
   let sesCache: Uint8Array | undefined;
   let inspectorUrl: string | undefined;
+  let lockedDown = entered;
+  let loaded = entered;
   process.on('unhandledRejection', (reason) => {
     post({ t: 'log', level: 'warn', message: `unhandled promise rejection in the TA: ${toWire(reason).message}` });
   });
@@ -179,8 +183,10 @@ async function main(): Promise<void> {
       inspectorUrl = inspector.url();
     }
     if (init.manifest.runtime === 'js') sesCache = lockdownRealm(init);
+    lockedDown = now();
     const base = makeContextBase(init, port, rpc, init.maxPayloadBytes);
     ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : (await import('./wasm-ta.js')).loadWasmTA(init, base);
+    loaded = now();
     await ta.create();
   } catch (err) {
     const w = toWire(err);
@@ -188,7 +194,8 @@ async function main(): Promise<void> {
     return;
   }
   if (init.ring) serveRing(init.ring);
-  post(inspectorUrl || sesCache ? { t: 'ready', ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) } : { t: 'ready' });
+  const startup = { entered, lockedDown, loaded, created: now() };
+  post({ t: 'ready', startup, ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) });
 }
 
 void main();
