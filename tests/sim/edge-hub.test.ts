@@ -6,6 +6,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startTestSim, eventually, spawnProbe, type TestSim } from './helpers.js';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 
 let t: TestSim;
 
@@ -26,6 +28,24 @@ describe('modules started from the manifest (ModuleClient.fromEnvironment with I
   it('run with the manifest env and their own module identity', async () => {
     expect((await t.invoke('probeA', 'whoami')).payload).toEqual({ moduleId: 'probeA', env: 'a-1' });
     expect((await t.invoke('probeB', 'whoami')).payload).toEqual({ moduleId: 'probeB', env: 'b-1' });
+  });
+
+  it('get the IOTEDGE_* environment edgeAgent gives, a data folder, and nothing else of the parent', async () => {
+    const env = (await t.invoke('probeA', 'env')).payload as Record<string, string>;
+    expect(env).toMatchObject({
+      IOTEDGE_DEVICEID: 'edge-sim-device',
+      IOTEDGE_MODULEID: 'probeA',
+      IOTEDGE_IOTHUBHOSTNAME: t.sim.hubHostName,
+      IOTEDGE_GATEWAYHOSTNAME: `localhost:${t.sim.mqttPort}`,
+      IOTEDGE_AUTHSCHEME: 'sasToken',
+      IOTEDGE_WORKLOADURI: t.sim.workloadUri,
+      EDGESIM_GATEWAY_HTTPS_PORT: String(t.sim.httpsPort),
+      PROBE_TAG: 'a-1',
+    });
+    expect(env.IOTEDGE_MODULEGENERATIONID).toMatch(/.+/);
+    expect(env.EDGESIM_MODULE_STATE_DIR).toBe(join(t.stateDir, 'modules', 'probeA'));
+    expect(statSync(env.EDGESIM_MODULE_STATE_DIR!).isDirectory()).toBe(true);
+    expect(env.VITEST).toBeUndefined();
   });
 
   it('skips an image it cannot run, with a warning naming it', () => {

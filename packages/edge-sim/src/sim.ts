@@ -2,7 +2,8 @@
  * startSimulator: state folder + edgeHub (MQTT/TLS) + workload API + service API + module
  * supervisor, driven by a deployment manifest. One handle stops everything.
  */
-import { resolve } from 'node:path';
+import { resolve, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { StateDir } from './state/index.js';
 import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
@@ -174,7 +175,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
     const moduleEnv = (m: string): Record<string, string> => {
       const ident = state.moduleIdentity(m);
-      return edgeModuleEnv(gateway, m, ident!.generationId);
+      // Per-module storage kept with the simulator's keys (what a bind mount gives a container):
+      // deleting the state folder resets identities and module data together.
+      const dataDir = join(state.dir, 'modules', m);
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      return { ...edgeModuleEnv(gateway, m, ident!.generationId), EDGESIM_MODULE_STATE_DIR: dataDir };
     };
 
     const startModule = (m: ModuleSpec): void => {
