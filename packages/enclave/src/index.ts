@@ -3,4 +3,4 @@ export { createBackend, registerBackend, backendKinds, type BackendFactory } fro
 export { EmulatedBackend, type EmulatedBackendOptions } from './emulated/backend.js';
 export { EmulatedEnclave } from './emulated/enclave.js';
 export { type RestartPolicy, DEFAULT_RESTART_POLICY } from './emulated/restart-policy.js';
-export { copyValue, isProblem, MAX_VALUE_DEPTH } from './values.js';
+export { copyValue, isProblem, MAX_VALUE_DEPTH } from './values.cjs';

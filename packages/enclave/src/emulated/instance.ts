@@ -8,8 +8,8 @@ import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.js';
-import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE } from '../fast-ring.js';
+import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
+import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE } from '../fast-ring.cjs';
 
 export interface InstanceHooks {
   service(op: SvcOp, args: Value[]): Promise<Value | undefined>;
@@ -55,7 +55,7 @@ export interface DeathReason {
 
 export const RUNTIME_HEAP_FLOOR_MB = 16;
 
-const WORKER_URL = new URL('../worker/main.js', import.meta.url);
+const WORKER_URL = new URL('../worker/main.cjs', import.meta.url);
 
 export class Instance extends EventEmitter {
   readonly worker: Worker;

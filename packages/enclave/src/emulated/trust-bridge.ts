@@ -6,8 +6,8 @@
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { JsonWebKeyPublic, SealPolicy, Value } from '@enclave-edge/ta-sdk';
 import type { EnclaveCreateOptions, SealedStore, TAIdentity } from '../backend.js';
-import type { SvcOp } from '../protocol.js';
-import { copyValue, isProblem } from '../values.js';
+import type { SvcOp } from '../protocol.cjs';
+import { copyValue, isProblem } from '../values.cjs';
 
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;

@@ -6,10 +6,10 @@
 import * as nodeCrypto from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value, TAContext, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
-import type { FromWorker, WorkerInit } from '../protocol.js';
+import type { FromWorker, WorkerInit } from '../protocol.cjs';
 import type { LogLevel } from '../backend.js';
-import { copyValue, isProblem } from '../values.js';
-import { ServiceRpc, codedError } from './rpc.js';
+import { copyValue, isProblem } from '../values.cjs';
+import { ServiceRpc, codedError } from './rpc.cjs';
 
 declare const harden: <T>(v: T) => T;
 

@@ -6,11 +6,11 @@
 import vm from 'node:vm';
 import { readFileSync } from 'node:fs';
 import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
-import type { WorkerInit } from '../protocol.js';
-import type { ContextBase } from './context.js';
-import { contextFor } from './context.js';
-import type { LoadedTA, WorkerSession } from './loaded-ta.js';
-import { codedError } from './rpc.js';
+import type { WorkerInit } from '../protocol.cjs';
+import type { ContextBase } from './context.cjs';
+import { contextFor } from './context.cjs';
+import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
+import { codedError } from './rpc.cjs';
 
 declare const harden: <T>(v: T) => T;
 declare const lockdown: (opts: Record<string, string>) => void;

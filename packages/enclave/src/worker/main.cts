@@ -6,14 +6,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.js';
-import { TA_PASSABLE_CODES } from '../protocol.js';
-import { copyValue, isProblem } from '../values.js';
-import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE } from '../fast-ring.js';
-import { makeContextBase } from './context.js';
-import { ServiceRpc, codedError } from './rpc.js';
-import { lockdownRealm, loadJsTA } from './js-ta.js';
-import type { LoadedTA, WorkerSession } from './loaded-ta.js';
+import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
+import { TA_PASSABLE_CODES } from '../protocol.cjs';
+import { copyValue, isProblem } from '../values.cjs';
+import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE } from '../fast-ring.cjs';
+import { makeContextBase } from './context.cjs';
+import { ServiceRpc, codedError } from './rpc.cjs';
+import { lockdownRealm, loadJsTA } from './js-ta.cjs';
+import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 
 const now = () => performance.timeOrigin + performance.now();
 const entered = now();
@@ -178,14 +178,14 @@ async function main(): Promise<void> {
   });
   try {
     if (init.inspect) {
-      const inspector = await import('node:inspector');
+      const inspector = require('node:inspector') as typeof import('node:inspector');
       inspector.open(0, '127.0.0.1', false);
       inspectorUrl = inspector.url();
     }
     if (init.manifest.runtime === 'js') sesCache = lockdownRealm(init);
     lockedDown = now();
     const base = makeContextBase(init, port, rpc, init.maxPayloadBytes);
-    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : (await import('./wasm-ta.js')).loadWasmTA(init, base);
+    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(init, base);
     loaded = now();
     await ta.create();
   } catch (err) {

@@ -1,7 +1,7 @@
 /** The worker's side of service calls to the enclave host (seal, storage, attest, host calls). */
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { FromWorker, SvcOp, WireError } from '../protocol.js';
+import type { FromWorker, SvcOp, WireError } from '../protocol.cjs';
 
 export function codedError(code: string, message: string): Error {
   const e = new Error(message) as Error & { code: string };

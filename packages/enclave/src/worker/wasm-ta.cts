@@ -1,10 +1,10 @@
 /** Wasm TAs (packages/ta-sdk/WASM-ABI.md): only the `ta.*` imports, memory capped by limits.heapMb. */
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { WorkerInit } from '../protocol.js';
-import { capWasmMemory } from '../wasm-memory.js';
-import type { ContextBase } from './context.js';
-import type { LoadedTA, WorkerSession } from './loaded-ta.js';
-import { codedError } from './rpc.js';
+import type { WorkerInit } from '../protocol.cjs';
+import { capWasmMemory } from '../wasm-memory.cjs';
+import type { ContextBase } from './context.cjs';
+import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
+import { codedError } from './rpc.cjs';
 
 const ALLOWED_IMPORTS = new Set(['ta.result', 'ta.log', 'ta.random', 'ta.untrusted_time_ms', 'env.abort']);
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
