@@ -128,6 +128,17 @@ describe('ACL: a module only reaches its own topics', () => {
   });
 });
 
+describe('message size', () => {
+  it('refuses a message over 256 KiB (IoT Hub limit) by closing the connection', async () => {
+    const { client } = await rawConnect('rogue', createSas(resource('rogue'), keyOf('rogue')));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    client.publish(`devices/${DEVICE}/modules/rogue/messages/events/`, Buffer.alloc(256 * 1024 + 1), { qos: 1 });
+    await closed;
+    expect(t.logs.some((l) => /message from rogue refused: 262145 bytes/.test(l))).toBe(true);
+    client.end(true);
+  });
+});
+
 describe('service API authorization and validation', () => {
   it('answers 401 to a wrong key and to a missing Authorization header', async () => {
     const bad = HubClient.fromConnectionString(t.sim.serviceConnectionString.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${randomBytes(32).toString('base64')}`), { ca: t.ca });

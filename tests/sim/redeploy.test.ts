@@ -1,19 +1,25 @@
 /** Redeploy through POST /devices/{d}/applyConfigurationContent: modules started, stopped, restarted; routes swapped; desired pushed. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestSim, eventually, fixtureManifest, isAlive, type TestSim } from './helpers.js';
 
 let t: TestSim;
+let socketDir: string;
 const DEVICE = 'edge-sim-device';
 
 beforeAll(async () => {
-  t = await startTestSim();
+  // This simulator serves the workload API on a unix socket, as aziot-edged does on a device.
+  socketDir = mkdtempSync(join(tmpdir(), 'edge-sim-wl-'));
+  t = await startTestSim({ workloadSocket: join(socketDir, 'workload.sock') });
   await eventually(() => t.invoke('probeA', 'whoami'));
   await eventually(() => t.invoke('probeB', 'whoami'));
 });
 
 afterAll(async () => {
   await t?.close();
+  rmSync(socketDir, { recursive: true, force: true });
 });
 
 function nextContent(): { modulesContent: Record<string, any> } {
@@ -29,6 +35,13 @@ function nextContent(): { modulesContent: Record<string, any> } {
   mc.probeA['properties.desired'] = { greeting: 'redeployed' };
   return { modulesContent: mc };
 }
+
+describe('workload API on a unix socket', () => {
+  it('modules start with IOTEDGE_WORKLOADURI=unix://…', async () => {
+    expect(t.sim.workloadUri).toBe(`unix://${join(socketDir, 'workload.sock')}`);
+    expect(((await t.invoke('probeA', 'env')).payload as Record<string, string>).IOTEDGE_WORKLOADURI).toBe(t.sim.workloadUri);
+  });
+});
 
 describe('applyConfigurationContent', () => {
   it('refuses content with a broken route, naming the route, and changes nothing', async () => {

@@ -29,6 +29,8 @@ export interface SimulatorOptions {
   httpsPort?: number;
   /** Workload API port on 127.0.0.1. Default: a free port. */
   workloadPort?: number;
+  /** Serve the workload API on this unix socket instead (IOTEDGE_WORKLOADURI=unix://…, as aziot-edged does). */
+  workloadSocket?: string;
   deviceId?: string;
   hubHostName?: string;
   /** Start the manifest's modules as child processes (default true). */
@@ -102,7 +104,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     closers.push(() => hub.stop());
 
     const workload = await startWorkloadApi({
-      listen: { host: '127.0.0.1', port: options.workloadPort ?? 0 },
+      listen: options.workloadSocket ? { socketPath: resolve(options.workloadSocket) } : { host: '127.0.0.1', port: options.workloadPort ?? 0 },
       trustBundlePem: state.caCertPem,
       modules: (id: string) => {
         const ident = state.moduleIdentity(id, false);

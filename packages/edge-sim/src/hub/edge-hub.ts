@@ -57,6 +57,9 @@ export interface EdgeHubOptions {
   log?: (line: string) => void;
 }
 
+/** 256 KiB, IoT Hub's device-to-cloud message limit. */
+export const MAX_MESSAGE_BYTES = 256 * 1024;
+
 interface PendingMethod {
   resolve: (r: { status: number; payload: unknown }) => void;
   timer: NodeJS.Timeout;
@@ -214,6 +217,11 @@ export class EdgeHub extends EventEmitter {
     switch (t.kind) {
       case 'event':
         if (t.deviceId !== this.opts.deviceId || t.moduleId !== moduleId) return this.refuse(client, topic, cb);
+        // IoT Hub's message size limit; edgeHub refuses bigger messages the same way.
+        if (payload.length > MAX_MESSAGE_BYTES) {
+          this.log(`message from ${moduleId} refused: ${payload.length} bytes > ${MAX_MESSAGE_BYTES}`);
+          return cb(new Error('message too large'));
+        }
         this.route(moduleId, t.bag, payload);
         return cb(null);
       case 'methodResponse': {
