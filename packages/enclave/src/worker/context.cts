@@ -3,7 +3,7 @@
  * Crypto and randomness run here in the worker (keys never leave it); seal, storage, attest
  * and host calls go to the enclave host, which binds them to the TA's identity.
  */
-import * as nodeCrypto from 'node:crypto';
+import type * as NodeCrypto from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value, TAContext, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
 import type { FromWorker, WorkerInit } from '../protocol.cjs';
@@ -12,6 +12,10 @@ import { copyValue, isProblem } from '../values.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 
 declare const harden: <T>(v: T) => T;
+
+// node:crypto loads on first use: most TAs never touch it, and it costs a few ms of every cold start.
+let cryptoModule: typeof NodeCrypto | undefined;
+const nc = (): typeof NodeCrypto => (cryptoModule ??= require('node:crypto') as typeof NodeCrypto);
 
 const MAX_RANDOM = 1 << 20;
 const STORAGE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
@@ -90,42 +94,42 @@ export function makeContextBase(init: WorkerInit, port: MessagePort, rpc: Servic
     random(length) {
       if (!Number.isInteger(length) || length < 0 || length > MAX_RANDOM) throw codedError('BAD_PARAMETERS', `random length must be an integer 0..${MAX_RANDOM}`);
       const out = new Uint8Array(length);
-      for (let off = 0; off < length; off += 65536) nodeCrypto.getRandomValues(out.subarray(off, Math.min(length, off + 65536)));
+      for (let off = 0; off < length; off += 65536) nc().getRandomValues(out.subarray(off, Math.min(length, off + 65536)));
       return out;
     },
     crypto: {
       sha256(data) {
-        return fresh(nodeCrypto.createHash('sha256').update(bytesOf(data, 'sha256 data')).digest());
+        return fresh(nc().createHash('sha256').update(bytesOf(data, 'sha256 data')).digest());
       },
       hmacSha256(key, data) {
-        return fresh(nodeCrypto.createHmac('sha256', bytesOf(key, 'hmac key')).update(bytesOf(data, 'hmac data')).digest());
+        return fresh(nc().createHmac('sha256', bytesOf(key, 'hmac key')).update(bytesOf(data, 'hmac data')).digest());
       },
       generateKeyPair(alg) {
         if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `generateKeyPair: only ES256 is supported, not ${String(alg)}`);
-        const { privateKey, publicKey } = nodeCrypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const { privateKey, publicKey } = nc().generateKeyPairSync('ec', { namedCurve: 'P-256' });
         const jwk = publicKey.export({ format: 'jwk' });
         return { privateKey: fresh(privateKey.export({ format: 'der', type: 'pkcs8' })), publicKey: { kty: 'EC', crv: 'P-256', x: String(jwk.x), y: String(jwk.y) } };
       },
       sign(alg, privateKey, data) {
         if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `sign: only ES256 is supported, not ${String(alg)}`);
-        let key: nodeCrypto.KeyObject;
+        let key: NodeCrypto.KeyObject;
         try {
-          key = nodeCrypto.createPrivateKey({ key: Buffer.from(bytesOf(privateKey, 'private key')), format: 'der', type: 'pkcs8' });
+          key = nc().createPrivateKey({ key: Buffer.from(bytesOf(privateKey, 'private key')), format: 'der', type: 'pkcs8' });
         } catch {
           throw codedError('BAD_PARAMETERS', 'sign: the private key is not a PKCS#8 DER P-256 key');
         }
-        return fresh(nodeCrypto.sign('sha256', bytesOf(data, 'sign data'), { key, dsaEncoding: 'ieee-p1363' }));
+        return fresh(nc().sign('sha256', bytesOf(data, 'sign data'), { key, dsaEncoding: 'ieee-p1363' }));
       },
       verify(alg, publicKey, data, signature) {
         if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `verify: only ES256 is supported, not ${String(alg)}`);
-        let key: nodeCrypto.KeyObject;
+        let key: NodeCrypto.KeyObject;
         try {
           const j = publicKey as JsonWebKeyPublic;
-          key = nodeCrypto.createPublicKey({ key: { kty: String(j.kty), crv: String(j.crv), x: String(j.x), y: String(j.y) }, format: 'jwk' });
+          key = nc().createPublicKey({ key: { kty: String(j.kty), crv: String(j.crv), x: String(j.x), y: String(j.y) }, format: 'jwk' });
         } catch {
           throw codedError('BAD_PARAMETERS', 'verify: the public key is not a P-256 JWK');
         }
-        return nodeCrypto.verify('sha256', bytesOf(data, 'verify data'), { key, dsaEncoding: 'ieee-p1363' }, bytesOf(signature, 'signature'));
+        return nc().verify('sha256', bytesOf(data, 'verify data'), { key, dsaEncoding: 'ieee-p1363' }, bytesOf(signature, 'signature'));
       },
     },
     log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
