@@ -50,8 +50,9 @@ export function register(program: Command): void {
     .option('--repo-root <dir>', 'folder with modules/<name>/module.json (default: the manifest\'s folder)')
     .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
     .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
+    .option('--workload-socket <path>', 'serve the workload API on a unix socket (default: a local HTTP port)')
     .action(
-      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number }, cmd: Command) => {
+      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
         const { startSimulator } = await import('@enclave-edge/edge-sim');
         const handle = await startSimulator({
@@ -60,6 +61,7 @@ export function register(program: Command): void {
           ...(o.repoRoot ? { repoRoot: o.repoRoot } : {}),
           ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
           ...(o.httpsPort !== undefined ? { httpsPort: o.httpsPort } : {}),
+          ...(o.workloadSocket ? { workloadSocket: o.workloadSocket } : {}),
         });
         emit(
           g,
