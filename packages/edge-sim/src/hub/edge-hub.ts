@@ -300,7 +300,8 @@ export class EdgeHub extends EventEmitter {
 
   private deliver(moduleId: string, d: Delivery, ttlSecs: number): void {
     const key = `${moduleId}\u0000`;
-    const c = this.saf.size(key + d.input) === 0 ? this.canDeliver(moduleId) : undefined;
+    const c = this.canDeliver(moduleId);
+    if (c && this.saf.size(key + d.input) > 0) this.flush(moduleId); // keep order behind anything stored
     if (c) this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
     else this.saf.push(key + d.input, d, ttlSecs);
   }
