@@ -1,12 +1,15 @@
 /** Entry point: `node modules/host-module/dist/main.js` with the IoT Edge environment. */
 import device from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
+import { enableLowLatencySockets } from '@enclave-edge/ta-client';
 import { createLogger, startMetricsServer, createMetrics } from '@enclave-edge/observability';
 import { startHostModule } from './host-module.js';
 import type { EdgeModuleClient } from './module-client.js';
 
 const log = createLogger({ name: process.env.IOTEDGE_MODULEID ?? 'host-module' });
 process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
+
+enableLowLatencySockets();
 
 try {
   const client = (await device.ModuleClient.fromEnvironment(mqtt.Mqtt)) as unknown as EdgeModuleClient;

@@ -28,7 +28,13 @@ export interface PipelineDeps {
   defaultTimeoutMs: () => number;
 }
 
+/** Pipeline calls in flight at once; more messages wait in a bounded queue (backpressure, not BUSY storms). */
+const MAX_IN_FLIGHT = 64;
+const MAX_QUEUED = 10_000;
+
 export class Pipelines {
+  private inFlight = 0;
+  private readonly queue: Array<() => void> = [];
   private byInput = new Map<string, Array<[string, Pipeline]>>();
   private statuses: Record<string, PipelineStatus> = {};
   processed = 0;
@@ -73,6 +79,23 @@ export class Pipelines {
   async onMessage(input: string, msg: Message): Promise<void> {
     const list = this.byInput.get(input);
     if (!list) return;
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      if (this.queue.length >= MAX_QUEUED) {
+        for (const [name] of list) this.fail(name, 'BUSY', `${MAX_QUEUED} messages are already waiting; message dropped`);
+        return;
+      }
+      await new Promise<void>((resolve) => this.queue.push(resolve));
+    }
+    this.inFlight++;
+    try {
+      await this.process(list, msg);
+    } finally {
+      this.inFlight--;
+      this.queue.shift()?.();
+    }
+  }
+
+  private async process(list: Array<[string, Pipeline]>, msg: Message): Promise<void> {
     const bytes = messageBytes(msg);
     let params: JsonValue;
     if (bytes.byteLength > LIMITS.maxMessageBytes - 1024) {

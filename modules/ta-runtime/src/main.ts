@@ -1,6 +1,7 @@
 /** Entry point: `node modules/ta-runtime/dist/main.js` with the IoT Edge environment. */
 import device from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
+import { enableLowLatencySockets } from '@enclave-edge/ta-client';
 import { createLogger, createMetrics, startMetricsServer } from '@enclave-edge/observability';
 import { readConfig } from './config.js';
 import { setupTrust } from './trust-setup.js';
@@ -10,6 +11,8 @@ import type { EdgeModuleClient } from './module-client.js';
 const config = readConfig();
 const log = createLogger({ name: config.moduleId });
 process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
+
+enableLowLatencySockets();
 
 try {
   const trust = await setupTrust(config, log);

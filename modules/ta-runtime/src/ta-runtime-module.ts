@@ -61,6 +61,8 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     log,
     rootOfTrust: trust.rootOfTrust.kind,
     sources: { bundleDir: config.bundleDir },
+    // Bounded by MAX_IN_FLIGHT below; calls beyond a TA's maxConcurrency wait here rather than fail BUSY.
+    createOptions: { queueLimit: 1024 },
     events: {
       event(type, body) {
         if (type === 'ta.restarted' && typeof body.ta === 'string') metrics.restarts.inc({ ta: body.ta });
