@@ -3,6 +3,9 @@
  *
  *   Int32 [0]            SUBMIT: bumped by the host after it publishes requests (worker waits on it)
  *   Int32 [1]            DONE:   bumped by the worker after it publishes responses (host waits on it)
+ *   Int32 [2], [3]       slot count, slot size
+ *   Int32 [4], [5]       HOST_WAITING, WORKER_WAITING: a side sets its flag before parking, so the
+ *                        other pays for Atomics.notify only when someone is actually asleep
  *   Int32 [16 .. 16+N)   slot states: FREE → REQ (host) → TAKEN (worker) → RESP (worker) → FREE (host)
  *   bytes [DATA ..)      N slots of SLOT_BYTES: u32 length, then the payload
  *
@@ -13,6 +16,10 @@
  */
 export const SUBMIT = 0;
 export const DONE = 1;
+/** 1 while the host is parked on DONE (the worker notifies only then). */
+export const HOST_WAITING = 4;
+/** 1 while the worker is parked on SUBMIT (the host notifies only then). */
+export const WORKER_WAITING = 5;
 export const STATE_BASE = 16;
 
 export const FREE = 0;
@@ -124,8 +131,25 @@ export class RingView {
     return { ok, json: decoder.decode(this.bytes.slice(b + 5, b + 4 + len)) };
   }
 
-  bump(counter: number): void {
+  /**
+   * Publish: bump the counter, then wake the other side only if it is parked. Safe without a lost
+   * wake-up because the sleeper sets its flag before it waits on the counter's old value, and
+   * the counter changes before the flag is read (all sequentially consistent).
+   */
+  bump(counter: number, sleeperFlag: number): void {
     Atomics.add(this.i32, counter, 1);
-    Atomics.notify(this.i32, counter);
+    if (Atomics.load(this.i32, sleeperFlag) === 1) Atomics.notify(this.i32, counter);
+  }
+
+  /** Park on `counter` while it still equals `seen`; resolves when it changes. */
+  park(counter: number, seen: number, myFlag: number, wake: () => void): void {
+    Atomics.store(this.i32, myFlag, 1);
+    const w = Atomics.waitAsync(this.i32, counter, seen);
+    const done = () => {
+      Atomics.store(this.i32, myFlag, 0);
+      wake();
+    };
+    if (w.async) void w.value.then(done);
+    else queueMicrotask(done);
   }
 }

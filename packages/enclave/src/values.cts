@@ -43,7 +43,8 @@ function describe(v: unknown): string {
 export function copyValue(input: unknown, maxBytes: number, label: string, copy = true): CopiedValue | ValueProblem {
   let bytes = 0;
   let hasBinary = false;
-  const seen = new Set<object>();
+  // the objects on the current path (cycle check); an array beats a Set at these depths
+  const onPath: object[] = [];
   const add = (n: number, path: string) => {
     bytes += n;
     if (bytes > maxBytes) throw new Problem({ code: 'PAYLOAD_TOO_LARGE', message: `${label} exceed the ${maxBytes}-byte limit (at ${path})` });
@@ -68,13 +69,13 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
     }
     const o = v as object;
     if (depth >= MAX_VALUE_DEPTH) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} nest deeper than ${MAX_VALUE_DEPTH} levels (at ${path})` });
-    if (seen.has(o)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} contain a cycle (at ${path})` });
+    if (onPath.includes(o)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} contain a cycle (at ${path})` });
     if (o instanceof Uint8Array) {
       add(o.byteLength, path);
       hasBinary = true;
       return copy ? new Uint8Array(o) : o; // a plain Uint8Array copy, even of a Buffer
     }
-    seen.add(o);
+    onPath.push(o);
     try {
       if (Array.isArray(o)) {
         add(2, path);
@@ -106,7 +107,7 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
       }
       return copy ? out : (o as Value);
     } finally {
-      seen.delete(o);
+      onPath.pop();
     }
   };
   try {

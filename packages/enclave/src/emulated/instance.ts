@@ -9,7 +9,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
-import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE } from '../fast-ring.cjs';
+import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
 
 export interface InstanceHooks {
   service(op: SvcOp, args: Value[]): Promise<Value | undefined>;
@@ -213,21 +213,18 @@ export class Instance extends EventEmitter {
     this.submitQueued = false;
     if (!this.ring || this.dead || this.unsubmitted === 0) return;
     this.unsubmitted = 0;
-    this.ring.bump(SUBMIT);
+    this.ring.bump(SUBMIT, WORKER_WAITING);
     this.watchRing();
   };
 
   private watchRing(): void {
     if (this.waitingDone || !this.ring || this.slotPending.size === 0) return;
     this.waitingDone = true;
-    const w = Atomics.waitAsync(this.ring.i32, DONE, this.doneSeen);
-    const go = () => {
+    this.ring.park(DONE, this.doneSeen, HOST_WAITING, () => {
       this.waitingDone = false;
       this.collectRing();
       this.watchRing();
-    };
-    if (w.async) void w.value.then(go);
-    else queueMicrotask(go);
+    });
   }
 
   private collectRing(): void {

@@ -9,7 +9,7 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
 import { TA_PASSABLE_CODES } from '../protocol.cjs';
 import { copyValue, isProblem } from '../values.cjs';
-import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE } from '../fast-ring.cjs';
+import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
 import { makeContextBase } from './context.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 import { lockdownRealm, loadJsTA } from './js-ta.cjs';
@@ -111,7 +111,7 @@ function serveRing(sab: SharedArrayBuffer): void {
     doneQueued = false;
     if (unannounced === 0) return;
     unannounced = 0;
-    ring.bump(DONE);
+    ring.bump(DONE, HOST_WAITING);
   };
   const finish = (slot: number, out: Outcome) => {
     let json: string | undefined;
@@ -144,9 +144,7 @@ function serveRing(sab: SharedArrayBuffer): void {
       }
       runCall('invoke', undefined, command, params).then((out) => finish(slot, out));
     }
-    const w = Atomics.waitAsync(ring.i32, SUBMIT, seen);
-    if (w.async) void w.value.then(drain);
-    else queueMicrotask(drain);
+    ring.park(SUBMIT, seen, WORKER_WAITING, drain);
   };
   drain();
 }
