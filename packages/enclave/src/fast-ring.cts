@@ -138,7 +138,8 @@ export class RingView {
    */
   bump(counter: number, sleeperFlag: number): void {
     Atomics.add(this.i32, counter, 1);
-    if (Atomics.load(this.i32, sleeperFlag) === 1) Atomics.notify(this.i32, counter);
+    // Clearing the flag as we wake the sleeper: until it parks again, further bumps skip notify.
+    if (Atomics.compareExchange(this.i32, sleeperFlag, 1, 0) === 1) Atomics.notify(this.i32, counter);
   }
 
   /** Park on `counter` while it still equals `seen`; resolves when it changes. */
@@ -146,7 +147,7 @@ export class RingView {
     Atomics.store(this.i32, myFlag, 1);
     const w = Atomics.waitAsync(this.i32, counter, seen);
     const done = () => {
-      Atomics.store(this.i32, myFlag, 0);
+      Atomics.store(this.i32, myFlag, 0); // (a waker may have cleared it already)
       wake();
     };
     if (w.async) void w.value.then(done);

@@ -102,8 +102,10 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
           walk(d.value, `${path}.${key}`, depth + 1);
           continue;
         }
-        // defineProperty, so a "__proto__" key stays data and never changes the copy's prototype
-        Object.defineProperty(out, key, { value: walk(d.value, `${path}.${key}`, depth + 1), enumerable: true, writable: true, configurable: true });
+        const v = walk(d.value, `${path}.${key}`, depth + 1);
+        // defineProperty for "__proto__", so it stays data and never changes the copy's prototype
+        if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+        else out[key] = v;
       }
       return copy ? out : (o as Value);
     } finally {
