@@ -32,21 +32,27 @@ const EMPTY = new Uint8Array(0);
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
-export type SealIdentity = Pick<TAIdentity, 'measurement' | 'signerId' | 'productId' | 'securityVersion'>;
+export type SealIdentity = Pick<TAIdentity, 'measurement' | 'signerId' | 'productId' | 'securityVersion' | 'debug'>;
 
 function checkIdentity(id: SealIdentity): void {
   if (!HEX64.test(id.measurement) || !HEX64.test(id.signerId)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'TA identity needs lowercase hex measurement and signerId');
   if (!Number.isSafeInteger(id.productId) || id.productId < 0) throw new EnclaveEdgeError('BAD_PARAMETERS', 'TA identity productId must be a non-negative integer');
+  if (typeof id.debug !== 'boolean') throw new EnclaveEdgeError('BAD_PARAMETERS', 'TA identity debug must be a boolean');
   if (!Number.isInteger(id.securityVersion) || id.securityVersion < 0 || id.securityVersion > 0xffffffff) {
     throw new EnclaveEdgeError('BAD_PARAMETERS', 'TA identity securityVersion must be 0..2^32-1');
   }
 }
 
-/** The HKDF info string: what the key is bound to. Documented in docs/sealing-and-attestation.md. */
+/**
+ * The HKDF info string: what the key is bound to. Documented in docs/sealing-and-attestation.md.
+ * Debug builds get their own product keys (as SGX mixes the DEBUG attribute into its seal keys):
+ * a debug TA is inspectable, so it must never open what a release build of the product sealed.
+ * `unique` needs no suffix: the measurement covers the manifest, debug flag included.
+ */
 export function sealKeyInfo(policy: SealPolicy, id: SealIdentity): string {
   return policy === 'unique'
     ? `enclave-edge/v1/seal/unique/${id.measurement}`
-    : `enclave-edge/v1/seal/product/${id.signerId}/${id.productId}`;
+    : `enclave-edge/v1/seal/product/${id.signerId}/${id.productId}${id.debug ? '/debug' : ''}`;
 }
 
 /** Context may be bytes or text (UTF-8), as the TA SDK allows; anything else is refused, never coerced. */

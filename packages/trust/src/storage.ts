@@ -21,11 +21,12 @@ export interface SealedStore {
   list(prefix?: string): Promise<string[]>;
 }
 
-/** The directory of a TA's store: stable across versions of the same signer, product and uuid. */
-export function taStorageDirName(id: Pick<TAIdentity, 'signerId' | 'productId' | 'uuid'>): string {
-  return 'ta-' + createHash('sha256').update(`${id.signerId}/${id.productId}/${id.uuid}`).digest('hex').slice(0, 32);
+/** The directory of a TA's store: stable across versions of the same signer, product and uuid; debug builds apart. */
+export function taStorageDirName(id: Pick<TAIdentity, 'signerId' | 'productId' | 'uuid' | 'debug'>): string {
+  return 'ta-' + createHash('sha256').update(`${id.signerId}/${id.productId}/${id.uuid}${id.debug ? '/debug' : ''}`).digest('hex').slice(0, 32);
 }
 
+/** Called first in async methods, so a bad key is a rejected promise like every other failure. */
 function checkKey(key: string): void {
   if (typeof key !== 'string' || !STORAGE_KEY_RE.test(key)) {
     throw new EnclaveEdgeError('BAD_PARAMETERS', 'storage keys are 1..128 characters of [A-Za-z0-9._-]');
@@ -87,7 +88,7 @@ export class SealedFileStore implements SealedStore {
     return this.usage;
   }
 
-  get(key: string): Promise<Uint8Array | undefined> {
+  async get(key: string): Promise<Uint8Array | undefined> {
     checkKey(key);
     return this.run(async () => {
       let blob: Buffer;
@@ -101,7 +102,7 @@ export class SealedFileStore implements SealedStore {
     });
   }
 
-  put(key: string, value: Uint8Array): Promise<void> {
+  async put(key: string, value: Uint8Array): Promise<void> {
     checkKey(key);
     if (!(value instanceof Uint8Array)) return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'storage values are bytes (Uint8Array)'));
     return this.run(async () => {
@@ -122,7 +123,7 @@ export class SealedFileStore implements SealedStore {
     });
   }
 
-  delete(key: string): Promise<boolean> {
+  async delete(key: string): Promise<boolean> {
     checkKey(key);
     return this.run(async () => {
       try {
