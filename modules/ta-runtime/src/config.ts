@@ -21,12 +21,12 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   const moduleId = env.IOTEDGE_MODULEID ?? 'ta-runtime';
   const deviceId = env.IOTEDGE_DEVICEID ?? 'local';
   // The manifest names a container volume path; in the simulator that path is not ours to
-  // write, so state goes to modules/ta-runtime/.sim-state/<device>/ (where users find the
-  // development device CA to verify evidence with).
+  // write, so state goes to the simulator's per-module folder (<state dir>/modules/ta-runtime/,
+  // reset together with the module identities it is bound to), else .sim-state/<device>/.
   const configured = env.ENCLAVE_EDGE_STATE_DIR ?? env.SEALED_STORAGE_DIR;
   const sealedStorageDir = configured && !(simulated && configured.startsWith('/var/lib/'))
     ? configured
-    : join(MODULE_DIR, '.sim-state', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    : env.EDGESIM_MODULE_STATE_DIR ?? join(MODULE_DIR, '.sim-state', deviceId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   return {
     moduleId,
     deviceId,
