@@ -20,7 +20,8 @@ function loadToken(arg: string): string {
   if (text.startsWith('{')) {
     try {
       const j = JSON.parse(text) as Record<string, unknown>;
-      const t = j.token ?? j.evidence ?? (j.payload as Record<string, unknown> | undefined)?.evidence;
+      const p = j.payload as Record<string, unknown> | undefined; // `invoke … attest --json` saves {status, payload: {token}}
+      const t = j.token ?? j.evidence ?? p?.token ?? p?.evidence;
       if (typeof t === 'string') return t;
     } catch { /* falls through to the verifier's malformed verdict */ }
   }
