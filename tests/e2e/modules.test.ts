@@ -181,3 +181,56 @@ describe('ta-runtime killed', () => {
     expect(t.pidOf('ta-runtime')).not.toBe(pid);
   }, 90_000);
 });
+
+describe('deploy apply, interval metrics and /metrics', () => {
+  it('applies a generated deployment through the CLI; per-interval metrics telemetry and Prometheus follow it', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { e2eManifest, repoRoot } = await import('./harness.js');
+    const run = promisify(execFile);
+    const dir = mkdtempSync(join(tmpdir(), 'ee-e2e-deploy-'));
+    try {
+      const template = e2eManifest(t.bundleDir, (m) => {
+        m.modulesContent['host-module']['properties.desired'].metricsIntervalSec = 1;
+        m.modulesContent['ta-runtime']['properties.desired'].metricsIntervalSec = 1;
+      });
+      writeFileSync(join(dir, 'e2e.template.json'), JSON.stringify(template));
+      const bin = join(repoRoot, 'packages/cli/bin/enclave-edge.js');
+      const gen = await run(process.execPath, [bin, 'deploy', 'generate', '--template', join(dir, 'e2e.template.json'), '--out-dir', dir, '--json'], { cwd: repoRoot });
+      const path = JSON.parse(gen.stdout).path as string;
+      await run(process.execPath, [bin, 'deploy', 'apply', path, '--connection-string', t.sim.serviceConnectionString, '--device', t.sim.deviceId], {
+        cwd: repoRoot,
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: t.sim.caCertPath },
+      });
+      await eventually(async () => {
+        const twin = await t.hub.getModuleTwin(t.sim.deviceId, 'host-module');
+        if ((twin as any).properties.reported.settings?.metricsIntervalSec !== 1) throw new Error('not applied yet');
+      }, 60_000);
+      await eventually(async () => {
+        const r = await t.invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' }, 5);
+        if (r.status !== 200) throw new Error(JSON.stringify(r));
+      }, 60_000);
+      for (let i = 0; i < 5; i++) await t.invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' });
+      const metrics = await eventually(() => {
+        const fromHost = t.upstream.find((m) => m.moduleId === 'host-module' && m.properties.type === 'metrics.invocations' && m.body.intervalSec === 1 && m.body.stats.some((s: any) => s.ta === 'hello'));
+        const fromRuntime = t.upstream.find((m) => m.moduleId === 'ta-runtime' && m.properties.type === 'metrics.invocations' && m.body.intervalSec === 1 && m.body.stats.some((s: any) => s.ta === 'hello'));
+        if (!fromHost || !fromRuntime) throw new Error('no metrics telemetry yet');
+        return { fromHost, fromRuntime };
+      }, 30_000);
+      const row = metrics.fromHost.body.stats.find((s: any) => s.ta === 'hello' && s.command === 'ping');
+      expect(row).toMatchObject({ count: expect.any(Number), errors: expect.any(Number), p50Ms: expect.any(Number), p95Ms: expect.any(Number) });
+      expect(metrics.fromHost.body.intervalSec).toBe(1);
+
+      const urls = [...t.output.join('').matchAll(/\[ta-runtime\].*metrics endpoint listening \{"url":"([^"]+)"\}/g)].map((m) => m[1]!);
+      expect(urls.length).toBeGreaterThan(0);
+      const text = await (await fetch(urls.at(-1)!)).text();
+      expect(text).toMatch(/enclave_edge_ta_invocations_total\{ta="hello",command="ping",module_name="ta-runtime"\} \d+/);
+      expect(text).toContain('enclave_edge_live_enclaves');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

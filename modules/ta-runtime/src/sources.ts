@@ -37,7 +37,8 @@ export async function readSource(source: string, opts: SourceOptions): Promise<U
   try {
     size = (await stat(path)).size;
   } catch {
-    throw new EnclaveEdgeError('ITEM_NOT_FOUND', `bundle file ${path} does not exist`);
+    const hint = isAbsolute(source) || source.startsWith('file:') ? '' : ' (for the samples, run `npm run build:tas -w @enclave-edge/ta-runtime`)';
+    throw new EnclaveEdgeError('ITEM_NOT_FOUND', `bundle file ${path} does not exist${hint}`);
   }
   if (size > MAX_BUNDLE_BYTES) throw new EnclaveEdgeError('PAYLOAD_TOO_LARGE', `bundle file ${path} is ${size} bytes; the limit is ${MAX_BUNDLE_BYTES}`);
   return new Uint8Array(await readFile(path));
