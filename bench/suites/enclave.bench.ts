@@ -83,12 +83,12 @@ export default defineSuite({
       await e.destroy();
     }
 
-    // 2. Fast path: shared-memory ring, 32 calls in flight (the ring's slot count).
+    // 2. Fast path: shared-memory ring, 64 calls in flight (the ring's slot count).
     {
       const baseline = await rawAtomics();
-      const e = await backend.create(makeTestBundle(HELLO, { name: 'hello-fast', limits: { maxConcurrency: 64 } }), { queueLimit: 10_000 });
+      const e = await backend.create(makeTestBundle(HELLO, { name: 'hello-fast', limits: { maxConcurrency: 128 } }), { queueLimit: 10_000 });
       let n = 0;
-      const subject = await measureThroughput('enclave.fastInvoke hello.ping (32 in flight)', () => e.fastInvoke('ping', { n: n++ }), { total: 200_000, concurrency: 32, warmup: 5000 });
+      const subject = await measureThroughput('enclave.fastInvoke hello.ping (64 in flight)', () => e.fastInvoke('ping', { n: n++ }), { total: 200_000, concurrency: 64, warmup: 5000 });
       const ratio = baseline.opsPerSec / subject.opsPerSec;
       ctx.compare({
         name: 'fast path throughput',

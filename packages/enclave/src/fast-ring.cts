@@ -34,7 +34,7 @@ export interface RingLayout {
   slotBytes: number;
 }
 
-export const DEFAULT_RING: RingLayout = { slots: 32, slotBytes: 4096 };
+export const DEFAULT_RING: RingLayout = { slots: 64, slotBytes: 4096 };
 
 export function ringBytes(l: RingLayout): number {
   return dataOffset(l) + l.slots * l.slotBytes;
