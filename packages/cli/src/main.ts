@@ -1,16 +1,21 @@
-import { Command } from 'commander';
-import { commandGroups } from './commands/index.js';
+/** The `enclave-edge` command: builds the program with only the named group loaded, then runs it. */
+import { buildProgram, commandNamed } from './program.js';
+import { EXIT, fail, wantsJson } from './output.js';
 
-const program = new Command()
-  .name('enclave-edge')
-  .description('Trusted applications for Azure IoT Edge: build, sign, run, attest, simulate')
-  .option('--json', 'machine-readable output')
-  .showHelpAfterError()
-  .exitOverride((err) => {
-    // commander already printed help or the usage error; keep its exit code.
-    process.exit(err.exitCode);
-  });
+const args = process.argv.slice(2);
+const globals = { json: wantsJson(args) };
 
-for (const register of commandGroups) register(program);
+// Anything that escapes an action (a late socket error, a rejected promise) still ends in one line.
+process.on('uncaughtException', (err) => fail(globals, err));
+process.on('unhandledRejection', (err) => fail(globals, err));
 
-await program.parseAsync(process.argv);
+let parsing = false;
+try {
+  const program = await buildProgram({ load: commandNamed(args) });
+  parsing = true;
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // Actions report their own failures; what arrives here is a group that failed to load, or an
+  // option value rejected while parsing (a usage error).
+  fail(globals, err, parsing ? EXIT.USAGE : EXIT.FAILED);
+}

@@ -1,9 +1,24 @@
-/** Output conventions shared by every command: human text by default, `--json` for scripts. */
+/**
+ * Output conventions shared by every command:
+ * - results: human text by default, `--json` for scripts (one JSON document on stdout);
+ * - failures: exactly one line `enclave-edge: CODE: reason` on stderr, `{"error":{code,message}}`
+ *   on stdout with `--json`, and a non-zero exit (see EXIT). No stack traces unless
+ *   ENCLAVE_EDGE_DEBUG=1.
+ */
 import { toEnclaveEdgeError } from '@enclave-edge/errors';
 
 export interface GlobalOptions {
   json?: boolean;
 }
+
+/** Exit statuses of every command. */
+export const EXIT = {
+  OK: 0,
+  /** The command ran and failed; the error code on stderr says why. */
+  FAILED: 1,
+  /** The command line could not be used: unknown command or option, missing or invalid argument. */
+  USAGE: 2,
+} as const;
 
 /** Print a result: JSON when asked, otherwise the human rendering. */
 export function emit(opts: GlobalOptions, value: unknown, human: (v: any) => string): void {
@@ -11,12 +26,25 @@ export function emit(opts: GlobalOptions, value: unknown, human: (v: any) => str
   else process.stdout.write(human(value).replace(/\n?$/, '\n'));
 }
 
+/** One line, whatever the message holds (multi-line library messages are joined). */
+function oneLine(message: string): string {
+  return message.trim().split(/\s*\n\s*/).join(' ') || 'failed';
+}
+
 /** A failed command: one-line reason on stderr (JSON on stdout with --json), non-zero exit. */
-export function fail(opts: GlobalOptions, err: unknown, exitCode = 1): never {
+export function fail(opts: GlobalOptions, err: unknown, exitCode: number = EXIT.FAILED): never {
   const e = toEnclaveEdgeError(err);
-  if (opts.json) process.stdout.write(JSON.stringify({ error: e.toJSON() }) + '\n');
-  process.stderr.write(`enclave-edge: ${e.code}: ${e.message.split('\n')[0]}\n`);
+  const message = oneLine(e.message);
+  if (opts.json) process.stdout.write(JSON.stringify({ error: { ...e.toJSON(), message } }) + '\n');
+  process.stderr.write(`enclave-edge: ${e.code}: ${message}\n`);
+  if (process.env.ENCLAVE_EDGE_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(exitCode);
+}
+
+/** Whether the command line asks for JSON (`--json` anywhere before a `--`). */
+export function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes('--json');
 }
 
 /** Wrap a command action so every failure goes through `fail`. */
