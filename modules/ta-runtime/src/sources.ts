@@ -3,7 +3,8 @@
  * absolute path or `file:` URL in the image, an `https://` URL, or `base64:<bundle>`.
  * Every source is size-bounded; nothing is trusted until verifyBundle and the policy pass.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { basename, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -33,15 +34,32 @@ export async function readSource(source: string, opts: SourceOptions): Promise<U
     }
     path = join(opts.bundleDir, source);
   }
-  let size: number;
+  // Non-blocking open, then checks on the open file itself: a FIFO must not hang the reconcile
+  // loop, a device (/dev/zero) must not be read without end, and a file that grows after the
+  // size check is still read only up to the limit.
+  let fh: FileHandle;
   try {
-    size = (await stat(path)).size;
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     const hint = isAbsolute(source) || source.startsWith('file:') ? '' : ' (for the samples, run `npm run build:tas -w @enclave-edge/ta-runtime`)';
     throw new EnclaveEdgeError('ITEM_NOT_FOUND', `bundle file ${path} does not exist${hint}`);
   }
-  if (size > MAX_BUNDLE_BYTES) throw new EnclaveEdgeError('PAYLOAD_TOO_LARGE', `bundle file ${path} is ${size} bytes; the limit is ${MAX_BUNDLE_BYTES}`);
-  return new Uint8Array(await readFile(path));
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new EnclaveEdgeError('BAD_PARAMETERS', `bundle source ${path} is not a regular file`);
+    if (st.size > MAX_BUNDLE_BYTES) throw new EnclaveEdgeError('PAYLOAD_TOO_LARGE', `bundle file ${path} is ${st.size} bytes; the limit is ${MAX_BUNDLE_BYTES}`);
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) throw new EnclaveEdgeError('CONFLICT', `bundle file ${path} changed while it was read`);
+    }
+    return new Uint8Array(buf.buffer, buf.byteOffset, n);
+  } finally {
+    await fh.close();
+  }
 }
 
 async function fetchBundle(url: string, opts: SourceOptions): Promise<Uint8Array> {
