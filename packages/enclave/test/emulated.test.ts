@@ -70,6 +70,14 @@ describe('crash loops', () => {
     expect(events.at(-1)).toMatchObject({ type: 'failed' });
   });
 
+  it('a TA that never finishes starting fails create() with TIMEOUT', async () => {
+    const backend = new EmulatedBackend({ startAllowanceMs: 200 });
+    const hang = `module.exports = { onCreate: () => new Promise(() => {}), commands: { ok: () => 1 } };`;
+    await expect(backend.create(makeTestBundle(hang, { name: 'slow-start', limits: { callTimeoutMs: 100 } }))).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('onCreate') });
+    const loop = `for (;;) {}`;
+    await expect(backend.create(makeTestBundle(loop, { name: 'loop-start', limits: { callTimeoutMs: 100 } }))).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
   it('an unhandled rejection inside the TA is logged, not a crash', async () => {
     const logs: string[] = [];
     const code = `module.exports = { commands: { leak: () => { Promise.reject(new Error('forgotten')); return 1; }, ok: () => 2 } };`;

@@ -10,6 +10,8 @@ export interface EmulatedBackendOptions {
   fastPath?: boolean;
   /** Crash-loop handling (default: 5 crashes per 60 s, backoff from 50 ms doubling to 5 s). */
   restart?: Partial<RestartPolicy>;
+  /** Time an instance may take to start beyond the TA's callTimeoutMs (default 5000 ms): load + onCreate past it → TIMEOUT. */
+  startAllowanceMs?: number;
 }
 
 export class EmulatedBackend implements EnclaveBackend {
@@ -31,6 +33,7 @@ export class EmulatedBackend implements EnclaveBackend {
       kind: this.kind,
       fastPath: this.opts.fastPath ?? true,
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },
+      startAllowanceMs: this.opts.startAllowanceMs ?? 5000,
     });
     try {
       await enclave.start();

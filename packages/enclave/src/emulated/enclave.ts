@@ -20,6 +20,8 @@ export interface EmulatedEnclaveConfig {
   kind: string;
   fastPath: boolean;
   restart: RestartPolicy;
+  /** Extra time an instance gets to start, on top of the manifest's callTimeoutMs. */
+  startAllowanceMs: number;
 }
 
 interface SessionEntry {
@@ -310,6 +312,7 @@ export class EmulatedEnclave implements Enclave {
       queueLimit: this.options.queueLimit ?? 64,
       callTimeoutMs: m.limits.callTimeoutMs,
       fastPath: this.config.fastPath && m.session.singleInstance,
+      startTimeoutMs: m.limits.callTimeoutMs + this.config.startAllowanceMs,
       hooks: {
         service: (op, args) => this.bridge.handle(op, args),
         log: (level, message, fields) => this.log(level, message, fields),

@@ -27,6 +27,8 @@ export interface InstanceOptions {
   callTimeoutMs: number;
   hooks: InstanceHooks;
   fastPath: boolean;
+  /** Load + onCreate must finish within this, or the instance is killed (TIMEOUT). */
+  startTimeoutMs: number;
 }
 
 interface Pending {
@@ -70,6 +72,7 @@ export class Instance extends EventEmitter {
   private exiting = false;
   private destroyedResolve: (() => void) | undefined;
   private started = false;
+  private startTimer: NodeJS.Timeout | undefined;
   private readyResolve!: (r: { inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }) => void;
   private readyReject!: (e: Error) => void;
   // fast path
@@ -110,6 +113,10 @@ export class Instance extends EventEmitter {
       this.readyReject = reject;
     });
     this.ready.catch(() => undefined);
+    // A TA whose top level or onCreate never finishes must not leave create() pending forever.
+    this.startTimer = setTimeout(() => {
+      if (!this.started) this.kill({ code: 'TIMEOUT', reason: `the TA did not finish loading and onCreate within ${o.startTimeoutMs} ms` });
+    }, o.startTimeoutMs);
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') this.die({ code: 'OUT_OF_MEMORY', reason: `the TA exceeded its heap limit (${o.heapMb} MB)` });
@@ -252,6 +259,7 @@ export class Instance extends EventEmitter {
     switch (m.t) {
       case 'ready':
         this.started = true;
+        clearTimeout(this.startTimer);
         this.readyResolve(m);
         return;
       case 'initError':
@@ -331,9 +339,10 @@ export class Instance extends EventEmitter {
     this.orphans = announce && this.started ? waiting : [];
     if (!(announce && this.started)) for (const q of waiting) q.reject(err());
     this.inFlight = 0;
+    clearTimeout(this.startTimer);
     if (!this.started) {
       // Failing to start is reported through `ready`, not as a crash of a serving instance.
-      this.readyReject(new EnclaveEdgeError(reason.code === 'TIMEOUT' ? 'TA_CRASHED' : reason.code, reason.reason));
+      this.readyReject(new EnclaveEdgeError(reason.code, reason.reason));
       return;
     }
     if (announce) this.emit('death', reason);
