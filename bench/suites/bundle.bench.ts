@@ -41,6 +41,25 @@ async function measurePair(subjectLabel: string, subject: (i: number) => unknown
   return { subject: summarise(subjectLabel, s, sTotal), baseline: summarise(baselineLabel, b, bTotal) };
 }
 
+/** Mean process CPU time per call (user + system, all threads), in blocks that alternate; robust to other load on the machine. */
+async function cpuPerCall(subject: (i: number) => unknown, baseline: (i: number) => unknown, blocks = 8, perBlock = 50): Promise<{ subjectUs: number; baselineUs: number }> {
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  let sUs = 0;
+  let bUs = 0;
+  for (let k = 0; k < blocks; k++) {
+    let t = cpu();
+    for (let i = 0; i < perBlock; i++) await subject(i);
+    sUs += cpu() - t;
+    t = cpu();
+    for (let i = 0; i < perBlock; i++) await baseline(i);
+    bUs += cpu() - t;
+  }
+  return { subjectUs: sUs / (blocks * perBlock), baselineUs: bUs / (blocks * perBlock) };
+}
+
 export default defineSuite({
   name: 'bundle',
   async run(ctx) {
@@ -56,6 +75,20 @@ export default defineSuite({
 
     const warm = await measurePair('verifyBundle 1 MiB (signer key cached)', () => verifyBundle(bundle), 'sha256 of the same 1 MiB bundle', hashOne);
     ctx.compare({ name: 'verify 1 MiB bundle vs sha256 alone', ...warm, targets: target('verifyBundle', warm), notes: 'the imported signer key is cached per JWS header (public data)' });
+
+    // The same comparisons in CPU time per call: wall-clock p50 on a shared 2-core machine drifts with other load.
+    const cpuWarm = await cpuPerCall(() => verifyBundle(bundle), hashOne);
+    ctx.compare({
+      name: 'verify 1 MiB bundle vs sha256 alone (CPU time)', ...warm, ratio: cpuWarm.subjectUs / cpuWarm.baselineUs,
+      targets: [{ description: 'verifyBundle CPU ≤ 1.3× sha256 CPU', pass: cpuWarm.subjectUs / cpuWarm.baselineUs <= 1.3 }],
+      notes: `CPU per call: verify ${cpuWarm.subjectUs.toFixed(0)} µs, sha256 ${cpuWarm.baselineUs.toFixed(0)} µs (ratio is CPU time; rows show wall clock)`,
+    });
+    const cpuCold = await cpuPerCall((i) => verifyBundle(many[i % many.length]!), hashMany);
+    ctx.compare({
+      name: 'verify 1 MiB bundle, key import included (CPU time)', ...warm, ratio: cpuCold.subjectUs / cpuCold.baselineUs,
+      targets: [{ description: 'verifyBundle incl. key import CPU ≤ 1.3× sha256 CPU', pass: cpuCold.subjectUs / cpuCold.baselineUs <= 1.3 }],
+      notes: `CPU per call: verify ${cpuCold.subjectUs.toFixed(0)} µs, sha256 ${cpuCold.baselineUs.toFixed(0)} µs (ratio is CPU time; rows show the warm wall clock)`,
+    });
 
     const cold = await measurePair('verifyBundle 1 MiB (new signer each call)', (i) => verifyBundle(many[i % many.length]!), 'sha256 of the same bundles', hashMany);
     ctx.compare({ name: 'verify 1 MiB bundle, key import included', ...cold, targets: target('verifyBundle incl. key import', cold) });

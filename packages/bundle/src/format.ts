@@ -103,8 +103,8 @@ export function decodeBundle(input: Uint8Array): BundleSections {
 
   let signature: string | undefined;
   if (signatureBytes.byteLength) {
-    for (const b of signatureBytes) if (b < 0x21 || b > 0x7e) throw bad('signature section is not a printable ASCII compact JWS');
-    signature = Buffer.from(signatureBytes).toString('ascii');
+    signature = Buffer.from(signatureBytes.buffer, signatureBytes.byteOffset, signatureBytes.byteLength).toString('latin1');
+    if (!/^[\x21-\x7e]+$/.test(signature)) throw bad('signature section is not a printable ASCII compact JWS');
   }
   const out: BundleSections = { manifestBytes, manifest, code, size: input.byteLength };
   if (sourceMap) out.sourceMap = sourceMap;

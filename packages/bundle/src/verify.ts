@@ -15,8 +15,15 @@ export interface VerifyOptions {
   allowDebug?: boolean;
 }
 
-function compareSignedPayload(signedText: string, expected: SignedPayload): void {
-  if (signedText === canonicalJson(expected)) return;
+/** canonicalJson(payload), built around the manifest section, which decodeBundle proved canonical. */
+function expectedPayloadText(s: BundleSections, expected: SignedPayload): string {
+  const manifestText = Buffer.from(s.manifestBytes.buffer, s.manifestBytes.byteOffset, s.manifestBytes.byteLength).toString('utf8');
+  const sm = expected.sourceMapSha256 === undefined ? '' : `,"sourceMapSha256":"${expected.sourceMapSha256}"`;
+  return `{"manifest":${manifestText},"measurement":"${expected.measurement}"${sm}}`;
+}
+
+function compareSignedPayload(signedText: string, s: BundleSections, expected: SignedPayload): void {
+  if (signedText === expectedPayloadText(s, expected)) return;
   let signed: Partial<SignedPayload>;
   try {
     signed = JSON.parse(signedText) as Partial<SignedPayload>;
@@ -63,7 +70,7 @@ function applyPolicy(s: BundleSections, jws: ParsedJws, expected: SignedPayload,
 export function verifyBundle(bytes: Uint8Array, options: VerifyOptions = {}): VerifiedBundle {
   const { s, jws } = signedParts(bytes);
   const expected = payloadOf(s);
-  compareSignedPayload(jws.payloadText, expected);
+  compareSignedPayload(jws.payloadText, s, expected);
   checkJwsSignature(jws);
   return applyPolicy(s, jws, expected, options);
 }
@@ -77,7 +84,7 @@ export async function verifyBundleAsync(bytes: Uint8Array, options: VerifyOption
   const signature = checkJwsSignatureAsync(jws);
   signature.catch(() => undefined); // reported below, after the measurement (the documented order)
   const expected = payloadOf(s);
-  compareSignedPayload(jws.payloadText, expected);
+  compareSignedPayload(jws.payloadText, s, expected);
   await signature;
   return applyPolicy(s, jws, expected, options);
 }
