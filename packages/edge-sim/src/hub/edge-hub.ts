@@ -111,7 +111,7 @@ export class EdgeHub extends EventEmitter {
 
   async start(): Promise<number> {
     await this.aedes.listen();
-    this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert }, (socket) => this.aedes.handle(socket));
+    this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.aedes.handle(socket));
     this.server.on('tlsClientError', () => {}); // bad handshakes are the client's problem
     const server = this.server;
     const listen = (port: number): Promise<void> =>

@@ -60,7 +60,7 @@ type Caller = { kind: 'hub' } | { kind: 'module'; moduleId: string };
 export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiOptions): Promise<{ port: number; close(): Promise<void> }> {
   const streams = new Set<ServerResponse>();
   const sasCache = new VerifiedSasCache();
-  const server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, (req, res) => {
+  const server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert, noDelay: true }, (req, res) => {
     handle(req, res).catch((err) => sendError(res, err));
   });
   server.on('tlsClientError', () => {});
