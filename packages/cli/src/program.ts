@@ -51,6 +51,7 @@ export async function buildProgram(options: BuildOptions = {}): Promise<Command>
     .description('Trusted applications for Azure IoT Edge: build, sign, run, attest, simulate')
     .option('--json', 'machine-readable output: one JSON document on stdout; on failure {"error":{"code","message"}}')
     .configureHelp({
+      showGlobalOptions: true, // every command's --help mentions --json
       // A group that was not imported is listed with the term its real registration would show.
       subcommandTerm(this: Help, cmd: Command): string {
         return stubTerms.get(cmd) ?? Help.prototype.subcommandTerm.call(this, cmd);
