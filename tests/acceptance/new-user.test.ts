@@ -29,19 +29,29 @@ async function deviceCaPath(): Promise<string> {
   return path as string;
 }
 
-beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'ee-accept-state-'));
-  work = mkdtempSync(join(tmpdir(), 'ee-accept-work-'));
+/** `npm start` on the current state folder; resolves once hello.ping answers (a user would retry too). */
+async function up(): Promise<void> {
   sim = await npmStart(['--state-dir', stateDir, '--mqtt-port', '0', '--https-port', '0']);
   runtime = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
-  // The modules connect and load their TAs just after the banner; a user would retry too.
   await eventually(async () => {
     const r = await invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' });
     if (r.status !== 200) throw new Error(`hello.ping not answered yet: ${JSON.stringify(r)}`);
   }, 45_000, 500);
-}, 150_000);
+}
 
-afterAll(async () => {
+/** Ctrl-C, then wait until the simulator and every process it started are gone. */
+async function down(): Promise<void> {
+  const needle = `IOTEDGE_WORKLOADURI=${runtime.workloadUri}`;
+  ctrlC(sim.proc);
+  await Promise.race([sim.exited, new Promise((_, rej) => setTimeout(() => rej(new Error(`npm start still running 20 s after Ctrl-C:\n${sim.output().slice(-2000)}`)), 20_000))]);
+  await eventually(() => {
+    expect(isAlive(runtime.pid), 'simulator process').toBe(false);
+    expect(pidsWithEnv(needle), 'module processes').toEqual([]);
+  }, 15_000);
+}
+
+/** Cleanup after a failed test: never leave a simulator or module processes behind. */
+async function forceDown(): Promise<void> {
   if (sim && sim.proc.exitCode === null && sim.proc.signalCode === null) {
     ctrlC(sim.proc);
     await Promise.race([sim.exited, new Promise((r) => setTimeout(r, 10_000))]);
@@ -51,13 +61,22 @@ afterAll(async () => {
       /* gone */
     }
   }
-  // Never leave module processes behind, even when a test failed before the Ctrl-C test.
   if (runtime) for (const pid of pidsWithEnv(`IOTEDGE_WORKLOADURI=${runtime.workloadUri}`)) process.kill(pid, 'SIGKILL');
-  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  if (work) rmSync(work, { recursive: true, force: true });
-}, 30_000);
+}
 
 describe('a new user on a fresh clone', () => {
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'ee-accept-state-'));
+    work = mkdtempSync(join(tmpdir(), 'ee-accept-work-'));
+    await up();
+  }, 150_000);
+
+  afterAll(async () => {
+    await forceDown();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
+  }, 30_000);
+
   it('npm start brings the simulator up with the repository manifest and prints what to try next', () => {
     const out = sim.output();
     expect(out).toMatch(/simulator is up/);
@@ -177,20 +196,50 @@ describe('a new user on a fresh clone', () => {
   });
 
   it('Ctrl-C stops the simulator and every module process; the CLI then says no simulator is running', async () => {
-    const needle = `IOTEDGE_WORKLOADURI=${runtime.workloadUri}`;
-    const modulePids = pidsWithEnv(needle);
+    const modulePids = pidsWithEnv(`IOTEDGE_WORKLOADURI=${runtime.workloadUri}`);
     expect(modulePids.length, 'ta-runtime, host-module and the sensor run as processes').toBeGreaterThanOrEqual(3);
-    ctrlC(sim.proc);
-    await Promise.race([sim.exited, new Promise((_, rej) => setTimeout(() => rej(new Error(`npm start still running 20 s after Ctrl-C:\n${sim.output().slice(-2000)}`)), 20_000))]);
-    await eventually(() => {
-      expect(isAlive(runtime.pid), 'simulator process').toBe(false);
-      expect(pidsWithEnv(needle), 'module processes').toEqual([]);
-    }, 15_000);
+    await down();
     expect(sim.output()).toMatch(/stopped/);
     expect(existsSync(join(stateDir, 'state.json'))).toBe(false);
     const after = await cli(['invoke', 'host-module', 'health', '{}', ...at()]);
     expect(after.code).not.toBe(0);
     expect(after.stderr.trim().split('\n')).toHaveLength(1);
     expect(after.stderr).toMatch(/no simulator is running/);
+  });
+});
+
+describe('the second day: stop, start again, reset', () => {
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'ee-accept-state-'));
+    await up();
+  }, 150_000);
+
+  afterAll(async () => {
+    await forceDown();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('sealed secrets and the device identity survive a restart; deleting the state folder starts over cleanly', async () => {
+    const secret = `s-${randomBytes(8).toString('hex')}`;
+    expect((await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'put', params: { name: 'acceptance', value: secret } })).status).toBe(200);
+    const ca1 = readFileSync(await deviceCaPath(), 'utf8');
+    await down();
+
+    await up(); // same state folder: the npm start of the next day
+    expect(await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } })).toEqual({ status: 200, payload: { result: { name: 'acceptance', value: secret } } });
+    expect(readFileSync(await deviceCaPath(), 'utf8')).toBe(ca1);
+    await down();
+
+    rmSync(stateDir, { recursive: true, force: true }); // the documented reset
+    await up();
+    const gone = await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } });
+    expect(gone.status).toBe(404);
+    const trust = await deviceCaPath();
+    expect(readFileSync(trust, 'utf8')).not.toBe(ca1);
+    const nonce = randomBytes(16).toString('hex');
+    const token = (await invoke('host-module', 'attest', { ta: 'hello', nonce })).payload.token as string;
+    const verdict = await cli(['verify', token, '--trust', trust, '--nonce', nonce, '--allow-emulated']);
+    expect(verdict.code, verdict.stdout + verdict.stderr).toBe(0);
+    await down();
   });
 });
