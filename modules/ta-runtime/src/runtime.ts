@@ -123,7 +123,9 @@ export class TARuntime {
       ...this.opts.createOptions,
       ...(this.opts.services ? { services: this.opts.services } : {}),
       allowDebug: this.policy.allowDebug,
-      log: (level, ta, message, fields) => log[level]({ ta, ...fields }, message),
+      // The TA's fields stay nested: spread at the top they could overwrite `ta`, `level`, `time`
+      // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
+      log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),
     });
     const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin);
     enclave.on('event', (e) => {
