@@ -3,10 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import {
-  createRootOfTrust, rootOfTrustConfigFromEnv, initDeviceIdentity, importDeviceCertificate, loadDeviceChain,
-  type RootOfTrust,
-} from '@enclave-edge/trust';
+import type { RootOfTrust } from '@enclave-edge/trust';
 import { emit, action, type GlobalOptions } from '../output.js';
 
 interface RotOptions {
@@ -22,7 +19,11 @@ function addRotOptions(cmd: Command): Command {
     .option('--state-dir <dir>', 'state directory (default: $ENCLAVE_EDGE_STATE_DIR or ./.enclave-edge)');
 }
 
+// The trust package (PKCS#11, X.509) is imported by the actions only, so `device --help` stays quick.
+const trust = () => import('@enclave-edge/trust');
+
 async function openRoot(o: RotOptions): Promise<RootOfTrust> {
+  const { createRootOfTrust, rootOfTrustConfigFromEnv } = await trust();
   const env = { ...process.env };
   if (o.rot) env.ENCLAVE_EDGE_ROT = o.rot;
   if (o.pkcs11Uri) env.ENCLAVE_EDGE_PKCS11_URI = o.pkcs11Uri;
@@ -55,6 +56,7 @@ export function register(program: Command): void {
   ).action(
     action(async (o: RotOptions & { csr?: string; subject?: string; force?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { initDeviceIdentity } = await trust();
       const r = await withRoot(o, (root) =>
         initDeviceIdentity({ root, mode: o.csr ? 'csr' : 'self-signed', subject: o.subject, csrPath: o.csr, force: o.force }),
       );
@@ -80,6 +82,7 @@ export function register(program: Command): void {
       } catch (err) {
         throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
       }
+      const { importDeviceCertificate } = await trust();
       const r = await withRoot(o, (root) => importDeviceCertificate({ root, chainPem: pem }));
       emit(g, r, () => `stored ${r.subjects.length} certificate(s) in ${r.chainPath}:\n${r.subjects.map((s) => `  ${s}`).join('\n')}`);
     }),
@@ -88,6 +91,7 @@ export function register(program: Command): void {
   addRotOptions(device.command('show').description('show the root of trust, what it protects, and the device chain')).action(
     action(async (o: RotOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { loadDeviceChain } = await trust();
       const info = await withRoot(o, async (root) => {
         const chain = await loadDeviceChain(root);
         const { X509Certificate } = await import('node:crypto');
