@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,12 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('enclave-edge command tree', () => {
+  it('packages/cli/README.md names every command', () => {
+    const readme = readFileSync(fileURLToPath(new URL('../../packages/cli/README.md', import.meta.url)), 'utf8');
+    const leaves = walk(program).filter((n) => n.path.length > 0 && n.cmd.commands.length === 0).map((n) => n.path.join(' '));
+    expect(leaves.filter((p) => !readme.includes('`' + p + ' ') && !readme.includes('`' + p + '`'))).toEqual([]);
+  });
+
   it('lists every top-level command in the lazy-load table with the term and description of its real registration', async () => {
     const help = new Help();
     const real = Object.fromEntries(program.commands.map((c) => [c.name(), { term: help.subcommandTerm(c), description: c.description() }]));
