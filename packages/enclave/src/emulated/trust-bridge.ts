@@ -53,23 +53,35 @@ export class TrustBridge {
   }
 
   private async dispatch(op: SvcOp, args: Value[]): Promise<Value | undefined> {
-    const bytes = (v: Value | undefined) => (v instanceof Uint8Array ? v : undefined);
+    // The worker already checked these; the host checks again rather than trust the message.
+    const bytes = (v: Value | undefined, what: string): Uint8Array => {
+      if (v instanceof Uint8Array) return v;
+      throw new EnclaveEdgeError('BAD_PARAMETERS', `${what} must be a Uint8Array`);
+    };
+    const optionalBytes = (v: Value | undefined, what: string) => (v === null || v === undefined ? undefined : bytes(v, what));
+    const key = (v: Value | undefined): string => {
+      if (typeof v === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(v)) return v;
+      throw new EnclaveEdgeError('BAD_PARAMETERS', 'storage keys are 1..128 characters of A-Z, a-z, 0-9, ".", "_", "-"');
+    };
     switch (op) {
       case 'seal': {
         const [data, policy, context] = args;
-        return this.services().seal(this.identity, bytes(data) ?? new Uint8Array(), { policy: policy as SealPolicy, ...(bytes(context) ? { context: bytes(context)! } : {}) });
+        if (policy !== 'unique' && policy !== 'product') throw new EnclaveEdgeError('BAD_PARAMETERS', 'seal policy must be "unique" or "product"');
+        const c = optionalBytes(context, 'seal context');
+        return this.services().seal(this.identity, bytes(data, 'seal data'), { policy, ...(c ? { context: c } : {}) });
       }
       case 'unseal': {
         const [blob, context] = args;
-        return this.services().unseal(this.identity, bytes(blob) ?? new Uint8Array(), bytes(context) ? { context: bytes(context)! } : {});
+        const c = optionalBytes(context, 'unseal context');
+        return this.services().unseal(this.identity, bytes(blob, 'sealed blob'), c ? { context: c } : {});
       }
       case 'storage.get':
-        return (await this.storage().get(String(args[0]))) ?? null;
+        return (await this.storage().get(key(args[0]))) ?? null;
       case 'storage.put':
-        await this.storage().put(String(args[0]), bytes(args[1]) ?? new Uint8Array());
+        await this.storage().put(key(args[0]), bytes(args[1], 'storage value'));
         return null;
       case 'storage.delete':
-        return this.storage().delete(String(args[0]));
+        return this.storage().delete(key(args[0]));
       case 'storage.list':
         return this.storage().list(typeof args[0] === 'string' ? args[0] : undefined);
       case 'attest': {
@@ -88,7 +100,9 @@ export class TrustBridge {
         if (!this.manifestHostCalls.includes(name) || !Object.hasOwn(handlers, name) || typeof handlers[name] !== 'function') {
           throw new EnclaveEdgeError('ACCESS_DENIED', `host call "${name}" is not available to TA "${this.identity.name}"`);
         }
-        const result = await handlers[name]!(this.identity, args[1] ?? null);
+        const a = copyValue(args[1] ?? null, this.maxPayloadBytes, `host call "${name}" arguments`);
+        if (isProblem(a)) throw new EnclaveEdgeError(a.code, a.message);
+        const result = await handlers[name]!(this.identity, a.value);
         const c = copyValue(result === undefined ? null : result, this.maxPayloadBytes, `host call "${name}" result`);
         if (isProblem(c)) throw new EnclaveEdgeError(c.code, c.message);
         return c.value;
