@@ -380,7 +380,7 @@ export class EmulatedEnclave implements Enclave {
   private maybeStopMain(): void {
     const s = this.bundle.manifest.session;
     const inst = this.main;
-    if (s.keepAlive || !inst || this.sessions.size > 0 || inst.inFlight > 0 || inst.queued > 0) return;
+    if (s.keepAlive || !inst || this.sessions.size > 0 || this.opening > 0 || inst.inFlight > 0 || inst.queued > 0) return;
     this.main = undefined;
     void this.retire(inst);
   }
