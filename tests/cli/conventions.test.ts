@@ -126,6 +126,8 @@ const cases: Record<string, Case[]> = {
     [['invoke', 'm', 'ping', '--hub', 'h', '--connection-string', 'HostName=h'], 'BAD_PARAMETERS', FAILED],
     [['invoke', 'm', 'ping', '--connection-string', 'HostName=h'], 'BAD_PARAMETERS', FAILED],
     [['twin', 'patch', 'm', '{bad'], 'BAD_PARAMETERS', FAILED],
+    [['invoke', 'm', 'ping', '{bad', '--state-dir', 'no-sim'], 'BAD_PARAMETERS', FAILED],
+    [['invoke', 'm', 'ping', '{bad', '--state-dir', 'no-sim'], 'BAD_PARAMETERS', FAILED],
     [['twin', 'show', 'm', '--state-dir', 'no-sim'], 'UNAVAILABLE', FAILED],
     [['monitor', '--count', '0'], 'BAD_PARAMETERS', USAGE],
   ],

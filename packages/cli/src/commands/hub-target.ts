@@ -4,27 +4,15 @@
  * policy connection string (`--connection-string`).
  */
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 // Light entry points only: the CLI should not load the broker to read a state file.
 import { StateDir } from '@enclave-edge/edge-sim/state/index';
 import { serviceConnectionString } from '@enclave-edge/edge-sim/module-env';
 import { HubClient } from '@enclave-edge/hub-client';
+import type { TargetOptions } from './target-options.js';
 
-export interface TargetOptions {
-  stateDir?: string;
-  hub?: string;
-  connectionString?: string;
-  device?: string;
-}
-
-export function addTargetOptions(cmd: Command): Command {
-  return cmd
-    .option('--state-dir <dir>', 'simulator state folder', '.edge-sim')
-    .option('--device <id>', 'device id (default: the simulator\'s device)')
-    .option('--hub <name>', 'a real IoT Hub by name (Entra ID sign-in via DefaultAzureCredential, e.g. `az login`)')
-    .option('--connection-string <cs>', 'an IoT Hub policy connection string (e.g. iothubowner)');
-}
+// Kept here too for the groups that import them from this file.
+export { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
 
 export interface Target {
   client: HubClient;
@@ -51,15 +39,4 @@ export function findSimulator(stateDir = '.edge-sim') {
   if (!rt) throw new EnclaveEdgeError('UNAVAILABLE', `no simulator is running for ${state.dir}; start one with \`npm start\` or \`enclave-edge sim up\``);
   const gateway = { hubHostName: rt.hubHostName, deviceId: rt.deviceId, mqttPort: rt.mqttPort, httpsPort: rt.httpsPort, workloadUri: rt.workloadUri, caCertPath: state.caCertPath };
   return { state, runtime: rt, gateway, deviceId: rt.deviceId, caCertPath: state.caCertPath, connectionString: serviceConnectionString(gateway, state.hubKey) };
-}
-
-/** Parse a JSON argument; a bare word that is not JSON is taken as a string. */
-export function parseJsonArg(text: string | undefined, what: string): unknown {
-  if (text === undefined) return null;
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    if (/^[\w.-]+$/.test(text)) return text;
-    throw new EnclaveEdgeError('BAD_PARAMETERS', `${what} is not valid JSON: ${(err as Error).message}`);
-  }
 }

@@ -3,7 +3,13 @@ import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
 import { emit, action, type GlobalOptions } from '../output.js';
-import { addTargetOptions, resolveTarget, parseJsonArg, type TargetOptions } from './hub-target.js';
+import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
+
+// The hub client and the simulator state are imported when an action runs, not to show help.
+async function resolveTarget(o: TargetOptions) {
+  const { resolveTarget } = await import('./hub-target.js');
+  return resolveTarget(o);
+}
 
 function seconds(v: string): number {
   const n = Number(v);
@@ -37,11 +43,12 @@ export function register(program: Command): void {
       .option('--timeout <s>', 'response timeout in seconds', seconds, 30),
   ).action(
     action(async (moduleId: string, methodName: string, payload: string | undefined, o: TargetOptions & { timeout: number }, cmd: Command) => {
+      const body = parseJsonArg(payload, 'payload'); // local input first: no hub needed to refuse it
       const t = await resolveTarget(o);
       try {
         const r = await t.client.invokeModuleMethod(t.deviceId, moduleId, {
           methodName,
-          payload: parseJsonArg(payload, 'payload'),
+          payload: body,
           responseTimeoutInSeconds: o.timeout,
         });
         emit(cmd.optsWithGlobals() as GlobalOptions, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);

@@ -5,7 +5,9 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
 import { moduleConnectionString } from '@enclave-edge/edge-sim/module-env';
 import { emit, action, type GlobalOptions } from '../output.js';
-import { findSimulator } from './hub-target.js';
+
+// Reading the simulator's state (zod schemas) and the hub client load only in the actions that need them.
+const findSimulator = async (stateDir: string) => (await import('./hub-target.js')).findSimulator(stateDir);
 
 function port(v: string): number {
   const n = Number(v);
@@ -109,7 +111,7 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'state folder', '.edge-sim')
     .action(
       action(async (o: { stateDir: string }, cmd: Command) => {
-        const s = findSimulator(o.stateDir);
+        const s = await findSimulator(o.stateDir);
         emit(
           cmd.optsWithGlobals() as GlobalOptions,
           { connectionString: s.connectionString, caCertPath: s.caCertPath, deviceId: s.deviceId, hubHostName: s.runtime.hubHostName, serviceUrl: `https://localhost:${s.runtime.httpsPort}` },
@@ -125,7 +127,7 @@ export function register(program: Command): void {
     .action(
       action(async (moduleId: string, o: { stateDir: string }, cmd: Command) => {
         if (!/^[A-Za-z0-9_.-]+$/.test(moduleId)) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a module id: ${moduleId}`);
-        const s = findSimulator(o.stateDir);
+        const s = await findSimulator(o.stateDir);
         const ident = s.state.moduleIdentity(moduleId)!;
         const cs = moduleConnectionString(s.gateway, moduleId, ident.keyBase64);
         emit(
