@@ -10,7 +10,7 @@ import {
   salvageRequestId, serializeMessage, type TAResponse,
 } from '@enclave-edge/protocol';
 import { ReportedBatcher, jsonMessage, messageBytes, sendTelemetry } from '@enclave-edge/ta-client';
-import { IntervalStats, createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
+import { IntervalStats, LabelCap, createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
 import { DedupeCache } from './dedupe.js';
 import { TARuntime } from './runtime.js';
 import { RUNTIME_METHOD_NAMES, handleRuntimeMethod } from './methods.js';
@@ -40,6 +40,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
   const { client, log, config, trust } = opts;
   const metrics = opts.metrics ?? createMetrics({ module: config.moduleId });
   const stats = new IntervalStats();
+  const labelCap = new LabelCap();
   const dedupe = new DedupeCache<TAResponse>();
   let inFlight = 0;
   let droppedMalformed = 0;
@@ -73,11 +74,12 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
         reported.patch({ tas: { [name]: r } });
       },
       call(ta, command, ms, err) {
-        const labels = { ta, command };
+        // Callers name the command: bound the label pairs (see LabelCap).
+        const labels = labelCap.labels(ta, command);
         metrics.invocations.inc(labels);
         metrics.latency.observe(labels, ms / 1000);
         if (err) metrics.errors.inc({ ...labels, code: err.code });
-        stats.record(ta, command, ms, !err);
+        stats.record(labels.ta, labels.command, ms, !err);
       },
     },
   });

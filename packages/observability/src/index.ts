@@ -5,3 +5,4 @@ export * from './metrics.js';
 export * from './metrics-server.js';
 export * from './quantiles.js';
 export * from './types.js';
+export * from './label-cap.js';
