@@ -43,6 +43,8 @@ import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test
 
 const projectDir = fileURLToPath(new URL('..', import.meta.url));
 
+// Fast unit tests in-process with a fake context. To call the built, signed bundle in the real
+// emulated enclave with real sealed storage: enclave-edge ta run dist/<name>.tab count
 describe('my TA (in-process harness with a fake context)', () => {
   let ta: TAForTests;
   beforeAll(async () => {
@@ -84,7 +86,7 @@ export function newTA(name: string, dir?: string): NewTAResult {
     'src/index.ts': indexTs(name),
     'test/ta.test.ts': testTs,
     'vitest.config.ts': "import { defineConfig } from 'vitest/config';\n\nexport default defineConfig({ test: { include: ['test/**/*.test.ts'] } });\n",
-    '.gitignore': 'dist/\nnode_modules/\n*.pem\n',
+    '.gitignore': 'dist/\nnode_modules/\n*.pem\n# enclave-edge ta run state: development keys and sealed data\n.enclave-edge/\n',
   };
   for (const [rel, text] of Object.entries(files)) {
     const file = join(target, rel);

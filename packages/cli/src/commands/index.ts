@@ -40,7 +40,7 @@ export const commandGroups: CommandGroup[] = [
   },
   {
     file: 'ta.ts',
-    commands: { ta: { term: 'ta', description: 'Trusted applications: scaffold, build, sign, inspect, verify' } },
+    commands: { ta: { term: 'ta', description: 'Trusted applications: scaffold, build, sign, inspect, verify, run locally' } },
     load: () => import('./ta.js'),
   },
   {

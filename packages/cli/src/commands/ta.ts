@@ -1,13 +1,14 @@
-/** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect and verify TA bundles. */
+/** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect, verify and run (ta-run.ts) TA bundles. */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  attachSignature, certificateChainFromPem, computeSignerId, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
+  attachSignature, certificateChainFromPem, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
   openSigner, signBundle, spkiFromPem, verifyBundle, type BundleInspection, type SignerKeyInfo, type TAManifest,
 } from '@enclave-edge/bundle';
 import { action, emit, type GlobalOptions } from '../output.js';
+import { registerRun, signerIdsFrom } from './ta-run.js';
 
 type Opts = GlobalOptions & Record<string, unknown>;
 const optsOf = (cmd: Command) => cmd.optsWithGlobals() as Opts;
@@ -66,17 +67,8 @@ function renderInspection(i: BundleInspection): string {
   return lines.join('\n');
 }
 
-/** --signer accepts a signer_id (64 hex) or a PEM public key / certificate / private key file. */
-function signerIdsFrom(values: string[]): string[] {
-  return values.map((v) => {
-    if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
-    if (existsSync(v)) return computeSignerId(spkiFromPem(readFileSync(v, 'utf8')));
-    throw new EnclaveEdgeError('BAD_PARAMETERS', `--signer ${v}: neither a 64-hex signer_id nor a readable PEM file`);
-  });
-}
-
 export function register(program: Command): void {
-  const ta = program.command('ta').description('Trusted applications: scaffold, build, sign, inspect, verify');
+  const ta = program.command('ta').description('Trusted applications: scaffold, build, sign, inspect, verify, run locally');
 
   ta.command('new <name>')
     .description('create a TA project (ta.json, src/index.ts, a test) that builds and passes its test')
@@ -85,7 +77,7 @@ export function register(program: Command): void {
       const opts = optsOf(cmd);
       const { newTA } = await import('@enclave-edge/ta-toolchain'); // esbuild/asc only when building
       const r = newTA(name, typeof opts.dir === 'string' ? opts.dir : undefined);
-      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && enclave-edge ta build`].join('\n'));
+      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && enclave-edge ta build, then sign it and try it: enclave-edge ta run dist/${name}.tab ping`].join('\n'));
     }));
 
   ta.command('build [dir]')
@@ -213,4 +205,6 @@ export function register(program: Command): void {
       emit(opts, out, () =>
         [`OK ${v.manifest.name} ${v.manifest.version}${v.manifest.debug ? ' (DEBUG)' : ''}: format, measurement and signature verified${signers ? ', signer trusted' : ''}`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
     }));
+
+  registerRun(ta);
 }

@@ -1,0 +1,145 @@
+/**
+ * `enclave-edge ta run`: call a TA locally in the real emulated enclave, with a DEVELOPMENT-GRADE
+ * software root of trust in a local state dir (default .enclave-edge/dev), before deploying it.
+ * stdout carries the result only (human or --json); TA logs and warnings go to stderr.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import type { Command } from 'commander';
+import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
+import { computeSignerId, spkiFromPem } from '@enclave-edge/bundle';
+import { action, emit, type GlobalOptions } from '../output.js';
+
+type Opts = GlobalOptions & Record<string, unknown>;
+
+/** --signer accepts a signer_id (64 hex) or a PEM public key / certificate / private key file. */
+export function signerIdsFrom(values: string[]): string[] {
+  return values.map((v) => {
+    if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
+    if (existsSync(v)) return computeSignerId(spkiFromPem(readFileSync(v, 'utf8')));
+    throw new EnclaveEdgeError('BAD_PARAMETERS', `--signer ${v}: neither a 64-hex signer_id nor a readable PEM file`);
+  });
+}
+
+/** params: JSON text, `@file` for a JSON file, `-` for stdin; `{"$binary":"<base64>"}` is bytes. */
+function paramsText(arg: string | undefined): string | undefined {
+  if (arg === undefined) return undefined;
+  const from = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read ${what}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  };
+  if (arg === '-') return from('/dev/stdin', 'params from stdin');
+  if (arg.startsWith('@')) return from(arg.slice(1), `params file ${arg.slice(1)}`);
+  return arg;
+}
+
+function parseJson(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new EnclaveEdgeError('BAD_PARAMETERS', `params are not JSON (${(e as Error).message}); quote them, e.g. '{"name":"a"}'`);
+  }
+}
+
+function positiveInt(name: string, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new EnclaveEdgeError('BAD_PARAMETERS', `${name} must be an integer from 1 to ${max}`);
+    return n;
+  };
+}
+
+const show = (p: string) => relative(process.cwd(), p) || p;
+const stderr = (line: string) => process.stderr.write(line.replace(/\n?$/, '\n'));
+
+function fieldsText(fields?: Record<string, unknown>): string {
+  if (!fields || Object.keys(fields).length === 0) return '';
+  try {
+    return ' ' + JSON.stringify(fields);
+  } catch {
+    return ' [unprintable fields]';
+  }
+}
+
+export function registerRun(ta: Command): void {
+  ta.command('run <bundle> <command> [params]')
+    .description('call a TA command locally in the real emulated enclave (DEVELOPMENT root of trust in --state-dir); params are JSON, {"$binary":"<base64>"} for bytes, @file or - for stdin')
+    .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable); default: any valid signature', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--allow-debug', 'admit a debug build (refused by default, as on a production device)')
+    .option('--state-dir <dir>', 'development root of trust and sealed storage (kept across runs)', '.enclave-edge/dev')
+    .option('--session', 'open one session and make every call in it (default: each call in its own implicit session)')
+    .option('--session-params <json>', 'with --session: params for the TA\'s onOpenSession (JSON)')
+    .option('--repeat <n>', 'call the command n times (stops at the first failure)', positiveInt('--repeat', 1_000_000), 1)
+    .option('--timeout <ms>', 'per-call deadline in ms (default: the manifest\'s callTimeoutMs)', positiveInt('--timeout', 3_600_000))
+    .option('--quiet', 'do not print TA log lines')
+    .action(action(async (bundlePath: string, command: string, params: string | undefined, _o: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals() as Opts;
+      const [{ decodeValue, encodeValue }, { openLocalTA }] = await Promise.all([
+        import('@enclave-edge/protocol/value-codec'),
+        import('@enclave-edge/ta-toolchain/run-local'),
+      ]);
+      // Everything the user typed is checked before the enclave exists.
+      const input = decodeValue(parseJson(paramsText(params)));
+      const sessionParams = typeof opts.sessionParams === 'string' ? decodeValue(parseJson(opts.sessionParams)) : undefined;
+      if (sessionParams !== undefined && !opts.session) throw new EnclaveEdgeError('BAD_PARAMETERS', '--session-params needs --session');
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(readFileSync(bundlePath));
+      } catch (e) {
+        throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read bundle ${bundlePath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      const signers = Array.isArray(opts.signer) ? signerIdsFrom(opts.signer as string[]) : undefined;
+      const repeat = opts.repeat as number;
+      const timeoutMs = typeof opts.timeout === 'number' ? opts.timeout : undefined;
+
+      const local = await openLocalTA(bytes, {
+        ...(signers ? { trustedSigners: signers } : {}),
+        allowDebug: opts.allowDebug === true,
+        stateDir: opts.stateDir as string,
+        log: (level, name, message, fields) => {
+          if (!opts.quiet) stderr(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`);
+        },
+        trustLog: (level, message) => {
+          if (level === 'warn' || level === 'error') stderr(`enclave-edge: ${level}: ${message}`);
+        },
+      });
+      try {
+        const m = local.bundle.manifest;
+        stderr(`enclave-edge: running ${m.name} ${m.version}${m.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(local.rootOfTrust.keyFile)}, not for production`);
+        const sid = opts.session ? await local.enclave.openSession(sessionParams) : undefined;
+        const results: unknown[] = [];
+        const started = performance.now();
+        for (let i = 0; i < repeat; i++) {
+          try {
+            results.push(encodeValue(await local.enclave.invoke(sid, command, input, timeoutMs === undefined ? {} : { timeoutMs })));
+          } catch (err) {
+            const e = toEnclaveEdgeError(err);
+            const stack = e.detail?.stack;
+            if (typeof stack === 'string' && !opts.json) stderr(`TA stack (debug build):\n${stack}`);
+            throw repeat > 1 ? new EnclaveEdgeError(e.code, `call ${i + 1} of ${repeat}: ${e.message}`, e.detail ? { detail: e.detail } : undefined) : e;
+          }
+        }
+        const durationMs = Math.round((performance.now() - started) * 100) / 100;
+        if (sid !== undefined) await local.enclave.closeSession(sid);
+        const out = {
+          ta: { name: m.name, version: m.version, measurement: local.bundle.measurement, signerId: local.bundle.signerId, debug: m.debug },
+          command,
+          backend: local.enclave.backend,
+          rootOfTrust: local.rootOfTrust,
+          session: sid !== undefined,
+          calls: repeat,
+          durationMs,
+          result: results[results.length - 1],
+          ...(repeat > 1 ? { results } : {}),
+        };
+        emit(opts, out, () => results.map((r) => JSON.stringify(r, null, 2)).join('\n'));
+        if (repeat > 1 && !opts.json) stderr(`enclave-edge: ${repeat} calls in ${durationMs} ms (${Math.round((durationMs / repeat) * 1000) / 1000} ms per call)`);
+      } finally {
+        await local.close();
+      }
+    }));
+}

@@ -1,0 +1,108 @@
+/**
+ * Run a signed TA bundle on the developer's machine, in the real emulated enclave (worker + SES)
+ * with real trust services over a DEVELOPMENT-GRADE software root of trust in a local state dir.
+ * Admission follows the ta-runtime: signature first, then the trusted signers (if given) and the
+ * debug policy; nothing runs unless all pass. Imported as `@enclave-edge/ta-toolchain/run-local`
+ * so a build never loads the enclave and a run never loads esbuild.
+ */
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { verifyBundle } from '@enclave-edge/bundle';
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+import { EmulatedBackend, type Enclave, type LogLevel } from '@enclave-edge/enclave';
+import { createRootOfTrust, createTrustServices, SOFTWARE_KEY_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
+
+/** Relative to the working directory; `.gitignore`d in this repository and in scaffolded TAs. */
+export const DEFAULT_DEV_STATE_DIR = join('.enclave-edge', 'dev');
+
+export interface LocalRunOptions {
+  /** Accept only these signer_ids (hex). Absent: any valid signature. */
+  trustedSigners?: string[];
+  /** Admit debug builds (default false, as a production runtime). */
+  allowDebug?: boolean;
+  /** The software root of trust and sealed storage live here (default DEFAULT_DEV_STATE_DIR). */
+  stateDir?: string;
+  /** The TA's own log lines (ctx.log). */
+  log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
+  /** Trust-service diagnostics (storage, device identity). Opening the development root is not logged here: say so yourself. */
+  trustLog?: RotLog;
+}
+
+export interface LocalRootOfTrust {
+  kind: string;
+  developmentGrade: boolean;
+  stateDir: string;
+  keyFile: string;
+}
+
+export interface LocalTA {
+  bundle: VerifiedBundle;
+  enclave: Enclave;
+  rootOfTrust: LocalRootOfTrust;
+  /** Destroy the enclave and close the root of trust (idempotent). */
+  close(): Promise<void>;
+}
+
+const STATE_README = `DEVELOPMENT-GRADE enclave-edge state (written by \`enclave-edge ta run\`).
+
+${SOFTWARE_KEY_FILE} holds the seal secret and the attestation key in plain form: anyone who can
+read this directory can unseal everything in storage/ and forge attestation evidence.
+Never commit it, never copy it to a device, never use it for production data.
+Delete the directory to start over (sealed data in it is then lost).
+`;
+
+/** Create the state dir (0700) with a README saying what it is and a .gitignore that ignores all of it. */
+function prepareStateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const readme = join(dir, 'README.txt');
+  if (!existsSync(readme)) writeFileSync(readme, STATE_README, { mode: 0o600 });
+  const ignore = join(dir, '.gitignore');
+  if (!existsSync(ignore)) writeFileSync(ignore, '# development keys and sealed data: never commit\n*\n');
+}
+
+/** Verify under the local policy, then create the enclave. Throws before anything runs if admission fails. */
+export function admitLocal(bytes: Uint8Array, opts: Pick<LocalRunOptions, 'trustedSigners' | 'allowDebug'> = {}): VerifiedBundle {
+  const allowDebug = opts.allowDebug ?? false;
+  // The debug policy is applied here, after the full signature check, to name the flag that admits it.
+  const bundle = verifyBundle(bytes, { ...(opts.trustedSigners ? { trustedSigners: opts.trustedSigners } : {}), allowDebug: true });
+  if (bundle.manifest.debug && !allowDebug) {
+    throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${bundle.manifest.name} is a debug build; pass --allow-debug to run it`);
+  }
+  return bundle;
+}
+
+export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {}): Promise<LocalTA> {
+  const bundle = admitLocal(bytes, opts);
+  const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
+  prepareStateDir(stateDir);
+  const root = await createRootOfTrust({ kind: 'software', stateDir });
+  let services: TrustServicesImpl | undefined;
+  try {
+    services = createTrustServices({ rootOfTrust: root, ...(opts.trustLog ? { log: opts.trustLog } : {}) });
+    const enclave = await new EmulatedBackend().create(bundle, {
+      services,
+      allowDebug: opts.allowDebug ?? false,
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    let closed: Promise<void> | undefined;
+    const svc = services;
+    return {
+      bundle,
+      enclave,
+      rootOfTrust: { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE) },
+      close: () =>
+        (closed ??= (async () => {
+          try {
+            await enclave.destroy();
+          } finally {
+            await svc.close();
+          }
+        })()),
+    };
+  } catch (err) {
+    if (services) await services.close().catch(() => undefined);
+    else await root.close().catch(() => undefined);
+    throw err;
+  }
+}
