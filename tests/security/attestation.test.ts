@@ -105,6 +105,13 @@ describe('evidence verification', () => {
     expect(await verifyEvidence(soft, { trustAnchors: anchorPem, policy: { allowedRootsOfTrust: ['pkcs11', 'workload'] } })).toMatchObject({ accepted: false, reason: 'rot' });
   });
 
+  it('allowedTees is an allow-list: a backend not listed is refused even when it is not "emulated"', async () => {
+    const other = await issue({ tee: 'custom-software' });
+    expect((await verifyEvidence(other, { trustAnchors: anchorPem })).accepted).toBe(true);
+    expect(await verifyEvidence(other, { trustAnchors: anchorPem, policy: { allowedTees: ['sgx', 'optee'] } })).toMatchObject({ accepted: false, reason: 'tee', code: 'POLICY_VIOLATION' });
+    expect((await verifyEvidence(await issue(), { trustAnchors: anchorPem, policy: { allowedTees: ['sgx'] } })).accepted).toBe(true);
+  });
+
   it('evidence never carries a private key, even if a caller offers one as the TA key', async () => {
     const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
     await expect(issue({ publicKey: jwk as Record<string, unknown> })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });

@@ -13,6 +13,8 @@ export const VerifierPolicySchema = z.strictObject({
   minSecurityVersion: z.number().int().min(0).default(0),
   allowDebug: z.boolean().default(false),
   allowEmulated: z.boolean().default(false),
+  /** Allowed isolation backends (`tee` claim, e.g. `sgx`); absent = any but `emulated` unless allowEmulated. */
+  allowedTees: z.array(z.string()).optional(),
   /** Allowed roots of trust (`software`, `pkcs11`, `workload`); absent = any. */
   allowedRootsOfTrust: z.array(z.string()).optional(),
   /** Maximum age of `iat`, in seconds. */

@@ -13,7 +13,7 @@ import { replayId, type ReplayCache } from './replay.js';
 
 export type RejectReason =
   | 'malformed' | 'chain' | 'signature' | 'claims' | 'expired' | 'not-yet-valid' | 'too-old'
-  | 'nonce' | 'replay' | 'debug' | 'emulated' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot';
+  | 'nonce' | 'replay' | 'debug' | 'emulated' | 'tee' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot';
 
 export interface AcceptedVerdict {
   accepted: true;
@@ -49,7 +49,7 @@ export interface VerifyOptions {
 const MAX_TOKEN = 64 * 1024;
 
 function reject(reason: RejectReason, message: string, claims?: EvidenceClaims): RejectedVerdict {
-  const authentic = ['debug', 'emulated', 'measurement', 'signer', 'product', 'svn', 'rot'].includes(reason);
+  const authentic = ['debug', 'emulated', 'tee', 'measurement', 'signer', 'product', 'svn', 'rot'].includes(reason);
   return { accepted: false, reason, code: authentic ? 'POLICY_VIOLATION' : 'ATTESTATION_INVALID', message, ...(claims ? { claims } : {}) };
 }
 
@@ -153,6 +153,7 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
   const debug = c.dbgstat === DBGSTAT_ENABLED || (c.attributes & ATTRIBUTE_DEBUG) !== 0;
   if (debug && !policy.allowDebug) return reject('debug', 'the TA is a debug build (dbgstat enabled) and the policy does not allow debug', c);
   if (c.tee === 'emulated' && !policy.allowEmulated) return reject('emulated', 'the evidence comes from an emulated enclave (no hardware isolation) and the policy does not allow emulated', c);
+  if (policy.allowedTees && !policy.allowedTees.includes(c.tee)) return reject('tee', `tee "${c.tee}" is not in allowedTees`, c);
   if (policy.allowedMeasurements && !policy.allowedMeasurements.includes(c.unique_id)) return reject('measurement', `measurement ${c.unique_id} is not in allowedMeasurements`, c);
   if (policy.allowedSigners && !policy.allowedSigners.includes(c.signer_id)) return reject('signer', `signer ${c.signer_id} is not in allowedSigners`, c);
   if (policy.productIds && !policy.productIds.includes(c.product_id)) return reject('product', `product_id ${c.product_id} is not in productIds`, c);
