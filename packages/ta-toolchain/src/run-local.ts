@@ -25,6 +25,8 @@ export interface LocalRunOptions {
   stateDir?: string;
   /** The TA's own log lines (ctx.log). */
   log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
+  /** Called once the bundle is admitted and the root of trust is open, before the enclave starts (and the TA's onCreate logs). */
+  onAdmitted?: (bundle: VerifiedBundle, rootOfTrust: LocalRootOfTrust) => void;
   /** Trust-service diagnostics (storage, device identity). Opening the development root is not logged here: say so yourself. */
   trustLog?: RotLog;
 }
@@ -77,8 +79,10 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {})
   const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
   prepareStateDir(stateDir);
   const root = await createRootOfTrust({ kind: 'software', stateDir });
+  const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE) };
   let services: TrustServicesImpl | undefined;
   try {
+    opts.onAdmitted?.(bundle, rootOfTrust);
     services = createTrustServices({ rootOfTrust: root, ...(opts.trustLog ? { log: opts.trustLog } : {}) });
     const enclave = await new EmulatedBackend().create(bundle, {
       services,
@@ -90,7 +94,7 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {})
     return {
       bundle,
       enclave,
-      rootOfTrust: { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE) },
+      rootOfTrust,
       close: () =>
         (closed ??= (async () => {
           try {

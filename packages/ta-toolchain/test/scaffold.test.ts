@@ -17,6 +17,8 @@ describe('newTA scaffold', () => {
       expect(r.files).toEqual(expect.arrayContaining(['ta.json', 'src/index.ts', 'test/ta.test.ts', 'package.json']));
       const ta = JSON.parse(readFileSync(join(r.dir, 'ta.json'), 'utf8'));
       expect(ta.uuid).toBe(r.uuid);
+      // `enclave-edge ta run` keeps development keys in .enclave-edge/: never committed.
+      expect(readFileSync(join(r.dir, '.gitignore'), 'utf8').split('\n')).toEqual(expect.arrayContaining(['.enclave-edge/', '*.pem', 'dist/']));
       const built = await buildTA(r.dir);
       expect(validateManifest(built.manifest).name).toBe('my-first-ta');
       // What `npm install` would give the project: the SDK, toolchain and vitest resolvable from it.

@@ -65,6 +65,12 @@ function fieldsText(fields?: Record<string, unknown>): string {
   }
 }
 
+/** One line when it is short, indented JSON otherwise. */
+function renderResult(r: unknown): string {
+  const line = JSON.stringify(r);
+  return line.length <= 100 ? line : JSON.stringify(r, null, 2);
+}
+
 export function registerRun(ta: Command): void {
   ta.command('run <bundle> <command> [params]')
     .description('call a TA command locally in the real emulated enclave (DEVELOPMENT root of trust in --state-dir); params are JSON, {"$binary":"<base64>"} for bytes, @file or - for stdin')
@@ -103,13 +109,14 @@ export function registerRun(ta: Command): void {
         log: (level, name, message, fields) => {
           if (!opts.quiet) stderr(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`);
         },
+        onAdmitted: (b, rot) =>
+          stderr(`enclave-edge: running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`),
         trustLog: (level, message) => {
           if (level === 'warn' || level === 'error') stderr(`enclave-edge: ${level}: ${message}`);
         },
       });
       try {
         const m = local.bundle.manifest;
-        stderr(`enclave-edge: running ${m.name} ${m.version}${m.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(local.rootOfTrust.keyFile)}, not for production`);
         const sid = opts.session ? await local.enclave.openSession(sessionParams) : undefined;
         const results: unknown[] = [];
         const started = performance.now();
@@ -136,7 +143,7 @@ export function registerRun(ta: Command): void {
           result: results[results.length - 1],
           ...(repeat > 1 ? { results } : {}),
         };
-        emit(opts, out, () => results.map((r) => JSON.stringify(r, null, 2)).join('\n'));
+        emit(opts, out, () => results.map(renderResult).join('\n'));
         if (repeat > 1 && !opts.json) stderr(`enclave-edge: ${repeat} calls in ${durationMs} ms (${Math.round((durationMs / repeat) * 1000) / 1000} ms per call)`);
       } finally {
         await local.close();
