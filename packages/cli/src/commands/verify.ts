@@ -2,7 +2,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { verifyEvidence, parsePolicy, type Verdict } from '@enclave-edge/attestation';
+import type { Verdict } from '@enclave-edge/attestation';
 import { emit, action, type GlobalOptions } from '../output.js';
 
 function readText(what: string, path: string): string {
@@ -50,6 +50,8 @@ export function register(program: Command): void {
     .action(
       action(async (tokenArg: string, o: { trust: string; nonce?: string; policy?: string; allowEmulated?: boolean; allowDebug?: boolean }, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOptions>();
+        // The verifier's own modules only: the package index also loads the development CA (X.509).
+        const [{ verifyEvidence }, { parsePolicy }] = await Promise.all([import('@enclave-edge/attestation/verify'), import('@enclave-edge/attestation/policy')]);
         let policy: Record<string, unknown> = {};
         if (o.policy) {
           try {
@@ -63,9 +65,11 @@ export function register(program: Command): void {
         if (o.allowDebug) policy.allowDebug = true;
         const parsed = parsePolicy(policy);
         const v = await verifyEvidence(loadToken(tokenArg), { trustAnchors: readText('trust anchors', o.trust), nonce: o.nonce, policy: parsed });
-        emit(g, v, human);
-        if (!v.accepted) {
-          process.stderr.write(`enclave-edge: ${v.code}: evidence rejected (${v.reason}): ${v.message}\n`);
+        // A rejection keeps the CLI's failure shape too: `error` beside the verdict with --json.
+        const rejected = v.accepted ? undefined : { code: v.code, message: `evidence rejected (${v.reason}): ${v.message}` };
+        emit(g, rejected ? { ...v, error: rejected } : v, human);
+        if (rejected) {
+          process.stderr.write(`enclave-edge: ${rejected.code}: ${rejected.message}\n`);
           process.exitCode = 1;
         }
       }),
