@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Help, type Command } from 'commander';
 import { ERROR_CODES } from '@enclave-edge/errors';
+import { createDevelopmentCa } from '@enclave-edge/attestation';
 import { buildProgram } from '@enclave-edge/cli/program';
 import { commandGroups } from '@enclave-edge/cli/commands/index';
 
@@ -58,6 +59,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'bad.json'), '{"modulesContent": ');
   writeFileSync(join(dir, 'junk.tab'), 'junk');
   writeFileSync(join(dir, 'key.pem'), 'not a key');
+  writeFileSync(join(dir, 'ca.pem'), (await createDevelopmentCa()).certPem);
   program = await buildProgram({ load: 'all' });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,8 +101,8 @@ describe('enclave-edge command tree', () => {
   });
 });
 
-/** [args, expected error code or undefined for "any code", expected exit status]. */
-type Case = [args: string[], code: string | undefined, exit: number];
+/** [args, expected error code or undefined for "any code", expected exit status, result printed too]. */
+type Case = [args: string[], code: string | undefined, exit: number, report?: 'report'];
 const USAGE = 2;
 const FAILED = 1;
 
@@ -147,6 +149,8 @@ const cases: Record<string, Case[]> = {
     [['verify', 'a.b.c'], 'BAD_PARAMETERS', USAGE],
     [['verify', 'a.b.c', '--trust', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
     [['verify', 'a.b.c', '--trust', 'missing.pem', '--policy', 'bad.json'], 'CONFIG_INVALID', FAILED],
+    // A rejected verdict is a failure too; the verdict itself is still printed (stdout).
+    [['verify', 'a.b.c', '--trust', 'ca.pem'], 'ATTESTATION_INVALID', FAILED, 'report'],
   ],
   deploy: [
     [['deploy'], 'BAD_PARAMETERS', USAGE],
@@ -163,7 +167,7 @@ describe('failures: non-zero exit, one line `enclave-edge: CODE: reason`, JSON e
       const lines = list.flatMap(([args]) => [args, [...args, '--json']]);
       const runs = await cliAll(lines);
       const problems: string[] = [];
-      list.forEach(([args, code, exit], i) => {
+      list.forEach(([args, code, exit, report], i) => {
         for (const [r, json] of [[runs[2 * i]!, false], [runs[2 * i + 1]!, true]] as const) {
           const label = `${args.join(' ')}${json ? ' --json' : ''}`;
           const errLines = r.stderr.split('\n').filter((l) => l !== '');
@@ -173,7 +177,7 @@ describe('failures: non-zero exit, one line `enclave-edge: CODE: reason`, JSON e
           if (/^\s+at /m.test(r.stderr + r.stdout)) problems.push(`${label}: stack trace`);
           if (m && !ERROR_CODES.includes(m[1] as never)) problems.push(`${label}: unknown code ${m[1]}`);
           if (m && code && m[1] !== code) problems.push(`${label}: code ${m[1]}, expected ${code}`);
-          if (!json && r.stdout !== '') problems.push(`${label}: stdout not empty on failure: ${JSON.stringify(r.stdout)}`);
+          if (!json && !report && r.stdout !== '') problems.push(`${label}: stdout not empty on failure: ${JSON.stringify(r.stdout)}`);
           if (json) {
             let body: { error?: { code?: unknown; message?: unknown } } | undefined;
             try {
