@@ -36,6 +36,7 @@ export default defineTA({
   commands: {
     spin() { for (;;) {} },
     fail() { throw new Error('deliberate failure in the TA'); },
+    attest(ctx, p) { return ctx.attest({ nonce: p as string, claims: { purpose: 'ta-run test' } }); },
     refuse() { throw new TAError('BAD_PARAMETERS', 'refused on purpose'); },
     bytes(ctx, p) { ctx.log.info('got bytes', { n: (p as Uint8Array).length }); return (p as Uint8Array).map((b) => b + 1); },
   },
@@ -110,15 +111,37 @@ describe('enclave-edge ta run', () => {
     expect(r.stderr.match(/\[spinner\] info {2}got bytes \{"n":3\}/g)).toHaveLength(3);
   });
 
+  it('attest: evidence from the local run verifies with `enclave-edge verify` against the development device CA', async () => {
+    const nonce = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    const r = await ee(dir, ['--json', 'ta', 'run', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-state']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.rootOfTrust.deviceCaPath).toBe(join(dir, 'attest-state', 'device', 'ca.pem'));
+    writeFileSync(join(dir, 'evidence.jwt'), out.result);
+    const ok = await ee(dir, ['--json', 'verify', 'evidence.jwt', '--trust', out.rootOfTrust.deviceCaPath, '--nonce', nonce, '--allow-emulated']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ accepted: true });
+    expect(ok.stdout).toContain(out.ta.measurement);
+    // …and not against another development device's CA.
+    await ee(dir, ['ta', 'run', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-other']);
+    const other = await ee(dir, ['verify', 'evidence.jwt', '--trust', join(dir, 'attest-other', 'device', 'ca.pem'), '--nonce', nonce, '--allow-emulated']);
+    expect(other.code).toBe(1);
+  }, 20_000);
+
   it('an unknown command fails with ITEM_NOT_FOUND naming it', async () => {
     expectFailure(await ee(dir, ['ta', 'run', 'kv.tab', 'no-such-command']), /^enclave-edge: ITEM_NOT_FOUND: TA "key-vault" has no command "no-such-command"$/);
   });
 
   it('TA errors: a TAError keeps its code, a thrown Error is TA_ERROR, a debug build prints the TypeScript stack', async () => {
-    expectFailure(await ee(dir, ['ta', 'run', 'spinner.tab', 'refuse']), /^enclave-edge: BAD_PARAMETERS: refused on purpose$/);
-    expectFailure(await ee(dir, ['ta', 'run', 'spinner.tab', 'fail']), /^enclave-edge: TA_ERROR: .*deliberate failure in the TA/);
-    const dbg = await ee(dir, ['ta', 'run', 'spinner-debug.tab', 'fail', '--allow-debug']);
-    expectFailure(dbg, /^enclave-edge: TA_ERROR: .*deliberate failure in the TA/);
+    const [refuse, fail, dbg] = await Promise.all([
+      ee(dir, ['ta', 'run', 'spinner.tab', 'refuse']),
+      ee(dir, ['ta', 'run', 'spinner.tab', 'fail']),
+      ee(dir, ['ta', 'run', 'spinner-debug.tab', 'fail', '--allow-debug']),
+    ]);
+    expectFailure(refuse!, /^enclave-edge: BAD_PARAMETERS: refused on purpose$/);
+    expectFailure(fail!, /^enclave-edge: TA_ERROR: .*deliberate failure in the TA/);
+    expect(fail!.stderr).not.toContain('TA stack');
+    expectFailure(dbg!, /^enclave-edge: TA_ERROR: .*deliberate failure in the TA/);
     expect(dbg.stderr).toMatch(/running spinner 0\.1\.0 \(DEBUG\)/);
     expect(dbg.stderr).toMatch(/TA stack \(debug build\):[\s\S]*src\/index\.ts:\d+/);
   });
@@ -135,11 +158,20 @@ describe('enclave-edge ta run', () => {
     writeFileSync(join(dir, 'kv-tampered.tab'), bytes);
     const fresh = (n: string) => ['--state-dir', join(dir, `never-${n}`)];
 
-    expectFailure(await ee(dir, ['ta', 'run', 'kv-tampered.tab', 'list', ...fresh('t')]), /^enclave-edge: (MEASUREMENT_MISMATCH|SIGNATURE_INVALID): /);
-    expectFailure(await ee(dir, ['ta', 'run', 'kv-unsigned.tab', 'list', ...fresh('u')]), /^enclave-edge: SIGNATURE_INVALID: bundle is unsigned/);
-    expectFailure(await ee(dir, ['ta', 'run', 'kv.tab', 'list', '--signer', 'f'.repeat(64), ...fresh('s')]), /^enclave-edge: POLICY_VIOLATION: signer [0-9a-f]{64} is not one of the trusted signers/);
-    expectFailure(await ee(dir, ['ta', 'run', 'spinner-debug.tab', 'bytes', ...fresh('d')]), /^enclave-edge: POLICY_VIOLATION: TA spinner is a debug build; pass --allow-debug/);
-    expectFailure(await ee(dir, ['ta', 'run', 'kv.tab', 'put', '{name:', ...fresh('p')]), /^enclave-edge: BAD_PARAMETERS: params are not JSON/);
+    const [tampered, unsigned, untrusted, debug, badParams] = await Promise.all([
+      ee(dir, ['ta', 'run', 'kv-tampered.tab', 'list', ...fresh('t')]),
+      ee(dir, ['ta', 'run', 'kv-unsigned.tab', 'list', ...fresh('u')]),
+      ee(dir, ['ta', 'run', 'kv.tab', 'list', '--signer', 'f'.repeat(64), ...fresh('s')]),
+      ee(dir, ['ta', 'run', 'spinner-debug.tab', 'bytes', ...fresh('d')]),
+      ee(dir, ['ta', 'run', 'kv.tab', 'put', '{name:', ...fresh('p')]),
+    ]);
+    expectFailure(tampered!, /^enclave-edge: (MEASUREMENT_MISMATCH|SIGNATURE_INVALID): /);
+    expectFailure(unsigned!, /^enclave-edge: SIGNATURE_INVALID: bundle is unsigned/);
+    expectFailure(untrusted!, /^enclave-edge: POLICY_VIOLATION: signer [0-9a-f]{64} is not one of the trusted signers/);
+    expectFailure(debug!, /^enclave-edge: POLICY_VIOLATION: TA spinner is a debug build; pass --allow-debug/);
+    expectFailure(badParams!, /^enclave-edge: BAD_PARAMETERS: params are not JSON/);
+    // Refused before the enclave or the root of trust exist: no banner, no state dir.
+    for (const r of [tampered, unsigned, untrusted, debug, badParams]) expect(r!.stderr).not.toContain('running');
     for (const n of ['t', 'u', 's', 'd', 'p']) expect(existsSync(join(dir, `never-${n}`))).toBe(false);
   }, 20_000);
 });

@@ -7,20 +7,17 @@
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { verifyBundle } from '@enclave-edge/bundle';
+import { admitLocal, type AdmitLocalOptions } from './admit-local.js';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { EmulatedBackend, type Enclave, type LogLevel } from '@enclave-edge/enclave';
-import { createRootOfTrust, createTrustServices, SOFTWARE_KEY_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
+import { createRootOfTrust, createTrustServices, devicePaths, SOFTWARE_KEY_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
 
 /** Relative to the working directory; `.gitignore`d in this repository and in scaffolded TAs. */
 export const DEFAULT_DEV_STATE_DIR = join('.enclave-edge', 'dev');
 
-export interface LocalRunOptions {
-  /** Accept only these signer_ids (hex). Absent: any valid signature. */
-  trustedSigners?: string[];
-  /** Admit debug builds (default false, as a production runtime). */
-  allowDebug?: boolean;
+export { admitLocal, type AdmitLocalOptions } from './admit-local.js';
+
+export interface LocalRunOptions extends AdmitLocalOptions {
   /** The software root of trust and sealed storage live here (default DEFAULT_DEV_STATE_DIR). */
   stateDir?: string;
   /** The TA's own log lines (ctx.log). */
@@ -36,6 +33,8 @@ export interface LocalRootOfTrust {
   developmentGrade: boolean;
   stateDir: string;
   keyFile: string;
+  /** The development device CA: verifiers' trust anchor for this TA's evidence (created on the first attest). */
+  deviceCaPath: string;
 }
 
 export interface LocalTA {
@@ -63,23 +62,12 @@ function prepareStateDir(dir: string): void {
   if (!existsSync(ignore)) writeFileSync(ignore, '# development keys and sealed data: never commit\n*\n');
 }
 
-/** Verify under the local policy, then create the enclave. Throws before anything runs if admission fails. */
-export function admitLocal(bytes: Uint8Array, opts: Pick<LocalRunOptions, 'trustedSigners' | 'allowDebug'> = {}): VerifiedBundle {
-  const allowDebug = opts.allowDebug ?? false;
-  // The debug policy is applied here, after the full signature check, to name the flag that admits it.
-  const bundle = verifyBundle(bytes, { ...(opts.trustedSigners ? { trustedSigners: opts.trustedSigners } : {}), allowDebug: true });
-  if (bundle.manifest.debug && !allowDebug) {
-    throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${bundle.manifest.name} is a debug build; pass --allow-debug to run it`);
-  }
-  return bundle;
-}
-
 export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {}): Promise<LocalTA> {
   const bundle = admitLocal(bytes, opts);
   const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
   prepareStateDir(stateDir);
   const root = await createRootOfTrust({ kind: 'software', stateDir });
-  const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE) };
+  const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE), deviceCaPath: devicePaths(stateDir).ca };
   let services: TrustServicesImpl | undefined;
   try {
     opts.onAdmitted?.(bundle, rootOfTrust);

@@ -84,9 +84,9 @@ export function registerRun(ta: Command): void {
     .option('--quiet', 'do not print TA log lines')
     .action(action(async (bundlePath: string, command: string, params: string | undefined, _o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals() as Opts;
-      const [{ decodeValue, encodeValue }, { openLocalTA }] = await Promise.all([
+      const [{ decodeValue, encodeValue }, { admitLocal }] = await Promise.all([
         import('@enclave-edge/protocol/value-codec'),
-        import('@enclave-edge/ta-toolchain/run-local'),
+        import('@enclave-edge/ta-toolchain/admit-local'),
       ]);
       // Everything the user typed is checked before the enclave exists.
       const input = decodeValue(parseJson(paramsText(params)));
@@ -102,9 +102,11 @@ export function registerRun(ta: Command): void {
       const repeat = opts.repeat as number;
       const timeoutMs = typeof opts.timeout === 'number' ? opts.timeout : undefined;
 
+      const policy = { ...(signers ? { trustedSigners: signers } : {}), allowDebug: opts.allowDebug === true };
+      admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
+      const { openLocalTA } = await import('@enclave-edge/ta-toolchain/run-local');
       const local = await openLocalTA(bytes, {
-        ...(signers ? { trustedSigners: signers } : {}),
-        allowDebug: opts.allowDebug === true,
+        ...policy,
         stateDir: opts.stateDir as string,
         log: (level, name, message, fields) => {
           if (!opts.quiet) stderr(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`);
