@@ -25,13 +25,25 @@ export interface WorkerInit {
   };
   code: Uint8Array;
   maxPayloadBytes: number;
-  /** JS TAs: where the SES script is, and a V8 code cache for it (cold-start speed). */
-  ses?: { filename: string; cache?: Uint8Array };
   inspect: boolean;
   /** Shared-memory ring of the fast path (see docs/enclave-backends.md). */
   ring?: SharedArrayBuffer;
   /** Wasm TAs: pages the linear memory may reach. */
   wasmMaxPages?: number;
+}
+
+/** What a worker does before it knows its TA: the same for every TA of one shape (see standby-pool). */
+export interface WorkerPrep {
+  /** JS: where the SES script is, and a V8 code cache for it (cold-start speed); absent → no lockdown (Wasm). */
+  ses?: { filename: string; cache?: Uint8Array };
+  /** lockdown's errorTaming: debug TAs keep stacks. */
+  debug: boolean;
+}
+
+/** workerData. Without `init` the worker is a standby: it prepares, says `standby`, and waits for one `init` message. */
+export interface WorkerBoot {
+  prep: WorkerPrep;
+  init?: WorkerInit;
 }
 
 /** Wall-clock marks (ms since the epoch, sub-ms precision) of a worker's start-up steps. */
@@ -40,6 +52,8 @@ export interface StartupTimings {
   entered: number;
   /** SES loaded and lockdown() done (JS TAs; equals `entered` for Wasm). */
   lockedDown: number;
+  /** The worker had its TA (workerData, or the `init` message of a standby). */
+  assigned: number;
   /** TA code evaluated / compiled. */
   loaded: number;
   /** onCreate / ta_create finished. */
@@ -52,7 +66,8 @@ export type ToWorker =
   | { t: 'call'; id: number; kind: CallKind; sid: string | undefined; cmd: string; params: Value }
   | { t: 'svcReply'; id: number; ok: true; value: Value | undefined }
   | { t: 'svcReply'; id: number; ok: false; error: WireError }
-  | { t: 'destroy' };
+  | { t: 'destroy' }
+  | { t: 'init'; init: WorkerInit };
 
 export type SvcOp =
   | 'seal'
@@ -66,6 +81,7 @@ export type SvcOp =
 
 export type FromWorker =
   | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }
+  | { t: 'standby'; sesCache?: Uint8Array }
   | { t: 'initError'; error: WireError }
   | { t: 'done'; id: number; ok: true; value: Value }
   | { t: 'done'; id: number; ok: false; error: WireError }

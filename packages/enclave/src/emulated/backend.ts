@@ -4,6 +4,11 @@ import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import type { EnclaveBackend, EnclaveCreateOptions } from '../backend.js';
 import { EmulatedEnclave } from './enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
+import { StandbyPool, type StandbyStats } from './standby-pool.js';
+import { shapeOf, type WorkerShape } from './worker-shape.js';
+
+/** The shape most TAs have (the toolchain's default limits): the pool prepares it from the start. */
+export const DEFAULT_STANDBY_SHAPE: WorkerShape = shapeOf({ runtime: 'js', debug: false, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 } });
 
 export interface EmulatedBackendOptions {
   /** The shared-memory fast path for fastInvoke (default true). */
@@ -12,12 +17,39 @@ export interface EmulatedBackendOptions {
   restart?: Partial<RestartPolicy>;
   /** Time an instance may take to start beyond the TA's callTimeoutMs (default 5000 ms): load + onCreate past it → TIMEOUT. */
   startAllowanceMs?: number;
+  /**
+   * Standby workers kept per limits shape, spawned and locked down ahead of time with no TA in
+   * them; each serves one instance only (default 1; 0 disables). See docs/enclave-backends.md.
+   */
+  standby?: number;
 }
 
 export class EmulatedBackend implements EnclaveBackend {
   readonly kind = 'emulated';
 
-  constructor(private readonly opts: EmulatedBackendOptions = {}) {}
+  private readonly pool: StandbyPool;
+
+  constructor(private readonly opts: EmulatedBackendOptions = {}) {
+    const n = opts.standby ?? 1;
+    if (!Number.isInteger(n) || n < 0 || n > 16) throw new EnclaveEdgeError('BAD_PARAMETERS', `standby must be an integer from 0 to 16 (got ${String(n)})`);
+    this.pool = new StandbyPool(n);
+    // Ahead of time, but not inside the constructor's caller's turn.
+    if (n > 0) setImmediate(() => void this.pool.prewarm(DEFAULT_STANDBY_SHAPE));
+  }
+
+  /** Fill the standby pool (optionally for TAs with this manifest's limits too) and wait until its workers are prepared. */
+  prewarm(limitsOf?: Parameters<typeof shapeOf>[0]): Promise<void> {
+    return this.pool.prewarm(limitsOf ? shapeOf(limitsOf) : DEFAULT_STANDBY_SHAPE);
+  }
+
+  standbyStats(): StandbyStats & { threadIds: number[] } {
+    return { ...this.pool.stats(), threadIds: this.pool.threadIds() };
+  }
+
+  /** Terminate the standby workers and stop refilling; enclaves already created are not touched (destroy them yourself). Later creates spawn fresh. */
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
 
   async create(bundle: VerifiedBundle, options: EnclaveCreateOptions = {}): Promise<EmulatedEnclave> {
     const m = bundle?.manifest;
@@ -34,6 +66,7 @@ export class EmulatedBackend implements EnclaveBackend {
       fastPath: this.opts.fastPath ?? true,
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },
       startAllowanceMs: this.opts.startAllowanceMs ?? 5000,
+      pool: this.pool,
     });
     try {
       await enclave.start();

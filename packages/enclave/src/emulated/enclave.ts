@@ -14,7 +14,9 @@ import { Instance, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from './source-map.js';
 import { TrustBridge } from './trust-bridge.js';
 import { CrashTracker, type RestartPolicy } from './restart-policy.js';
-import { sesScript, rememberSesCache } from './ses-source.js';
+import { rememberSesCache } from './ses-source.js';
+import type { StandbyPool } from './standby-pool.js';
+import { shapeOf } from './worker-shape.js';
 
 export interface EmulatedEnclaveConfig {
   kind: string;
@@ -22,6 +24,25 @@ export interface EmulatedEnclaveConfig {
   restart: RestartPolicy;
   /** Extra time an instance gets to start, on top of the manifest's callTimeoutMs. */
   startAllowanceMs: number;
+  /** Prepared workers to start instances on (absent or empty: spawn fresh). */
+  pool?: StandbyPool;
+}
+
+/**
+ * How the latest instance started (ms). Fresh worker: spawn → runtime code (boot), SES + lockdown,
+ * then load, onCreate, ready message. Standby worker: boot and lockdown happened ahead of time
+ * (0 here); `assignMs` is adoption → the worker picking up its TA (longer if it was still preparing).
+ */
+export interface StartupSteps {
+  origin: 'fresh' | 'standby' | 'standby-booting';
+  threadId: number;
+  bootMs: number;
+  lockdownMs: number;
+  assignMs: number;
+  loadMs: number;
+  createMs: number;
+  readyMs: number;
+  totalMs: number;
 }
 
 interface SessionEntry {
@@ -37,8 +58,8 @@ export class EmulatedEnclave implements Enclave {
   readonly id = randomUUID();
   readonly identity: TAIdentity;
   readonly backend: string;
-  /** How long the latest instance took to start, by step (ms): spawn → worker code, SES + lockdown, load TA, onCreate, ready message. */
-  lastStartup: { bootMs: number; lockdownMs: number; loadMs: number; createMs: number; readyMs: number; totalMs: number } | undefined;
+  /** How the latest instance started, by step (see StartupSteps). */
+  lastStartup: StartupSteps | undefined;
   /** Debug TAs with options.inspect: the DevTools WebSocket of the current instance (docs/debugging.md). */
   inspectorUrl: string | undefined;
 
@@ -298,14 +319,21 @@ export class EmulatedEnclave implements Enclave {
       code: this.bundle.code,
       maxPayloadBytes: this.maxPayloadBytes,
       inspect,
-      ...(m.runtime === 'js' ? { ses: sesScript() } : { wasmMaxPages: Math.max(1, Math.floor((m.limits.heapMb * 1024 * 1024) / 65536)) }),
+      ...(m.runtime === 'wasm' ? { wasmMaxPages: Math.max(1, Math.floor((m.limits.heapMb * 1024 * 1024) / 65536)) } : {}),
     };
   }
 
   private spawn(): Instance {
     const m = this.bundle.manifest;
+    const init = this.workerInit();
+    const shape = shapeOf(m);
+    const pool = this.config.pool;
+    // An inspected TA opens its inspector before anything else runs: never a standby.
+    const standby = init.inspect ? undefined : pool?.take(shape);
     const inst = new Instance({
-      init: this.workerInit(),
+      init,
+      shape,
+      ...(standby ? { standby } : {}),
       heapMb: m.limits.heapMb,
       stackKb: m.limits.stackKb,
       maxConcurrency: m.limits.maxConcurrency,
@@ -321,6 +349,7 @@ export class EmulatedEnclave implements Enclave {
     });
     this.instances.add(inst);
     inst.on('death', (d: DeathReason) => this.onDeath(inst, d));
+    pool?.track(inst.ready);
     return inst;
   }
 
@@ -336,10 +365,14 @@ export class EmulatedEnclave implements Enclave {
     const t = r.startup;
     const end = performance.timeOrigin + performance.now();
     const ms = (x: number) => Math.round(x * 10) / 10;
+    const fresh = inst.origin === 'fresh';
     this.lastStartup = {
-      bootMs: ms(t.entered - inst.spawnedAt),
-      lockdownMs: ms(t.lockedDown - t.entered),
-      loadMs: ms(t.loaded - t.lockedDown),
+      origin: inst.origin,
+      threadId: inst.worker.threadId,
+      bootMs: fresh ? ms(t.entered - inst.spawnedAt) : 0,
+      lockdownMs: fresh ? ms(t.lockedDown - t.entered) : 0,
+      assignMs: ms(t.assigned - (fresh ? t.lockedDown : inst.spawnedAt)),
+      loadMs: ms(t.loaded - t.assigned),
       createMs: ms(t.created - t.loaded),
       readyMs: ms(end - t.created),
       totalMs: ms(end - inst.spawnedAt),

@@ -3,12 +3,14 @@
  * the bounded wait queue (maxConcurrency, then queueLimit, then BUSY), per-call deadlines and
  * the fast-path ring. It reports its death; the enclave decides about restarting.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
+import type { StandbyWorker } from './standby-pool.js';
+import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
 import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
 
 export interface InstanceHooks {
@@ -29,6 +31,10 @@ export interface InstanceOptions {
   fastPath: boolean;
   /** Load + onCreate must finish within this, or the instance is killed (TIMEOUT). */
   startTimeoutMs: number;
+  /** Fixed at spawn: resource limits and lockdown flavour. */
+  shape: WorkerShape;
+  /** A prepared worker from the standby pool to adopt instead of spawning one. */
+  standby?: StandbyWorker;
 }
 
 interface Pending {
@@ -55,15 +61,15 @@ export interface DeathReason {
   reason: string;
 }
 
-export const RUNTIME_HEAP_FLOOR_MB = 16;
-
-const WORKER_URL = new URL('../worker/main.cjs', import.meta.url);
+export { RUNTIME_HEAP_FLOOR_MB } from './worker-shape.js';
 
 export class Instance extends EventEmitter {
   readonly worker: Worker;
   readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }>;
-  /** When the worker was spawned (ms since the epoch). */
+  /** When the worker was spawned, or adopted from the standby pool (ms since the epoch). */
   readonly spawnedAt = performance.timeOrigin + performance.now();
+  /** Where the worker came from: spawned for this instance, or a standby that was prepared / still preparing. */
+  readonly origin: 'fresh' | 'standby' | 'standby-booting';
   inFlight = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly queue: QueuedCall[] = [];
@@ -90,24 +96,16 @@ export class Instance extends EventEmitter {
       this.ring = new RingView(sab);
       for (let i = this.ring.layout.slots - 1; i >= 0; i--) this.freeSlots.push(i);
     }
-    this.worker = new Worker(WORKER_URL, {
-      // No inherited loaders/flags, no environment, no shared env: the enclave starts bare.
-      execArgv: [],
-      env: {},
-      argv: [],
-      stdout: false,
-      stderr: false,
-      workerData: sab ? { ...o.init, ring: sab } : o.init,
-      resourceLimits: {
-        // JS: the TA's heap is the worker's heap, with a floor the runtime itself needs (SES, Node
-        // bootstrap). Wasm: the TA's heap is its linear memory (capped in the module); the worker
-        // keeps a small fixed heap for the runtime.
-        maxOldGenerationSizeMb: o.init.manifest.runtime === 'wasm' ? RUNTIME_HEAP_FLOOR_MB : Math.max(RUNTIME_HEAP_FLOOR_MB, o.heapMb),
-        // Node's worker bootstrap itself needs about 1 MiB of stack; smaller values crash the process.
-        stackSizeMb: Math.max(1, o.stackKb / 1024),
-      },
-      name: `enclave:${o.init.ta.name}`,
-    });
+    const init: WorkerInit = sab ? { ...o.init, ring: sab } : o.init;
+    if (o.standby) {
+      this.origin = o.standby.state === 'ready' ? 'standby' : 'standby-booting';
+      this.worker = o.standby.adopt();
+      // The worker's one TA; it queues in the worker's port if the standby is still preparing.
+      this.worker.postMessage({ t: 'init', init } satisfies ToWorker);
+    } else {
+      this.origin = 'fresh';
+      this.worker = spawnEnclaveWorker(o.shape, { prep: prepFor(o.shape), init }, `enclave:${o.init.ta.name}`);
+    }
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
       this.readyReject = reject;

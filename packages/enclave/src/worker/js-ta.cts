@@ -6,7 +6,7 @@
 import vm from 'node:vm';
 import { readFileSync } from 'node:fs';
 import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
-import type { WorkerInit } from '../protocol.cjs';
+import type { WorkerInit, WorkerPrep } from '../protocol.cjs';
 import type { ContextBase } from './context.cjs';
 import { contextFor } from './context.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
@@ -17,15 +17,15 @@ declare const lockdown: (opts: Record<string, string>) => void;
 declare const Compartment: new (opts: { globals: Record<string, unknown>; __options__: true }) => { evaluate(src: string): unknown; globalThis: Record<string, unknown> };
 
 /** Load SES from its script (with a V8 code cache when we have one) and lock the realm down. Returns a fresh cache if none was usable. */
-export function lockdownRealm(init: WorkerInit): Uint8Array | undefined {
-  const ses = init.ses;
+export function lockdownRealm(prep: WorkerPrep): Uint8Array | undefined {
+  const ses = prep.ses;
   if (!ses) throw codedError('INTERNAL', 'SES source missing for a JS TA');
   const source = readFileSync(ses.filename, 'utf8');
   const script = new vm.Script(source, { filename: ses.filename, ...(ses.cache ? { cachedData: Buffer.from(ses.cache.buffer, ses.cache.byteOffset, ses.cache.byteLength) } : {}) });
   script.runInThisContext();
   lockdown({
     // Debug TAs keep error stacks (mapped to TS lines by the host); others get none.
-    errorTaming: init.ta.debug ? 'unsafe' : 'safe',
+    errorTaming: prep.debug ? 'unsafe' : 'safe',
     stackFiltering: 'verbose',
     overrideTaming: 'moderate',
     consoleTaming: 'unsafe',

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
+import type { CallKind, FromWorker, ToWorker, WireError, WorkerBoot, WorkerInit } from '../protocol.cjs';
 import { TA_PASSABLE_CODES } from '../protocol.cjs';
 import { copyValue, isProblem } from '../values.cjs';
 import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
@@ -18,7 +18,9 @@ import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 const now = () => performance.timeOrigin + performance.now();
 const entered = now();
 const port = parentPort as MessagePort;
-const init = workerData as WorkerInit;
+const boot = workerData as WorkerBoot;
+// A standby worker learns its one TA later, from a single `init` message; nothing calls in before that.
+let init: WorkerInit | undefined = boot.init;
 const post = (m: FromWorker) => port.postMessage(m);
 
 /** Anything thrown, as a wire error. Reading a TA's thrown object may itself throw (getters, proxies). */
@@ -26,10 +28,10 @@ function toWire(err: unknown): WireError {
   try {
     if (err && typeof err === 'object') {
       const e = err as { code?: unknown; message?: unknown; stack?: unknown };
-      const code = typeof e.code === 'string' && (TA_PASSABLE_CODES.has(e.code) || (e.code === 'OUT_OF_MEMORY' && init.manifest.runtime === 'wasm')) ? e.code : 'TA_ERROR';
+      const code = typeof e.code === 'string' && (TA_PASSABLE_CODES.has(e.code) || (e.code === 'OUT_OF_MEMORY' && init?.manifest.runtime === 'wasm')) ? e.code : 'TA_ERROR';
       const message = typeof e.message === 'string' ? e.message.slice(0, 4096) : 'the TA threw a non-Error value';
       const w: WireError = { code: code as WireError['code'], message };
-      if (init.ta.debug && typeof e.stack === 'string') w.stack = e.stack.slice(0, 16384);
+      if (init?.ta.debug && typeof e.stack === 'string') w.stack = e.stack.slice(0, 16384);
       return w;
     }
     return { code: 'TA_ERROR', message: `the TA threw ${typeof err === 'string' ? JSON.stringify(err.slice(0, 1024)) : String(err)}` };
@@ -84,7 +86,7 @@ async function runCall(kind: CallKind, sid: string | undefined, cmd: string, par
     try {
       let raw = ta.invoke(s, cmd, params);
       if (isThenable(raw)) raw = await raw;
-      const c = copyValue(raw === undefined ? null : raw, init.maxPayloadBytes, 'result');
+      const c = copyValue(raw === undefined ? null : raw, init!.maxPayloadBytes, 'result');
       if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
       return { ok: true, value: c.value, bin: c.hasBinary };
     } finally {
@@ -155,11 +157,20 @@ async function main(): Promise<void> {
   let inspectorUrl: string | undefined;
   let lockedDown = entered;
   let loaded = entered;
+  let assign: ((i: WorkerInit) => void) | undefined;
+  const assigned = new Promise<WorkerInit>((r) => (assign = r));
   process.on('unhandledRejection', (reason) => {
     post({ t: 'log', level: 'warn', message: `unhandled promise rejection in the TA: ${toWire(reason).message}` });
   });
   port.on('message', (m: ToWorker) => {
     switch (m.t) {
+      case 'init':
+        // Exactly once, and only for a standby: a worker never takes a second TA.
+        if (!init && assign) {
+          assign(m.init);
+          assign = undefined;
+        }
+        break;
       case 'call':
         void runCall(m.kind, m.sid, m.cmd, m.params).then((out) => post(out.ok ? { t: 'done', id: m.id, ok: true, value: out.value } : { t: 'done', id: m.id, ok: false, error: out.error }));
         break;
@@ -167,23 +178,33 @@ async function main(): Promise<void> {
         rpc.settle(m.id, m.ok, m.ok ? m.value : undefined, m.ok ? undefined : m.error);
         break;
       case 'destroy':
-        void ta
-          .destroy()
+        void (ta ? ta.destroy() : Promise.resolve())
           .catch(() => undefined)
           .then(() => post({ t: 'destroyed' }));
         break;
     }
   });
   try {
-    if (init.inspect) {
+    if (boot.init?.inspect) {
       const inspector = require('node:inspector') as typeof import('node:inspector');
       inspector.open(0, '127.0.0.1', false);
       inspectorUrl = inspector.url();
     }
-    if (init.manifest.runtime === 'js') sesCache = lockdownRealm(init);
+    if (boot.prep.ses) sesCache = lockdownRealm(boot.prep);
     lockedDown = now();
-    const base = makeContextBase(init, port, rpc, init.maxPayloadBytes);
-    ta = init.manifest.runtime === 'js' ? loadJsTA(init, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(init, base);
+  } catch (err) {
+    post({ t: 'initError', error: toWire(err) });
+    return;
+  }
+  if (!init) {
+    post(sesCache ? { t: 'standby', sesCache } : { t: 'standby' });
+    init = await assigned;
+  }
+  const got = now();
+  const me = init;
+  try {
+    const base = makeContextBase(me, port, rpc, me.maxPayloadBytes);
+    ta = me.manifest.runtime === 'js' ? loadJsTA(me, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(me, base);
     loaded = now();
     await ta.create();
   } catch (err) {
@@ -191,8 +212,8 @@ async function main(): Promise<void> {
     post({ t: 'initError', error: w.code === 'TA_ERROR' && !(err as { code?: string })?.code ? { ...w, message: `TA failed to start: ${w.message}` } : w });
     return;
   }
-  if (init.ring) serveRing(init.ring);
-  const startup = { entered, lockedDown, loaded, created: now() };
+  if (me.ring) serveRing(me.ring);
+  const startup = { entered, lockedDown, assigned: got, loaded, created: now() };
   post({ t: 'ready', startup, ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) });
 }
 
