@@ -29,14 +29,15 @@ function builtFile(relative: string): string {
 const AGENT = 'modulesContent.$edgeAgent.properties.desired';
 const MODULES_PLACEHOLDER = /^\$\{MODULES\.([^.}]+)(?:\.[^}]*)?\}$/;
 
-/** Loads and validates a manifest file. Throws CONFIG_INVALID (or RouteSyntaxError) naming the problem. */
+/** Loads and validates a manifest file. Throws ITEM_NOT_FOUND (no file), CONFIG_INVALID (or RouteSyntaxError) naming the problem. */
 export function loadDeployment(file: string, opts: LoadOptions = {}): DeploymentSpec {
   const path = resolve(file);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new EnclaveEdgeError('CONFIG_INVALID', `cannot read deployment manifest ${path}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new EnclaveEdgeError(code === 'ENOENT' ? 'ITEM_NOT_FOUND' : 'CONFIG_INVALID', `cannot read deployment manifest ${path}: ${code ?? (err as Error).message}`);
   }
   let json: unknown;
   try {
