@@ -28,6 +28,9 @@ async function openRoot(o: RotOptions): Promise<RootOfTrust> {
   if (o.rot) env.ENCLAVE_EDGE_ROT = o.rot;
   if (o.pkcs11Uri) env.ENCLAVE_EDGE_PKCS11_URI = o.pkcs11Uri;
   if (o.stateDir) env.ENCLAVE_EDGE_STATE_DIR = o.stateDir;
+  if (env.ENCLAVE_EDGE_ROT === 'pkcs11' && !env.ENCLAVE_EDGE_PKCS11_URI) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', '--rot pkcs11 needs the token: --pkcs11-uri pkcs11:token=… (or $ENCLAVE_EDGE_PKCS11_URI)');
+  }
   const warn = (level: string, message: string) => {
     if (level === 'warn' || level === 'error') process.stderr.write(`enclave-edge: ${message}\n`);
   };
