@@ -119,7 +119,7 @@ const cases: Record<string, Case[]> = {
     [['sim', 'credentials', '--state-dir', 'no-sim'], 'UNAVAILABLE', FAILED],
     [['sim', 'module-credentials', 'not a module'], 'BAD_PARAMETERS', FAILED],
     [['sim', 'up', '--mqtt-port', 'abc'], 'BAD_PARAMETERS', USAGE],
-    [['sim', 'up', '--manifest', 'missing.json', '--state-dir', 'st'], undefined, FAILED],
+    [['sim', 'up', '--manifest', 'missing.json', '--state-dir', 'st'], 'ITEM_NOT_FOUND', FAILED],
   ],
   hub: [
     [['invoke'], 'BAD_PARAMETERS', USAGE],
@@ -132,6 +132,7 @@ const cases: Record<string, Case[]> = {
     [['invoke', 'm', 'ping', '{bad', '--state-dir', 'no-sim'], 'BAD_PARAMETERS', FAILED],
     [['twin', 'show', 'm', '--state-dir', 'no-sim'], 'UNAVAILABLE', FAILED],
     [['monitor', '--count', '0'], 'BAD_PARAMETERS', USAGE],
+    [['monitor', '--timeout', 'abc'], 'BAD_PARAMETERS', USAGE],
   ],
   ta: [
     [['ta'], 'BAD_PARAMETERS', USAGE],
@@ -144,6 +145,7 @@ const cases: Record<string, Case[]> = {
   device: [
     [['device', 'show', '--rot', 'bogus', '--state-dir', 'dev'], 'CONFIG_INVALID', FAILED],
     [['device', 'import-cert', 'missing.pem', '--state-dir', 'dev'], 'ITEM_NOT_FOUND', FAILED],
+    [['device', 'init', '--rot', 'pkcs11', '--state-dir', 'dev'], 'CONFIG_INVALID', FAILED],
   ],
   verify: [
     [['verify', 'a.b.c'], 'BAD_PARAMETERS', USAGE],

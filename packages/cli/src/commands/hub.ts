@@ -17,6 +17,12 @@ function seconds(v: string): number {
   return n;
 }
 
+function positiveSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a positive number of seconds: ${v}`);
+  return n;
+}
+
 function count(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a positive count: ${v}`);
@@ -64,7 +70,7 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'simulator state folder', '.edge-sim')
     .option('--module <id>', 'only messages from this module')
     .option('--count <n>', 'stop after n messages', count)
-    .option('--timeout <s>', 'stop after s seconds', Number)
+    .option('--timeout <s>', 'stop after s seconds', positiveSeconds)
     .action(
       action(async (o: { stateDir: string; module?: string; count?: number; timeout?: number }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
