@@ -27,14 +27,15 @@ export interface EmulatedBackendOptions {
 export class EmulatedBackend implements EnclaveBackend {
   readonly kind = 'emulated';
 
-  private readonly pool: StandbyPool;
+  /** The standby pool (diagnostics and tests; prewarm/standbyStats/destroy are the everyday API). */
+  readonly pool: StandbyPool;
 
   constructor(private readonly opts: EmulatedBackendOptions = {}) {
     const n = opts.standby ?? 1;
     if (!Number.isInteger(n) || n < 0 || n > 16) throw new EnclaveEdgeError('BAD_PARAMETERS', `standby must be an integer from 0 to 16 (got ${String(n)})`);
     this.pool = new StandbyPool(n);
-    // Ahead of time, but not inside the constructor's caller's turn.
-    if (n > 0) setImmediate(() => void this.pool.prewarm(DEFAULT_STANDBY_SHAPE));
+    // Ahead of time: a create() right after construction then adopts this worker while it prepares.
+    if (n > 0) void this.pool.prewarm(DEFAULT_STANDBY_SHAPE);
   }
 
   /** Fill the standby pool (optionally for TAs with this manifest's limits too) and wait until its workers are prepared. */

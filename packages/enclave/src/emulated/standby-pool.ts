@@ -20,6 +20,7 @@ export class StandbyWorker {
   private readonly onMessage = (m: FromWorker) => {
     if (m.t === 'standby') {
       this.state = 'ready';
+      this.worker.unref();
       if (m.sesCache) rememberSesCache(m.sesCache);
       this.gone('ready', this);
     } else if (m.t === 'initError') this.discard();
@@ -32,11 +33,12 @@ export class StandbyWorker {
     readonly worker: Worker,
     private readonly gone: (why: 'ready' | 'dead', w: StandbyWorker) => void,
   ) {
-    // Idle standbys must not keep the process alive.
-    worker.unref();
     worker.on('message', this.onMessage);
     worker.on('error', this.onError);
     worker.on('exit', this.onExit);
+    // A standby keeps the process alive only while it prepares (~0.1 s, so that awaiting
+    // prewarm() works in a script); once idle it is unref'd. (Unref after the listeners:
+    // Node refs the worker's port again when its first 'message' listener is added.)
   }
 
   /** Hand the worker to its one instance: the pool lets go of it for good. */
@@ -146,6 +148,11 @@ export class StandbyPool {
       }
     }
     return { size: this.closed ? 0 : this.size, shapes: [...this.shapes.keys()], ready, booting, ...this.counters };
+  }
+
+  /** The workers standing by (diagnostics and tests). */
+  standing(): readonly StandbyWorker[] {
+    return [...this.byShape.values()].flat();
   }
 
   /** Thread ids of the workers standing by (diagnostics and tests). */
