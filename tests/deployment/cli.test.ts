@@ -24,7 +24,7 @@ async function cli(args: string[]) {
 
 describe('enclave-edge deploy', () => {
   it('generate --platform arm32v7 --json writes a schema-valid deployment', async () => {
-    const r = await cli(['deploy', 'generate', '--platform', 'arm32v7', '--out-dir', dir, '--json']);
+    const r = await cli(['deploy', 'generate', '--platform', 'arm32v7', '--out-dir', dir, '--allow-dev-signer', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.path).toBe(join(dir, 'deployment.arm32v7.json'));

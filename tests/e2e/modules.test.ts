@@ -199,7 +199,7 @@ describe('deploy apply, interval metrics and /metrics', () => {
       });
       writeFileSync(join(dir, 'e2e.template.json'), JSON.stringify(template));
       const bin = join(repoRoot, 'packages/cli/bin/enclave-edge.js');
-      const gen = await run(process.execPath, [bin, 'deploy', 'generate', '--template', join(dir, 'e2e.template.json'), '--out-dir', dir, '--json'], { cwd: repoRoot });
+      const gen = await run(process.execPath, [bin, 'deploy', 'generate', '--template', join(dir, 'e2e.template.json'), '--out-dir', dir, '--allow-dev-signer', '--json'], { cwd: repoRoot });
       const path = JSON.parse(gen.stdout).path as string;
       await run(process.execPath, [bin, 'deploy', 'apply', path, '--connection-string', t.sim.serviceConnectionString, '--device', t.sim.deviceId], {
         cwd: repoRoot,

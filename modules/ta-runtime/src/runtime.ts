@@ -12,6 +12,7 @@ import {
 } from '@enclave-edge/protocol';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { Logger } from '@enclave-edge/observability';
+import { DEV_SIGNER_ID, isDevSigner } from '@enclave-edge/bundle/dev-signer';
 import { admitBundle } from './policy.js';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
@@ -24,6 +25,8 @@ export interface RuntimeEvents {
   report(name: string, report: TAReport | null): void;
   /** Every finished call, for metrics. */
   call?(ta: string, command: string, ms: number, err?: EnclaveEdgeError): void;
+  /** Runtime-level reported properties derived from the policy (e.g. `devSignerTrusted`). */
+  runtimeReport?(patch: Record<string, unknown>): void;
 }
 
 export interface RuntimeOptions {
@@ -81,6 +84,7 @@ export class TARuntime {
     if (this.stopped) return;
     const policyChanged = JSON.stringify(policy) !== JSON.stringify(this.policy);
     this.policy = policy;
+    if (policyChanged) this.reportPolicy(policy);
     const wanted = new Set<string>();
     await Promise.all(
       Object.entries(tas).map(async ([name, raw]) => {
@@ -112,6 +116,20 @@ export class TARuntime {
         this.reports.delete(name);
         this.opts.events.report(name, null);
       }
+    }
+  }
+
+  /** Warn loudly, and report, whenever the policy trusts the public DEV signer (O13). */
+  private reportPolicy(policy: RuntimePolicy): void {
+    const devLabels = Object.entries(policy.trustedSigners).filter(([, id]) => isDevSigner(id)).map(([label]) => label);
+    const devSignerTrusted = devLabels.length > 0;
+    this.opts.events.runtimeReport?.({ devSignerTrusted });
+    if (devSignerTrusted) {
+      this.opts.log.warn(
+        { devSignerTrusted, labels: devLabels, signerId: DEV_SIGNER_ID },
+        'SECURITY WARNING: policy.trustedSigners trusts the public DEV signer, whose private key is in git: anyone can sign a TA this runtime will run. Replace it with your own signer (docs/deployment.md)',
+      );
+      this.opts.events.event('policy.devSignerTrusted', { labels: devLabels, signerId: DEV_SIGNER_ID });
     }
   }
 

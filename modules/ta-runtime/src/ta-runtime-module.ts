@@ -73,6 +73,9 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       report(name, r) {
         reported.patch({ tas: { [name]: r } });
       },
+      runtimeReport(patch) {
+        reported.patch({ runtime: patch });
+      },
       call(ta, command, ms, err) {
         // Callers name the command: bound the label pairs (see LabelCap).
         const labels = labelCap.labels(ta, command);
@@ -162,6 +165,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       backend: trust.backend.kind,
       rootOfTrust: trust.rootOfTrust,
       simulated: config.simulated,
+      devSignerTrusted: false,
       limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
       methods: RUNTIME_METHOD_NAMES,
       startedAt: new Date().toISOString(),

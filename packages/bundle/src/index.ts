@@ -11,3 +11,4 @@ export type { Signer } from './signers/signer.js';
 export { pemSigner, generateSigningKey, spkiFromPem, certificateChainFromPem, type GeneratedKey } from './signers/pem.js';
 export { toHex } from './hex.js';
 export { openSigner, isPkcs11Uri, type OpenedSigner } from './signers/open-signer.js';
+export { DEV_SIGNER_ID, isDevSigner } from './dev-signer.js';

@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { applySignerOptions, type SignerOptions } from './deploy-signers.js';
 
 export const PLATFORMS = ['amd64', 'arm64v8', 'arm32v7'] as const;
 export type Platform = (typeof PLATFORMS)[number];
@@ -124,8 +125,12 @@ export function generateDeployment({ template, modules, platform, env = {} }: Ge
   return manifest;
 }
 
-/** Generate config/deployment.<platform>.json from a template file; returns the written path. */
-export function generateDeploymentFile(opts: { repoRoot: string; template?: string; platform: Platform; outDir?: string; env?: Record<string, string | undefined> }): { path: string; manifest: Record<string, unknown> } {
+/**
+ * Generate config/deployment.<platform>.json from a template file; returns the written path.
+ * With `signers` (the CLI always passes it) the trusted signers are replaced/checked first and
+ * nothing is written when the public DEV signer is trusted without `allowDevSigner`.
+ */
+export function generateDeploymentFile(opts: { repoRoot: string; template?: string; platform: Platform; outDir?: string; env?: Record<string, string | undefined>; signers?: SignerOptions }): { path: string; manifest: Record<string, unknown>; trustedSigners?: Record<string, Record<string, string>> } {
   const templatePath = resolve(opts.repoRoot, opts.template ?? 'deployment.template.json');
   if (!existsSync(templatePath)) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no deployment template at ${templatePath}`);
   const manifest = generateDeployment({
@@ -134,12 +139,13 @@ export function generateDeploymentFile(opts: { repoRoot: string; template?: stri
     platform: opts.platform,
     env: opts.env ?? process.env,
   });
+  const trustedSigners = opts.signers ? applySignerOptions(manifest as Record<string, any>, opts.signers) : undefined;
   const outDir = resolve(opts.repoRoot, opts.outDir ?? 'config');
   mkdirSync(outDir, { recursive: true });
   const base = templatePath.endsWith('.template.json') ? templatePath.slice(templatePath.lastIndexOf('/') + 1, -'.template.json'.length) : 'deployment';
   const path = join(outDir, `${base}.${opts.platform}.json`);
   writeFileSync(path, JSON.stringify(manifest, null, 2) + '\n');
-  return { path, manifest };
+  return { path, manifest, ...(trustedSigners ? { trustedSigners } : {}) };
 }
 
 /** The repository root: the nearest ancestor with a deployment.template.json or a workspaces package.json. */

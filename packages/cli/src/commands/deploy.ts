@@ -9,6 +9,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { HubClient, type ConfigurationContent } from '@enclave-edge/hub-client';
 import { emit, action, type GlobalOptions } from '../output.js';
 import { addTargetOptions, resolveTarget, findSimulator, type TargetOptions } from './hub-target.js';
+import { DEV_SIGNER_ID } from '@enclave-edge/bundle/dev-signer';
 import { PLATFORMS, findRepoRoot, generateDeploymentFile, isPlatform } from './deploy-manifest.js';
 
 /** Read a generated deployment and refuse templates (unresolved placeholders never reach a device). */
@@ -29,6 +30,10 @@ export function readDeployment(path: string): ConfigurationContent {
   return { modulesContent: modulesContent as Record<string, unknown> };
 }
 
+function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}
+
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new EnclaveEdgeError('BAD_PARAMETERS', `priority must be a non-negative integer, got ${v}`);
@@ -44,13 +49,20 @@ export function register(program: Command): void {
     .option('--platform <platform>', `target platform: ${PLATFORMS.join(' | ')}`, 'amd64')
     .option('--template <file>', 'deployment template', 'deployment.template.json')
     .option('--out-dir <dir>', 'output folder', 'config')
+    .option('--trusted-signer <signer>', 'replace ta-runtime policy.trustedSigners: a signer_id, a public key/certificate PEM, or label=either (repeatable)', collect, [])
+    .option('--allow-dev-signer', 'allow a policy that trusts the public DEV signer (throwaway test devices only)', false)
     .action(
-      action(async (o: { platform: string; template: string; outDir: string }, cmd: Command) => {
+      action(async (o: { platform: string; template: string; outDir: string; trustedSigner: string[]; allowDevSigner: boolean }, cmd: Command) => {
         if (!isPlatform(o.platform)) throw new EnclaveEdgeError('BAD_PARAMETERS', `unknown platform "${o.platform}"; use ${PLATFORMS.join(', ')}`);
         const repoRoot = findRepoRoot();
-        const { path, manifest } = generateDeploymentFile({ repoRoot, template: o.template, platform: o.platform, outDir: o.outDir });
+        const { path, manifest, trustedSigners } = generateDeploymentFile({
+          repoRoot, template: o.template, platform: o.platform, outDir: o.outDir,
+          signers: { trustedSigners: o.trustedSigner, allowDevSigner: o.allowDevSigner },
+        });
         const modules = Object.keys(((manifest as any).modulesContent.$edgeAgent['properties.desired'].modules ?? {}) as object);
-        emit(cmd.optsWithGlobals() as GlobalOptions, { path, platform: o.platform, modules }, () => `wrote ${relative(process.cwd(), path) || path} (${o.platform}; modules: ${modules.join(', ')})`);
+        const devSignerTrusted = Object.values(trustedSigners ?? {}).some((s) => Object.values(s).some((id) => id.toLowerCase() === DEV_SIGNER_ID));
+        if (devSignerTrusted) process.stderr.write('WARNING: this deployment trusts the public DEV signer (--allow-dev-signer): anyone can sign a TA it runs\n');
+        emit(cmd.optsWithGlobals() as GlobalOptions, { path, platform: o.platform, modules, trustedSigners, devSignerTrusted }, () => `wrote ${relative(process.cwd(), path) || path} (${o.platform}; modules: ${modules.join(', ')})`);
       }),
     );
 
