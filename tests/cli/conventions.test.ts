@@ -110,6 +110,7 @@ const cases: Record<string, Case[]> = {
   'enclave-edge': [
     [[], 'BAD_PARAMETERS', USAGE],
     [['bogus'], 'BAD_PARAMETERS', USAGE],
+    [['help', 'bogus'], 'BAD_PARAMETERS', USAGE],
     [['--no-json', 'ta', 'inspect', 'x.tab'], 'BAD_PARAMETERS', USAGE],
     [['ta', 'inspect', 'x.tab', '--json=1'], 'BAD_PARAMETERS', USAGE],
   ],
@@ -199,6 +200,12 @@ describe('failures: non-zero exit, one line `enclave-edge: CODE: reason`, JSON e
 });
 
 describe('success output', () => {
+  it('--version prints the package version', async () => {
+    const r = await cli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(fileURLToPath(new URL('../../packages/cli/package.json', import.meta.url)), 'utf8')).version);
+  });
+
   it('human text by default, one JSON document with --json (global option before or after the command)', async () => {
     const [human, after, before] = await cliAll([
       ['ta', 'keygen', '--out', 'k1.pem'],

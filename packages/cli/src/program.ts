@@ -3,12 +3,17 @@
  * errors, and the command groups — all of them (`load: 'all'`, for tests and docs) or only the
  * one a command line names (the others are listed in help without being imported).
  */
+import { readFileSync } from 'node:fs';
 import { Command, Help, type CommanderError } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { commandGroups } from './commands/index.js';
 import { EXIT, fail, wantsJson } from './output.js';
 
 export const PROGRAM_NAME = 'enclave-edge';
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
 
 export interface BuildOptions {
   /** 'all', or the top-level command whose group to import (see commandNamed). Default: none. */
@@ -37,9 +42,12 @@ export function commandPath(cmd: Command): string {
 function onCommanderExit(this: Command, err: CommanderError): never {
   if (err.exitCode === 0) process.exit(EXIT.OK); // --help, help <command>
   const path = commandPath(this);
+  const given = this.args.filter((a) => a !== 'help');
   const message =
     err.code === 'commander.help'
-      ? `missing command: ${path} <${this.commands.map((c) => c.name()).filter((n) => n !== 'help').join('|')}>; see ${path} --help`
+      ? given.length > 0
+        ? `unknown command '${given[0]}'; see ${path} --help` // `help <unknown>`
+        : `missing command: ${path} <${this.commands.map((c) => c.name()).filter((n) => n !== 'help').join('|')}>; see ${path} --help`
       : `${err.message.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ').replace(/\.$/, '')}; see ${path} --help`;
   fail({ json: wantsJson(process.argv.slice(2)) }, new EnclaveEdgeError('BAD_PARAMETERS', message), EXIT.USAGE);
 }
@@ -49,6 +57,7 @@ export async function buildProgram(options: BuildOptions = {}): Promise<Command>
   const program = new Command()
     .name(PROGRAM_NAME)
     .description('Trusted applications for Azure IoT Edge: build, sign, run, attest, simulate')
+    .version(version(), '-V, --version', 'print the version')
     .option('--json', 'machine-readable output: one JSON document on stdout; on failure {"error":{"code","message"}}')
     .configureHelp({
       showGlobalOptions: true, // every command's --help mentions --json
