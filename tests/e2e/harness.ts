@@ -37,6 +37,8 @@ export function e2eManifest(bundleDir: string, edit?: (m: any) => void): Record<
   const m = JSON.parse(readFileSync(join(repoRoot, 'deployment.template.json'), 'utf8'));
   const mods = m.modulesContent.$edgeAgent['properties.desired'].modules;
   mods['ta-runtime'].env.TA_BUNDLE_DIR = { value: bundleDir };
+  // The e2e tests exercise loadTA/unloadTA, off by default (O5).
+  m.modulesContent['ta-runtime']['properties.desired'].policy.allowRemoteLoad = true;
   mods.SimulatedTemperatureSensor.env = { SendInterval: { value: 0.1 }, MessageCount: { value: -1 } };
   const routes = m.modulesContent.$edgeHub['properties.desired'].routes;
   routes.fuzzToRuntime = 'FROM /messages/modules/fuzzer/outputs/toRuntime INTO BrokeredEndpoint("/modules/ta-runtime/inputs/taRequest")';

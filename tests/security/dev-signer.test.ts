@@ -96,11 +96,11 @@ describe('ta-runtime and the public DEV signer', () => {
     });
     try {
       await rt.reconcile({ policy: { trustedSigners: { dev: DEV_SIGNER_ID }, allowEmulated: true }, tas: {} });
-      expect(reports.at(-1)).toEqual({ devSignerTrusted: true });
+      expect(reports.at(-1)).toMatchObject({ devSignerTrusted: true });
       expect(lines.some((l) => l.includes('SECURITY WARNING') && l.includes('public DEV signer'))).toBe(true);
       expect(events).toContain('policy.devSignerTrusted');
       await rt.reconcile({ policy: { trustedSigners: { mine: 'cd'.repeat(32) }, allowEmulated: true }, tas: {} });
-      expect(reports.at(-1)).toEqual({ devSignerTrusted: false });
+      expect(reports.at(-1)).toMatchObject({ devSignerTrusted: false });
     } finally {
       await rt.stop();
     }

@@ -23,7 +23,8 @@ beforeAll(async () => {
   const log = createLogger({ name: 'sec', level: 'debug', destination: { write: (l: string) => lines.push(l) } });
   rt = new TARuntime({ backend: new EmulatedBackend(), log, sources: { bundleDir: '/nonexistent' }, events: { event() {}, report() {} }, drainMs: 1000 });
   const bundle = await signedBundle(signer, SPOOF_TA, { name: 'probe' });
-  await rt.reconcile({ policy: { trustedSigners: { dev: signer.signerId }, allowEmulated: true }, tas: { probe: { source: 'base64:' + Buffer.from(bundle).toString('base64') } } });
+  // allowRemoteLoad: these tests exercise loadTA past the O5 switch.
+  await rt.reconcile({ policy: { trustedSigners: { dev: signer.signerId }, allowEmulated: true, allowRemoteLoad: true }, tas: { probe: { source: 'base64:' + Buffer.from(bundle).toString('base64') } } });
 });
 afterAll(() => rt.stop());
 

@@ -35,10 +35,16 @@ const handlers: Record<string, Handler> = {
 
 export const RUNTIME_METHOD_NAMES = Object.keys(handlers);
 
+/** Methods that change the TA set: refused unless policy.allowRemoteLoad (O5). */
+const CHANGES_TA_SET = new Set(['loadTA', 'unloadTA']);
+
 export async function handleRuntimeMethod(name: string, payload: unknown, rt: TARuntime): Promise<MethodResult> {
   try {
     const h = handlers[name];
     if (!h) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no method "${name}"`);
+    if (CHANGES_TA_SET.has(name) && !rt.allowRemoteLoad) {
+      throw new EnclaveEdgeError('ACCESS_DENIED', `${name} is disabled: direct methods carry no caller identity, so any module could call it; set policy.allowRemoteLoad: true in ta-runtime's desired properties to enable it, or manage TAs through desired properties`);
+    }
     checkPayloadSize(payload, `${name} payload`);
     const result = await h(payload, rt);
     checkPayloadSize(result, `${name} result`);

@@ -56,6 +56,11 @@ export class TARuntime {
 
   constructor(private readonly opts: RuntimeOptions) {}
 
+  /** policy.allowRemoteLoad: loadTA/unloadTA methods are allowed (O5). */
+  get allowRemoteLoad(): boolean {
+    return this.policy.allowRemoteLoad;
+  }
+
   get backendKind(): string {
     return this.opts.backend.kind;
   }
@@ -123,7 +128,7 @@ export class TARuntime {
   private reportPolicy(policy: RuntimePolicy): void {
     const devLabels = Object.entries(policy.trustedSigners).filter(([, id]) => isDevSigner(id)).map(([label]) => label);
     const devSignerTrusted = devLabels.length > 0;
-    this.opts.events.runtimeReport?.({ devSignerTrusted });
+    this.opts.events.runtimeReport?.({ devSignerTrusted, allowRemoteLoad: policy.allowRemoteLoad });
     if (devSignerTrusted) {
       this.opts.log.warn(
         { devSignerTrusted, labels: devLabels, signerId: DEV_SIGNER_ID },

@@ -166,6 +166,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       rootOfTrust: trust.rootOfTrust,
       simulated: config.simulated,
       devSignerTrusted: false,
+      allowRemoteLoad: false,
       limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
       methods: RUNTIME_METHOD_NAMES,
       startedAt: new Date().toISOString(),

@@ -33,11 +33,16 @@ export const runtimePolicySchema = z.object({
   allowEmulated: z.boolean().default(false),
   /** TA name → minimum securityVersion it must have. */
   minSvn: z.record(z.string(), z.number().int().min(0)).default({}),
+  /**
+   * The loadTA/unloadTA direct methods change the TA set; module-to-module methods carry no
+   * caller identity, so any module could call them. Off unless the operator turns it on.
+   */
+  allowRemoteLoad: z.boolean().default(false),
 });
 export type RuntimePolicy = z.output<typeof runtimePolicySchema>;
 
 export const runtimeSettingsSchema = z.object({
-  policy: runtimePolicySchema.default({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {} }),
+  policy: runtimePolicySchema.default({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {}, allowRemoteLoad: false }),
   metricsIntervalSec: z.number().int().min(1).max(86_400).default(60),
   logLevel: logLevel.optional(),
 });
