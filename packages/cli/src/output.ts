@@ -26,6 +26,11 @@ export function emit(opts: GlobalOptions, value: unknown, human: (v: any) => str
   else process.stdout.write(human(value).replace(/\n?$/, '\n'));
 }
 
+/** A warning on stderr (`enclave-edge: warning: …`), never mistaken for the failure line. */
+export function warn(message: string): void {
+  process.stderr.write(`enclave-edge: warning: ${oneLine(message)}\n`);
+}
+
 /** One line, whatever the message holds (multi-line library messages are joined). */
 function oneLine(message: string): string {
   return message.trim().split(/\s*\n\s*/).join(' ') || 'failed';
