@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { RootOfTrust } from '@enclave-edge/trust';
-import { emit, action, type GlobalOptions } from '../output.js';
+import { emit, action, warn, type GlobalOptions } from '../output.js';
 
 interface RotOptions {
   rot?: string;
@@ -31,10 +31,10 @@ async function openRoot(o: RotOptions): Promise<RootOfTrust> {
   if (env.ENCLAVE_EDGE_ROT === 'pkcs11' && !env.ENCLAVE_EDGE_PKCS11_URI) {
     throw new EnclaveEdgeError('CONFIG_INVALID', '--rot pkcs11 needs the token: --pkcs11-uri pkcs11:token=… (or $ENCLAVE_EDGE_PKCS11_URI)');
   }
-  const warn = (level: string, message: string) => {
-    if (level === 'warn' || level === 'error') process.stderr.write(`enclave-edge: ${message}\n`);
+  const log = (level: string, message: string) => {
+    if (level === 'warn' || level === 'error') warn(message);
   };
-  return createRootOfTrust(rootOfTrustConfigFromEnv(env, { stateDir: '.enclave-edge' }), warn);
+  return createRootOfTrust(rootOfTrustConfigFromEnv(env, { stateDir: '.enclave-edge' }), log);
 }
 
 async function withRoot<T>(o: RotOptions, fn: (root: RootOfTrust) => Promise<T>): Promise<T> {
