@@ -36,9 +36,9 @@ export class StandbyWorker {
     worker.on('message', this.onMessage);
     worker.on('error', this.onError);
     worker.on('exit', this.onExit);
-    // A standby keeps the process alive only while it prepares (~0.1 s, so that awaiting
-    // prewarm() works in a script); once idle it is unref'd. (Unref after the listeners:
-    // Node refs the worker's port again when its first 'message' listener is added.)
+    // Standbys never keep the process alive (prewarm() holds the ones it waits for). Unref
+    // after the listeners: Node refs the worker's port again when its first 'message' listener is added.
+    worker.unref();
   }
 
   /** Hand the worker to its one instance: the pool lets go of it for good. */
@@ -135,6 +135,8 @@ export class StandbyPool {
     if (!this.enabled) return Promise.resolve();
     if (shape) this.use(shape);
     this.fill();
+    // Awaiting the pool holds the process open until the workers are prepared (they unref then).
+    for (const w of this.standing()) if (w.state === 'booting') w.worker.ref();
     return this.settled();
   }
 
