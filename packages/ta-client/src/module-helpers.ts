@@ -28,7 +28,9 @@ export class ReportedBatcher {
   constructor(private readonly twin: Twin, private readonly delayMs = 50, private readonly onError: (err: Error) => void = () => undefined) {}
 
   patch(p: Record<string, unknown>): void {
-    Object.assign(this.pending, p);
+    // Two patches of one key within the delay combine (as two twin updates would), not replace:
+    // {runtime: {…all…}} then {runtime: {devSignerTrusted}} must keep the rest of `runtime`.
+    for (const [k, v] of Object.entries(p)) this.pending[k] = isObject(v) && isObject(this.pending[k]) ? { ...this.pending[k], ...v } : v;
     if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.delayMs);
       this.timer.unref?.();
@@ -44,4 +46,8 @@ export class ReportedBatcher {
     this.flushing = this.flushing.then(() => reportProperties(this.twin, p)).catch((err: Error) => this.onError(err));
     return this.flushing;
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
