@@ -92,6 +92,12 @@ describe('a new user on a fresh clone', () => {
     expect(r.status).toBe(200);
     const byName = Object.fromEntries((r.payload.tas as Array<{ name: string; status: string; lastError: unknown }>).map((t) => [t.name, t]));
     for (const name of ['hello', 'sensor-signer', 'key-vault', 'wasm-stats']) expect(byName[name]?.status, `${name}: ${JSON.stringify(byName[name])}`).toBe('loaded');
+    // …and the module twin says so too (reported properties are what a fleet operator sees).
+    await eventually(async () => {
+      const reported = JSON.parse((await cliOk(['--json', 'twin', 'show', 'ta-runtime', ...at()])).stdout).properties.reported;
+      for (const name of ['hello', 'sensor-signer', 'key-vault', 'wasm-stats']) expect(reported.tas?.[name]?.status, `reported tas.${name}`).toBe('loaded');
+      expect(reported.runtime).toMatchObject({ backend: 'emulated', simulated: true, rootOfTrust: { kind: 'workload' } });
+    }, 10_000);
   });
 
   it('invoke host-module invokeTA hello.ping answers, in human output and with --json', async () => {
