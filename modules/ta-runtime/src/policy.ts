@@ -2,7 +2,7 @@
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { verifyBundle } from '@enclave-edge/bundle';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import type { RuntimePolicy } from '@enclave-edge/protocol';
+import { DEFAULT_MAX_LIMITS, type RuntimePolicy } from '@enclave-edge/protocol';
 
 export interface AdmitInput {
   name: string;
@@ -16,6 +16,14 @@ export function admitBundle({ name, bytes, pinnedMeasurement, policy, backendKin
   const trusted = Object.values(policy.trustedSigners);
   if (trusted.length === 0) throw new EnclaveEdgeError('POLICY_VIOLATION', 'no trusted signers are configured (policy.trustedSigners is empty)');
   const bundle = verifyBundle(bytes, { trustedSigners: trusted, allowDebug: policy.allowDebug });
+  // Operator caps (O10): a trusted signer still may not take the device's memory or threads.
+  // Callers that build a policy by hand (not parsed) get the defaults: never uncapped.
+  const caps = { ...DEFAULT_MAX_LIMITS, ...(policy as Partial<RuntimePolicy>).maxLimits };
+  for (const key of ['heapMb', 'stackKb', 'maxConcurrency', 'callTimeoutMs'] as const) {
+    const asked = bundle.manifest.limits[key];
+    const cap = caps[key];
+    if (asked > cap) throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${name} asks for limits.${key} ${asked}, above the operator cap policy.maxLimits.${key} ${cap}`);
+  }
   if (bundle.manifest.name !== name) {
     throw new EnclaveEdgeError('CONFIG_INVALID', `the bundle is TA "${bundle.manifest.name}" but was configured as "${name}"`);
   }

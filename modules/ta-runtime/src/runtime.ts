@@ -128,7 +128,7 @@ export class TARuntime {
   private reportPolicy(policy: RuntimePolicy): void {
     const devLabels = Object.entries(policy.trustedSigners).filter(([, id]) => isDevSigner(id)).map(([label]) => label);
     const devSignerTrusted = devLabels.length > 0;
-    this.opts.events.runtimeReport?.({ devSignerTrusted, allowRemoteLoad: policy.allowRemoteLoad });
+    this.opts.events.runtimeReport?.({ devSignerTrusted, allowRemoteLoad: policy.allowRemoteLoad, maxLimits: policy.maxLimits });
     if (devSignerTrusted) {
       this.opts.log.warn(
         { devSignerTrusted, labels: devLabels, signerId: DEV_SIGNER_ID },

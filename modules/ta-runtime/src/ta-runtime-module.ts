@@ -6,7 +6,7 @@
 import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
+  DEFAULT_MAX_LIMITS, LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
   salvageRequestId, serializeMessage, type TAResponse,
 } from '@enclave-edge/protocol';
 import { ReportedBatcher, jsonMessage, messageBytes, sendTelemetry } from '@enclave-edge/ta-client';
@@ -56,6 +56,21 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     );
   };
 
+  // The whole runtime section is re-sent on every change: the batcher merges patches shallowly.
+  const runtimeReported: Record<string, unknown> = {
+    module: config.moduleId,
+    version: '0.1.0',
+    backend: trust.backend.kind,
+    rootOfTrust: trust.rootOfTrust,
+    simulated: config.simulated,
+    devSignerTrusted: false,
+    allowRemoteLoad: false,
+    maxLimits: { ...DEFAULT_MAX_LIMITS },
+    limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
+    methods: RUNTIME_METHOD_NAMES,
+    startedAt: new Date().toISOString(),
+  };
+
   const runtime = new TARuntime({
     backend: trust.backend,
     ...(trust.services ? { services: trust.services } : {}),
@@ -74,7 +89,8 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
         reported.patch({ tas: { [name]: r } });
       },
       runtimeReport(patch) {
-        reported.patch({ runtime: patch });
+        Object.assign(runtimeReported, patch);
+        reported.patch({ runtime: { ...runtimeReported } });
       },
       call(ta, command, ms, err) {
         // Callers name the command: bound the label pairs (see LabelCap).
@@ -158,20 +174,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     void runtime.reconcile({ tas: desired.tas, policy: desired.policy }).then(() => metrics.liveEnclaves.set(runtime.liveEnclaves));
   };
 
-  reported.patch({
-    runtime: {
-      module: config.moduleId,
-      version: '0.1.0',
-      backend: trust.backend.kind,
-      rootOfTrust: trust.rootOfTrust,
-      simulated: config.simulated,
-      devSignerTrusted: false,
-      allowRemoteLoad: false,
-      limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
-      methods: RUNTIME_METHOD_NAMES,
-      startedAt: new Date().toISOString(),
-    },
-  });
+  reported.patch({ runtime: { ...runtimeReported } });
   schedule(intervalSec);
   applyDesired();
   twin.on('properties.desired', applyDesired);

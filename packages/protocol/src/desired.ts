@@ -26,6 +26,20 @@ export const taEntrySchema = z.object({
 });
 export type TAEntry = z.output<typeof taEntrySchema>;
 
+/**
+ * Operator caps on what a TA manifest may ask for (O10): a bundle over any cap is refused
+ * (POLICY_VIOLATION naming the limit), however trusted its signer. Defaults are safe for a
+ * small device; raise them per device in desired properties.
+ */
+export const DEFAULT_MAX_LIMITS = { heapMb: 256, stackKb: 8192, maxConcurrency: 16, callTimeoutMs: 60_000 } as const;
+export const maxLimitsSchema = z.object({
+  heapMb: z.number().int().min(4).max(4096).default(DEFAULT_MAX_LIMITS.heapMb),
+  stackKb: z.number().int().min(64).max(65_536).default(DEFAULT_MAX_LIMITS.stackKb),
+  maxConcurrency: z.number().int().min(1).max(256).default(DEFAULT_MAX_LIMITS.maxConcurrency),
+  callTimeoutMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_MAX_LIMITS.callTimeoutMs),
+});
+export type MaxLimits = z.output<typeof maxLimitsSchema>;
+
 export const runtimePolicySchema = z.object({
   /** label → signer_id (SHA-256 of the signer's SPKI, hex). Empty: no bundle is trusted. */
   trustedSigners: z.record(z.string(), hex64).default({}),
@@ -38,11 +52,12 @@ export const runtimePolicySchema = z.object({
    * caller identity, so any module could call them. Off unless the operator turns it on.
    */
   allowRemoteLoad: z.boolean().default(false),
+  maxLimits: maxLimitsSchema.default({ ...DEFAULT_MAX_LIMITS }),
 });
 export type RuntimePolicy = z.output<typeof runtimePolicySchema>;
 
 export const runtimeSettingsSchema = z.object({
-  policy: runtimePolicySchema.default({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {}, allowRemoteLoad: false }),
+  policy: runtimePolicySchema.default({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {}, allowRemoteLoad: false, maxLimits: { ...DEFAULT_MAX_LIMITS } }),
   metricsIntervalSec: z.number().int().min(1).max(86_400).default(60),
   logLevel: logLevel.optional(),
 });
