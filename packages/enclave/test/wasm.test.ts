@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import asc from 'assemblyscript/asc';
-import { EmulatedBackend, type Enclave } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
+import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
+import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
 import { capWasmMemory } from '@enclave-edge/enclave/wasm-memory';
 
 async function compile(): Promise<Uint8Array> {
@@ -23,7 +23,7 @@ function moduleImporting(mod: string, name: string): Uint8Array {
 describe('Wasm TAs (emulated backend)', () => {
   let wasm: Uint8Array;
   const logs: string[] = [];
-  let e: Enclave;
+  let e: EmulatedEnclave;
   const backend = new EmulatedBackend();
   beforeAll(async () => {
     wasm = await compile();
@@ -65,9 +65,13 @@ describe('Wasm TAs (emulated backend)', () => {
     expect(await e.invoke(undefined, 'echo', 1)).toBe(1);
   });
 
-  it('a runaway Wasm call times out and the enclave restarts', async () => {
+  it('a runaway Wasm call times out and the enclave restarts (on a prepared Wasm standby worker)', async () => {
+    await backend.prewarm(testManifest({ runtime: 'wasm', limits: { heapMb: 4 } }));
+    const before = e.lastStartup!.threadId;
     await expect(e.invoke(undefined, 'spin')).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(await e.invoke(undefined, 'echo', 2)).toBe(2);
+    expect(e.lastStartup).toMatchObject({ origin: 'standby', lockdownMs: 0 });
+    expect(e.lastStartup!.threadId).not.toBe(before);
   });
 
   it('refuses modules importing anything outside the TA ABI, naming the import', async () => {
