@@ -15,6 +15,8 @@ import { prepFor, shapeKey, spawnEnclaveWorker, type WorkerShape } from './worke
 
 export type StandbyState = 'booting' | 'ready' | 'dead';
 
+const STANDBY_PREPARE_TIMEOUT_MS = 30_000;
+
 export class StandbyWorker {
   state: StandbyState = 'booting';
   private readonly onMessage = (m: FromWorker) => {
@@ -39,7 +41,13 @@ export class StandbyWorker {
     // Standbys never keep the process alive (prewarm() holds the ones it waits for). Unref
     // after the listeners: Node refs the worker's port again when its first 'message' listener is added.
     worker.unref();
+    // A standby that never finishes preparing would hold prewarm() forever: give up on it.
+    setTimeout(() => {
+      if (this.state === 'booting' && this.attached) this.discard();
+    }, STANDBY_PREPARE_TIMEOUT_MS).unref();
   }
+
+  private attached = true;
 
   /** Hand the worker to its one instance: the pool lets go of it for good. */
   adopt(): Worker {
@@ -59,6 +67,7 @@ export class StandbyWorker {
   }
 
   private detach(): void {
+    this.attached = false;
     this.worker.off('message', this.onMessage);
     this.worker.off('error', this.onError);
     this.worker.off('exit', this.onExit);
