@@ -285,7 +285,8 @@ export class TARuntime {
 
   /**
    * Evidence for a TA. If the TA has an `attest` command it produces its own evidence (so it
-   * can bind its public key); otherwise the runtime issues evidence for the TA's identity.
+   * can bind its public key, and decides which caller claims it asserts); otherwise the runtime
+   * issues evidence for the TA's identity only, and refuses caller claims (O4).
    */
   async attest(name: string, nonceText: string, claims?: Record<string, Value>): Promise<string> {
     const nonce = decodeNonce(nonceText);
@@ -305,9 +306,14 @@ export class TARuntime {
     }
     if (token === undefined) {
       if (!this.opts.services) throw new EnclaveEdgeError('NOT_SUPPORTED', 'this runtime has no root of trust, so it cannot attest');
+      // O4: runtime-issued evidence states only what the runtime measured. Caller claims would
+      // be signed by the device key as if the TA asserted them (the caller is the untrusted host).
+      if (claims && Object.keys(claims).length > 0) {
+        throw new EnclaveEdgeError('BAD_PARAMETERS', `TA "${name}" has no attest command, so it cannot assert claims; the runtime does not sign caller claims. Bind your context in the nonce instead (e.g. SHA-256 of it)`);
+      }
       const m = ta.bundle.manifest;
       const id: TAIdentity = { name: m.name, uuid: m.uuid, version: m.version, measurement: ta.bundle.measurement, signerId: ta.bundle.signerId, productId: m.productId, securityVersion: m.securityVersion, debug: m.debug };
-      token = await this.opts.services.attest(id, { nonce, ...(claims ? { claims } : {}), tee: this.opts.backend.kind });
+      token = await this.opts.services.attest(id, { nonce, tee: this.opts.backend.kind });
     }
     this.opts.events.event('attestation.issued', { ta: name, measurement: ta.bundle.measurement, tee: this.opts.backend.kind });
     return token;
