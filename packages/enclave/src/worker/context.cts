@@ -10,12 +10,14 @@ import type { FromWorker, WorkerInit } from '../protocol.cjs';
 import type { LogLevel } from '../backend.js';
 import { copyValue, isProblem } from '../values.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
+import { PrivateKeyCache } from './private-key-cache.cjs';
 
 declare const harden: <T>(v: T) => T;
 
 // node:crypto loads on first use: most TAs never touch it, and it costs a few ms of every cold start.
 let cryptoModule: typeof NodeCrypto | undefined;
 const nc = (): typeof NodeCrypto => (cryptoModule ??= require('node:crypto') as typeof NodeCrypto);
+const signingKeys = new PrivateKeyCache(nc);
 
 const MAX_RANDOM = 1 << 20;
 const STORAGE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
@@ -114,7 +116,7 @@ export function makeContextBase(init: WorkerInit, port: MessagePort, rpc: Servic
         if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `sign: only ES256 is supported, not ${String(alg)}`);
         let key: NodeCrypto.KeyObject;
         try {
-          key = nc().createPrivateKey({ key: Buffer.from(bytesOf(privateKey, 'private key')), format: 'der', type: 'pkcs8' });
+          key = signingKeys.get(bytesOf(privateKey, 'private key'));
         } catch {
           throw codedError('BAD_PARAMETERS', 'sign: the private key is not a PKCS#8 DER P-256 key');
         }
