@@ -33,6 +33,12 @@ export function createBackend(kind: string): EnclaveBackend {
   return new EmulatedBackend();
 }
 
+/** Backends with a standby pool (the emulated one) end its workers at shutdown; others have nothing to end. */
+async function endBackend(backend: EnclaveBackend): Promise<void> {
+  const b = backend as EnclaveBackend & { destroy?: () => Promise<void> };
+  if (typeof b.destroy === 'function') await b.destroy().catch(() => undefined);
+}
+
 export async function setupTrust(cfg: RuntimeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<TrustSetup> {
   const backend = createBackend(cfg.backend);
   const rotLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => log[level](fields ?? {}, message);
@@ -49,10 +55,18 @@ export async function setupTrust(cfg: RuntimeConfig, log: Logger, env: NodeJS.Pr
     if (cfg.simulated || root.developmentGrade) report.deviceCaPath = devicePaths(root.stateDir).ca;
     const services = createTrustServices({ rootOfTrust: root, log: rotLog });
     if (root.developmentGrade) log.warn({ rootOfTrust: root.kind }, 'DEVELOPMENT root of trust: keys are in a file; never use this in production');
-    return { backend, services, rootOfTrust: report, close: () => services.close() };
+    return {
+      backend,
+      services,
+      rootOfTrust: report,
+      close: async () => {
+        await endBackend(backend);
+        await services.close();
+      },
+    };
   } catch (err) {
     const message = (err as Error).message;
     log.error({ rootOfTrust: cfg.rootOfTrust, err: message }, 'root of trust could not be opened; sealing, storage and attestation are disabled');
-    return { backend, rootOfTrust: { kind: cfg.rootOfTrust, error: message }, close: async () => undefined };
+    return { backend, rootOfTrust: { kind: cfg.rootOfTrust, error: message }, close: () => endBackend(backend) };
   }
 }
