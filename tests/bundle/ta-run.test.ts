@@ -33,7 +33,9 @@ function expectFailure(r: Result, pattern: RegExp): void {
 
 const SPINNER = `import { defineTA, TAError } from '@enclave-edge/ta-sdk';
 export default defineTA({
+  onOpenSession(ctx, params) { ctx.session!.state.user = (params as { user?: string } | null)?.user ?? 'nobody'; ctx.session!.state.calls = 0; },
   commands: {
+    who(ctx) { const s = ctx.session!.state as { user: string; calls: number }; s.calls += 1; return { user: s.user, calls: s.calls }; },
     spin() { for (;;) {} },
     fail() { throw new Error('deliberate failure in the TA'); },
     attest(ctx, p) { return ctx.attest({ nonce: p as string, claims: { purpose: 'ta-run test' } }); },
@@ -109,6 +111,13 @@ describe('enclave-edge ta run', () => {
     expect(out).toMatchObject({ session: true, calls: 3, result: { $binary: 'AQID' } });
     expect(out.results).toHaveLength(3);
     expect(r.stderr.match(/\[spinner\] info {2}got bytes \{"n":3\}/g)).toHaveLength(3);
+
+    // One session for all calls (its state carries over) vs. an implicit session per call; human output is the last result.
+    const inSession = await ee(dir, ['ta', 'run', 'spinner.tab', 'who', '--session', '--session-params', '{"user":"dev"}', '--repeat', '2']);
+    expect(inSession.stdout).toBe('{"user":"dev","calls":2}\n');
+    expect(inSession.stderr).toMatch(/2 calls in [\d.]+ ms/);
+    const implicit = await ee(dir, ['ta', 'run', 'spinner.tab', 'who', '--repeat', '2']);
+    expect(implicit.stdout).toBe('{"user":"nobody","calls":1}\n');
   });
 
   it('attest: evidence from the local run verifies with `enclave-edge verify` against the development device CA', async () => {

@@ -69,10 +69,12 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {})
   const root = await createRootOfTrust({ kind: 'software', stateDir });
   const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE), deviceCaPath: devicePaths(stateDir).ca };
   let services: TrustServicesImpl | undefined;
+  // One enclave, one run: no standby worker to keep warm for a next TA.
+  const backend = new EmulatedBackend({ standby: 0 });
   try {
     opts.onAdmitted?.(bundle, rootOfTrust);
     services = createTrustServices({ rootOfTrust: root, ...(opts.trustLog ? { log: opts.trustLog } : {}) });
-    const enclave = await new EmulatedBackend().create(bundle, {
+    const enclave = await backend.create(bundle, {
       services,
       allowDebug: opts.allowDebug ?? false,
       ...(opts.log ? { log: opts.log } : {}),
@@ -88,11 +90,13 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {})
           try {
             await enclave.destroy();
           } finally {
+            await backend.destroy().catch(() => undefined);
             await svc.close();
           }
         })()),
     };
   } catch (err) {
+    await backend.destroy().catch(() => undefined);
     if (services) await services.close().catch(() => undefined);
     else await root.close().catch(() => undefined);
     throw err;

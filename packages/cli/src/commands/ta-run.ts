@@ -79,7 +79,7 @@ export function registerRun(ta: Command): void {
     .option('--state-dir <dir>', 'development root of trust and sealed storage (kept across runs)', '.enclave-edge/dev')
     .option('--session', 'open one session and make every call in it (default: each call in its own implicit session)')
     .option('--session-params <json>', 'with --session: params for the TA\'s onOpenSession (JSON)')
-    .option('--repeat <n>', 'call the command n times (stops at the first failure)', positiveInt('--repeat', 1_000_000), 1)
+    .option('--repeat <n>', 'call the command n times (stops at the first failure; prints the last result, --json all of them)', positiveInt('--repeat', 100_000), 1)
     .option('--timeout <ms>', 'per-call deadline in ms (default: the manifest\'s callTimeoutMs)', positiveInt('--timeout', 3_600_000))
     .option('--quiet', 'do not print TA log lines')
     .action(action(async (bundlePath: string, command: string, params: string | undefined, _o: unknown, cmd: Command) => {
@@ -145,10 +145,13 @@ export function registerRun(ta: Command): void {
           result: results[results.length - 1],
           ...(repeat > 1 ? { results } : {}),
         };
-        emit(opts, out, () => results.map(renderResult).join('\n'));
+        emit(opts, out, () => renderResult(results[results.length - 1]));
         if (repeat > 1 && !opts.json) stderr(`enclave-edge: ${repeat} calls in ${durationMs} ms (${Math.round((durationMs / repeat) * 1000) / 1000} ms per call)`);
       } finally {
         await local.close();
+        // The enclave is destroyed and the root of trust closed; should anything else still hold
+        // the event loop (a worker the backend keeps warm, a stray timer), do not hang the shell.
+        setTimeout(() => process.exit(), 2_000).unref();
       }
     }));
 }
