@@ -4,6 +4,8 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 
 export interface ChainResult {
   leaf: X509Certificate;
+  /** The certificate that issued the leaf: x5c[1], else the anchor (the leaf itself if it is the anchor). */
+  issuer: X509Certificate;
   /** Subjects from leaf to anchor. */
   path: string[];
   /** The window in which every certificate on the path is valid (ms since epoch). */
@@ -73,7 +75,30 @@ export function verifyChain(x5c: string[], anchors: X509Certificate[], now: Date
     validFrom = Math.max(validFrom, new Date(c.validFrom).getTime());
     validTo = Math.min(validTo, new Date(c.validTo).getTime());
   }
-  return { leaf, path: certs.map((c) => c.subject.replace(/\n/g, ', ')), validFrom, validTo };
+  const issuer = certs[1] ?? anchor ?? leaf;
+  return { leaf, issuer, path: certs.map((c) => c.subject.replace(/\n/g, ', ')), validFrom, validTo };
+}
+
+/** SHA-256 certificate fingerprint as 64 lowercase hex digits (node gives "AB:CD:…"). */
+export function certFingerprint(c: X509Certificate): string {
+  return c.fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
+/**
+ * O8: constraints on who issued the leaf, for anchors that also issue unrelated certificates
+ * (e.g. a device CA that also certifies module server keys). Returns why it fails, or undefined.
+ */
+export function checkIssuerConstraints(chain: ChainResult, c: { attestationIssuers?: string[] | undefined; requiredLeafEku?: string[] | undefined }): string | undefined {
+  if (c.attestationIssuers) {
+    const fp = certFingerprint(chain.issuer);
+    if (!c.attestationIssuers.includes(fp)) return `the leaf is issued by "${chain.issuer.subject.replace(/\n/g, ', ')}" (SHA-256 ${fp}), not by one of attestationIssuers`;
+  }
+  if (c.requiredLeafEku?.length) {
+    const eku = chain.leaf.keyUsage ?? [];
+    const missing = c.requiredLeafEku.filter((oid) => !eku.includes(oid));
+    if (missing.length) return `the leaf certificate lacks the extended key usage ${missing.join(', ')} (has ${eku.length ? eku.join(', ') : 'none'})`;
+  }
+  return undefined;
 }
 
 /** A stable key for caching verified chains. */

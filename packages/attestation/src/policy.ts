@@ -17,6 +17,13 @@ export const VerifierPolicySchema = z.strictObject({
   allowedTees: z.array(z.string()).optional(),
   /** Allowed roots of trust (`software`, `pkcs11`, `workload`); absent = any. */
   allowedRootsOfTrust: z.array(z.string()).optional(),
+  /**
+   * SHA-256 fingerprints (hex, colons allowed) of the certificate that must have issued the
+   * attestation leaf: pins a dedicated attestation CA below a broader anchor (O8). Absent = any.
+   */
+  attestationIssuers: z.array(z.string().transform((s) => s.replace(/:/g, '').toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 certificate fingerprint (64 hex digits, colons allowed)'))).optional(),
+  /** Extended key usage OIDs the leaf certificate must carry (e.g. your PKI's attestation EKU). */
+  requiredLeafEku: z.array(z.string().regex(/^[0-2](\.\d+)+$/, 'expected a dotted OID')).optional(),
   /** Maximum age of `iat`, in seconds. */
   maxAgeSeconds: z.number().int().positive().default(300),
   /** Clock skew tolerated on iat/exp, in seconds. */

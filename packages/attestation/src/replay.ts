@@ -2,28 +2,33 @@
 import { createHash } from 'node:crypto';
 
 export interface ReplayCache {
-  /** True if `id` was seen before (and records it otherwise) until `expiresAt` (ms). */
-  checkAndRemember(id: string, expiresAt: number, now: number): boolean;
+  /**
+   * True if `id` was seen before (and records it otherwise) until `expiresAt` (ms); `'full'`
+   * if it cannot be recorded (the verifier then refuses the token: fail closed).
+   */
+  checkAndRemember(id: string, expiresAt: number, now: number): boolean | 'full';
 }
 
 export class MemoryReplayCache implements ReplayCache {
   private readonly seen = new Map<string, number>();
+  private lastSweep = -Infinity;
+  /** Size it for (accepted tokens per second) × (token lifetime + clock tolerance). */
   constructor(private readonly maxEntries = 100_000) {}
 
-  checkAndRemember(id: string, expiresAt: number, now: number): boolean {
+  checkAndRemember(id: string, expiresAt: number, now: number): boolean | 'full' {
     const until = this.seen.get(id);
     if (until !== undefined && until >= now) return true;
     if (this.seen.size >= this.maxEntries) this.sweep(now);
-    if (this.seen.size >= this.maxEntries) {
-      // Full of live entries: drop the oldest inserted (Map keeps insertion order).
-      const first = this.seen.keys().next();
-      if (!first.done) this.seen.delete(first.value);
-    }
+    // O9: evicting a live entry would let that token be replayed once; refuse instead.
+    if (this.seen.size >= this.maxEntries && !this.seen.has(id)) return 'full';
     this.seen.set(id, expiresAt);
     return false;
   }
 
+  /** Drop expired entries; when full, at most once per second (a sweep is O(entries)). */
   private sweep(now: number): void {
+    if (now - this.lastSweep < 1000 && now >= this.lastSweep) return;
+    this.lastSweep = now;
     for (const [k, until] of this.seen) if (until < now) this.seen.delete(k);
   }
 

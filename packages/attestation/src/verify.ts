@@ -6,14 +6,14 @@ import type { X509Certificate } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { fromB64u, nonceBytes } from './b64.js';
-import { verifyChain, parseTrustAnchors, chainCacheKey, ChainError, type ChainResult } from './chain.js';
+import { verifyChain, parseTrustAnchors, chainCacheKey, checkIssuerConstraints, ChainError, type ChainResult } from './chain.js';
 import { EvidenceClaimsSchema, EAT_JWT_TYP, DBGSTAT_ENABLED, ATTRIBUTE_DEBUG, type EvidenceClaims } from './claims.js';
 import { parsePolicy, type VerifierPolicy, type VerifierPolicyInput } from './policy.js';
 import { replayId, type ReplayCache } from './replay.js';
 
 export type RejectReason =
   | 'malformed' | 'chain' | 'signature' | 'claims' | 'expired' | 'not-yet-valid' | 'too-old'
-  | 'nonce' | 'replay' | 'debug' | 'emulated' | 'tee' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot';
+  | 'nonce' | 'replay' | 'replay-cache-full' | 'issuer' | 'debug' | 'emulated' | 'tee' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot';
 
 export interface AcceptedVerdict {
   accepted: true;
@@ -49,7 +49,7 @@ export interface VerifyOptions {
 const MAX_TOKEN = 64 * 1024;
 
 function reject(reason: RejectReason, message: string, claims?: EvidenceClaims): RejectedVerdict {
-  const authentic = ['debug', 'emulated', 'tee', 'measurement', 'signer', 'product', 'svn', 'rot'].includes(reason);
+  const authentic = ['issuer', 'debug', 'emulated', 'tee', 'measurement', 'signer', 'product', 'svn', 'rot'].includes(reason);
   return { accepted: false, reason, code: authentic ? 'POLICY_VIOLATION' : 'ATTESTATION_INVALID', message, ...(claims ? { claims } : {}) };
 }
 
@@ -150,6 +150,9 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
     if (!equalBytes(got, expectedNonce)) return reject('nonce', 'eat_nonce does not match the nonce this verifier sent', c);
   }
 
+  const issuerProblem = checkIssuerConstraints(chain, policy);
+  if (issuerProblem) return reject('issuer', issuerProblem, c);
+
   const debug = c.dbgstat === DBGSTAT_ENABLED || (c.attributes & ATTRIBUTE_DEBUG) !== 0;
   if (debug && !policy.allowDebug) return reject('debug', 'the TA is a debug build (dbgstat enabled) and the policy does not allow debug', c);
   if (c.tee === 'emulated' && !policy.allowEmulated) return reject('emulated', 'the evidence comes from an emulated enclave (no hardware isolation) and the policy does not allow emulated', c);
@@ -161,8 +164,10 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
   if (policy.allowedRootsOfTrust && !policy.allowedRootsOfTrust.includes(c.rot)) return reject('rot', `root of trust "${c.rot}" is not in allowedRootsOfTrust`, c);
 
   // Replay last: only authentic, acceptable tokens are remembered.
-  if (options.replayCache && options.replayCache.checkAndRemember(replayId(token), (c.exp + tol) * 1000, now.getTime())) {
-    return reject('replay', 'this token was presented before (replay)', c);
+  if (options.replayCache) {
+    const seen = options.replayCache.checkAndRemember(replayId(token), (c.exp + tol) * 1000, now.getTime());
+    if (seen === 'full') return reject('replay-cache-full', 'the replay cache is full of unexpired tokens, so a replay cannot be ruled out; refused (fail closed) — retry later or size the cache for rate × maxAgeSeconds', c);
+    if (seen) return reject('replay', 'this token was presented before (replay)', c);
   }
 
   const warnings: string[] = [];
