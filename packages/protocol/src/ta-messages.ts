@@ -9,6 +9,7 @@ import { commandName, requestId, sessionId, taName } from './names.js';
 import type { JsonValue } from './value-codec.js';
 import { LIMITS } from './limits.js';
 import { parseJsonBounded, parseWith } from './validate.js';
+import { isWireOkResponse, isWireTARequest } from './wire-check.js';
 
 export const TA_REQUEST_INPUT = 'taRequest';
 export const TA_RESPONSE_OUTPUT = 'taResponse';
@@ -49,11 +50,17 @@ export type TAResponse = z.output<typeof taResponseSchema>;
 
 /** Parse a message body arriving on input taRequest (bytes or text). Throws EnclaveEdgeError. */
 export function parseTARequest(body: string | Uint8Array): TARequest {
-  return parseWith(taRequestSchema, parseJsonBounded(body, LIMITS.maxMessageBytes, 'taRequest message'), 'taRequest');
+  return checkTARequest(parseJsonBounded(body, LIMITS.maxMessageBytes, 'taRequest message'));
 }
 
 export function parseTAResponse(body: string | Uint8Array): TAResponse {
-  return parseWith(taResponseSchema, parseJsonBounded(body, LIMITS.maxMessageBytes, 'taResponse message'), 'taResponse', 'BAD_FORMAT');
+  const parsed = parseJsonBounded(body, LIMITS.maxMessageBytes, 'taResponse message');
+  return isWireOkResponse(parsed) ? parsed : parseWith(taResponseSchema, parsed, 'taResponse', 'BAD_FORMAT');
+}
+
+/** taRequestSchema's verdict: the precompiled check first, zod for anything it does not accept. */
+export function checkTARequest(input: unknown, what = 'taRequest'): TARequest {
+  return isWireTARequest(input) ? input : parseWith(taRequestSchema, input, what);
 }
 
 /** Serialise a message body, refusing anything over the edgeHub message limit. */

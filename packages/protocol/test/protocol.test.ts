@@ -79,7 +79,7 @@ describe('method payloads and desired properties', () => {
     expect(taEntrySchema.parse({ source: '/app/tas/hello.tab' }).enabled).toBe(true);
     expect(taEntrySchema.safeParse({ source: 'http://insecure/x.tab' }).success).toBe(false);
     const s = runtimeSettingsSchema.parse({});
-    expect(s.policy).toEqual({ trustedSigners: {}, allowDebug: false, allowEmulated: false, minSvn: {} });
+    expect(s.policy).toMatchObject({ trustedSigners: {}, allowDebug: false, allowEmulated: false, allowRemoteLoad: false, minSvn: {} });
   });
   it('maps errors to status codes for direct methods', () => {
     expect(methodError(new EnclaveEdgeError('TIMEOUT', 'late'))).toEqual({ status: 504, payload: { error: { code: 'TIMEOUT', message: 'late' } } });

@@ -12,7 +12,7 @@ import type { Message } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import {
-  LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, decodeValue, encodeValue, parseTAResponse, parseWith, serializeMessage, taRequestSchema,
+  LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, checkTARequest, decodeValue, encodeValue, parseTAResponse, serializeMessage,
   type JsonValue, type TARequest,
 } from '@enclave-edge/protocol';
 import { jsonMessage, messageBytes } from './messages.js';
@@ -143,7 +143,7 @@ export class TAClient {
     const timeout = Math.min(timeoutMs ?? this.defaultTimeoutMs, LIMITS.maxTimeoutMs);
     if (this.pending.size >= this.maxPending) throw new EnclaveEdgeError('BUSY', `${this.pending.size} calls are already waiting for ta-runtime`);
     const id = randomUUID();
-    const request = parseWith(taRequestSchema, { ...body, id, deadline: Date.now() + timeout }, `${body.op} request`);
+    const request = checkTARequest({ ...body, id, deadline: Date.now() + timeout }, `${body.op} request`);
     const text = serializeMessage(request);
     const answer = new Promise<JsonValue | undefined>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -1,0 +1,81 @@
+/**
+ * The precompiled wire checks must never accept what the zod schemas reject (so skipping zod
+ * on the hot path loses no strictness), and must accept ordinary valid messages (or they would
+ * save nothing). Property-based over near-valid and hostile shapes, parsed from JSON text.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { isJsonValue, isWireOkResponse, isWireTARequest, parseTARequest, parseTAResponse, taRequestSchema, taResponseSchema } from '@enclave-edge/protocol';
+
+const nameLike = fc.oneof(fc.constantFrom('hello', 'sensor-signer', 'a', 'Hello', '-x', '', 'x'.repeat(64), 'x'.repeat(65), 'ping', 'sign', '_c', '1abc', 'a.b', 'a b'), fc.string({ maxLength: 70 }));
+const idLike = fc.oneof(fc.uuid(), fc.constantFrom('', 'a', 'x'.repeat(128), 'x'.repeat(129), 'a/b', 'id:1.2_3-4'), fc.string({ maxLength: 130 }));
+const numLike = fc.oneof(fc.integer({ min: -5, max: 2 ** 53 + 10 }), fc.double(), fc.constantFrom(1, 0, -1, 1.5, 2 ** 53, 2 ** 60, Date.now() + 1000));
+const deep = (n: number): unknown => (n === 0 ? 1 : [deep(n - 1)]);
+const jsonish = fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.constantFrom(deep(63), deep(64), deep(65), deep(200), { __proto__: 1 }, JSON.parse('{"__proto__":{"x":1}}'), { $binary: 'AQID' }, []));
+const anyField = fc.oneof(nameLike, idLike, numLike, jsonish, fc.constant(null), fc.boolean());
+
+const request = fc.record(
+  {
+    v: fc.oneof(fc.constant(1), anyField),
+    id: fc.oneof(idLike, anyField),
+    deadline: fc.oneof(numLike, anyField),
+    op: fc.oneof(fc.constantFrom('invoke', 'openSession', 'closeSession', 'listTAs', 'attest', 'toString', '__proto__', 'other'), anyField),
+    ta: fc.oneof(nameLike, anyField),
+    command: fc.oneof(nameLike, anyField),
+    params: jsonish,
+    sessionId: fc.oneof(idLike, anyField),
+    nonce: fc.oneof(fc.string({ minLength: 6, maxLength: 130 }), anyField),
+    claims: fc.oneof(fc.dictionary(fc.string(), jsonish, { maxKeys: 3 }), anyField),
+    extra: anyField,
+  },
+  { requiredKeys: [] },
+);
+
+const response = fc.record(
+  { v: fc.oneof(fc.constant(1), anyField), id: fc.oneof(idLike, anyField), ok: fc.oneof(fc.constant(true), fc.constant(false), anyField), result: jsonish, extra: anyField },
+  { requiredKeys: [] },
+);
+
+// What arrives on the wire is JSON text.
+const viaJson = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+describe('precompiled wire checks', () => {
+  it('never accept a taRequest that the zod schema rejects', () => {
+    fc.assert(fc.property(request, (r) => {
+      const x = viaJson(r);
+      if (isWireTARequest(x)) expect(taRequestSchema.safeParse(x).success).toBe(true);
+    }), { numRuns: 20_000 });
+  });
+
+  it('never accept a taResponse that the zod schema rejects', () => {
+    fc.assert(fc.property(response, (r) => {
+      const x = viaJson(r);
+      if (isWireOkResponse(x)) expect(taResponseSchema.safeParse(x).success).toBe(true);
+    }), { numRuns: 20_000 });
+  });
+
+  it('accept ordinary valid messages (so zod is skipped on the hot path)', () => {
+    fc.assert(fc.property(fc.uuid(), fc.jsonValue({ maxDepth: 5 }), (id, params) => {
+      const req = viaJson({ v: 1, id, deadline: Date.now() + 5000, op: 'invoke', ta: 'sensor-signer', command: 'sign', params });
+      expect(isWireTARequest(req)).toBe(true);
+      expect(isWireOkResponse(viaJson({ v: 1, id, ok: true, result: params }))).toBe(true);
+    }), { numRuns: 2000 });
+    expect(isWireTARequest({ id: 'a', deadline: 1, op: 'attest', ta: 'x', nonce: '12345678', claims: { a: [1] } })).toBe(true);
+    expect(isWireTARequest({ id: 'a', deadline: 1, op: 'closeSession', ta: 'x', sessionId: 's-1' })).toBe(true);
+  });
+
+  it('leave the error wording to zod', () => {
+    expect(() => parseTARequest(JSON.stringify({ id: 'a', deadline: 1, op: 'invoke', ta: 'Bad Name', command: 'ping' }))).toThrow(/invalid taRequest at "ta"/);
+    expect(() => parseTARequest(JSON.stringify({ id: 'a', deadline: 1, op: 'invoke', ta: 'x', command: 'ping', extra: 1 }))).toThrow(/invalid taRequest/);
+    expect(() => parseTAResponse(JSON.stringify({ id: 'a', ok: true, result: 1, extra: 2 }))).toThrow(expect.objectContaining({ code: 'BAD_FORMAT' }));
+    expect(parseTAResponse(JSON.stringify({ id: 'a', ok: false, error: { code: 'TIMEOUT', message: 'late' } }))).toMatchObject({ ok: false, error: { code: 'TIMEOUT' } });
+  });
+
+  it('refuse values JSON cannot carry or nested past the limit', () => {
+    expect(isJsonValue(Number.NaN)).toBe(false);
+    expect(isJsonValue(new Date())).toBe(false);
+    expect(isJsonValue(deep(64))).toBe(true);
+    expect(isJsonValue(deep(65))).toBe(false);
+    expect(isJsonValue({ a: undefined })).toBe(false);
+  });
+});
