@@ -19,6 +19,7 @@ const DEVICE = 'edge-sim-device';
 beforeAll(async () => {
   t = await startTestSim({ extraModules: ['rogue'] });
   await eventually(() => t.invoke('probeB', 'whoami'));
+  await eventually(() => t.invoke('probeA', 'whoami')); // one test sends from probeA
 });
 
 afterAll(async () => {

@@ -43,6 +43,12 @@ export interface SimulatorOptions {
   log?: (line: string) => void;
   /** Where module output goes (default stdout). */
   moduleOutput?: NodeJS.WritableStream;
+  /**
+   * Memory bounds: store-and-forward per destination (default 10,000 messages / 64 MiB, oldest
+   * dropped past either) and the bytes a slow `/edge-sim/upstream` reader may leave buffered
+   * (default 8 MiB; messages for it are dropped past that and it is told how many).
+   */
+  limits?: { storeMaxMessages?: number; storeMaxBytes?: number; upstreamBufferBytes?: number };
   /** Supervisor back-off (tests shorten it). */
   backoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
 }
@@ -98,6 +104,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       moduleKey,
       routes,
       timeToLiveSecs: spec.storeAndForward.timeToLiveSecs,
+      storeLimits: {
+        ...(options.limits?.storeMaxMessages !== undefined ? { maxMessages: options.limits.storeMaxMessages } : {}),
+        ...(options.limits?.storeMaxBytes !== undefined ? { maxBytes: options.limits.storeMaxBytes } : {}),
+      },
       log,
     });
     const mqttPort = await hub.start();
@@ -147,6 +157,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         },
         getTwin: (m) => hub.twins.serviceView(m, hub.isConnected(m)),
         patchTwin: (m, patch) => {
+          // Check both sections first so an over-limit part leaves the twin untouched.
+          if (patch.desired) hub.twins.checkPatch('desired', m, patch.desired as JsonObject);
+          if (patch.tags) hub.twins.checkPatch('tags', m, patch.tags as JsonObject);
           if (patch.desired) hub.patchDesired(m, patch.desired as JsonObject);
           if (patch.tags) hub.twins.patchTags(m, patch.tags as JsonObject);
           return hub.twins.serviceView(m, hub.isConnected(m));
@@ -167,9 +180,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           connected: hub.connectedModules(),
           routes: Object.keys(spec.routes),
           storedForForwarding: hub.pendingForwarding(),
+          storeAndForward: hub.forwardingStats(),
         }),
       },
-      { tls: tlsPair, port: options.httpsPort ?? 443, portFallback: options.httpsPort === undefined, log },
+      {
+        tls: tlsPair,
+        port: options.httpsPort ?? 443,
+        portFallback: options.httpsPort === undefined,
+        log,
+        ...(options.limits?.upstreamBufferBytes !== undefined ? { upstreamBufferBytes: options.limits.upstreamBufferBytes } : {}),
+      },
     );
     closers.push(() => service.close());
 

@@ -156,8 +156,10 @@ export class HubClient {
   /**
    * Live `$upstream` messages. Simulator only: a real IoT Hub delivers device-to-cloud messages
    * through its Event Hubs-compatible endpoint (use `az iot hub monitor-events` or an Event Hubs client).
+   * A reader that falls too far behind loses messages: the simulator then sends `{"dropped":N}`,
+   * passed to `onDropped` (never yielded as a message).
    */
-  async *streamUpstream(opts: { signal?: AbortSignal } = {}): AsyncGenerator<UpstreamEvent> {
+  async *streamUpstream(opts: { signal?: AbortSignal; onDropped?: (count: number) => void } = {}): AsyncGenerator<UpstreamEvent> {
     if (!this.isSimulator) {
       throw new EnclaveEdgeError('NOT_SUPPORTED', 'a real IoT Hub has no upstream stream on its service API; read its Event Hubs-compatible endpoint (e.g. az iot hub monitor-events)');
     }
@@ -166,7 +168,10 @@ export class HubClient {
     const lines = createInterface({ input: res, crlfDelay: Infinity });
     try {
       for await (const line of lines) {
-        if (line.trim()) yield JSON.parse(line) as UpstreamEvent;
+        if (!line.trim()) continue;
+        const e = JSON.parse(line) as UpstreamEvent | { dropped: number };
+        if ('dropped' in e && !('moduleId' in e)) opts.onDropped?.(e.dropped);
+        else yield e as UpstreamEvent;
       }
     } catch (err) {
       if (opts.signal?.aborted) return;

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
-import { emit, action, type GlobalOptions } from '../output.js';
+import { emit, action, warn, type GlobalOptions } from '../output.js';
 import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
 
 // The hub client and the simulator state are imported when an action runs, not to show help.
@@ -83,7 +83,7 @@ export function register(program: Command): void {
         if (!g.json) process.stderr.write(`monitoring $upstream of ${t.deviceId}${o.module ? ` (module ${o.module})` : ''}; Ctrl-C to stop\n`);
         let n = 0;
         try {
-          for await (const e of t.client.streamUpstream({ signal: ac.signal })) {
+          for await (const e of t.client.streamUpstream({ signal: ac.signal, onDropped: (n) => warn(`the simulator dropped ${n} message(s): this monitor did not read fast enough`) })) {
             if (o.module && e.moduleId !== o.module) continue;
             process.stdout.write((g.json ? JSON.stringify(e) : formatEvent(e)) + '\n');
             if (o.count && ++n >= o.count) break;

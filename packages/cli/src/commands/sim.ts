@@ -15,6 +15,12 @@ function port(v: string): number {
   return n;
 }
 
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a positive whole number: ${v}`);
+  return n;
+}
+
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const spec = sim.spec();
   const relPath = relative(process.cwd(), stateDir);
@@ -53,8 +59,10 @@ export function register(program: Command): void {
     .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
     .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
     .option('--workload-socket <path>', 'serve the workload API on a unix socket (default: a local HTTP port)')
+    .option('--store-max-messages <n>', 'store-and-forward bound per module input; the oldest go first (default 10000)', positiveInt)
+    .option('--store-max-bytes <n>', 'store-and-forward bytes per module input (default 67108864, 64 MiB)', positiveInt)
     .action(
-      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string }, cmd: Command) => {
+      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string; storeMaxMessages?: number; storeMaxBytes?: number }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
         const { startSimulator } = await import('@enclave-edge/edge-sim');
         const handle = await startSimulator({
@@ -64,6 +72,10 @@ export function register(program: Command): void {
           ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
           ...(o.httpsPort !== undefined ? { httpsPort: o.httpsPort } : {}),
           ...(o.workloadSocket ? { workloadSocket: o.workloadSocket } : {}),
+          limits: {
+            ...(o.storeMaxMessages !== undefined ? { storeMaxMessages: o.storeMaxMessages } : {}),
+            ...(o.storeMaxBytes !== undefined ? { storeMaxBytes: o.storeMaxBytes } : {}),
+          },
         });
         emit(
           g,
@@ -156,11 +168,17 @@ export function register(program: Command): void {
           deviceId: string;
           modules: Array<{ name: string; run: string; status: string; connected: boolean; process: { state: string; pid?: number; restarts: number } | null }>;
           storedForForwarding: number;
+          storeAndForward?: { dropped: number; destinations: Array<{ module: string; input: string; messages: number; dropped: number }> };
+          upstream?: { readers: number; dropped: number };
         };
         t.client.close();
         emit(cmd.optsWithGlobals() as GlobalOptions, status, (v: typeof status) =>
           [
             `device ${v.deviceId}; ${v.storedForForwarding} message(s) held for modules not connected`,
+            ...(v.storeAndForward?.destinations ?? [])
+              .filter((d) => d.dropped > 0)
+              .map((d) => `  store-and-forward full for ${d.module} input ${d.input}: ${d.dropped} oldest message(s) dropped, ${d.messages} held`),
+            ...(v.upstream?.dropped ? [`  upstream stream: ${v.upstream.dropped} message(s) dropped for readers that fell behind`] : []),
             ...v.modules.map(
               (m) => `  ${m.name.padEnd(24)} ${m.run.padEnd(8)} ${(m.process?.state ?? m.status).padEnd(9)} ${m.connected ? 'connected' : 'not connected'}${m.process?.pid ? `  pid ${m.process.pid}` : ''}${m.process?.restarts ? `  restarts ${m.process.restarts}` : ''}`,
             ),

@@ -14,8 +14,8 @@ import type { CompiledRoute, RouteMessage } from '../routes/types.js';
 import { routeMessage } from '../routes/compile.js';
 import { verifySas } from '../sas.js';
 import { TwinStore, type JsonObject } from './twins.js';
-import { StoreAndForward } from './store-forward.js';
-import { deviceNotOnline, gatewayTimeout } from './hub-error.js';
+import { StoreAndForward, type StoreLimits } from './store-forward.js';
+import { deviceNotOnline, gatewayTimeout, HubError } from './hub-error.js';
 import {
   decodeBag,
   encodeBag,
@@ -54,7 +54,17 @@ export interface EdgeHubOptions {
   routes?: CompiledRoute[];
   /** storeAndForwardConfiguration.timeToLiveSecs. */
   timeToLiveSecs?: number;
+  /** Bounds of store-and-forward per destination (default 10,000 messages / 64 MiB). */
+  storeLimits?: Partial<StoreLimits>;
   log?: (line: string) => void;
+}
+
+export interface ForwardingStats {
+  /** Messages held for modules not connected (all destinations). */
+  stored: number;
+  /** Messages dropped, oldest first, because a destination was full (since start). */
+  dropped: number;
+  destinations: Array<{ module: string; input: string; messages: number; bytes: number; dropped: number }>;
 }
 
 /** 256 KiB, IoT Hub's device-to-cloud message limit. */
@@ -77,7 +87,9 @@ export class EdgeHub extends EventEmitter {
   private server?: tls.Server;
   private routes: CompiledRoute[];
   private ttlSecs: number;
-  private readonly saf = new StoreAndForward<Delivery>();
+  private readonly saf: StoreAndForward<Delivery>;
+  /** When each destination last warned about dropped messages (one warning per 10 s at most). */
+  private readonly dropWarned = new Map<string, { at: number; since: number }>();
   private readonly pending = new Map<string, PendingMethod>();
   private nextRid = 1;
   private sweeper?: NodeJS.Timeout;
@@ -89,6 +101,7 @@ export class EdgeHub extends EventEmitter {
     this.twins = new TwinStore(opts.deviceId);
     this.routes = opts.routes ?? [];
     this.ttlSecs = opts.timeToLiveSecs ?? 7200;
+    this.saf = new StoreAndForward<Delivery>(opts.storeLimits);
     this.log = opts.log ?? (() => {});
     this.aedes = new Aedes({
       id: 'edge-sim-edgehub',
@@ -179,6 +192,17 @@ export class EdgeHub extends EventEmitter {
     return this.saf.total();
   }
 
+  forwardingStats(): ForwardingStats {
+    const keys = new Set<string>(this.saf.droppedCounts().keys());
+    for (const k of this.saf.keys()) keys.add(k);
+    const dropped = this.saf.droppedCounts();
+    const destinations = [...keys].sort().map((k) => {
+      const [module, input] = k.split('\u0000') as [string, string];
+      return { module, input, messages: this.saf.size(k), bytes: this.saf.bytes(k), dropped: dropped.get(k) ?? 0 };
+    });
+    return { stored: this.saf.total(), dropped: destinations.reduce((n, d) => n + d.dropped, 0), destinations };
+  }
+
   // ---- authentication and ACL -------------------------------------------------------------
 
   private authenticate(client: Client, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
@@ -242,7 +266,16 @@ export class EdgeHub extends EventEmitter {
           this.send(client, twinResponseTopic(400, t.rid), Buffer.from(JSON.stringify({ errorCode: 400004, message: 'reported properties patch must be a JSON object' })));
           return cb(null);
         }
-        const version = this.twins.patchReported(moduleId, patch as JsonObject);
+        let version: number;
+        try {
+          version = this.twins.patchReported(moduleId, patch as JsonObject, payload.length);
+        } catch (err) {
+          if (!(err instanceof HubError)) throw err;
+          // IoT Hub answers an over-limit patch with 400 on the twin response topic; the twin is unchanged.
+          this.log(`reported properties patch from ${moduleId} refused: ${err.message}`);
+          this.send(client, twinResponseTopic(err.httpStatus, t.rid), Buffer.from(JSON.stringify({ errorCode: err.hubErrorCode, message: err.message })));
+          return cb(null);
+        }
         this.send(client, twinResponseTopic(204, t.rid, version), Buffer.alloc(0));
         this.emit('reported', moduleId, patch);
         return cb(null);
@@ -303,7 +336,24 @@ export class EdgeHub extends EventEmitter {
     const c = this.canDeliver(moduleId);
     if (c && this.saf.size(key + d.input) > 0) this.flush(moduleId); // keep order behind anything stored
     if (c) this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
-    else this.saf.push(key + d.input, d, ttlSecs);
+    else this.store(moduleId, key + d.input, d, ttlSecs);
+  }
+
+  private store(moduleId: string, key: string, d: Delivery, ttlSecs: number): void {
+    const dropped = this.saf.push(key, d, d.body.length + d.topicBag.length, ttlSecs);
+    if (!dropped) return;
+    // Loud but not flooding: the first drop of a destination, then at most one line per 10 s.
+    const now = Date.now();
+    const w = this.dropWarned.get(key) ?? { at: 0, since: 0 };
+    w.since += dropped;
+    if (now - w.at >= 10_000) {
+      this.log(
+        `warning: store-and-forward for module ${moduleId} input ${d.input} is full (${this.saf.size(key)} messages, ${this.saf.bytes(key)} bytes); dropped ${w.since} oldest message(s) — is ${moduleId} running and subscribed to its inputs?`,
+      );
+      w.at = now;
+      w.since = 0;
+    }
+    this.dropWarned.set(key, w);
   }
 
   /** Deliver everything stored for a module that just subscribed to its inputs, in order. */

@@ -1,28 +1,92 @@
-/** Store and forward: per destination (module input) FIFO of messages kept until their TTL runs out. */
+/**
+ * Store and forward: per destination (module input) FIFO of messages kept until their TTL runs out.
+ * Each destination is bounded by a message count and a byte total; past either bound the oldest
+ * messages go first, so a module that never connects cannot grow the simulator without limit.
+ */
 
 export interface Queued<T> {
   item: T;
+  bytes: number;
   expiresAt: number;
 }
 
+export interface StoreLimits {
+  /** Messages kept per destination. */
+  maxMessages: number;
+  /** Body bytes kept per destination. */
+  maxBytes: number;
+}
+
+/** 10,000 messages / 64 MiB per destination. */
+export const DEFAULT_STORE_LIMITS: StoreLimits = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024 };
+
+interface Queue<T> {
+  items: Queued<T>[];
+  /** Index of the first live item (items before it were taken or dropped). */
+  head: number;
+  bytes: number;
+}
+
 export class StoreAndForward<T> {
-  private readonly queues = new Map<string, Queued<T>[]>();
+  private readonly queues = new Map<string, Queue<T>>();
+  private readonly dropped = new Map<string, number>();
+  private readonly limits: StoreLimits;
+
+  constructor(limits: Partial<StoreLimits> = {}) {
+    this.limits = { ...DEFAULT_STORE_LIMITS, ...limits };
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`store limit ${k} must be a positive integer (got ${v})`);
+    }
+  }
 
   /** Number of messages waiting for `key` (expired ones included until the next take). */
   size(key: string): number {
-    return this.queues.get(key)?.length ?? 0;
+    const q = this.queues.get(key);
+    return q ? q.items.length - q.head : 0;
+  }
+
+  /** Body bytes waiting for `key`. */
+  bytes(key: string): number {
+    return this.queues.get(key)?.bytes ?? 0;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.queues.keys();
   }
 
   total(): number {
     let n = 0;
-    for (const q of this.queues.values()) n += q.length;
+    for (const k of this.queues.keys()) n += this.size(k);
     return n;
   }
 
-  push(key: string, item: T, ttlSecs: number, now = Date.now()): void {
+  /** Messages dropped because a destination was full, by destination key, since start. */
+  droppedCounts(): Map<string, number> {
+    return new Map(this.dropped);
+  }
+
+  /**
+   * Store one message. Returns how many older messages of this destination were dropped to make
+   * room (0 normally). A message bigger than the byte bound replaces everything stored there.
+   */
+  push(key: string, item: T, bytes: number, ttlSecs: number, now = Date.now()): number {
     let q = this.queues.get(key);
-    if (!q) this.queues.set(key, (q = []));
-    q.push({ item, expiresAt: now + ttlSecs * 1000 });
+    if (!q) this.queues.set(key, (q = { items: [], head: 0, bytes: 0 }));
+    q.items.push({ item, bytes, expiresAt: now + ttlSecs * 1000 });
+    q.bytes += bytes;
+    let dropped = 0;
+    while (q.items.length - q.head > 1 && (q.items.length - q.head > this.limits.maxMessages || q.bytes > this.limits.maxBytes)) {
+      q.bytes -= q.items[q.head]!.bytes;
+      q.items[q.head++] = undefined as unknown as Queued<T>; // release the body now
+      dropped++;
+    }
+    // Compact once the dropped prefix is large, so shifting stays amortised O(1).
+    if (q.head > 1024 && q.head * 2 > q.items.length) {
+      q.items = q.items.slice(q.head);
+      q.head = 0;
+    }
+    if (dropped) this.dropped.set(key, (this.dropped.get(key) ?? 0) + dropped);
+    return dropped;
   }
 
   /** Remove and return, in order, every unexpired message for keys matching `prefix`. */
@@ -30,7 +94,10 @@ export class StoreAndForward<T> {
     const out: Array<{ key: string; item: T }> = [];
     for (const [key, q] of this.queues) {
       if (!key.startsWith(prefix)) continue;
-      for (const e of q) if (e.expiresAt > now) out.push({ key, item: e.item });
+      for (let i = q.head; i < q.items.length; i++) {
+        const e = q.items[i]!;
+        if (e.expiresAt > now) out.push({ key, item: e.item });
+      }
       this.queues.delete(key);
     }
     return out;
@@ -38,13 +105,13 @@ export class StoreAndForward<T> {
 
   /** Drop expired messages everywhere (called periodically). */
   sweep(now = Date.now()): number {
-    let dropped = 0;
+    let expired = 0;
     for (const [key, q] of this.queues) {
-      const kept = q.filter((e) => e.expiresAt > now);
-      dropped += q.length - kept.length;
-      if (kept.length) this.queues.set(key, kept);
+      const kept = q.items.slice(q.head).filter((e) => e.expiresAt > now);
+      expired += q.items.length - q.head - kept.length;
+      if (kept.length) this.queues.set(key, { items: kept, head: 0, bytes: kept.reduce((n, e) => n + e.bytes, 0) });
       else this.queues.delete(key);
     }
-    return dropped;
+    return expired;
   }
 }

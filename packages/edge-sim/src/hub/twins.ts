@@ -1,4 +1,5 @@
 /** Module twins: desired/reported documents with versions, JSON merge-patch semantics (null deletes). */
+import { checkTwinPatch, checkTwinSection } from './twin-limits.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -61,17 +62,31 @@ export class TwinStore {
     return t.desiredVersion;
   }
 
+  /** Throws what a patch would throw (IoT Hub's limits), without applying it. */
+  checkPatch(section: 'desired' | 'reported' | 'tags', moduleId: string, patch: JsonObject): void {
+    checkTwinPatch(section, moduleId, patch);
+    checkTwinSection(section, moduleId, mergePatch(this.get(moduleId)[section], patch));
+  }
+
+  /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
   patchDesired(moduleId: string, patch: JsonObject): number {
     const t = this.get(moduleId);
-    t.desired = mergePatch(t.desired, patch);
+    checkTwinPatch('desired', moduleId, patch);
+    const merged = mergePatch(t.desired, patch);
+    checkTwinSection('desired', moduleId, merged);
+    t.desired = merged;
     t.desiredVersion++;
     t.version++;
     return t.desiredVersion;
   }
 
-  patchReported(moduleId: string, patch: JsonObject): number {
+  /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
+  patchReported(moduleId: string, patch: JsonObject, jsonBytes?: number): number {
     const t = this.get(moduleId);
-    t.reported = mergePatch(t.reported, patch);
+    checkTwinPatch('reported', moduleId, patch, jsonBytes);
+    const merged = mergePatch(t.reported, patch);
+    checkTwinSection('reported', moduleId, merged);
+    t.reported = merged;
     t.reportedVersion++;
     t.version++;
     return t.reportedVersion;
@@ -79,7 +94,10 @@ export class TwinStore {
 
   patchTags(moduleId: string, patch: JsonObject): void {
     const t = this.get(moduleId);
-    t.tags = mergePatch(t.tags, patch);
+    checkTwinPatch('tags', moduleId, patch);
+    const merged = mergePatch(t.tags, patch);
+    checkTwinSection('tags', moduleId, merged);
+    t.tags = merged;
     t.version++;
   }
 

@@ -41,9 +41,12 @@ export interface ServiceApiOptions {
   portFallback?: boolean;
   host?: string;
   log?: (line: string) => void;
+  /** Bytes one `/edge-sim/upstream` reader may leave unread before its messages are dropped (default 8 MiB). */
+  upstreamBufferBytes?: number;
 }
 
 const MAX_BODY = 256 * 1024;
+export const DEFAULT_UPSTREAM_BUFFER_BYTES = 8 * 1024 * 1024;
 
 class HttpError extends Error {
   constructor(
@@ -59,6 +62,9 @@ type Caller = { kind: 'hub' } | { kind: 'module'; moduleId: string };
 
 export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiOptions): Promise<{ port: number; close(): Promise<void> }> {
   const streams = new Set<ServerResponse>();
+  const upstreamBound = opts.upstreamBufferBytes ?? DEFAULT_UPSTREAM_BUFFER_BYTES;
+  if (!Number.isInteger(upstreamBound) || upstreamBound < 1) throw new RangeError(`upstreamBufferBytes must be a positive integer (got ${upstreamBound})`);
+  let upstreamDropped = 0;
   const sasCache = new VerifiedSasCache();
   const server = https.createServer({ key: opts.tls.key, cert: opts.tls.cert, noDelay: true }, (req, res) => {
     handle(req, res).catch((err) => sendError(res, err));
@@ -148,7 +154,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
       res.flushHeaders();
       streams.add(res);
-      const off = backend.onUpstream((m) => res.write(JSON.stringify(upstreamJson(m)) + '\n'));
+      const off = backend.onUpstream(slowReaderGuard(res));
       res.on('close', () => {
         off();
         streams.delete(res);
@@ -157,9 +163,43 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     }
     if (parts[0] === 'edge-sim' && parts[1] === 'status' && method === 'GET') {
       hubOnly();
-      return sendJson(res, 200, backend.status());
+      const status = backend.status() as Record<string, unknown>;
+      return sendJson(res, 200, { ...status, upstream: { readers: streams.size, dropped: upstreamDropped, bufferBytes: upstreamBound } });
     }
     throw new HttpError(404, 404000, `no such resource: ${method} ${url.pathname}`);
+  }
+
+  /**
+   * Writes upstream messages to one reader without buffering without bound: past `upstreamBound`
+   * unread bytes its messages are dropped and counted; once it catches up it first gets a
+   * `{"dropped":N}` line, then messages again.
+   */
+  function slowReaderGuard(res: ServerResponse): (m: UpstreamMessage) => void {
+    let pending = 0;
+    let waiting = false;
+    const notice = (): void => {
+      if (pending === 0) return;
+      res.write(JSON.stringify({ dropped: pending }) + '\n');
+      pending = 0;
+    };
+    return (m) => {
+      if (res.destroyed || res.writableEnded) return;
+      if (res.writableLength > upstreamBound) {
+        if (pending === 0) opts.log?.(`warning: an upstream reader is not keeping up (${res.writableLength} bytes unread > ${upstreamBound}); dropping messages for it`);
+        pending++;
+        upstreamDropped++;
+        if (!waiting) {
+          waiting = true;
+          res.once('drain', () => {
+            waiting = false;
+            if (res.writableLength <= upstreamBound) notice();
+          });
+        }
+        return;
+      }
+      notice();
+      res.write(JSON.stringify(upstreamJson(m)) + '\n');
+    };
   }
 
   function sendError(res: ServerResponse, err: unknown): void {
