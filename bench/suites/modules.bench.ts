@@ -5,12 +5,70 @@
  *  - the sensor pipeline (sensor input → sensor-signer.sign → output signed → $upstream), beside
  *    the same messages routed straight to $upstream.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { defineSuite, measureLatency, measureThroughput, type Measurement } from '../lib.js';
 import { eventually, startE2E } from '../../tests/e2e/harness.js';
+
+/** CPU time (ms, user+system, all threads) of a process so far, from /proc. */
+function cpuMsOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+const CLK_TCK = 100;
+
+/** CPU ms per thread of a process: the main thread (tid = pid) vs the others (enclave workers, libuv, V8). */
+function threadCpuMs(pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (pid === undefined) return out;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const raw = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = raw.slice(raw.indexOf('(') + 1, raw.lastIndexOf(')'));
+      const f = raw.slice(raw.lastIndexOf(') ') + 2).split(' ');
+      const name = Number(tid) === pid ? 'main' : comm;
+      out[name] = (out[name] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    }
+  } catch {
+    /* process gone */
+  }
+  return out;
+}
+
+/**
+ * CPU spent per message in each process while `fn` runs: the budget that says where the time
+ * goes (on 2 shared cores, 2,000 msg/s leaves at most 1 ms of CPU per message for everything).
+ */
+async function cpuBudget<T>(pids: Record<string, number | undefined>, messages: number, fn: () => Promise<T>): Promise<{ result: T; perMessageUs: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMsOf(pid)]));
+  const threadsBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadCpuMs(pid)]));
+  const self0 = process.cpuUsage();
+  const result = await fn();
+  const self = process.cpuUsage(self0);
+  const perMessageUs: Record<string, number> = {};
+  for (const [k, pid] of Object.entries(pids)) perMessageUs[k] = ((cpuMsOf(pid) - before[k]!) * 1000) / messages;
+  if (process.env.BENCH_THREADS) {
+    for (const [k, pid] of Object.entries(pids)) {
+      const now = threadCpuMs(pid);
+      const delta = Object.entries(now).map(([n, v]) => [n, (((v - (threadsBefore[k]![n] ?? 0)) * 1000) / messages).toFixed(0)]).filter(([, v]) => v !== '0');
+      process.stdout.write(`    threads of ${k} (µs/message): ${delta.map(([n, v]) => `${n} ${v}`).join(', ')}\n`);
+    }
+  }
+  perMessageUs['bench process (simulator + load client)'] = (self.user + self.system) / messages;
+  return { result, perMessageUs };
+}
+
+function budgetNote(b: Record<string, number>): string {
+  const total = Object.values(b).reduce((a, v) => a + (Number.isFinite(v) ? v : 0), 0);
+  return `CPU per message: ${Object.entries(b).map(([k, v]) => `${k} ${v.toFixed(0)} µs`).join(', ')}; total ${total.toFixed(0)} µs → ≤ ${((2 * 1e6) / total).toFixed(0)} msg/s on 2 idle cores`;
+}
 
 async function pipelineRate(label: string, send: (i: number) => Promise<unknown>, received: () => number, total: number): Promise<Measurement> {
   const start = received();
@@ -27,27 +85,24 @@ async function pipelineRate(label: string, send: (i: number) => Promise<unknown>
 }
 
 /**
- * The simulator's edgeHub leaves Nagle's algorithm on for its MQTT sockets (reported to its
- * owner); every module-to-module hop then waits ~40 ms for a delayed ACK. The real edgeHub
- * sets TCP_NODELAY, so the bench does the same for the in-process simulator's server sockets.
- * Set BENCH_SIM_NAGLE=1 to measure without this.
+ * BENCH_CPU_PROF=<dir>: both module processes profile themselves (cpu-profile-preload.mjs;
+ * Node 20 refuses --cpu-prof in NODE_OPTIONS) and write a .cpuprofile there when the simulator
+ * stops them. A bench-only diagnostic; open the files with Chrome DevTools.
  */
-function simServerNoDelay(): void {
-  if (process.env.BENCH_SIM_NAGLE) return;
-  const original = tls.createServer;
-  (tls as { createServer: typeof tls.createServer }).createServer = ((opts: tls.TlsOptions, listener?: (s: tls.TLSSocket) => void) =>
-    original({ ...opts, noDelay: true } as tls.TlsOptions, listener)) as typeof tls.createServer;
+function profileEnv(): Record<string, { value: string }> {
+  const dir = process.env.BENCH_CPU_PROF;
+  const preload = new URL('./cpu-profile-preload.mjs', import.meta.url).href;
+  return dir ? { NODE_OPTIONS: { value: `--import=${preload}` }, BENCH_CPU_PROF: { value: dir } } : {};
 }
 
 export default defineSuite({
   name: 'modules',
   async run(ctx) {
-    simServerNoDelay();
     const t = await startE2E((m) => {
       const mods = m.modulesContent.$edgeAgent['properties.desired'].modules;
       mods.SimulatedTemperatureSensor.status = 'stopped';
-      mods['ta-runtime'].env.RuntimeLogLevel = { value: 'warn' };
-      mods['host-module'].env.RuntimeLogLevel = { value: 'warn' };
+      mods['ta-runtime'].env = { ...mods['ta-runtime'].env, RuntimeLogLevel: { value: 'warn' }, ...profileEnv() };
+      mods['host-module'].env = { ...mods['host-module'].env, RuntimeLogLevel: { value: 'warn' }, ...profileEnv() };
       const routes = m.modulesContent.$edgeHub['properties.desired'].routes;
       routes.loadToSensor = 'FROM /messages/modules/fuzzer/outputs/sensor INTO BrokeredEndpoint("/modules/host-module/inputs/sensor")';
       routes.loadRaw = 'FROM /messages/modules/fuzzer/outputs/raw INTO $upstream';
@@ -108,15 +163,18 @@ export default defineSuite({
         return trivial.sendOutputEvent(output, msg);
       };
       await pipelineRate('warmup', send('sensor'), () => signed, 500);
-      const rawRate = await pipelineRate('sensor messages straight to $upstream', send('raw'), () => rawSeen, 5000);
-      const pipeRate = await pipelineRate('sensor → host-module → sensor-signer → $upstream', send('sensor'), () => signed, 5000);
+      const pids = { 'host-module': t.pidOf('host-module'), 'ta-runtime (incl. enclave worker)': t.pidOf('ta-runtime') };
+      const rawRun = await cpuBudget(pids, 5000, () => pipelineRate('sensor messages straight to $upstream', send('raw'), () => rawSeen, 5000));
+      const pipeRun = await cpuBudget(pids, 5000, () => pipelineRate('sensor → host-module → sensor-signer → $upstream', send('sensor'), () => signed, 5000));
+      const rawRate = rawRun.result;
+      const pipeRate = pipeRun.result;
       ctx.compare({
         name: 'sensor pipeline',
         subject: pipeRate,
         baseline: rawRate,
         ratio: rawRate.opsPerSec / pipeRate.opsPerSec,
         targets: [{ description: `≥ 2,000 messages/s (${pipeRate.opsPerSec.toFixed(0)}/s)`, pass: pipeRate.opsPerSec >= 2000 }],
-        notes: 'throughput runs: p50/p99 not measured per message',
+        notes: `throughput runs: p50/p99 not measured per message. Pipeline ${budgetNote(pipeRun.perMessageUs)}. Straight to $upstream: ${budgetNote(rawRun.perMessageUs)}`,
       });
     } finally {
       await trivial.close().catch(() => undefined);
