@@ -122,6 +122,14 @@ describe('enclave-edge ta (CLI)', () => {
     writeFileSync(join(p, 'junk.tab'), 'PK\x03\x04 definitely not a bundle, but long enough to have a header');
     expectOneLineFailure(await ee(p, ['ta', 'verify', 'junk.tab']), /BAD_FORMAT: bundle format: wrong magic/);
     expectOneLineFailure(await ee(p, ['ta', 'inspect', 'missing.tab']), /ITEM_NOT_FOUND: cannot read bundle missing\.tab/);
+    // Files named by options: a missing one is ITEM_NOT_FOUND naming it (not INTERNAL: ENOENT).
+    const bundle = join('dist', 'first-ta.tab');
+    expectOneLineFailure(await ee(p, ['ta', 'digest', bundle, '--public-key', 'nope.pub.pem']), /ITEM_NOT_FOUND: cannot read public key nope\.pub\.pem: ENOENT/);
+    expectOneLineFailure(await ee(p, ['ta', 'digest', bundle, '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem: ENOENT/);
+    expectOneLineFailure(await ee(p, ['ta', 'attach-signature', bundle, '--signature', bundle, '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem/);
+    expectOneLineFailure(await ee(p, ['ta', 'sign', bundle, '--key', 'nope.pem']), /ITEM_NOT_FOUND: cannot read key file nope\.pem/);
+    expectOneLineFailure(await ee(p, ['ta', 'sign', bundle, '--key', 'key.pem', '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem/);
+    expectOneLineFailure(await ee(p, ['ta', 'build', '--key', 'key.pem', '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem/);
     const tampered = readFileSync(join(p, 'dist', 'first-ta.tab'));
     tampered[tampered.indexOf('pong') + 1] ^= 1;
     writeFileSync(join(p, 'tampered.tab'), tampered);

@@ -74,7 +74,7 @@ describe('enclave-edge ta run', () => {
     const put = await ee(dir, ['ta', 'run', 'kv.tab', 'put', '{"name":"db-password","value":"s3cr3t"}']);
     expect(put.code).toBe(0);
     expect(JSON.parse(put.stdout)).toEqual({ name: 'db-password', created: true });
-    expect(put.stderr).toMatch(/running key-vault 1\.0\.0 in the emulated enclave — DEVELOPMENT-GRADE root of trust/);
+    expect(put.stderr).toMatch(/^enclave-edge: warning: running key-vault 1\.0\.0 in the emulated enclave — DEVELOPMENT-GRADE root of trust/m);
     expect(put.stderr).toContain('[key-vault] info  secret stored {"name":"db-password"}');
     expect(put.stderr).not.toContain('s3cr3t');
 

@@ -142,6 +142,12 @@ const cases: Record<string, Case[]> = {
     [['ta', 'verify', 'junk.tab'], 'BAD_FORMAT', FAILED],
     [['ta', 'sign', 'junk.tab'], 'BAD_PARAMETERS', USAGE],
     [['ta', 'keygen', '--out', 'key.pem'], 'CONFLICT', FAILED],
+    [['ta', 'digest', 'junk.tab', '--public-key', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
+    [['ta', 'digest', 'junk.tab', '--cert', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
+    [['ta', 'attach-signature', 'junk.tab', '--signature', 'junk.tab', '--public-key', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
+    [['ta', 'sign', 'junk.tab', '--key', 'key.pem', '--cert', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
+    [['ta', 'build', '--key', 'key.pem', '--cert', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
+    [['ta', 'build', '--cert', 'key.pem'], 'BAD_PARAMETERS', FAILED],
   ],
   device: [
     [['device', 'show', '--rot', 'bogus', '--state-dir', 'dev'], 'CONFIG_INVALID', FAILED],

@@ -8,7 +8,7 @@ import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import { computeSignerId, spkiFromPem } from '@enclave-edge/bundle';
-import { action, emit, type GlobalOptions } from '../output.js';
+import { action, emit, warn, type GlobalOptions } from '../output.js';
 
 type Opts = GlobalOptions & Record<string, unknown>;
 
@@ -16,7 +16,15 @@ type Opts = GlobalOptions & Record<string, unknown>;
 export function signerIdsFrom(values: string[]): string[] {
   return values.map((v) => {
     if (/^[0-9a-fA-F]{64}$/.test(v)) return v.toLowerCase();
-    if (existsSync(v)) return computeSignerId(spkiFromPem(readFileSync(v, 'utf8')));
+    if (existsSync(v)) {
+      let pem: string;
+      try {
+        pem = readFileSync(v, 'utf8');
+      } catch (e) {
+        throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read --signer ${v}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      return computeSignerId(spkiFromPem(pem));
+    }
     throw new EnclaveEdgeError('BAD_PARAMETERS', `--signer ${v}: neither a 64-hex signer_id nor a readable PEM file`);
   });
 }
@@ -112,9 +120,10 @@ export function registerRun(ta: Command): void {
           if (!opts.quiet) stderr(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`);
         },
         onAdmitted: (b, rot) =>
-          stderr(`enclave-edge: running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`),
+          warn(`running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`),
         trustLog: (level, message) => {
-          if (level === 'warn' || level === 'error') stderr(`enclave-edge: ${level}: ${message}`);
+          // Not the command's failure line (that is `enclave-edge: CODE: reason`), so a warning either way.
+          if (level === 'warn' || level === 'error') warn(level === 'error' ? `root of trust error: ${message}` : message);
         },
       });
       try {

@@ -21,6 +21,13 @@ function readBytes(path: string, what: string): Uint8Array {
   }
 }
 
+/** A PEM file named on the command line; a missing one is ITEM_NOT_FOUND naming the file. */
+const readPem = (path: string, what: string): string => new TextDecoder().decode(readBytes(path, what));
+
+/** --cert <pem>: the certificate chain (leaf first) for the x5c header. */
+const certChainOption = (opts: Opts): { certificateChain?: string[] } =>
+  typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readPem(opts.cert, 'certificate chain')) } : {};
+
 /** Replace a file atomically (temp + rename), so an interrupted sign never leaves half a bundle. */
 function writeAtomic(path: string, data: Uint8Array | string, mode?: number): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
@@ -30,10 +37,10 @@ function writeAtomic(path: string, data: Uint8Array | string, mode?: number): vo
 
 function keyInfoFrom(opts: Opts): SignerKeyInfo {
   if (typeof opts.cert === 'string') {
-    const pem = readFileSync(opts.cert, 'utf8');
+    const pem = readPem(opts.cert, 'certificate chain');
     return { spki: spkiFromPem(pem), certificateChain: certificateChainFromPem(pem) };
   }
-  if (typeof opts.publicKey === 'string') return { spki: spkiFromPem(readFileSync(opts.publicKey, 'utf8')) };
+  if (typeof opts.publicKey === 'string') return { spki: spkiFromPem(readPem(opts.publicKey, 'public key')) };
   throw new EnclaveEdgeError('BAD_PARAMETERS', 'name the signing key: --public-key <pem> or --cert <certificate chain pem>');
 }
 
@@ -88,7 +95,8 @@ export function register(program: Command): void {
     .option('--cert <pem>', 'with --key: certificate chain for the x5c header')
     .action(action(async (dir: string | undefined, _o: unknown, cmd: Command) => {
       const opts = optsOf(cmd);
-      const opened = typeof opts.key === 'string' ? await openSigner(opts.key, typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readFileSync(opts.cert, 'utf8')) } : {}) : undefined;
+      if (typeof opts.cert === 'string' && typeof opts.key !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', '--cert goes with --key (it names the signing key\'s certificate chain)');
+      const opened = typeof opts.key === 'string' ? await openSigner(opts.key, certChainOption(opts)) : undefined;
       try {
         const { buildTA } = await import('@enclave-edge/ta-toolchain');
         const r = await buildTA(dir ?? '.', { ...(opts.debug ? { debug: true } : {}), ...(typeof opts.out === 'string' ? { outFile: opts.out } : {}), ...(opened ? { signer: opened.signer } : {}) });
@@ -136,7 +144,7 @@ export function register(program: Command): void {
     .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
       const opts = optsOf(cmd);
       const bytes = readBytes(bundlePath, 'bundle');
-      const opened = await openSigner(opts.key as string, typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readFileSync(opts.cert, 'utf8')) } : {});
+      const opened = await openSigner(opts.key as string, certChainOption(opts));
       try {
         const signed = await signBundle(bytes, opened.signer);
         const v = verifyBundle(signed);
