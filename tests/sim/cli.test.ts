@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, statSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,21 @@ describe('enclave-edge CLI against a running simulator', () => {
     expect(upOut).toMatch(/enclave-edge invoke probeA/);
     expect(upOut).toMatch(/enclave-edge monitor/);
     for (const f of ['keys.json', 'server-key.pem', 'ca-key.pem', 'state.json']) expect(statSync(join(cwd, '.edge-sim', f)).mode & 0o077).toBe(0);
+  });
+
+  it('sim up serves the workload API on a 0600 unix socket in the state folder (O6)', () => {
+    const sock = join(realpathSync(cwd), '.edge-sim', 'workload.sock');
+    expect(upOut).toContain(`workload API        unix://${sock}`);
+    const st = statSync(sock);
+    expect(st.isSocket()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(statSync(join(cwd, '.edge-sim')).mode & 0o077).toBe(0);
+  });
+
+  it('sim up refuses a store bound that is not a positive whole number', async () => {
+    const r = await cliFails('sim', 'up', '--store-max-messages', '0', '--state-dir', join(cwd, 'unused'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/not a positive whole number: 0/);
   });
 
   it('invoke prints status and payload; --json for scripts', async () => {

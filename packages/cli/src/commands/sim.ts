@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
 import { moduleConnectionString } from '@enclave-edge/edge-sim/module-env';
-import { emit, action, type GlobalOptions } from '../output.js';
+import { emit, action, warn, type GlobalOptions } from '../output.js';
 
 // Reading the simulator's state (zod schemas) and the hub client load only in the actions that need them.
 const findSimulator = async (stateDir: string) => (await import('./hub-target.js')).findSimulator(stateDir);
@@ -19,6 +19,23 @@ function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a positive whole number: ${v}`);
   return n;
+}
+
+/**
+ * The workload API defaults to a 0600 unix socket in the (0700) state folder, as aziot-edged
+ * serves it: other OS users cannot reach it at all. A port on 127.0.0.1 when asked, on Windows,
+ * or when the path would not fit in a socket address (104 bytes on macOS).
+ */
+function workloadListen(socket: string | false | undefined, stateDir: string): { workloadSocket?: string } {
+  if (socket === false) return {};
+  if (typeof socket === 'string') return { workloadSocket: socket };
+  const path = resolve(stateDir, 'workload.sock');
+  if (process.platform === 'win32') return {};
+  if (Buffer.byteLength(path) > 100) {
+    warn(`workload API on a 127.0.0.1 port: ${path} is too long for a unix socket (pass --workload-socket <shorter path>)`);
+    return {};
+  }
+  return { workloadSocket: path };
 }
 
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
@@ -58,11 +75,12 @@ export function register(program: Command): void {
     .option('--repo-root <dir>', 'folder with modules/<name>/module.json (default: the manifest\'s folder)')
     .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
     .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
-    .option('--workload-socket <path>', 'serve the workload API on a unix socket (default: a local HTTP port)')
+    .option('--workload-socket <path>', 'workload API unix socket, mode 0600 (default <state-dir>/workload.sock)')
+    .option('--no-workload-socket', 'serve the workload API on a 127.0.0.1 port instead of a unix socket')
     .option('--store-max-messages <n>', 'store-and-forward bound per module input; the oldest go first (default 10000)', positiveInt)
     .option('--store-max-bytes <n>', 'store-and-forward bytes per module input (default 67108864, 64 MiB)', positiveInt)
     .action(
-      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string; storeMaxMessages?: number; storeMaxBytes?: number }, cmd: Command) => {
+      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string | false; storeMaxMessages?: number; storeMaxBytes?: number }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
         const { startSimulator } = await import('@enclave-edge/edge-sim');
         const handle = await startSimulator({
@@ -71,7 +89,7 @@ export function register(program: Command): void {
           ...(o.repoRoot ? { repoRoot: o.repoRoot } : {}),
           ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
           ...(o.httpsPort !== undefined ? { httpsPort: o.httpsPort } : {}),
-          ...(o.workloadSocket ? { workloadSocket: o.workloadSocket } : {}),
+          ...workloadListen(o.workloadSocket, o.stateDir),
           limits: {
             ...(o.storeMaxMessages !== undefined ? { storeMaxMessages: o.storeMaxMessages } : {}),
             ...(o.storeMaxBytes !== undefined ? { storeMaxBytes: o.storeMaxBytes } : {}),
