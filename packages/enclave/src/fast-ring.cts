@@ -124,11 +124,16 @@ export class RingView {
     return true;
   }
 
-  readResponse(slot: number): { ok: boolean; json: string } {
+  /**
+   * Read a response; undefined when the slot's length or status could not have been written by
+   * writeResponse (the host does not trust the worker's side of shared memory).
+   */
+  readResponse(slot: number): { ok: boolean; json: string } | undefined {
     const b = this.base(slot);
     const len = this.view.getUint32(b, true);
-    const ok = this.bytes[b + 4] === 0;
-    return { ok, json: decoder.decode(this.bytes.slice(b + 5, b + 4 + len)) };
+    const status = this.bytes[b + 4];
+    if (len < 1 || len > this.layout.slotBytes - 4 || (status !== 0 && status !== 1)) return undefined;
+    return { ok: status === 0, json: decoder.decode(this.bytes.slice(b + 5, b + 4 + len)) };
   }
 
   /**

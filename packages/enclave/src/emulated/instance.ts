@@ -12,6 +12,31 @@ import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, 
 import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
 import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
+import { SvcBudget, wireBytes } from '../service-quota.cjs';
+import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../log-limiter.cjs';
+import { TA_PASSABLE_CODES } from '../protocol.cjs';
+import { copyValue, isProblem } from '../values.cjs';
+
+const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host']);
+
+/** A message no honest worker sends: the instance is terminated (see docs/threat-model.md O1–O3). */
+class ProtocolViolation extends Error {}
+
+function violation(what: string): never {
+  throw new ProtocolViolation(what);
+}
+
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
+
+/** An error as the worker sends it: only codes a TA may pass out (toWire in the worker). */
+function checkWireError(e: unknown, wasm: boolean): WireError {
+  if (!e || typeof e !== 'object') violation('an error that is not an object');
+  const w = e as Record<string, unknown>;
+  if (typeof w.code !== 'string' || typeof w.message !== 'string') violation('an error without a string code and message');
+  if (!(TA_PASSABLE_CODES.has(w.code) || (wasm && w.code === 'OUT_OF_MEMORY'))) violation(`an error code the TA may not pass out (${w.code.slice(0, 40)})`);
+  if (w.stack !== undefined && typeof w.stack !== 'string') violation('an error stack that is not a string');
+  return { code: w.code as WireError['code'], message: w.message.slice(0, 4096), ...(typeof w.stack === 'string' ? { stack: w.stack.slice(0, 16384) } : {}) };
+}
 
 export interface InstanceHooks {
   service(op: SvcOp, args: Value[]): Promise<Value | undefined>;
@@ -88,6 +113,10 @@ export class Instance extends EventEmitter {
   private waitingDone = false;
   private sweep: NodeJS.Timeout | undefined;
   private doneSeen = 0;
+  // Counted here, not trusted from the worker (threat model O1, O2).
+  private readonly svc = new SvcBudget();
+  private readonly svcPending = new Map<number, number>();
+  private readonly logGate = new LogGate(HOST_LOG_LIMITS, (n, b, l) => this.o.hooks.log('warn', droppedSummary(n, b, l)));
 
   constructor(private readonly o: InstanceOptions) {
     super();
@@ -115,7 +144,7 @@ export class Instance extends EventEmitter {
     this.startTimer = setTimeout(() => {
       if (!this.started) this.kill({ code: 'TIMEOUT', reason: `the TA did not finish loading and onCreate within ${o.startTimeoutMs} ms` });
     }, o.startTimeoutMs);
-    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
+    this.worker.on('message', (m: FromWorker) => this.guarded(() => this.onMessage(m)));
     this.worker.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') this.die({ code: 'OUT_OF_MEMORY', reason: `the TA exceeded its heap limit (${o.heapMb} MB)` });
       else this.die({ code: 'TA_CRASHED', reason: `the enclave worker crashed: ${err.message}` });
@@ -139,6 +168,21 @@ export class Instance extends EventEmitter {
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Host-side counters: most service calls seen in flight at once, and TA log lines this side dropped. */
+  get limits(): { svcInFlight: number; svcPeak: number; svcBytes: number; logsDropped: number } {
+    return { svcInFlight: this.svc.inFlight, svcPeak: this.svc.peak, svcBytes: this.svc.bytes, logsDropped: this.logGate.totalDropped };
+  }
+
+  /** Run a handler of worker input; anything it throws ends this instance, never the process. */
+  private guarded(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      const what = err instanceof ProtocolViolation ? err.message : `reading its message failed (${(err as Error)?.message ?? String(err)})`;
+      this.kill({ code: 'TA_CRASHED', reason: `the enclave worker broke the host protocol: ${what}; it was terminated` });
+    }
   }
 
   /** Run a call when a slot frees up (maxConcurrency), waiting in a bounded queue, else BUSY. */
@@ -227,7 +271,8 @@ export class Instance extends EventEmitter {
     this.waitingDone = true;
     this.ring.park(DONE, this.doneSeen, HOST_WAITING, () => {
       this.waitingDone = false;
-      this.collectRing();
+      if (this.dead) return;
+      this.guarded(() => this.collectRing());
       this.watchRing();
     });
   }
@@ -237,11 +282,19 @@ export class Instance extends EventEmitter {
     this.doneSeen = Atomics.load(ring.i32, DONE);
     for (const [slot, p] of this.slotPending) {
       if (ring.state(slot) !== RESP) continue;
-      const { ok, json } = ring.readResponse(slot);
+      const r = ring.readResponse(slot);
+      if (!r) violation(`a fast-path response in slot ${slot} with a length or status outside the slot`);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(r.json);
+      } catch {
+        violation(`a fast-path response in slot ${slot} that is not JSON`);
+      }
+      const error = r.ok ? undefined : checkWireError(parsed, this.wasm);
       ring.setState(slot, FREE);
       this.slotPending.delete(slot);
       this.freeSlots.push(slot);
-      this.settle(p, ok, ok ? (JSON.parse(json) as Value) : undefined, ok ? undefined : (JSON.parse(json) as WireError));
+      this.settle(p, r.ok, r.ok ? (parsed as Value) : undefined, error);
     }
   }
 
@@ -253,17 +306,38 @@ export class Instance extends EventEmitter {
     if (this.inFlight === 0) this.emit('idle');
   }
 
-  private onMessage(m: FromWorker): void {
+  private get wasm(): boolean {
+    return this.o.init.manifest.runtime === 'wasm';
+  }
+
+  /** A result value from the worker: JSON and Uint8Array within the payload limit, as the worker itself checked. */
+  private checkValue(v: unknown): Value {
+    const c = copyValue(v, this.o.init.maxPayloadBytes, 'result', false);
+    if (isProblem(c)) violation(`a result that is not a valid value (${c.message.slice(0, 200)})`);
+    return c.value;
+  }
+
+  private onMessage(raw: unknown): void {
+    if (!raw || typeof raw !== 'object' || typeof (raw as { t?: unknown }).t !== 'string') violation('a message that is not an object with a type');
+    const m = raw as FromWorker;
     switch (m.t) {
       case 'ready':
+        if (!m.startup || typeof m.startup !== 'object') violation('a ready message without start-up timings');
+        if (m.sesCache !== undefined && !(m.sesCache instanceof Uint8Array)) violation('a ready message whose SES cache is not bytes');
+        if (m.inspectorUrl !== undefined && typeof m.inspectorUrl !== 'string') violation('a ready message whose inspector URL is not a string');
         this.started = true;
         clearTimeout(this.startTimer);
         this.readyResolve(m);
         return;
-      case 'initError':
-        this.kill({ code: m.error.code, reason: m.error.message });
+      case 'initError': {
+        const e = checkWireError(m.error, this.wasm);
+        this.kill({ code: e.code, reason: e.message });
         return;
+      }
       case 'done': {
+        if (!isId(m.id) || typeof m.ok !== 'boolean') violation('a done message without an integer id and ok flag');
+        const value = m.ok ? this.checkValue(m.value) : undefined;
+        const error = m.ok ? undefined : checkWireError(m.error, this.wasm);
         if (m.id < 0) {
           const slot = -m.id - 1;
           const p = this.slotPending.get(slot);
@@ -271,32 +345,58 @@ export class Instance extends EventEmitter {
           this.slotPending.delete(slot);
           this.ring!.setState(slot, FREE);
           this.freeSlots.push(slot);
-          this.settle(p, m.ok, m.ok ? m.value : undefined, m.ok ? undefined : m.error);
+          this.settle(p, m.ok, value, error);
           return;
         }
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
-        this.settle(p, m.ok, m.ok ? m.value : undefined, m.ok ? undefined : m.error);
+        this.settle(p, m.ok, value, error);
         return;
       }
       case 'svc':
-        this.o.hooks.service(m.op, m.args).then(
-          (value) => this.post({ t: 'svcReply', id: m.id, ok: true, value: value ?? null }),
-          (err: unknown) => {
-            const e = err instanceof EnclaveEdgeError ? err : new EnclaveEdgeError('INTERNAL', 'service call failed');
-            this.post({ t: 'svcReply', id: m.id, ok: false, error: { code: e.code, message: e.message } });
-          },
-        );
+        this.onService(m.id, m.op, m.args);
         return;
-      case 'log':
-        this.o.hooks.log(m.level, m.message, m.fields);
+      case 'log': {
+        if (typeof m.level !== 'string' || !LOG_LEVELS.has(m.level)) violation('a log line whose level is not debug, info, warn or error');
+        if (typeof m.message !== 'string' || m.message.length > LOG_MAX_MESSAGE) violation(`a log message that is not a string of at most ${LOG_MAX_MESSAGE} characters`);
+        let bytes = m.message.length;
+        if (m.fields !== undefined) {
+          const c = copyValue(m.fields, LOG_MAX_FIELDS_BYTES, 'log fields', false);
+          if (isProblem(c) || !c.value || typeof c.value !== 'object' || Array.isArray(c.value) || c.value instanceof Uint8Array) violation('log fields that are not a plain object of values within 64 KiB');
+          bytes += c.bytes;
+        }
+        if (this.logGate.pass(bytes)) this.o.hooks.log(m.level, m.message, m.fields);
         return;
+      }
       case 'destroyed':
+      case 'standby': // a standby adopted while still preparing announces itself once
         return;
       default:
-        return;
+        violation(`an unknown message type "${String((m as { t: string }).t).slice(0, 40)}"`);
     }
+  }
+
+  /** A service call from the TA: counted here, so a worker over the bound is ended, whatever it claims. */
+  private onService(id: unknown, op: unknown, args: unknown): void {
+    if (!isId(id) || this.svcPending.has(id)) violation('a service call without a fresh integer id');
+    if (typeof op !== 'string' || !SVC_OPS.has(op)) violation(`an unknown service "${String(op).slice(0, 40)}"`);
+    if (!Array.isArray(args)) violation('service call arguments that are not an array');
+    const bytes = wireBytes(args);
+    if (!this.svc.admits(bytes)) violation(`service calls beyond the bound (${this.svc.inFlight} in flight, ${this.svc.bytes + bytes} bytes)`);
+    this.svc.take(bytes);
+    this.svcPending.set(id, bytes);
+    const reply = (m: ToWorker) => {
+      if (this.svcPending.delete(id)) this.svc.release(bytes);
+      this.post(m);
+    };
+    this.o.hooks.service(op as SvcOp, args as Value[]).then(
+      (value) => reply({ t: 'svcReply', id, ok: true, value: value ?? null }),
+      (err: unknown) => {
+        const e = err instanceof EnclaveEdgeError ? err : new EnclaveEdgeError('INTERNAL', 'service call failed');
+        reply({ t: 'svcReply', id, ok: false, error: { code: e.code, message: e.message } });
+      },
+    );
   }
 
   private post(m: ToWorker): void {
@@ -324,6 +424,7 @@ export class Instance extends EventEmitter {
   private die(reason: DeathReason, announce = true): void {
     if (this.dead) return;
     this.dead = reason;
+    this.logGate.flush();
     const code: ErrorCode = reason.code === 'OUT_OF_MEMORY' ? 'OUT_OF_MEMORY' : 'TA_CRASHED';
     const err = () => new EnclaveEdgeError(code, `TA "${this.o.init.ta.name}" instance ended: ${reason.reason}`);
     if (this.sweep) clearInterval(this.sweep);

@@ -4,12 +4,13 @@
  * and host calls go to the enclave host, which binds them to the TA's identity.
  */
 import type * as NodeCrypto from 'node:crypto';
-import type { MessagePort } from 'node:worker_threads';
 import type { Value, TAContext, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
-import type { FromWorker, WorkerInit } from '../protocol.cjs';
+import type { WorkerInit } from '../protocol.cjs';
 import type { LogLevel } from '../backend.js';
 import { copyValue, isProblem } from '../values.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
+import type { LogPoster } from './log-poster.cjs';
+import { LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE } from '../log-limiter.cjs';
 import { PrivateKeyCache } from './private-key-cache.cjs';
 
 declare const harden: <T>(v: T) => T;
@@ -44,16 +45,20 @@ function storageKey(key: unknown): string {
 
 export type ContextBase = Omit<TAContext, 'session'>;
 
-export function makeContextBase(init: WorkerInit, port: MessagePort, rpc: ServiceRpc, maxPayloadBytes: number): ContextBase {
-  const post = (m: FromWorker) => port.postMessage(m);
+export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceRpc, maxPayloadBytes: number): ContextBase {
   const log = (level: LogLevel) => (message: unknown, fields?: unknown) => {
     const text = typeof message === 'string' ? message : String(message);
     let f: Record<string, Value> | undefined;
+    let fieldBytes = 0;
     if (fields !== undefined) {
-      const c = copyValue(fields, 64 * 1024, 'log fields');
-      if (!isProblem(c) && c.value && typeof c.value === 'object' && !Array.isArray(c.value) && !(c.value instanceof Uint8Array)) f = c.value as Record<string, Value>;
+      const c = copyValue(fields, LOG_MAX_FIELDS_BYTES, 'log fields');
+      if (!isProblem(c) && c.value && typeof c.value === 'object' && !Array.isArray(c.value) && !(c.value instanceof Uint8Array)) {
+        f = c.value as Record<string, Value>;
+        fieldBytes = c.bytes;
+      }
     }
-    post(f ? { t: 'log', level, message: text.slice(0, 8192), fields: f } : { t: 'log', level, message: text.slice(0, 8192) });
+    const m = text.slice(0, LOG_MAX_MESSAGE);
+    logs.post(level, m, f, m.length + fieldBytes);
   };
   const hostCalls = new Set(init.manifest.hostCalls);
 

@@ -12,6 +12,7 @@ import { copyValue, isProblem } from '../values.cjs';
 import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
 import { makeContextBase } from './context.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
+import { LogPoster } from './log-poster.cjs';
 import { lockdownRealm, loadJsTA } from './js-ta.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 
@@ -159,8 +160,10 @@ async function main(): Promise<void> {
   let loaded = entered;
   let assign: ((i: WorkerInit) => void) | undefined;
   const assigned = new Promise<WorkerInit>((r) => (assign = r));
+  const logs = new LogPoster(port);
   process.on('unhandledRejection', (reason) => {
-    post({ t: 'log', level: 'warn', message: `unhandled promise rejection in the TA: ${toWire(reason).message}` });
+    const message = `unhandled promise rejection in the TA: ${toWire(reason).message}`;
+    logs.post('warn', message, undefined, message.length);
   });
   port.on('message', (m: ToWorker) => {
     switch (m.t) {
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
   const got = now();
   const me = init;
   try {
-    const base = makeContextBase(me, port, rpc, me.maxPayloadBytes);
+    const base = makeContextBase(me, logs, rpc, me.maxPayloadBytes);
     ta = me.manifest.runtime === 'js' ? loadJsTA(me, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(me, base);
     loaded = now();
     await ta.create();

@@ -2,6 +2,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { FromWorker, SvcOp, WireError } from '../protocol.cjs';
+import { SVC_MAX_BYTES_IN_FLIGHT, SVC_MAX_IN_FLIGHT, SvcBudget, wireBytes } from '../service-quota.cjs';
 
 export function codedError(code: string, message: string): Error {
   const e = new Error(message) as Error & { code: string };
@@ -11,18 +12,27 @@ export function codedError(code: string, message: string): Error {
 
 export class ServiceRpc {
   private next = 1;
-  private readonly pending = new Map<number, { resolve: (v: Value | undefined) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: Value | undefined) => void; reject: (e: Error) => void; bytes: number }>();
+  private readonly budget = new SvcBudget();
 
   constructor(private readonly port: MessagePort) {}
 
   call(op: SvcOp, args: Value[]): Promise<Value | undefined> {
+    const bytes = wireBytes(args);
+    if (!this.budget.admits(bytes)) {
+      return Promise.reject(
+        codedError('BUSY', `${op}: too many service calls in flight (at most ${SVC_MAX_IN_FLIGHT} and ${SVC_MAX_BYTES_IN_FLIGHT >> 20} MiB of arguments per TA instance); await earlier calls before issuing more`),
+      );
+    }
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, bytes });
+      this.budget.take(bytes);
       try {
         this.port.postMessage({ t: 'svc', id, op, args } satisfies FromWorker);
       } catch (err) {
         this.pending.delete(id);
+        this.budget.release(bytes);
         reject(codedError('BAD_PARAMETERS', `${op}: arguments cannot cross the enclave boundary (${(err as Error).message})`));
       }
     });
@@ -32,6 +42,7 @@ export class ServiceRpc {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
+    this.budget.release(p.bytes);
     if (ok) p.resolve(value);
     else p.reject(codedError(error?.code ?? 'INTERNAL', error?.message ?? 'service call failed'));
   }

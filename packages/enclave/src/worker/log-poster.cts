@@ -1,0 +1,20 @@
+/** The worker's side of TA logging: every line passes the instance's log budget before it is posted. */
+import type { MessagePort } from 'node:worker_threads';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { LogLevel } from '../backend.js';
+import type { FromWorker } from '../protocol.cjs';
+import { LogGate, WORKER_LOG_LIMITS, droppedSummary } from '../log-limiter.cjs';
+
+export class LogPoster {
+  private readonly gate: LogGate;
+
+  constructor(private readonly port: MessagePort) {
+    this.gate = new LogGate(WORKER_LOG_LIMITS, (n, b, l) => this.port.postMessage({ t: 'log', level: 'warn', message: droppedSummary(n, b, l) } satisfies FromWorker));
+  }
+
+  /** `bytes`: the message length plus the encoded size of the fields. */
+  post(level: LogLevel, message: string, fields: Record<string, Value> | undefined, bytes: number): void {
+    if (!this.gate.pass(bytes)) return;
+    this.port.postMessage((fields ? { t: 'log', level, message, fields } : { t: 'log', level, message }) satisfies FromWorker);
+  }
+}

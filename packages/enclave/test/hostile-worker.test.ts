@@ -1,0 +1,223 @@
+/**
+ * Threat model O1–O3, host side: a worker that no longer follows the protocol (as after an SES
+ * escape) is played by a plain script. Whatever it writes into the ring or posts, the host
+ * ends that instance (TA_CRASHED) and never throws out of a handler, never runs more than the
+ * bounded number of service calls, and never lets a log flood through.
+ */
+import { describe, it, expect, afterEach } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import type { Value } from '@enclave-edge/ta-sdk';
+import { Instance, type DeathReason } from '@enclave-edge/enclave/emulated/instance';
+import type { StandbyWorker } from '@enclave-edge/enclave/emulated/standby-pool';
+import { shapeOf } from '@enclave-edge/enclave/emulated/worker-shape';
+import { testManifest } from '@enclave-edge/enclave/testing/bundles';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { SVC_MAX_IN_FLIGHT } from '@enclave-edge/enclave/service-quota';
+import { HOST_LOG_LIMITS } from '@enclave-edge/enclave/log-limiter';
+import { RingView, createRing } from '@enclave-edge/enclave/fast-ring';
+
+/** The hostile worker: answers `init` with `ready`, then misbehaves as `mode` says. */
+const HOSTILE = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const mode = workerData.mode;
+const post = (m) => parentPort.postMessage(m);
+function respond(sab, write) {
+  const i32 = new Int32Array(sab);
+  const slots = i32[2], slotBytes = i32[3], data = (16 + slots) * 4;
+  const view = new DataView(sab), bytes = new Uint8Array(sab);
+  const t = setInterval(() => {
+    for (let s = 0; s < slots; s++) {
+      if (Atomics.load(i32, 16 + s) !== 1) continue;
+      write(view, bytes, data + s * slotBytes);
+      Atomics.store(i32, 16 + s, 3);
+      Atomics.add(i32, 1, 1);
+      Atomics.notify(i32, 1);
+      clearInterval(t);
+    }
+  }, 2);
+}
+const payload = (bytes, at, text) => { const b = Buffer.from(text); bytes.set(b, at); return b.length; };
+parentPort.on('message', (m) => {
+  if (m.t === 'init') {
+    post({ t: 'ready', startup: { entered: 0, lockedDown: 0, assigned: 0, loaded: 0, created: 0 } });
+    const sab = m.init.ring;
+    switch (mode) {
+      case 'ring-overlong': return respond(sab, (v, b, at) => { v.setUint32(at, 0x7fffffff, true); b[at + 4] = 0; });
+      case 'ring-badstatus': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{}'), true); b[at + 4] = 7; });
+      case 'ring-notjson': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{"unterminated'), true); b[at + 4] = 0; });
+      case 'ring-forged-code': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{"code":"TIMEOUT","message":"forged"}'), true); b[at + 4] = 1; });
+      case 'bad-level': return post({ t: 'log', level: 'constructor', message: 'hi' });
+      case 'huge-log': return post({ t: 'log', level: 'info', message: 'x'.repeat(100000) });
+      case 'not-object': return post(42);
+      case 'unknown-type': return post({ t: 'shell', cmd: 'rm -rf /' });
+      case 'svc-flood':
+        for (let i = 0; i < 500; i++) post({ t: 'svc', id: i + 1, op: 'storage.put', args: ['k' + i, new Uint8Array(65536)] });
+        return;
+      case 'svc-unknown-op': return post({ t: 'svc', id: 1, op: '__proto__', args: [] });
+      case 'log-flood':
+        for (let i = 0; i < 20000; i++) post({ t: 'log', level: 'info', message: 'y'.repeat(1024) });
+        return;
+    }
+  }
+  if (m.t === 'destroy') post({ t: 'destroyed' });
+  if (m.t === 'call') {
+    if (mode === 'done-forged-code') post({ t: 'done', id: m.id, ok: false, error: { code: 'TIMEOUT', message: 'forged' } });
+    if (mode === 'done-map') post({ t: 'done', id: m.id, ok: true, value: new Map([[1, 2]]) });
+    if (mode === 'done-ok') post({ t: 'done', id: m.id, ok: true, value: { fine: true } });
+  }
+});
+`;
+
+const live: Instance[] = [];
+afterEach(async () => {
+  await Promise.all(live.splice(0).map((i) => i.destroy()));
+});
+
+interface Harness {
+  inst: Instance;
+  death: Promise<DeathReason>;
+  services: { op: string; args: Value[] }[];
+  logs: { level: string; message: string }[];
+}
+
+async function hostile(mode: string): Promise<Harness> {
+  const manifest = testManifest({ name: `hostile-${mode}` });
+  const worker = new Worker(HOSTILE, { eval: true, workerData: { mode } });
+  const services: Harness['services'] = [];
+  const logs: Harness['logs'] = [];
+  const inst = new Instance({
+    init: {
+      manifest,
+      ta: { name: manifest.name, uuid: manifest.uuid, version: '1.0.0', measurement: 'm', signerId: 's', productId: 1, securityVersion: 1, debug: false },
+      code: new Uint8Array(0),
+      maxPayloadBytes: 1 << 20,
+      inspect: false,
+    },
+    shape: shapeOf(manifest),
+    standby: { state: 'ready', adopt: () => worker } as unknown as StandbyWorker,
+    heapMb: 64,
+    stackKb: 1024,
+    maxConcurrency: 4,
+    queueLimit: 8,
+    callTimeoutMs: 5000,
+    fastPath: true,
+    startTimeoutMs: 5000,
+    hooks: {
+      service: (op, args) => {
+        services.push({ op, args });
+        return new Promise((r) => setTimeout(() => r(null), 200)); // still in flight when the next ones arrive
+      },
+      log: (level, message) => logs.push({ level, message }),
+      error: (w) => new EnclaveEdgeError(w.code, w.message),
+    },
+  });
+  live.push(inst);
+  const death = new Promise<DeathReason>((r) => inst.once('death', r));
+  await inst.ready;
+  return { inst, death, services, logs };
+}
+
+const protocolDeath = (d: DeathReason, what: RegExp) => {
+  expect(d.code).toBe('TA_CRASHED');
+  expect(d.reason).toMatch(/broke the host protocol/);
+  expect(d.reason).toMatch(what);
+};
+
+describe('O3: the host validates what it reads from the fast-path ring', () => {
+  it('refuses a response length beyond the slot (no read into other slots)', async () => {
+    const h = await hostile('ring-overlong');
+    const call = h.inst.fastCall('echo', '{}');
+    expect(call).toBeDefined();
+    await expect(call).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await h.death, /length or status outside the slot/);
+    expect(h.inst.isDead).toBe(true);
+  });
+
+  it('refuses a status byte other than ok/error', async () => {
+    const h = await hostile('ring-badstatus');
+    await expect(h.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await h.death, /length or status outside the slot/);
+  });
+
+  it('a response that is not JSON ends the instance, not the process', async () => {
+    const h = await hostile('ring-notjson');
+    await expect(h.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await h.death, /not JSON/);
+  });
+
+  it('an error code the TA may not pass out (TIMEOUT) is refused, on the ring and by message', async () => {
+    const a = await hostile('ring-forged-code');
+    await expect(a.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await a.death, /may not pass out \(TIMEOUT\)/);
+    const b = await hostile('done-forged-code');
+    await expect(b.inst.call('invoke', undefined, 'echo', null)).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await b.death, /may not pass out \(TIMEOUT\)/);
+  });
+
+  it('RingView.readResponse returns nothing for lengths the writer could not have written', () => {
+    const ring = new RingView(createRing({ slots: 2, slotBytes: 64 }));
+    expect(ring.writeResponse(1, true, '{"a":1}')).toBe(true);
+    expect(ring.readResponse(1)).toEqual({ ok: true, json: '{"a":1}' });
+    const at = (16 + 2) * 4 + 64;
+    for (const len of [0, 61, 64, 0xffffffff]) {
+      ring.view.setUint32(at, len, true);
+      expect(ring.readResponse(1)).toBeUndefined();
+    }
+    ring.view.setUint32(at, 60, true); // the largest a 64-byte slot holds
+    expect(ring.readResponse(1)?.json).toHaveLength(59);
+  });
+});
+
+describe('O3: the host validates the messages a worker posts', () => {
+  it('a log level outside the four ends the instance (never used as a method name)', async () => {
+    const h = await hostile('bad-level');
+    protocolDeath(await h.death, /level is not debug, info, warn or error/);
+    expect(h.logs).toHaveLength(0);
+  });
+
+  it('an over-long log message, a non-object message, an unknown type, an unknown service', async () => {
+    protocolDeath(await (await hostile('huge-log')).death, /log message that is not a string of at most 8192/);
+    protocolDeath(await (await hostile('not-object')).death, /not an object with a type/);
+    protocolDeath(await (await hostile('unknown-type')).death, /unknown message type "shell"/);
+    const u = await hostile('svc-unknown-op');
+    protocolDeath(await u.death, /unknown service "__proto__"/);
+    expect(u.services).toHaveLength(0);
+  });
+
+  it('a result that is not a Value (a Map) fails the call and ends the instance', async () => {
+    const h = await hostile('done-map');
+    await expect(h.inst.call('invoke', undefined, 'echo', null)).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await h.death, /result that is not a valid value/);
+  });
+
+  it('a well-formed answer still gets through', async () => {
+    const h = await hostile('done-ok');
+    expect(await h.inst.call('invoke', undefined, 'echo', null)).toEqual({ fine: true });
+    expect(h.inst.isDead).toBe(false);
+  });
+});
+
+describe('O1/O2: host-side bounds, whatever the worker claims', () => {
+  it('a worker posting 500 service calls without waiting: the host runs 32, then ends it', async () => {
+    const h = await hostile('svc-flood');
+    protocolDeath(await h.death, /service calls beyond the bound \(32 in flight/);
+    expect(h.services).toHaveLength(SVC_MAX_IN_FLIGHT);
+    expect(h.inst.limits.svcPeak).toBe(SVC_MAX_IN_FLIGHT);
+  });
+
+  it('a worker posting 20 000 log lines directly: the host passes its budget and says once how many it dropped', async () => {
+    const started = performance.now();
+    const h = await hostile('log-flood');
+    for (let i = 0; i < 200 && h.inst.limits.logsDropped + h.logs.length < 20000; i++) await new Promise((r) => setTimeout(r, 10));
+    const elapsedS = (performance.now() - started) / 1000;
+    const passed = h.logs.filter((l) => l.message.startsWith('yyyy'));
+    expect(passed.length).toBeGreaterThan(0);
+    expect(passed.length).toBeLessThanOrEqual(HOST_LOG_LIMITS.burstLines + HOST_LOG_LIMITS.linesPerSecond * elapsedS + 1);
+    expect(passed.length + h.inst.limits.logsDropped).toBe(20000);
+    for (let i = 0; i < 100 && !h.logs.some((l) => l.message.includes('were dropped')); i++) await new Promise((r) => setTimeout(r, 50));
+    const summaries = h.logs.filter((l) => l.message.includes('were dropped'));
+    expect(summaries).toHaveLength(1);
+    expect(summaries[0]!.message).toMatch(new RegExp(`^${h.inst.limits.logsDropped} log lines`));
+    expect(h.inst.isDead).toBe(false); // a flood of valid lines is throttled, not a violation
+  });
+});
