@@ -51,6 +51,20 @@ describe('loadTA / unloadTA behind policy.allowRemoteLoad', () => {
     expect((await handleRuntimeMethod('unloadTA', { name: 'injected' }, rt)).status).toBe(200);
   });
 
+  it('even when allowed, loadTA refuses a bundle aliasing a loaded TA (same signer, productId, uuid: it would share its sealed storage)', async () => {
+    const uuid = '0d7c3f2a-5b1e-4c8d-9a6f-2e4b8c1d3f5a';
+    const vault = await signedBundle(signer, undefined, { name: 'vault', uuid, productId: 7 });
+    await rt.reconcile({ policy: policy(true), tas: { vault: { source: 'base64:' + Buffer.from(vault).toString('base64') } } });
+    expect(rt.list().find((t) => t.name === 'vault')).toMatchObject({ status: 'loaded' });
+    const alias = Buffer.from(await signedBundle(signer, undefined, { name: 'reader', uuid, productId: 7 })).toString('base64');
+    const r = await handleRuntimeMethod('loadTA', { name: 'reader', bundle: alias }, rt);
+    expect(r).toMatchObject({ status: 409, payload: { error: { code: 'CONFLICT', message: expect.stringMatching(/TA "vault"/) } } });
+    expect(rt.list().find((t) => t.name === 'reader')?.status).toBe('rejected');
+    const distinct = Buffer.from(await signedBundle(signer, undefined, { name: 'reader', productId: 7 })).toString('base64');
+    expect((await handleRuntimeMethod('loadTA', { name: 'reader', bundle: distinct }, rt)).status).toBe(200);
+    await handleRuntimeMethod('unloadTA', { name: 'reader' }, rt);
+  });
+
   it('turning the switch off again refuses further changes', async () => {
     await rt.reconcile({ policy: policy(false), tas: {} });
     expect((await handleRuntimeMethod('loadTA', { name: 'injected', bundle: bundleB64 }, rt)).status).toBe(403);

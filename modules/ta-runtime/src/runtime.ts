@@ -13,6 +13,7 @@ import {
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { Logger } from '@enclave-edge/observability';
 import { DEV_SIGNER_ID, isDevSigner } from '@enclave-edge/bundle/dev-signer';
+import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admitBundle } from './policy.js';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
@@ -124,6 +125,20 @@ export class TARuntime {
     }
   }
 
+  /**
+   * O5: a method-loaded bundle with the (signer, productId, uuid) of another loaded TA would get
+   * that TA's sealing keys and storage under a new name; only desired properties may do that.
+   */
+  private refuseAlias(name: string, bundle: VerifiedBundle): void {
+    const m = bundle.manifest;
+    for (const [other, t] of this.tas) {
+      const o = t.bundle.manifest;
+      if (other !== name && t.bundle.signerId === bundle.signerId && o.productId === m.productId && o.uuid === m.uuid) {
+        throw new EnclaveEdgeError('CONFLICT', `the bundle has the signer, productId and uuid of loaded TA "${other}" (it would share its sealed storage); loadTA refuses aliases`);
+      }
+    }
+  }
+
   /** Warn loudly, and report, whenever the policy trusts the public DEV signer (O13). */
   private reportPolicy(policy: RuntimePolicy): void {
     const devLabels = Object.entries(policy.trustedSigners).filter(([, id]) => isDevSigner(id)).map(([label]) => label);
@@ -141,6 +156,7 @@ export class TARuntime {
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     const bundle = admitBundle({ name, bytes, pinnedMeasurement: pinned, policy: this.policy, backendKind: this.opts.backend.kind });
+    if (origin === 'method') this.refuseAlias(name, bundle);
     const log = this.opts.log;
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
