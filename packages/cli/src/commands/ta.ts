@@ -84,7 +84,7 @@ export function register(program: Command): void {
       const opts = optsOf(cmd);
       const { newTA } = await import('@enclave-edge/ta-toolchain'); // esbuild/asc only when building
       const r = newTA(name, typeof opts.dir === 'string' ? opts.dir : undefined);
-      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && enclave-edge ta build, then sign it and try it: enclave-edge ta run dist/${name}.tab ping`].join('\n'));
+      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && npx enclave-edge ta build, then sign it and try it: npx enclave-edge ta run dist/${name}.tab ping`].join('\n'));
     }));
 
   ta.command('build [dir]')
@@ -106,7 +106,7 @@ export function register(program: Command): void {
           `Built ${show(r.outFile!)} — ${r.manifest.name} ${r.manifest.version} (${r.manifest.runtime}, ${r.manifest.debug ? 'DEBUG' : 'release'}, ${r.signed ? 'signed' : 'unsigned'})`,
           `measurement    ${r.measurement}`,
           `sizes          code ${r.sizes.code} B, source map ${r.sizes.sourceMap} B, total ${r.sizes.total} B`,
-          ...(r.signed ? [] : ['', `Next: enclave-edge ta sign ${show(r.outFile!)} --key <key.pem | pkcs11:…>`]),
+          ...(r.signed ? [] : ['', `Next: npx enclave-edge ta sign ${show(r.outFile!)} --key <key.pem | pkcs11:…>`]),
         ].join('\n'));
       } finally {
         await opened?.close();
@@ -173,7 +173,7 @@ export function register(program: Command): void {
           ? `signing input  written to ${opts.out} — e.g. openssl dgst -sha256 -sign key.pem -out sig.der ${opts.out}`
           : `signing input  ${d.signingInput}`,
         '',
-        `Then: enclave-edge ta attach-signature ${bundlePath} --signature sig.der ${typeof opts.cert === 'string' ? `--cert ${opts.cert}` : `--public-key ${String(opts.publicKey)}`}`,
+        `Then: npx enclave-edge ta attach-signature ${bundlePath} --signature sig.der ${typeof opts.cert === 'string' ? `--cert ${opts.cert}` : `--public-key ${String(opts.publicKey)}`}`,
       ].join('\n'));
     }));
 
