@@ -5,6 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import https from 'node:https';
 import { HubClient, parseServiceConnectionString, hubErrorFromResponse, serviceSas, type UpstreamEvent } from '@enclave-edge/hub-client';
 import { startServiceApi, generatePkiForTests, HubError } from './support.js';
 
@@ -100,6 +101,33 @@ describe('HubClient over HTTPS with SAS from a connection string', () => {
     await reading;
     expect(got.map((e) => e.body)).toEqual([{ i: 1 }, { i: 2 }]);
     c.close();
+  });
+
+  it('passes a {"dropped":N} line of the stream to onDropped, never yields it', async () => {
+    const pki = await generatePkiForTests();
+    // What the simulator sends a reader that fell behind, once it catches up.
+    const lines = [
+      { deviceId: 'dev1', moduleId: 'm', enqueuedTimeUtc: 'now', systemProperties: {}, properties: {}, body: 'a' },
+      { dropped: 3 },
+      { deviceId: 'dev1', moduleId: 'm', enqueuedTimeUtc: 'now', systemProperties: {}, properties: {}, body: 'b' },
+    ];
+    const server = https.createServer({ key: pki.serverKeyPem, cert: pki.serverCertPem }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.end(lines.map((l) => JSON.stringify(l) + '\n').join(''));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const c = HubClient.fromConnectionString(`HostName=localhost:${port};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`, { ca: pki.caCertPem });
+    const dropped: number[] = [];
+    const got: unknown[] = [];
+    try {
+      for await (const e of c.streamUpstream({ onDropped: (n) => dropped.push(n) })) got.push(e.body);
+    } finally {
+      c.close();
+      server.close();
+    }
+    expect(got).toEqual(['a', 'b']);
+    expect(dropped).toEqual([3]);
   });
 
   it('is refused with ACCESS_DENIED for a wrong key', async () => {
