@@ -13,7 +13,11 @@ import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { createSas } from '@enclave-edge/edge-sim';
 import { StoreAndForward } from '@enclave-edge/edge-sim/hub/store-forward';
-import { startTestSim, eventually, type TestSim } from './helpers.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { startTestSim, eventually, cliBin, type TestSim } from './helpers.js';
+
+const run = promisify(execFile);
 
 let t: TestSim;
 const DEVICE = 'edge-sim-device';
@@ -72,6 +76,8 @@ describe('store-and-forward is bounded per destination', () => {
       const warning = t.logs.find((l) => l.includes('store-and-forward') && l.includes('full'));
       expect(warning).toMatch(/warning: .*module probeLate input queued/);
       expect(warning).toMatch(/dropped 1 oldest/);
+      const human = await run(process.execPath, [cliBin, 'sim', 'status', '--state-dir', t.stateDir]);
+      expect(human.stdout).toContain('store-and-forward full for probeLate input queued: 3 oldest message(s) dropped, 5 held');
 
       const late = await connect('probeLate');
       try {
