@@ -159,7 +159,14 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
     removeStaleSocket(listen.socketPath);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(listen.socketPath, () => resolve());
+      // The socket is bound synchronously inside listen(): a umask around it means the socket
+      // is never reachable by others, not even between bind and the chmod below.
+      const previous = setUmask(0o177);
+      try {
+        server.listen(listen.socketPath, () => resolve());
+      } finally {
+        if (previous !== undefined) setUmask(previous);
+      }
     });
     chmodSync(listen.socketPath, 0o600);
     uri = `unix://${listen.socketPath}`;
@@ -185,6 +192,15 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
         server.closeAllConnections();
       }),
   };
+}
+
+/** process.umask(mask), or undefined where it cannot be set (worker threads). */
+function setUmask(mask: number): number | undefined {
+  try {
+    return process.umask(mask);
+  } catch {
+    return undefined;
+  }
 }
 
 function removeStaleSocket(path: string): void {
