@@ -20,7 +20,13 @@ beforeAll(async () => {
     const r = await t.invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' }, 5);
     if (r.status !== 200) throw new Error(JSON.stringify(r));
   }, 60_000);
-}, 90_000);
+  // The desired TAs load in parallel: hello answering does not mean the others are in.
+  await eventually(async () => {
+    const r = await t.invoke('host-module', 'listTAs', {}, 5);
+    const loaded = new Set((r.payload?.tas ?? []).filter((x: any) => x.status === 'loaded').map((x: any) => x.name));
+    for (const name of ['hello', 'wasm-stats', 'sensor-signer']) if (!loaded.has(name)) throw new Error(`${name} not loaded yet: ${JSON.stringify(r.payload)}`);
+  }, 60_000);
+}, 120_000);
 afterAll(async () => t?.close());
 
 async function runtimeTwin(): Promise<any> {

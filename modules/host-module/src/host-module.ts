@@ -59,8 +59,8 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
   client.on('error', (err) => log.error({ err: err?.message }, 'module client error'));
 
   client.on('inputMessage', (input, msg) => {
+    if (input === 'taResponse') return; // TAClient's own listener handles (and completes) these
     void client.complete?.(msg).catch(() => undefined);
-    if (input === 'taResponse') return; // TAClient's own listener handles these
     metrics.messages.inc({ input, output: '' });
     if (!pipelines.handles(input)) {
       log.debug({ input }, 'message on an input without a pipeline dropped');
