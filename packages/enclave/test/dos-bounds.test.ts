@@ -8,9 +8,11 @@ import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
 import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing/in-memory-trust';
 import { SVC_MAX_IN_FLIGHT } from '@enclave-edge/enclave/service-quota';
 import { WORKER_LOG_LIMITS } from '@enclave-edge/enclave/log-limiter';
+import { binaryLimitBytes } from '@enclave-edge/enclave/binary-memory';
 
 const FLOOD_TA = String.raw`
 'use strict';
+const kept = [];
 module.exports = { __esModule: true, default: { commands: {
   async storageFlood(ctx, p) {
     const value = new Uint8Array(p.bytes);
@@ -30,6 +32,8 @@ module.exports = { __esModule: true, default: { commands: {
     for (let i = 0; i < p.count; i++) ctx.log.info(line);
     return p.count;
   },
+  hold(ctx, p) { const keep = []; for (let i = 0; i < p.mb; i++) keep.push(new Uint8Array(1 << 20).fill(1)); return keep.length; },
+  keep(ctx, p) { kept.push(new Uint8Array(p.mb << 20).fill(1)); return kept.length; },
   logSome(ctx, p) { for (let i = 0; i < p.count; i++) ctx.log.info('line ' + i, { i }); return p.count; },
 } } };
 `;
@@ -137,5 +141,32 @@ describe('O2: log volume per TA instance', () => {
     for (let i = 0; i < 40 && lines.length < 200; i++) await new Promise((r) => setTimeout(r, 25));
     expect(lines).toHaveLength(200);
     expect(lines[199]).toBe('line 199');
+  });
+});
+
+describe('O14 (partly): binary data outside the heap limit', () => {
+  it('a call holding 200 MiB of Uint8Arrays (heapMb 64) ends OUT_OF_MEMORY; the restarted instance serves', async () => {
+    const e = await backend.create(makeTestBundle(FLOOD_TA, { name: 'hold' }));
+    live.push(e);
+    expect(binaryLimitBytes(64)).toBe(80 * 2 ** 20);
+    await expect(e.invoke(undefined, 'hold', { mb: 200 })).rejects.toMatchObject({ code: 'OUT_OF_MEMORY', message: expect.stringMatching(/more than 80 MB of binary data/) });
+    expect(await e.invoke(undefined, 'hold', { mb: 40 })).toBe(40); // within the limit, after the restart
+  });
+
+  it('binary data kept across calls is caught at the call that crosses the limit', async () => {
+    const e = await backend.create(makeTestBundle(FLOOD_TA, { name: 'keep' }));
+    live.push(e);
+    const kept: number[] = [];
+    let failure: unknown;
+    for (let i = 0; i < 12 && !failure; i++) {
+      try {
+        kept.push((await e.invoke(undefined, 'keep', { mb: 10 })) as number);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    expect(failure).toMatchObject({ code: 'OUT_OF_MEMORY' });
+    expect(kept.length).toBeGreaterThanOrEqual(6); // 60 MiB was fine
+    expect(kept.length).toBeLessThanOrEqual(8); // 90 MiB was not
   });
 });

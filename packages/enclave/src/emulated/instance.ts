@@ -13,6 +13,7 @@ import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
 import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
 import { SvcBudget, wireBytes } from '../service-quota.cjs';
+import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../binary-memory.cjs';
 import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../log-limiter.cjs';
 import { TA_PASSABLE_CODES } from '../protocol.cjs';
 import { copyValue, isProblem } from '../values.cjs';
@@ -151,7 +152,10 @@ export class Instance extends EventEmitter {
     });
     this.worker.on('exit', (code) => {
       this.destroyedResolve?.();
-      if (!this.exiting) this.die({ code: 'TA_CRASHED', reason: `the enclave worker exited (code ${code})` });
+      if (this.exiting) return;
+      if (code === BINARY_MEMORY_EXIT_CODE) {
+        this.die({ code: 'OUT_OF_MEMORY', reason: `the TA held more than ${binaryLimitBytes(o.heapMb) >> 20} MB of binary data (ArrayBuffers: heapMb + 16)` });
+      } else this.die({ code: 'TA_CRASHED', reason: `the enclave worker exited (code ${code})` });
     });
   }
 

@@ -3,6 +3,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { LogLevel } from '../backend.js';
 import type { FromWorker } from '../protocol.cjs';
+import { checkBinaryMemory } from './memory-watch.cjs';
 import { LogGate, WORKER_LOG_LIMITS, droppedSummary } from '../log-limiter.cjs';
 
 export class LogPoster {
@@ -14,6 +15,7 @@ export class LogPoster {
 
   /** `bytes`: the message length plus the encoded size of the fields. */
   post(level: LogLevel, message: string, fields: Record<string, Value> | undefined, bytes: number): void {
+    checkBinaryMemory();
     if (!this.gate.pass(bytes)) return;
     this.port.postMessage((fields ? { t: 'log', level, message, fields } : { t: 'log', level, message }) satisfies FromWorker);
   }

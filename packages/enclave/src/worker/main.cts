@@ -13,6 +13,7 @@ import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING 
 import { makeContextBase } from './context.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 import { LogPoster } from './log-poster.cjs';
+import { checkBinaryMemory, watchBinaryMemory } from './memory-watch.cjs';
 import { lockdownRealm, loadJsTA } from './js-ta.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 
@@ -52,6 +53,12 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 async function runCall(kind: CallKind, sid: string | undefined, cmd: string, params: Value): Promise<Outcome> {
+  const out = await runCallInner(kind, sid, cmd, params);
+  checkBinaryMemory();
+  return out;
+}
+
+async function runCallInner(kind: CallKind, sid: string | undefined, cmd: string, params: Value): Promise<Outcome> {
   try {
     if (kind === 'open') {
       if (!sid || sessions.has(sid)) throw codedError('CONFLICT', `session ${sid} already exists`);
@@ -209,7 +216,9 @@ async function main(): Promise<void> {
     const base = makeContextBase(me, logs, rpc, me.maxPayloadBytes);
     ta = me.manifest.runtime === 'js' ? loadJsTA(me, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(me, base);
     loaded = now();
+    watchBinaryMemory(me.manifest.limits.heapMb);
     await ta.create();
+    checkBinaryMemory(true);
   } catch (err) {
     const w = toWire(err);
     post({ t: 'initError', error: w.code === 'TA_ERROR' && !(err as { code?: string })?.code ? { ...w, message: `TA failed to start: ${w.message}` } : w });

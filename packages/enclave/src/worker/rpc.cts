@@ -2,6 +2,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { FromWorker, SvcOp, WireError } from '../protocol.cjs';
+import { checkBinaryMemory } from './memory-watch.cjs';
 import { SVC_MAX_BYTES_IN_FLIGHT, SVC_MAX_IN_FLIGHT, SvcBudget, wireBytes } from '../service-quota.cjs';
 
 export function codedError(code: string, message: string): Error {
@@ -18,6 +19,7 @@ export class ServiceRpc {
   constructor(private readonly port: MessagePort) {}
 
   call(op: SvcOp, args: Value[]): Promise<Value | undefined> {
+    checkBinaryMemory();
     const bytes = wireBytes(args);
     if (!this.budget.admits(bytes)) {
       return Promise.reject(
