@@ -3,19 +3,10 @@
  * adapter plugs in behind it without touching callers (as Enarx's backends do).
  */
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import type { SealPolicy, Value, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
+import type { SealPolicy, Value, JsonWebKeyPublic, TAInfo } from '@enclave-edge/ta-sdk';
 
-/** The identity the runtime binds sealing and attestation to. */
-export interface TAIdentity {
-  name: string;
-  uuid: string;
-  version: string;
-  measurement: string;
-  signerId: string;
-  productId: number;
-  securityVersion: number;
-  debug: boolean;
-}
+/** The identity the runtime binds sealing and attestation to: the TA as measured and verified (ta-sdk's TAInfo). */
+export type TAIdentity = TAInfo;
 
 export interface SealedStore {
   get(key: string): Promise<Uint8Array | undefined>;

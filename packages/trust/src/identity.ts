@@ -1,14 +1,5 @@
 /**
- * The TA identity sealing, storage and attestation bind to. Structurally the same as
- * TAIdentity in @enclave-edge/enclave/backend (not imported, so trust does not depend on the backend).
+ * The TA identity sealing, storage and attestation bind to: ta-sdk's TAInfo, the same type the
+ * enclave backend's TAIdentity is (trust does not depend on the backend).
  */
-export interface TAIdentity {
-  name: string;
-  uuid: string;
-  version: string;
-  measurement: string;
-  signerId: string;
-  productId: number;
-  securityVersion: number;
-  debug: boolean;
-}
+export type { TAInfo as TAIdentity } from '@enclave-edge/ta-sdk';
