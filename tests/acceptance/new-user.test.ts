@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '@enclave-edge/ta-sdk';
-import { cli, cliOk, ctrlC, eventually, isAlive, monitor, npmStart, pidsWithEnv, type Started } from './user.js';
+import { cli, cliOk, ctrlC, eventually, isAlive, monitor, npmStart, pidsWithEnv, simUp, type Started } from './user.js';
 
 let stateDir: string;
 let work: string;
@@ -29,9 +29,10 @@ async function deviceCaPath(): Promise<string> {
   return path as string;
 }
 
-/** `npm start` on the current state folder; resolves once hello.ping answers (a user would retry too). */
-async function up(): Promise<void> {
-  sim = await npmStart(['--state-dir', stateDir, '--mqtt-port', '0', '--https-port', '0']);
+/** `npm start` (or `sim up` directly, once the bundles are built) on the current state folder; resolves once hello.ping answers (a user would retry too). */
+async function up(via: 'npm start' | 'sim up' = 'npm start'): Promise<void> {
+  const args = ['--state-dir', stateDir, '--mqtt-port', '0', '--https-port', '0'];
+  sim = await (via === 'npm start' ? npmStart(args) : simUp(args));
   runtime = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8'));
   await eventually(async () => {
     const r = await invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' });
@@ -231,13 +232,13 @@ describe('the second day: stop, start again, reset', () => {
     const ca1 = readFileSync(await deviceCaPath(), 'utf8');
     await down();
 
-    await up(); // same state folder: the npm start of the next day
+    await up('sim up'); // same state folder: the next day
     expect(await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } })).toEqual({ status: 200, payload: { result: { name: 'acceptance', value: secret } } });
     expect(readFileSync(await deviceCaPath(), 'utf8')).toBe(ca1);
     await down();
 
     rmSync(stateDir, { recursive: true, force: true }); // the documented reset
-    await up();
+    await up('sim up');
     const gone = await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } });
     expect(gone.status).toBe(404);
     const trust = await deviceCaPath();

@@ -44,18 +44,27 @@ export interface Started {
 }
 
 /** `npm start -- <extra>` in its own process group; resolves once it printed what to try next. */
-export async function npmStart(extra: string[], readyTimeoutMs = 90_000): Promise<Started> {
+export function npmStart(extra: string[], readyTimeoutMs = 90_000): Promise<Started> {
+  return startInGroup('npm', ['start', '--', ...extra], readyTimeoutMs);
+}
+
+/** `npx enclave-edge sim up <extra>` (what npm start ends with), in its own process group. */
+export function simUp(extra: string[], readyTimeoutMs = 60_000): Promise<Started> {
+  return startInGroup(process.execPath, [cliBin, 'sim', 'up', ...extra], readyTimeoutMs);
+}
+
+async function startInGroup(command: string, args: string[], readyTimeoutMs: number): Promise<Started> {
   let out = '';
-  const proc = spawn('npm', ['start', '--', ...extra], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(command, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   const deadline = Date.now() + readyTimeoutMs;
   while (!/Ctrl-C stops the simulator/.test(out)) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`npm start exited before the simulator came up:\n${out.slice(-4000)}`);
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`${command} exited before the simulator came up:\n${out.slice(-4000)}`);
     if (Date.now() > deadline) {
       ctrlC(proc);
-      throw new Error(`npm start did not come up within ${readyTimeoutMs} ms:\n${out.slice(-4000)}`);
+      throw new Error(`${command} did not come up within ${readyTimeoutMs} ms:\n${out.slice(-4000)}`);
     }
     await sleep(100);
   }
