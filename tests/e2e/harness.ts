@@ -67,7 +67,7 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
     mqttPort: 0,
     httpsPort: 0,
     writeState: false,
-    extraModules: ['fuzzer'],
+    extraModules: ['fuzzer', 'trivial'],
     backoff: { initialMs: 200, maxMs: 1000, resetAfterMs: 5000 },
     log: (l) => {
       if (process.env.E2E_VERBOSE) process.stderr.write(`[edge-sim] ${l}\n`);
