@@ -11,7 +11,7 @@ import { IntervalStats, createMetrics, setLogLevel, type EdgeMetrics, type Logge
 import { CallRecorder } from './call-recorder.js';
 import { HOST_METHOD_NAMES, handleMethod, type MethodContext } from './methods.js';
 import { Pipelines } from './pipelines.js';
-import type { EdgeModuleClient } from './module-client.js';
+import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 export const TELEMETRY_OUTPUT = 'telemetry';
 

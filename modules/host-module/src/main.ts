@@ -4,7 +4,7 @@ import mqtt from 'azure-iot-device-mqtt';
 import { enableLowLatencySockets } from '@enclave-edge/ta-client';
 import { createLogger, startMetricsServer, createMetrics } from '@enclave-edge/observability';
 import { startHostModule } from './host-module.js';
-import type { EdgeModuleClient } from './module-client.js';
+import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 const log = createLogger({ name: process.env.IOTEDGE_MODULEID ?? 'host-module' });
 process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));

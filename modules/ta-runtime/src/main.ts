@@ -6,7 +6,7 @@ import { createLogger, createMetrics, startMetricsServer } from '@enclave-edge/o
 import { readConfig } from './config.js';
 import { setupTrust } from './trust-setup.js';
 import { startTARuntimeModule } from './ta-runtime-module.js';
-import type { EdgeModuleClient } from './module-client.js';
+import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 const config = readConfig();
 const log = createLogger({ name: config.moduleId });

@@ -16,7 +16,7 @@ import { TARuntime } from './runtime.js';
 import { RUNTIME_METHOD_NAMES, handleRuntimeMethod } from './methods.js';
 import type { RuntimeConfig } from './config.js';
 import type { TrustSetup } from './trust-setup.js';
-import type { EdgeModuleClient } from './module-client.js';
+import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 export const EVENTS_OUTPUT = 'events';
 const MAX_IN_FLIGHT = 2048;

@@ -1,9 +1,27 @@
 /** The part of azure-iot-device's ModuleClient that TAClient needs (so any transport fits). */
-import type { Message } from 'azure-iot-device';
+import type { Message, Twin } from 'azure-iot-device';
 
 export interface ModuleClientLike {
   sendOutputEvent(outputName: string, message: Message): Promise<unknown>;
   on(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
   removeListener(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
   complete?(msg: Message): Promise<unknown>;
+}
+
+export interface MethodRequestLike {
+  methodName: string;
+  payload?: unknown;
+}
+export interface MethodResponseLike {
+  send(status: number, payload?: unknown): Promise<void>;
+}
+
+/** The ModuleClient surface the enclave-edge modules use (the real SDK client satisfies it). */
+export interface EdgeModuleClient extends ModuleClientLike {
+  open(): Promise<unknown>;
+  close(): Promise<unknown>;
+  getTwin(): Promise<Twin>;
+  onMethod(name: string, cb: (req: MethodRequestLike, res: MethodResponseLike) => void): void;
+  on(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
+  on(event: 'error' | 'disconnect', listener: (err?: Error) => void): unknown;
 }
