@@ -6,6 +6,7 @@ export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'modules/*/test/**/*.test.ts', 'tests/**/*.test.ts', 'examples/tas/*/test/**/*.test.ts'],
     pool: 'forks',
+    reporters: ['default', './tests/summary-reporter.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,
