@@ -1,5 +1,5 @@
 /** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect, verify and run (ta-run.ts) TA bundles. */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -31,8 +31,17 @@ const certChainOption = (opts: Opts): { certificateChain?: string[] } =>
 /** Replace a file atomically (temp + rename), so an interrupted sign never leaves half a bundle. */
 function writeAtomic(path: string, data: Uint8Array | string, mode?: number): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    // Name the file the user asked for, not the temp file, with a taxonomy code.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot write ${path}: folder ${dirname(path)} does not exist`);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new EnclaveEdgeError('ACCESS_DENIED', `cannot write ${path}: ${code}`);
+    throw new EnclaveEdgeError('INTERNAL', `cannot write ${path}: ${code ?? (err as Error).message}`);
+  }
 }
 
 function keyInfoFrom(opts: Opts): SignerKeyInfo {
