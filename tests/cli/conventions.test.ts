@@ -148,6 +148,7 @@ const cases: Record<string, Case[]> = {
     [['ta', 'sign', 'junk.tab', '--key', 'key.pem', '--cert', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
     [['ta', 'build', '--key', 'key.pem', '--cert', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
     [['ta', 'build', '--cert', 'key.pem'], 'BAD_PARAMETERS', FAILED],
+    [['ta', 'keygen', '--out', 'no-such-folder/k.pem'], 'ITEM_NOT_FOUND', FAILED],
   ],
   device: [
     [['device', 'show', '--rot', 'bogus', '--state-dir', 'dev'], 'CONFIG_INVALID', FAILED],
@@ -165,7 +166,8 @@ const cases: Record<string, Case[]> = {
     [['deploy'], 'BAD_PARAMETERS', USAGE],
     [['deploy', 'generate', '--platform', 'bogus'], 'BAD_PARAMETERS', FAILED],
     [['deploy', 'apply', 'bad.json'], 'BAD_FORMAT', FAILED],
-    [['deploy', 'apply', 'missing.json'], undefined, FAILED],
+    [['deploy', 'apply', 'missing.json'], 'ITEM_NOT_FOUND', FAILED],
+    [['deploy', 'at-scale', 'missing.json', '--id', 'x', '--target-condition', 'y'], 'ITEM_NOT_FOUND', FAILED],
     [['deploy', 'at-scale', 'bad.json'], 'BAD_PARAMETERS', USAGE],
   ],
 };

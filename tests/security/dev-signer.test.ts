@@ -66,7 +66,7 @@ describe('deploy generate and the public DEV signer', () => {
   it('--allow-dev-signer lets a throwaway test device trust it, with a warning', async () => {
     const r = await cli(['deploy', 'generate', '--out-dir', join(tmp.dir, 'dev'), '--allow-dev-signer', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/WARNING: .*public DEV signer/);
+    expect(r.stderr).toMatch(/enclave-edge: warning: .*public DEV signer/);
     const out = JSON.parse(r.stdout);
     expect(out.devSignerTrusted).toBe(true);
     expect(policyOf(out.path).trustedSigners.dev).toBe(DEV_SIGNER_ID);

@@ -7,18 +7,26 @@ import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { HubClient, type ConfigurationContent } from '@enclave-edge/hub-client';
-import { emit, action, type GlobalOptions } from '../output.js';
+import { emit, action, warn, type GlobalOptions } from '../output.js';
 import { addTargetOptions, resolveTarget, findSimulator, type TargetOptions } from './hub-target.js';
 import { DEV_SIGNER_ID } from '@enclave-edge/bundle/dev-signer';
 import { PLATFORMS, findRepoRoot, generateDeploymentFile, isPlatform } from './deploy-manifest.js';
 
 /** Read a generated deployment and refuse templates (unresolved placeholders never reach a device). */
 export function readDeployment(path: string): ConfigurationContent {
+  let text0: string;
+  try {
+    text0 = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no deployment file at ${path} (run \`enclave-edge deploy generate\` first?)`);
+    throw new EnclaveEdgeError(code === 'EACCES' ? 'ACCESS_DENIED' : 'BAD_PARAMETERS', `cannot read deployment ${path}: ${code ?? (err as Error).message}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(text0);
   } catch (err) {
-    throw new EnclaveEdgeError('BAD_FORMAT', `${path}: ${(err as Error).message}`);
+    throw new EnclaveEdgeError('BAD_FORMAT', `${path} is not JSON: ${(err as Error).message}`);
   }
   const content = parsed as { modulesContent?: unknown; content?: { modulesContent?: unknown } };
   const modulesContent = content.modulesContent ?? content.content?.modulesContent;
@@ -61,7 +69,7 @@ export function register(program: Command): void {
         });
         const modules = Object.keys(((manifest as any).modulesContent.$edgeAgent['properties.desired'].modules ?? {}) as object);
         const devSignerTrusted = Object.values(trustedSigners ?? {}).some((s) => Object.values(s).some((id) => id.toLowerCase() === DEV_SIGNER_ID));
-        if (devSignerTrusted) process.stderr.write('WARNING: this deployment trusts the public DEV signer (--allow-dev-signer): anyone can sign a TA it runs\n');
+        if (devSignerTrusted) warn('this deployment trusts the public DEV signer (--allow-dev-signer): anyone can sign a TA it runs');
         emit(cmd.optsWithGlobals() as GlobalOptions, { path, platform: o.platform, modules, trustedSigners, devSignerTrusted }, () => `wrote ${relative(process.cwd(), path) || path} (${o.platform}; modules: ${modules.join(', ')})`);
       }),
     );
