@@ -17,6 +17,7 @@ let work: string;
 let sim: Started;
 let runtime: { pid: number; workloadUri: string };
 const at = (): string[] => ['--state-dir', stateDir];
+const SAMPLE_TAS = ['hello', 'sensor-signer', 'key-vault', 'wasm-stats'];
 
 async function invoke(module: string, method: string, payload: unknown): Promise<{ status: number; payload: any }> {
   return JSON.parse((await cliOk(['--json', 'invoke', module, method, JSON.stringify(payload), ...at()])).stdout);
@@ -29,7 +30,7 @@ async function deviceCaPath(): Promise<string> {
   return path as string;
 }
 
-/** `npm start` (or `sim up` directly, once the bundles are built) on the current state folder; resolves once hello.ping answers (a user would retry too). */
+/** `npm start` (or `sim up` directly, once the bundles are built) on the current state folder; resolves once hello.ping answers (a user would retry too) and the sample TAs have settled. */
 async function up(via: 'npm start' | 'sim up' = 'npm start'): Promise<void> {
   const args = ['--state-dir', stateDir, '--mqtt-port', '0', '--https-port', '0'];
   sim = await (via === 'npm start' ? npmStart(args) : simUp(args));
@@ -38,6 +39,14 @@ async function up(via: 'npm start' | 'sim up' = 'npm start'): Promise<void> {
     const r = await invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' });
     if (r.status !== 200) throw new Error(`hello.ping not answered yet: ${JSON.stringify(r)}`);
   }, 45_000, 500);
+  // TAs load one by one after the module connects: hello answering says nothing of key-vault.
+  // Wait until each sample TA has settled (loaded, or rejected/failed for the tests to report).
+  await eventually(async () => {
+    const r = await invoke('host-module', 'listTAs', {});
+    const status = new Map<string, string>((r.payload?.tas ?? []).map((t: { name: string; status: string }) => [t.name, t.status]));
+    const settled = SAMPLE_TAS.filter((n) => ['loaded', 'rejected', 'failed'].includes(status.get(n) ?? ''));
+    if (settled.length < SAMPLE_TAS.length) throw new Error(`sample TAs settled so far: ${settled.join(', ') || 'none'}; listTAs: ${JSON.stringify(r).slice(0, 2000)}`);
+  }, 45_000, 300);
 }
 
 /** Ctrl-C, then wait until the simulator and every process it started are gone. */
@@ -92,11 +101,11 @@ describe('a new user on a fresh clone', () => {
     const r = await invoke('host-module', 'listTAs', {});
     expect(r.status).toBe(200);
     const byName = Object.fromEntries((r.payload.tas as Array<{ name: string; status: string; lastError: unknown }>).map((t) => [t.name, t]));
-    for (const name of ['hello', 'sensor-signer', 'key-vault', 'wasm-stats']) expect(byName[name]?.status, `${name}: ${JSON.stringify(byName[name])}`).toBe('loaded');
+    for (const name of SAMPLE_TAS) expect(byName[name]?.status, `${name}: ${JSON.stringify(byName[name])}`).toBe('loaded');
     // …and the module twin says so too (reported properties are what a fleet operator sees).
     await eventually(async () => {
       const reported = JSON.parse((await cliOk(['--json', 'twin', 'show', 'ta-runtime', ...at()])).stdout).properties.reported;
-      for (const name of ['hello', 'sensor-signer', 'key-vault', 'wasm-stats']) expect(reported.tas?.[name]?.status, `reported tas.${name}`).toBe('loaded');
+      for (const name of SAMPLE_TAS) expect(reported.tas?.[name]?.status, `reported tas.${name}`).toBe('loaded');
       expect(reported.runtime).toMatchObject({ backend: 'emulated', simulated: true, rootOfTrust: { kind: 'workload' } });
     }, 10_000);
   });
