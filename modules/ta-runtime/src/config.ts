@@ -1,6 +1,7 @@
 /** Module settings from the environment (set in the deployment manifest or the Dockerfile). */
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultMetricsPort } from '@enclave-edge/observability';
 
 export interface RuntimeConfig {
   moduleId: string;
@@ -35,7 +36,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
     backend: env.ENCLAVE_BACKEND ?? 'emulated',
     sealedStorageDir,
     bundleDir: env.TA_BUNDLE_DIR ?? join(MODULE_DIR, 'tas'),
-    // Simulator: a free port (two local modules cannot share 9600); container: 9600.
-    metricsPort: env.METRICS_PORT !== undefined ? Number(env.METRICS_PORT) : simulated ? 0 : 9600,
+    metricsPort: defaultMetricsPort(env),
   };
 }

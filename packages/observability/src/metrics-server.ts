@@ -18,9 +18,18 @@ export interface MetricsServerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * METRICS_PORT if set; otherwise 9600 as IoT Edge expects, except under the local simulator
+ * (EDGESIM_GATEWAY_HTTPS_PORT set), where several modules share one host and take free ports.
+ */
+export function defaultMetricsPort(env: NodeJS.ProcessEnv = process.env): number {
+  if (env.METRICS_PORT !== undefined) return Number(env.METRICS_PORT);
+  return env.EDGESIM_GATEWAY_HTTPS_PORT !== undefined ? 0 : 9600;
+}
+
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const env = opts.env ?? process.env;
-  const port = opts.port ?? (env.METRICS_PORT !== undefined ? Number(env.METRICS_PORT) : 9600);
+  const port = opts.port ?? defaultMetricsPort(env);
   const host = opts.host ?? env.METRICS_HOST ?? '127.0.0.1';
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`metrics port ${String(port)} is not a valid port`);
   const server: Server = createServer((req, res) => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, setLogLevel, createMetrics, startMetricsServer, IntervalStats, normalizeLevel, type MetricsServer } from '@enclave-edge/observability';
+import { createLogger, setLogLevel, createMetrics, startMetricsServer, IntervalStats, normalizeLevel, defaultMetricsPort, type MetricsServer } from '@enclave-edge/observability';
 
 function capture() {
   const lines: string[] = [];
@@ -77,5 +77,13 @@ describe('interval stats', () => {
     expect(ping).toMatchObject({ ta: 'hello', count: 100, errors: 10, p50Ms: 50, p95Ms: 95 });
     expect(stats).toHaveLength(2);
     expect(s.drain().stats).toHaveLength(0);
+  });
+});
+
+describe('metrics port', () => {
+  it('is 9600 on a device, a free port under the simulator, and METRICS_PORT when set', () => {
+    expect(defaultMetricsPort({})).toBe(9600);
+    expect(defaultMetricsPort({ EDGESIM_GATEWAY_HTTPS_PORT: '443' })).toBe(0);
+    expect(defaultMetricsPort({ EDGESIM_GATEWAY_HTTPS_PORT: '443', METRICS_PORT: '9700' })).toBe(9700);
   });
 });
