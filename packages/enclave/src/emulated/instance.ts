@@ -421,6 +421,7 @@ export class Instance extends EventEmitter {
   /** Terminate the worker and fail everything still pending with the reason. */
   kill(reason: DeathReason): void {
     this.die(reason);
+    if (this.exiting) return; // one terminate per worker, however many violations arrive
     this.exiting = true;
     void this.worker.terminate();
   }
