@@ -5,7 +5,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync, statSync, realpathSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, chmodSync, rmSync, existsSync, readFileSync, writeFileSync, statSync, realpathSync } from 'node:fs';
+import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -174,5 +175,60 @@ describe('sim up refuses what it cannot run', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** `sim up` in its own process that is expected to exit; its exit code and stderr. */
+function simUpExits(args: string[], opts: { cwd: string; uid?: number; gid?: number }): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, ...args], { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.once('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('sim up names what blocks it', () => {
+  let dir: string;
+  let holder: Server;
+  let busy: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'edge-sim-blocked-'));
+    holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    busy = (holder.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => holder.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an explicit --mqtt-port that is taken is CONFLICT naming the port and the option', async () => {
+    const r = await simUpExits(['--mqtt-port', String(busy), '--https-port', '0', '--state-dir', join(dir, 'mqtt')], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`enclave-edge: CONFLICT: MQTT port ${busy} is in use (--mqtt-port); stop what holds it or pass --mqtt-port 0`);
+    expect(r.stderr).not.toMatch(/INTERNAL|EADDRINUSE/);
+  });
+
+  it('an explicit --https-port that is taken is CONFLICT naming the port and the option', async () => {
+    const r = await simUpExits(['--mqtt-port', '0', '--https-port', String(busy), '--state-dir', join(dir, 'https')], { cwd: dir });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`enclave-edge: CONFLICT: HTTPS port ${busy} is in use (--https-port); stop what holds it or pass --https-port 0`);
+    expect(r.stderr).not.toMatch(/INTERNAL|EADDRINUSE/);
+    expect(existsSync(join(dir, 'https', 'state.json'))).toBe(false);
+  });
+
+  // Needs a folder owned by someone else: as root, make one and run the CLI as nobody.
+  it.skipIf(process.getuid?.() !== 0)('a state folder of another user is ACCESS_DENIED naming the folder', async () => {
+    chmodSync(dir, 0o755);
+    const theirs = join(dir, 'root-owned');
+    mkdirSync(theirs, { mode: 0o700 });
+    const r = await simUpExits(['--mqtt-port', '0', '--https-port', '0', '--state-dir', theirs], { cwd: dir, uid: 65534, gid: 65534 });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`enclave-edge: ACCESS_DENIED: state folder ${theirs} belongs to another user (uid 0); pass --state-dir`);
+    expect(r.stderr).not.toMatch(/INTERNAL|EPERM/);
+    expect(statSync(theirs).mode & 0o777).toBe(0o700);
   });
 });

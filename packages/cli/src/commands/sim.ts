@@ -38,6 +38,19 @@ function workloadListen(socket: string | false | undefined, stateDir: string): {
   return { workloadSocket: path };
 }
 
+/** Name the `sim up` option that fixes a port or state-folder failure of the simulator. */
+function withOptionHint(err: unknown): unknown {
+  if (!(err instanceof EnclaveEdgeError)) return err;
+  const d = err.detail ?? {};
+  const option = d.listener === 'mqtt' ? '--mqtt-port' : d.listener === 'https' ? '--https-port' : undefined;
+  if (option) {
+    const fix = err.code === 'CONFLICT' ? 'stop what holds it or' : 'choose another port or';
+    return new EnclaveEdgeError(err.code, `${err.message} (${option}); ${fix} pass ${option} 0 for a free one`, { cause: err, detail: d });
+  }
+  if (typeof d.stateDir === 'string') return new EnclaveEdgeError(err.code, `${err.message}; pass --state-dir <a folder of yours>`, { cause: err, detail: d });
+  return err;
+}
+
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const spec = sim.spec();
   const relPath = relative(process.cwd(), stateDir);
@@ -94,6 +107,8 @@ export function register(program: Command): void {
             ...(o.storeMaxMessages !== undefined ? { storeMaxMessages: o.storeMaxMessages } : {}),
             ...(o.storeMaxBytes !== undefined ? { storeMaxBytes: o.storeMaxBytes } : {}),
           },
+        }).catch((err: unknown) => {
+          throw withOptionHint(err);
         });
         emit(
           g,

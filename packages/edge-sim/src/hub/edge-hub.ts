@@ -13,6 +13,7 @@ type Client = AedesClient & { subscriptions: Record<string, unknown> };
 import type { CompiledRoute, RouteMessage } from '../routes/types.js';
 import { routeMessage } from '../routes/compile.js';
 import { verifySas } from '../sas.js';
+import { listenError } from '../listen-error.js';
 import { TwinStore, type JsonObject } from './twins.js';
 import { StoreAndForward, type StoreLimits } from './store-forward.js';
 import { deviceNotOnline, gatewayTimeout, HubError } from './hub-error.js';
@@ -139,7 +140,7 @@ export class EdgeHub extends EventEmitter {
       await listen(this.opts.port ?? 8883);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (!this.opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw err;
+      if (!this.opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw listenError(err, 'mqtt', this.opts.port ?? 8883);
       this.log(`MQTT port ${this.opts.port ?? 8883} unavailable (${code}); using a free port`);
       await listen(0);
     }

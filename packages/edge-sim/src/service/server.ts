@@ -17,6 +17,7 @@ import type { z } from 'zod';
 import { toEnclaveEdgeError } from '@enclave-edge/errors';
 import { VerifiedSasCache } from '../sas.js';
 import { HubError } from '../hub/hub-error.js';
+import { listenError } from '../listen-error.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
 import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
 
@@ -226,7 +227,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     await listen(opts.port ?? 0);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (!opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw err;
+    if (!opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw listenError(err, 'https', opts.port ?? 0);
     opts.log?.(`HTTPS port ${opts.port} unavailable (${code}); using a free port`);
     await listen(0);
   }

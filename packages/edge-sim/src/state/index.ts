@@ -2,7 +2,7 @@
  * The simulator's state folder (default `.edge-sim/`): PKI, SAS keys (0600), and `state.json`
  * describing a running simulator so the CLI can find it.
  */
-import { mkdirSync, chmodSync, rmSync } from 'node:fs';
+import { mkdirSync, chmodSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -58,8 +58,12 @@ export class StateDir {
   /** Open (creating on first use) the state folder: PKI and keys are made once and kept. */
   static async open(dir = '.edge-sim'): Promise<StateDir> {
     const s = new StateDir(resolve(dir));
-    mkdirSync(s.dir, { recursive: true, mode: 0o700 });
-    chmodSync(s.dir, 0o700);
+    try {
+      mkdirSync(s.dir, { recursive: true, mode: 0o700 });
+      chmodSync(s.dir, 0o700);
+    } catch (err) {
+      throw stateDirError(err, s.dir);
+    }
     await s.loadOrCreatePki();
     s.loadOrCreateKeys();
     return s;
@@ -156,6 +160,23 @@ export class StateDir {
     const parsed = RuntimeStateSchema.safeParse(JSON.parse(raw));
     if (!parsed.success) return undefined;
     return isAlive(parsed.data.pid) ? parsed.data : undefined;
+  }
+}
+
+/** The folder cannot be made ours and private (another user's, or a parent we may not write): say which. */
+function stateDirError(err: unknown, dir: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EPERM' && code !== 'EACCES') return err;
+  const owner = ownerOf(dir);
+  const why = owner !== undefined && owner !== process.getuid?.() ? `belongs to another user (uid ${owner})` : 'cannot be created or made private (0700) by this user';
+  return new EnclaveEdgeError('ACCESS_DENIED', `state folder ${dir} ${why}`, { cause: err, detail: { stateDir: dir } });
+}
+
+function ownerOf(path: string): number | undefined {
+  try {
+    return statSync(path).uid;
+  } catch {
+    return undefined;
   }
 }
 
