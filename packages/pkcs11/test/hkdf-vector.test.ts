@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createHmac, hkdfSync } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
-import { createSoftHsmToken, openToken, type Pkcs11Token } from '@enclave-edge/pkcs11';
+import { createSoftHsmToken, openToken, type Pkcs11Token, type SoftHsmToken } from '@enclave-edge/pkcs11';
 
 // RFC 5869 Appendix A.1 (SHA-256).
 const IKM = Buffer.from('0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b', 'hex');
@@ -12,12 +12,16 @@ const OKM = Buffer.from('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d5
 
 let token: Pkcs11Token;
 let label: string;
+let hsm: SoftHsmToken;
 beforeAll(async () => {
-  const hsm = createSoftHsmToken();
+  hsm = createSoftHsmToken();
   label = hsm.label;
   token = await openToken({ uri: hsm.uri });
 });
-afterAll(async () => token?.close());
+afterAll(async () => {
+  await token?.close();
+  hsm?.dispose();
+});
 
 describe('in-token HKDF-Expand against RFC 5869 A.1', () => {
   it('matches the test vector when the token holds the vector PRK', async () => {

@@ -17,6 +17,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await token?.close();
+  hsm?.dispose();
+  other?.dispose();
 });
 
 describe('openToken with a real SoftHSM2 token', () => {
