@@ -153,6 +153,7 @@ export default defineSuite({
       await pkcs11.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      hsm.dispose();
     }
   },
 });

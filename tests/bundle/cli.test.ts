@@ -1,5 +1,5 @@
 /** The `enclave-edge ta` commands as a user runs them: real child processes, real files, real SoftHSM2 token. */
-import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { describe, expect, it, beforeAll, afterAll, onTestFinished } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -99,6 +99,7 @@ describe('enclave-edge ta (CLI)', () => {
 
   it('signs with a key generated inside a SoftHSM2 token; PIN from the environment or a pin-source file', async () => {
     const token = createSoftHsmToken({ label: 'cli-signing', pin: '2468' });
+    onTestFinished(() => token.dispose());
     const env = { SOFTHSM2_CONF: token.conf };
     const p = join(dir, 'first-ta');
     const uri = `pkcs11:token=cli-signing;object=ta-release?module-path=${token.modulePath}`;

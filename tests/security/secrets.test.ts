@@ -52,6 +52,7 @@ describe('software root of trust', () => {
 describe('PKCS#11 PINs', () => {
   it('a wrong PIN, a bad URI or a missing token never echo the PIN', async () => {
     const hsm = createSoftHsmToken({ pin: '4711' });
+    cleanups.push(() => hsm.dispose());
     const secretPin = 'S3cr3t-PIN-9382';
     const attempts = [
       openToken({ uri: `${formatPkcs11Uri({ token: hsm.label })}?module-path=${hsm.modulePath}&pin-value=${secretPin}` }),

@@ -14,6 +14,7 @@ describe('PKCS#11 signer (real SoftHSM2 token)', () => {
   });
   afterAll(() => {
     delete process.env.PKCS11_PIN;
+    token?.dispose();
   });
 
   it('generates a key in the token, signs a bundle there, and the result verifies (also with jose)', async () => {

@@ -29,7 +29,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ee-cli-'));
   hsm = createSoftHsmToken();
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  hsm?.dispose();
+});
 
 describe('enclave-edge device + verify', () => {
   it('device init (software) then verify evidence: accepted, strict rejection, wrong nonce, policy file', async () => {

@@ -12,6 +12,7 @@ let hsm: SoftHsmToken;
 beforeAll(() => {
   hsm = createSoftHsmToken();
 });
+afterAll(() => hsm?.dispose());
 
 describe('attest through TrustServices', () => {
   it('software: creates a development identity on first attest; evidence verifies against its CA and says rot software', async () => {

@@ -14,6 +14,7 @@ let hsm: SoftHsmToken;
 beforeAll(() => {
   hsm = createSoftHsmToken();
 });
+afterAll(() => hsm?.dispose());
 
 async function signsVerifiably(root: RootOfTrust): Promise<boolean> {
   const data = randomBytes(100);
