@@ -10,7 +10,7 @@ import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cliBin, fixtureManifest, eventually, isAlive } from './helpers.js';
+import { cliBin, fixtureManifest, fixtureRepo, eventually, isAlive } from './helpers.js';
 
 const run = promisify(execFile);
 let cwd: string;
@@ -50,6 +50,9 @@ describe('enclave-edge CLI against a running simulator', () => {
     expect(upOut).toMatch(/simulator is up/);
     expect(upOut).toMatch(/enclave-edge invoke probeA/);
     expect(upOut).toMatch(/enclave-edge monitor/);
+    // The default state folder: the hints need no --state-dir; no host-module: the generic invoke.
+    expect(upOut).not.toMatch(/--state-dir/);
+    expect(upOut).toMatch(/npx enclave-edge invoke probeA <method> '\{\}' +# a direct method/);
     for (const f of ['keys.json', 'server-key.pem', 'ca-key.pem', 'state.json']) expect(statSync(join(cwd, '.edge-sim', f)).mode & 0o077).toBe(0);
   });
 
@@ -230,5 +233,35 @@ describe('sim up names what blocks it', () => {
     expect(r.stderr).toContain(`enclave-edge: ACCESS_DENIED: state folder ${theirs} belongs to another user (uid 0); pass --state-dir`);
     expect(r.stderr).not.toMatch(/INTERNAL|EPERM/);
     expect(statSync(theirs).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe('sim up banner', () => {
+  it('names a non-default state folder in every hint and suggests hello.ping when host-module is deployed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edge-sim-banner-'));
+    try {
+      const manifest = JSON.parse(readFileSync(fixtureManifest, 'utf8'));
+      const modules = manifest.modulesContent.$edgeAgent['properties.desired'].modules;
+      modules['host-module'] = { ...modules.probeA, status: 'stopped' };
+      writeFileSync(join(dir, 'deployment.template.json'), JSON.stringify(manifest));
+      const p = spawn(process.execPath, [cliBin, 'sim', 'up', '--repo-root', fixtureRepo, '--state-dir', 'my state', '--mqtt-port', '0', '--https-port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
+      try {
+        await eventually(() => expect(out).toMatch(/Ctrl-C stops the simulator/), 30_000);
+      } finally {
+        p.kill('SIGTERM');
+        expect(await exited).toBe(0);
+      }
+      const hints = out.split('\n').filter((l) => l.startsWith('  npx enclave-edge '));
+      expect(hints.length).toBe(5);
+      for (const h of hints) expect(h).toContain(" --state-dir 'my state'");
+      expect(out).toContain(`npx enclave-edge invoke host-module invokeTA '{"ta":"hello","command":"ping"}' --state-dir 'my state'`);
+      expect(out).not.toMatch(/<method>/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

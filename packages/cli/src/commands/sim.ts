@@ -9,6 +9,8 @@ import { emit, action, warn, type GlobalOptions } from '../output.js';
 // Reading the simulator's state (zod schemas) and the hub client load only in the actions that need them.
 const findSimulator = async (stateDir: string) => (await import('./hub-target.js')).findSimulator(stateDir);
 
+const DEFAULT_STATE_DIR = '.edge-sim';
+
 function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a port number: ${v}`);
@@ -51,12 +53,31 @@ function withOptionHint(err: unknown): unknown {
   return err;
 }
 
+/** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
+function shellWord(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const spec = sim.spec();
   const relPath = relative(process.cwd(), stateDir);
   const rel = relPath === '' ? '.' : relPath.startsWith('..') ? stateDir : relPath;
+  // Every suggestion must find this simulator: name the state folder unless it is the default one.
+  const at = resolve(stateDir) === resolve(DEFAULT_STATE_DIR) ? '' : ` --state-dir ${shellWord(rel)}`;
   const running = spec.modules.filter((m) => m.status === 'running' && m.run.kind !== 'skipped');
   const example = running.find((m) => m.run.kind === 'local')?.name ?? running[0]?.name ?? '<module>';
+  const hostModule = spec.modules.some((m) => m.name === 'host-module' && m.run.kind !== 'skipped');
+  const invoke: [string, string] = hostModule
+    ? [`npx enclave-edge invoke host-module invokeTA '{"ta":"hello","command":"ping"}'${at}`, 'a TA command through host-module']
+    : [`npx enclave-edge invoke ${example} <method> '{}'${at}`, 'a direct method'];
+  const hints: Array<[string, string]> = [
+    [`npx enclave-edge monitor${at}`, 'messages routed to $upstream'],
+    invoke,
+    [`npx enclave-edge twin show ${example}${at}`, ''],
+    [`npx enclave-edge sim credentials${at}`, 'service connection string for other tools'],
+    [`npx enclave-edge sim module-credentials <module>${at}`, 'run a module yourself (e.g. under a debugger)'],
+  ];
+  const width = Math.max(...hints.map(([c]) => c.length)) + 2;
   const lines = [
     `enclave-edge simulator is up: device ${sim.deviceId}, hub ${sim.hubHostName}`,
     `  edgeHub (MQTT/TLS)  mqtts://${sim.gatewayHostName}${sim.mqttPort === 8883 ? ':8883' : ''}`,
@@ -66,11 +87,7 @@ function nextSteps(sim: SimulatorHandle, stateDir: string): string {
     `  modules             ${spec.modules.map((m) => `${m.name} (${m.run.kind === 'skipped' ? 'skipped' : m.status})`).join(', ') || 'none'}`,
     '',
     'Try, from another terminal in this folder:',
-    '  npx enclave-edge monitor                          # messages routed to $upstream',
-    `  npx enclave-edge invoke ${example} <method> '{}'     # a direct method`,
-    `  npx enclave-edge twin show ${example}`,
-    '  npx enclave-edge sim credentials                  # service connection string for other tools',
-    '  npx enclave-edge sim module-credentials <module>  # run a module yourself (e.g. under a debugger)',
+    ...hints.map(([c, why]) => (why ? `  ${c.padEnd(width)}# ${why}` : `  ${c}`)),
     '',
     'Ctrl-C stops the simulator and every module.',
   ];
@@ -84,7 +101,7 @@ export function register(program: Command): void {
     .command('up')
     .description('run the simulator with a deployment manifest until Ctrl-C')
     .option('--manifest <file>', 'deployment manifest', 'deployment.template.json')
-    .option('--state-dir <dir>', 'state folder (CA, keys, ports)', '.edge-sim')
+    .option('--state-dir <dir>', 'state folder (CA, keys, ports)', DEFAULT_STATE_DIR)
     .option('--repo-root <dir>', 'folder with modules/<name>/module.json (default: the manifest\'s folder)')
     .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
     .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
