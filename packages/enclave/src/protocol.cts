@@ -1,6 +1,6 @@
 /** Messages between the enclave host (parent thread) and an enclave worker. Internal. */
 import type { TAManifest } from '@enclave-edge/bundle/types';
-import type { Value } from '@enclave-edge/ta-sdk';
+import type { TAInfo, Value } from '@enclave-edge/ta-sdk';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { LogLevel } from './backend.js';
 
@@ -13,16 +13,7 @@ export interface WireError {
 
 export interface WorkerInit {
   manifest: TAManifest;
-  ta: {
-    name: string;
-    uuid: string;
-    version: string;
-    measurement: string;
-    signerId: string;
-    productId: number;
-    securityVersion: number;
-    debug: boolean;
-  };
+  ta: TAInfo;
   code: Uint8Array;
   maxPayloadBytes: number;
   inspect: boolean;
