@@ -5,23 +5,48 @@ import { describe, expect, it } from 'vitest';
 import device from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
 import { TAClient, jsonMessage, messageBytes } from '@enclave-edge/ta-client';
-import { parseTARequest, serializeMessage, okResponse, errorResponse } from '@enclave-edge/protocol';
+import { parseTARequest, serializeMessage, okResponse, errorResponse, batchResponse, type TAResponse } from '@enclave-edge/protocol';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { createLogger, createMetrics, IntervalStats } from '@enclave-edge/observability';
 import { Pipelines, handleMethod } from '@enclave-edge/host-module';
 import { CallRecorder } from '@enclave-edge/host-module/call-recorder';
 
+const sign = (params: unknown) => {
+  if (params && typeof params === 'object' && (params as { fail?: unknown }).fail) throw new EnclaveEdgeError('BAD_PARAMETERS', 'cannot sign this');
+  return { signed: (params ?? null) as never };
+};
+
 class FakeHub extends EventEmitter {
   outputs: Array<{ output: string; msg: Message }> = [];
+  requests: Array<{ op: string; items: number }> = [];
+  /** Answer invokeBatch as a ta-runtime without it would (BAD_PARAMETERS at "op"). */
+  oldRuntime = false;
   async sendOutputEvent(output: string, msg: Message) {
     if (output !== 'taRequest') {
       this.outputs.push({ output, msg });
       return {};
     }
     const req = parseTARequest(messageBytes(msg));
-    const res = req.op === 'invoke' && req.command === 'sign'
-      ? okResponse(req.id, { signed: req.params ?? null })
-      : errorResponse(req.id, new EnclaveEdgeError('ITEM_NOT_FOUND', `no command "${req.op === 'invoke' ? req.command : req.op}"`));
+    this.requests.push({ op: req.op, items: req.op === 'invokeBatch' ? req.items.length : 1 });
+    const one = (id: string, command: string, params: unknown): TAResponse => {
+      if (command !== 'sign') return errorResponse(id, new EnclaveEdgeError('ITEM_NOT_FOUND', `no command "${command}"`));
+      try {
+        return okResponse(id, sign(params));
+      } catch (err) {
+        return errorResponse(id, err as EnclaveEdgeError);
+      }
+    };
+    let res: TAResponse;
+    if (req.op === 'invokeBatch') {
+      res = this.oldRuntime
+        ? errorResponse(req.id, new EnclaveEdgeError('BAD_PARAMETERS', 'invalid taRequest at "op": Invalid discriminator value'))
+        : batchResponse(req.id, req.items.map((i) => {
+          const r = one(req.id, req.command, i.params);
+          return r.ok ? { ok: true as const, ...('result' in r && r.result !== undefined ? { result: r.result } : {}) } : { ok: false as const, error: r.error };
+        }));
+    } else {
+      res = req.op === 'invoke' ? one(req.id, req.command, req.params) : errorResponse(req.id, new EnclaveEdgeError('ITEM_NOT_FOUND', `no command "${req.op}"`));
+    }
     setImmediate(() => this.emit('inputMessage', 'taResponse', jsonMessage('taResponse', serializeMessage(res))));
     return {};
   }
@@ -70,6 +95,73 @@ describe('pipelines', () => {
     await pipelines.onMessage('raw', new device.Message(Buffer.from([0xff, 0x00, 0x01])));
     expect(JSON.parse(Buffer.from(messageBytes(hub.outputs[0]!.msg)).toString())).toEqual({ signed: { $binary: '/wAB' } });
     expect(errors).toEqual([{ pipeline: 'q', code: 'ITEM_NOT_FOUND' }]);
+  });
+});
+
+describe('pipeline batching', () => {
+  const reading = (i: number, extra: Record<string, unknown> = {}) => {
+    const msg = new device.Message(JSON.stringify({ i, ...extra }));
+    msg.properties.add('sensorId', `t${i}`);
+    msg.messageId = `m-${i}`;
+    return msg;
+  };
+  const bodyOf = (m: Message) => JSON.parse(Buffer.from(messageBytes(m)).toString()) as { signed: { i: number } };
+
+  it('sends a lone message alone as invoke, as before', async () => {
+    const { hub, pipelines } = setup();
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed' } });
+    await pipelines.onMessage('sensor', reading(1));
+    await pipelines.onMessage('sensor', reading(2));
+    expect(hub.requests).toEqual([{ op: 'invoke', items: 1 }, { op: 'invoke', items: 1 }]);
+    expect(hub.outputs.map((o) => bodyOf(o.msg).signed.i)).toEqual([1, 2]);
+  });
+
+  it('batches what waits while the request slots are busy: one output per reading, same body and properties, per-item errors as single-call errors', async () => {
+    const { hub, pipelines, errors } = setup();
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed' } });
+    const n = 100;
+    await Promise.all(Array.from({ length: n }, (_, i) => pipelines.onMessage('sensor', reading(i, i % 10 === 5 ? { fail: true } : {}))));
+    // The first four find free slots and go alone; the rest wait and go in batches of ≤ 32.
+    expect(hub.requests.slice(0, 4)).toEqual(Array.from({ length: 4 }, () => ({ op: 'invoke', items: 1 })));
+    const batches = hub.requests.filter((r) => r.op === 'invokeBatch');
+    expect(batches.length).toBeGreaterThan(0);
+    expect(Math.max(...batches.map((b) => b.items))).toBeLessThanOrEqual(32);
+    expect(hub.requests.reduce((a, r) => a + r.items, 0)).toBe(n);
+    expect(hub.requests.length).toBeLessThan(15);
+    // Output order follows input order; each output carries its source's properties.
+    const outs = hub.outputs.filter((o) => o.output === 'signed');
+    expect(outs.map((o) => bodyOf(o.msg).signed.i)).toEqual(Array.from({ length: n }, (_, i) => i).filter((i) => i % 10 !== 5));
+    for (const o of outs) {
+      const i = bodyOf(o.msg).signed.i;
+      expect(o.msg.properties.getValue('sensorId')).toBe(`t${i}`);
+      expect(o.msg.properties.getValue('pipeline')).toBe('sign');
+      expect(o.msg.properties.getValue('ta')).toBe('sensor-signer');
+      expect(o.msg.correlationId).toBe(`m-${i}`);
+    }
+    expect(errors).toEqual(Array.from({ length: n / 10 }, () => ({ pipeline: 'sign', code: 'BAD_PARAMETERS' })));
+    expect(pipelines.processed).toBe(n - n / 10);
+    expect(pipelines.failed).toBe(n / 10);
+  });
+
+  it('fails every item of a batch the way a single call fails when the request as a whole fails', async () => {
+    const { hub, pipelines, errors } = setup();
+    pipelines.configure({ bad: { input: 'sensor', ta: 'sensor-signer', command: 'missing', output: 'o' } });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pipelines.onMessage('sensor', reading(i))));
+    expect(hub.requests.some((r) => r.op === 'invokeBatch')).toBe(true);
+    expect(errors).toHaveLength(20);
+    expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['ITEM_NOT_FOUND']));
+  });
+
+  it('falls back to one call per message when ta-runtime does not know invokeBatch', async () => {
+    const { hub, pipelines, errors } = setup();
+    hub.oldRuntime = true;
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed' } });
+    await Promise.all(Array.from({ length: 40 }, (_, i) => pipelines.onMessage('sensor', reading(i))));
+    expect(errors).toEqual([]);
+    expect(hub.outputs.filter((o) => o.output === 'signed')).toHaveLength(40);
+    // Batches already sent when the first refusal arrived are refused too (nothing ran); none after.
+    expect(hub.requests.filter((r) => r.op === 'invokeBatch').length).toBeLessThanOrEqual(4);
+    expect(hub.requests.at(-1)).toEqual({ op: 'invoke', items: 1 });
   });
 });
 

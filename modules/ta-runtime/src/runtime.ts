@@ -8,7 +8,7 @@ import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { EnclaveBackend, EnclaveCreateOptions, TrustServices, TAIdentity } from '@enclave-edge/enclave';
 import {
   decodeValue, encodeValue, runtimePolicySchema, taEntrySchema, TA_NAME,
-  type JsonValue, type RuntimePolicy, type TARequest,
+  type BatchItemResult, type JsonValue, type RuntimePolicy, type TARequest,
 } from '@enclave-edge/protocol';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { Logger } from '@enclave-edge/observability';
@@ -262,11 +262,38 @@ export class TARuntime {
     return ta;
   }
 
+  /**
+   * Run an invokeBatch request: each item is one invoke of the same command (no session), all
+   * started at once so the enclave's maxConcurrency and queue apply to them as to separate
+   * calls. Each item succeeds or fails on its own; the request fails as a whole only when it
+   * cannot start (deadline passed, TA not loaded).
+   */
+  async invokeBatch(req: Extract<TARequest, { op: 'invokeBatch' }>): Promise<BatchItemResult[]> {
+    const remaining = req.deadline - Date.now();
+    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start');
+    const ta = this.get(req.ta);
+    return Promise.all(req.items.map(async (item): Promise<BatchItemResult> => {
+      const started = performance.now();
+      try {
+        const params = item.params === undefined ? undefined : decodeValue(item.params);
+        const result = await ta.use((e) => e.invoke(undefined, req.command, params ?? null, { timeoutMs: Math.max(1, req.deadline - Date.now()) }));
+        this.opts.events.call?.(req.ta, req.command, performance.now() - started);
+        return { ok: true, result: encodeValue(result ?? null) };
+      } catch (err) {
+        const e = toEnclaveEdgeError(err);
+        this.opts.events.call?.(req.ta, req.command, performance.now() - started, e);
+        return { ok: false, error: e.toJSON() as Extract<BatchItemResult, { ok: false }>['error'] };
+      }
+    }));
+  }
+
   /** Run one taRequest; the result is in wire (JSON) form. */
   async dispatch(req: TARequest): Promise<JsonValue | undefined> {
     const remaining = req.deadline - Date.now();
     if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start');
     switch (req.op) {
+      case 'invokeBatch':
+        throw new EnclaveEdgeError('INTERNAL', 'invokeBatch is answered by invokeBatch(), not dispatch()');
       case 'listTAs':
         return encodeValue({ tas: this.list() as unknown as Value });
       case 'invoke': {

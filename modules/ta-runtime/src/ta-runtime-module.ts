@@ -6,7 +6,7 @@
 import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  DEFAULT_MAX_LIMITS, LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
+  DEFAULT_MAX_LIMITS, LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, batchResponse, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
   salvageRequestId, serializeMessage, type TAResponse,
 } from '@enclave-edge/protocol';
 import { ReportedBatcher, jsonMessage, messageBytes, sendTelemetry } from '@enclave-edge/ta-client';
@@ -103,10 +103,18 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     },
   });
 
-  // Answer on output taResponse, correlated by the request id.
-  const reply = (res: TAResponse) =>
-    client.sendOutputEvent(TA_RESPONSE_OUTPUT, jsonMessage('taResponse', serializeMessage(res), { correlationId: res.id }))
+  // Answer on output taResponse, correlated by the request id. An answer over the message
+  // limit (a large result, or many in a batch) is answered with that error instead.
+  const reply = (res: TAResponse) => {
+    let text: string;
+    try {
+      text = serializeMessage(res);
+    } catch (err) {
+      text = serializeMessage(errorResponse(res.id, toEnclaveEdgeError(err)));
+    }
+    return client.sendOutputEvent(TA_RESPONSE_OUTPUT, jsonMessage('taResponse', text, { correlationId: res.id }))
       .catch((err: Error) => log.warn({ id: res.id, err: err.message }, 'could not send taResponse'));
+  };
 
   const onRequest = (msg: Message) => {
     const body = messageBytes(msg);
@@ -120,15 +128,17 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       else if (droppedMalformed++ % 100 === 0) log.warn({ code: e.code, dropped: droppedMalformed }, `malformed taRequest without an id dropped: ${e.message}`);
       return;
     }
+    // In flight counts invocations: a batch counts as many as it carries.
+    const weight = req.op === 'invokeBatch' ? req.items.length : 1;
     const { value, duplicate } = dedupe.run(req.id, async () => {
-      if (inFlight >= MAX_IN_FLIGHT) return errorResponse(req.id, new EnclaveEdgeError('BUSY', `${inFlight} requests are already running`));
-      inFlight++;
+      if (inFlight + weight > MAX_IN_FLIGHT) return errorResponse(req.id, new EnclaveEdgeError('BUSY', `${inFlight} requests are already running`));
+      inFlight += weight;
       try {
-        return okResponse(req.id, await runtime.dispatch(req));
+        return req.op === 'invokeBatch' ? batchResponse(req.id, await runtime.invokeBatch(req)) : okResponse(req.id, await runtime.dispatch(req));
       } catch (err) {
         return errorResponse(req.id, toEnclaveEdgeError(err));
       } finally {
-        inFlight--;
+        inFlight -= weight;
       }
     });
     if (duplicate) log.debug({ id: req.id }, 'duplicate request id answered from the cache');

@@ -45,6 +45,31 @@ describe('TARuntime', () => {
     }
   });
 
+  it('runs an invokeBatch: one outcome per item, in order, each failing on its own', async () => {
+    const calls: Array<{ ta: string; command: string; err?: string }> = [];
+    const { log } = quietLogger();
+    const rt = new TARuntime({
+      backend: new EmulatedBackend(), log, sources: { bundleDir: bundles.dir }, drainMs: 2000,
+      events: { event: () => undefined, report: () => undefined, call: (ta, command, _ms, err) => calls.push({ ta, command, ...(err ? { err: err.code } : {}) }) },
+    });
+    try {
+      await rt.reconcile({ policy: devPolicy, tas: { 'wasm-stats': { source: 'wasm-stats.tab' } } });
+      const items = await rt.invokeBatch({ id: 'b1', op: 'invokeBatch', ta: 'wasm-stats', command: 'stats', deadline: deadline(), items: [{ params: [1, 2, 3] }, { params: { not: 'an array' } }, { params: [5] }] });
+      expect(items).toHaveLength(3);
+      expect(items[0]).toMatchObject({ ok: true, result: { count: 3, min: 1, max: 3 } });
+      expect(items[1]).toMatchObject({ ok: false, error: { code: expect.any(String), message: expect.any(String) } });
+      expect(items[2]).toMatchObject({ ok: true, result: { count: 1 } });
+      // The single-call error for the same params is the item's error.
+      const single = await rt.dispatch({ id: 's1', op: 'invoke', ta: 'wasm-stats', command: 'stats', params: { not: 'an array' }, deadline: deadline() }).catch((e) => e);
+      expect((items[1] as { error: { code: string } }).error.code).toBe(single.code);
+      expect(calls.filter((c) => c.command === 'stats')).toHaveLength(4);
+      await expect(rt.invokeBatch({ id: 'b2', op: 'invokeBatch', ta: 'nope', command: 'stats', deadline: deadline(), items: [{}] })).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
+      await expect(rt.invokeBatch({ id: 'b3', op: 'invokeBatch', ta: 'wasm-stats', command: 'stats', deadline: Date.now() - 1, items: [{}] })).rejects.toMatchObject({ code: 'TIMEOUT' });
+    } finally {
+      await rt.stop();
+    }
+  });
+
   it('rejects a tampered bundle with its reason while other TAs keep serving', async () => {
     const { rt, events, reports } = makeRuntime();
     try {

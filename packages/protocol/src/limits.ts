@@ -8,6 +8,8 @@ export const LIMITS = {
   maxInlineBundleBytes: 96 * 1024,
   /** Deepest nesting accepted in a params/result value. */
   maxValueDepth: 64,
+  /** Most invocations one `invokeBatch` taRequest may carry (pipelines send up to 32). */
+  maxBatchItems: 64,
   /** Longest call deadline a caller may ask for. */
   maxTimeoutMs: 120_000,
   defaultTimeoutMs: 10_000,

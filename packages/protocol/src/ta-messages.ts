@@ -28,6 +28,14 @@ const base = {
 
 export const taRequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ ...base, op: z.literal('invoke'), ta: taName, command: commandName, params: jsonValue.optional(), sessionId: sessionId.optional() }),
+  /**
+   * Several invocations of one command in one message (pipelines batch the readings already
+   * waiting). Answered by one taResponse with `items`: one result or error per item, in order.
+   */
+  z.strictObject({
+    ...base, op: z.literal('invokeBatch'), ta: taName, command: commandName,
+    items: z.array(z.strictObject({ params: jsonValue.optional() })).min(1).max(LIMITS.maxBatchItems),
+  }),
   z.strictObject({ ...base, op: z.literal('openSession'), ta: taName, params: jsonValue.optional() }),
   z.strictObject({ ...base, op: z.literal('closeSession'), ta: taName, sessionId }),
   z.strictObject({ ...base, op: z.literal('listTAs') }),
@@ -42,9 +50,18 @@ export const errorBodySchema = z.object({
   detail: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** One item's outcome in the answer to an invokeBatch request. */
+export const batchItemResultSchema = z.union([
+  z.strictObject({ ok: z.literal(true), result: jsonValue.optional() }),
+  z.strictObject({ ok: z.literal(false), error: errorBodySchema }),
+]);
+export type BatchItemResult = z.output<typeof batchItemResultSchema>;
+
 export const taResponseSchema = z.union([
   z.strictObject({ v: base.v, id: requestId, ok: z.literal(true), result: jsonValue.optional() }),
   z.strictObject({ v: base.v, id: requestId, ok: z.literal(false), error: errorBodySchema }),
+  /** The answer to invokeBatch: the request ran; each item succeeded or failed on its own. */
+  z.strictObject({ v: base.v, id: requestId, ok: z.literal(true), items: z.array(batchItemResultSchema).min(1).max(LIMITS.maxBatchItems) }),
 ]);
 export type TAResponse = z.output<typeof taResponseSchema>;
 
@@ -74,6 +91,10 @@ export function serializeMessage(body: TARequest | TAResponse): string {
 
 export function okResponse(id: string, result: JsonValue | undefined): TAResponse {
   return result === undefined ? { id, ok: true } : { id, ok: true, result };
+}
+
+export function batchResponse(id: string, items: BatchItemResult[]): TAResponse {
+  return { id, ok: true, items };
 }
 
 export function errorResponse(id: string, err: EnclaveEdgeError): TAResponse {

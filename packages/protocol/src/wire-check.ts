@@ -52,11 +52,37 @@ const optional = (o: Record<string, unknown>, k: string, ok: (x: unknown) => boo
 
 const REQUEST_KEYS: Record<string, ReadonlySet<string>> = {
   invoke: new Set(['v', 'id', 'deadline', 'op', 'ta', 'command', 'params', 'sessionId']),
+  invokeBatch: new Set(['v', 'id', 'deadline', 'op', 'ta', 'command', 'items']),
   openSession: new Set(['v', 'id', 'deadline', 'op', 'ta', 'params']),
   closeSession: new Set(['v', 'id', 'deadline', 'op', 'ta', 'sessionId']),
   listTAs: new Set(['v', 'id', 'deadline', 'op']),
   attest: new Set(['v', 'id', 'deadline', 'op', 'ta', 'nonce', 'claims']),
 };
+
+/** A dense array of 1..maxBatchItems entries, each accepted by `item`. */
+function isBatchItems(x: unknown, item: (i: unknown) => boolean): boolean {
+  if (!Array.isArray(x) || x.length < 1 || x.length > LIMITS.maxBatchItems) return false;
+  for (let i = 0; i < x.length; i++) if (!(i in x) || !item(x[i])) return false;
+  return true;
+}
+
+const REQUEST_ITEM_KEYS: ReadonlySet<string> = new Set(['params']);
+const OK_ITEM_KEYS: ReadonlySet<string> = new Set(['ok', 'result']);
+
+function exactlyKeys(o: Record<string, unknown>, allowed: ReadonlySet<string>): boolean {
+  for (const k of Object.keys(o)) if (!allowed.has(k)) return false;
+  return Object.getOwnPropertySymbols(o).length === 0;
+}
+
+/** An invokeBatch item: `{params?}` and nothing else. */
+function isRequestItem(i: unknown): boolean {
+  return isPlainObject(i) && exactlyKeys(i, REQUEST_ITEM_KEYS) && optional(i, 'params', (v) => isJsonValue(v));
+}
+
+/** A successful item of a batch answer (items that failed go through zod). */
+function isOkItem(i: unknown): boolean {
+  return isPlainObject(i) && i.ok === true && exactlyKeys(i, OK_ITEM_KEYS) && optional(i, 'result', (r) => isJsonValue(r));
+}
 
 /** True only if taRequestSchema accepts `x` unchanged. */
 export function isWireTARequest(x: unknown): x is TARequest {
@@ -69,6 +95,8 @@ export function isWireTARequest(x: unknown): x is TARequest {
   switch (op) {
     case 'invoke':
       return str(x.ta, TA_NAME) && str(x.command, COMMAND_NAME) && optional(x, 'params', json) && optional(x, 'sessionId', (s) => str(s, WIRE_ID));
+    case 'invokeBatch':
+      return str(x.ta, TA_NAME) && str(x.command, COMMAND_NAME) && isBatchItems(x.items, isRequestItem);
     case 'openSession':
       return str(x.ta, TA_NAME) && optional(x, 'params', json);
     case 'closeSession':
@@ -84,8 +112,14 @@ export function isWireTARequest(x: unknown): x is TARequest {
 }
 
 const OK_KEYS: ReadonlySet<string> = new Set(['v', 'id', 'ok', 'result']);
+const BATCH_OK_KEYS: ReadonlySet<string> = new Set(['v', 'id', 'ok', 'items']);
 
-/** True only if taResponseSchema accepts `x` unchanged: successful answers (errors go through zod). */
+/**
+ * True only if taResponseSchema accepts `x` unchanged: successful answers, including batch
+ * answers whose every item succeeded (errors, and batches with a failed item, go through zod).
+ */
 export function isWireOkResponse(x: unknown): x is TAResponse {
-  return isPlainObject(x) && x.ok === true && onlyKeys(x, OK_KEYS) && str(x.id, WIRE_ID) && optional(x, 'result', (r) => isJsonValue(r));
+  if (!isPlainObject(x) || x.ok !== true || !str(x.id, WIRE_ID)) return false;
+  if (hasOwn.call(x, 'items')) return onlyKeys(x, BATCH_OK_KEYS) && isBatchItems(x.items, isOkItem);
+  return onlyKeys(x, OK_KEYS) && optional(x, 'result', (r) => isJsonValue(r));
 }

@@ -14,25 +14,51 @@ const deep = (n: number): unknown => (n === 0 ? 1 : [deep(n - 1)]);
 const jsonish = fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.constantFrom(deep(63), deep(64), deep(65), deep(200), { __proto__: 1 }, JSON.parse('{"__proto__":{"x":1}}'), { $binary: 'AQID' }, []));
 const anyField = fc.oneof(nameLike, idLike, numLike, jsonish, fc.constant(null), fc.boolean());
 
+const requestItem = fc.oneof(
+  fc.record({ params: jsonish, extra: anyField, ok: fc.boolean() }, { requiredKeys: [] }),
+  fc.record({ params: jsonish }, { requiredKeys: [] }),
+  anyField,
+);
+const batchItems = fc.oneof(
+  fc.array(requestItem, { maxLength: 4 }),
+  fc.array(fc.record({ params: fc.jsonValue({ maxDepth: 2 }) }), { minLength: 60, maxLength: 70 }),
+  fc.constantFrom([], [{}], [{}, null], Array.from({ length: 64 }, () => ({})), Array.from({ length: 65 }, () => ({}))),
+);
+const errorLike = fc.oneof(
+  fc.record({ code: fc.oneof(fc.constantFrom('TIMEOUT', 'BUSY', 'NOPE'), anyField), message: fc.oneof(fc.string(), anyField), detail: anyField, extra: anyField }, { requiredKeys: [] }),
+  anyField,
+);
+const resultItem = fc.oneof(
+  fc.record({ ok: fc.oneof(fc.constant(true), fc.constant(false), anyField), result: jsonish, error: errorLike, extra: anyField }, { requiredKeys: [] }),
+  fc.record({ ok: fc.constant(true), result: jsonish }, { requiredKeys: ['ok'] }),
+  anyField,
+);
+const resultItems = fc.oneof(
+  fc.array(resultItem, { maxLength: 4 }),
+  fc.array(fc.record({ ok: fc.constant(true), result: fc.jsonValue({ maxDepth: 2 }) }), { minLength: 60, maxLength: 70 }),
+  fc.constantFrom([], [{ ok: true }], Array.from({ length: 65 }, () => ({ ok: true }))),
+);
+
 const request = fc.record(
   {
     v: fc.oneof(fc.constant(1), anyField),
     id: fc.oneof(idLike, anyField),
     deadline: fc.oneof(numLike, anyField),
-    op: fc.oneof(fc.constantFrom('invoke', 'openSession', 'closeSession', 'listTAs', 'attest', 'toString', '__proto__', 'other'), anyField),
+    op: fc.oneof(fc.constantFrom('invoke', 'invokeBatch', 'invokeBatch', 'openSession', 'closeSession', 'listTAs', 'attest', 'toString', '__proto__', 'other'), anyField),
     ta: fc.oneof(nameLike, anyField),
     command: fc.oneof(nameLike, anyField),
     params: jsonish,
     sessionId: fc.oneof(idLike, anyField),
     nonce: fc.oneof(fc.string({ minLength: 6, maxLength: 130 }), anyField),
     claims: fc.oneof(fc.dictionary(fc.string(), jsonish, { maxKeys: 3 }), anyField),
+    items: fc.oneof(batchItems, anyField),
     extra: anyField,
   },
   { requiredKeys: [] },
 );
 
 const response = fc.record(
-  { v: fc.oneof(fc.constant(1), anyField), id: fc.oneof(idLike, anyField), ok: fc.oneof(fc.constant(true), fc.constant(false), anyField), result: jsonish, extra: anyField },
+  { v: fc.oneof(fc.constant(1), anyField), id: fc.oneof(idLike, anyField), ok: fc.oneof(fc.constant(true), fc.constant(false), anyField), result: jsonish, items: fc.oneof(resultItems, anyField), extra: anyField },
   { requiredKeys: [] },
 );
 
@@ -62,6 +88,45 @@ describe('precompiled wire checks', () => {
     }), { numRuns: 2000 });
     expect(isWireTARequest({ id: 'a', deadline: 1, op: 'attest', ta: 'x', nonce: '12345678', claims: { a: [1] } })).toBe(true);
     expect(isWireTARequest({ id: 'a', deadline: 1, op: 'closeSession', ta: 'x', sessionId: 's-1' })).toBe(true);
+    fc.assert(fc.property(fc.uuid(), fc.array(fc.jsonValue({ maxDepth: 4 }), { minLength: 1, maxLength: 64 }), (id, list) => {
+      const req = viaJson({ v: 1, id, deadline: Date.now() + 5000, op: 'invokeBatch', ta: 'sensor-signer', command: 'sign', items: list.map((params) => ({ params })) });
+      expect(isWireTARequest(req)).toBe(true);
+      expect(isWireOkResponse(viaJson({ v: 1, id, ok: true, items: list.map((result) => ({ ok: true, result })) }))).toBe(true);
+    }), { numRuns: 500 });
+    expect(isWireTARequest({ id: 'a', deadline: 1, op: 'invokeBatch', ta: 'x', command: 'c', items: [{}] })).toBe(true);
+  });
+
+  it('validate invokeBatch as strictly as invoke, by both checks', () => {
+    const ok = { id: 'a', deadline: 1, op: 'invokeBatch', ta: 'x', command: 'c', items: [{ params: 1 }, {}] };
+    expect(taRequestSchema.safeParse(ok).success).toBe(true);
+    const bad: unknown[] = [
+      { ...ok, items: [] },
+      { ...ok, items: Array.from({ length: 65 }, () => ({})) },
+      { ...ok, items: [{ params: 1, sessionId: 's' }] },
+      { ...ok, items: [null] },
+      { ...ok, items: {} },
+      { ...ok, sessionId: 's' },
+      { ...ok, params: 1 },
+      { ...ok, ta: 'Bad Name' },
+      { ...ok, command: 'a b' },
+      (({ items, ...rest }) => rest)(ok),
+    ];
+    for (const x of bad) {
+      expect(isWireTARequest(x)).toBe(false);
+      expect(() => parseTARequest(JSON.stringify(x))).toThrow(expect.objectContaining({ code: 'BAD_PARAMETERS' }));
+    }
+    expect(parseTAResponse(JSON.stringify({ id: 'a', ok: true, items: [{ ok: true, result: 1 }, { ok: false, error: { code: 'TIMEOUT', message: 'late' } }] })))
+      .toMatchObject({ items: [{ ok: true, result: 1 }, { ok: false, error: { code: 'TIMEOUT' } }] });
+    for (const x of [
+      { id: 'a', ok: true, items: [] },
+      { id: 'a', ok: true, items: [{ ok: true }], result: 1 },
+      { id: 'a', ok: true, items: [{ ok: true, extra: 1 }] },
+      { id: 'a', ok: true, items: [{ ok: false, error: { code: 'NOPE', message: 'x' } }] },
+      { id: 'a', ok: false, items: [{ ok: true }] },
+    ]) {
+      expect(isWireOkResponse(x)).toBe(false);
+      expect(() => parseTAResponse(JSON.stringify(x))).toThrow(expect.objectContaining({ code: 'BAD_FORMAT' }));
+    }
   });
 
   it('leave the error wording to zod', () => {

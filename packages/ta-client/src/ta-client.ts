@@ -13,7 +13,7 @@ import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import {
   LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, checkTARequest, decodeValue, encodeValue, parseTAResponse, serializeMessage,
-  type JsonValue, type TARequest,
+  type JsonValue, type TARequest, type TAResponse,
 } from '@enclave-edge/protocol';
 import { jsonMessage, messageBytes } from './messages.js';
 import type { ModuleClientLike } from './module-client-like.js';
@@ -41,8 +41,13 @@ export interface TAListing {
   [k: string]: unknown;
 }
 
+/** One item's outcome of invokeBatch: its (wire) result, or the error it alone failed with. */
+export type BatchOutcome = { ok: true; result: JsonValue | undefined } | { ok: false; error: EnclaveEdgeError };
+
+type OkResponse = Extract<TAResponse, { ok: true }>;
+
 interface Pending {
-  resolve: (v: JsonValue | undefined) => void;
+  resolve: (v: OkResponse) => void;
   reject: (e: EnclaveEdgeError) => void;
   timer: NodeJS.Timeout;
 }
@@ -112,6 +117,21 @@ export class TAClient {
     return this.call({ op: 'invoke', ta, command, ...(params === undefined ? {} : { params }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) }, opts.timeoutMs);
   }
 
+  /**
+   * Several invocations of one command in one taRequest (op `invokeBatch`), params in wire form.
+   * Resolves with one outcome per item, in order; rejects (as `invokeJson` would) only when the
+   * request as a whole failed (timeout, unavailable, busy, refused), in which case no item ran
+   * unless the error says otherwise (TIMEOUT: unknown).
+   */
+  async invokeBatchJson(ta: string, command: string, params: Array<JsonValue | undefined>, opts: CallOptions = {}): Promise<BatchOutcome[]> {
+    const items = params.map((p) => (p === undefined ? {} : { params: p }));
+    const r = await this.request({ op: 'invokeBatch', ta, command, items }, opts.timeoutMs);
+    if (!('items' in r) || r.items.length !== items.length) {
+      throw new EnclaveEdgeError('INTERNAL', `ta-runtime answered invokeBatch without one outcome per item (${items.length} sent)`);
+    }
+    return r.items.map((i) => (i.ok ? { ok: true, result: i.result } : { ok: false, error: EnclaveEdgeError.fromJSON(i.error) }));
+  }
+
   async openSession(ta: string, params?: Value, opts: CallOptions = {}): Promise<string> {
     const r = await this.call({ op: 'openSession', ta, ...(params === undefined ? {} : { params: encodeValue(params) }) }, opts.timeoutMs);
     const sid = (r as { sessionId?: unknown } | undefined)?.sessionId;
@@ -139,13 +159,20 @@ export class TAClient {
 
   /** Send one request and wait for its answer; the raw (wire) result. */
   async call(body: Body, timeoutMs?: number): Promise<JsonValue | undefined> {
+    const r = await this.request(body, timeoutMs);
+    if ('items' in r) throw new EnclaveEdgeError('INTERNAL', `ta-runtime answered ${body.op} with batch items`);
+    return r.result;
+  }
+
+  /** Send one request and wait for its (successful) answer; failures reject. */
+  private async request(body: Body, timeoutMs?: number): Promise<OkResponse> {
     this.start();
     const timeout = Math.min(timeoutMs ?? this.defaultTimeoutMs, LIMITS.maxTimeoutMs);
     if (this.pending.size >= this.maxPending) throw new EnclaveEdgeError('BUSY', `${this.pending.size} calls are already waiting for ta-runtime`);
     const id = randomUUID();
     const request = checkTARequest({ ...body, id, deadline: Date.now() + timeout }, `${body.op} request`);
     const text = serializeMessage(request);
-    const answer = new Promise<JsonValue | undefined>((resolve, reject) => {
+    const answer = new Promise<OkResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         this.unanswered++;
@@ -186,7 +213,7 @@ export class TAClient {
     clearTimeout(p.timer);
     this.unanswered = 0;
     this.lastAnswerAt = Date.now();
-    if (response.ok) p.resolve(response.result);
+    if (response.ok) p.resolve(response);
     else p.reject(EnclaveEdgeError.fromJSON(response.error));
   }
 }
