@@ -8,6 +8,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { retryUntil } from '../support/eventually.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cliBin = join(repoRoot, 'packages/cli/bin/enclave-edge.js');
@@ -107,16 +108,8 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(stepMs);
-    }
-  }
+export function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 200): Promise<T> {
+  return retryUntil(fn, timeoutMs, stepMs);
 }
 
 /** A long-running `enclave-edge monitor --json …`, its lines parsed as they arrive. */

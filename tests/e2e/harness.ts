@@ -12,6 +12,7 @@ import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { startSimulator, type SimulatorHandle } from '@enclave-edge/edge-sim';
 import { HubClient } from '@enclave-edge/hub-client';
+import { retryUntil } from '../support/eventually.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -108,18 +109,8 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
   };
 }
 
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, stepMs = 150): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, stepMs));
-    }
-  }
-  throw last;
+export function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 30_000, stepMs = 150): Promise<T> {
+  return retryUntil(fn, timeoutMs, stepMs);
 }
 
 export function rssKb(pid: number): number {

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from '@enclave-edge/edge-sim';
 import { HubClient } from '@enclave-edge/hub-client';
+import { retryUntil } from '../support/eventually.js';
 
 export const here = dirname(fileURLToPath(import.meta.url));
 export const fixtureRepo = join(here, 'fixtures', 'repo');
@@ -70,18 +71,8 @@ export async function startTestSim(opts: Partial<SimulatorOptions> = {}): Promis
 }
 
 /** Retry `fn` until it stops throwing (modules take a moment to start and connect). */
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      return await fn();
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, stepMs));
-    }
-  }
-  throw last;
+export function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 20_000, stepMs = 100): Promise<T> {
+  return retryUntil(fn, timeoutMs, stepMs);
 }
 
 /** Run the probe module outside the simulator with the given environment. */
