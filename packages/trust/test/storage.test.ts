@@ -90,7 +90,7 @@ describe('sealed storage', () => {
 describe('crash safety (kill -9 during writes, real child processes)', () => {
   const writer = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url));
 
-  function runChild(stateDir: string, start: number, count: number, killAfterMs: number | undefined): Promise<{ acked: number[]; started: number[]; finished: boolean }> {
+  function runChild(stateDir: string, start: number, count: number, killAfterAcks: number | undefined): Promise<{ acked: number[]; started: number[]; finished: boolean }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [writer, stateDir, String(start), String(count)], {
         env: { ...process.env, EE_TA_IDENTITY: JSON.stringify(identity()) },
@@ -100,16 +100,15 @@ describe('crash safety (kill -9 during writes, real child processes)', () => {
       let err = '';
       child.stdout.on('data', (c: Buffer) => (out += c));
       child.stderr.on('data', (c: Buffer) => (err += c));
-      let timer: NodeJS.Timeout | undefined;
-      if (killAfterMs !== undefined) {
-        // Kill once writes are under way, at a random point.
-        child.stdout.once('data', () => {
-          timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      // Kill after a random number of acknowledged writes (not after a time, which a fast disk
+      // can outrun): the child is then somewhere inside a later write.
+      if (killAfterAcks !== undefined) {
+        child.stdout.on('data', () => {
+          if (!child.killed && out.split('\n').filter((l) => l.startsWith('done ')).length >= killAfterAcks) child.kill('SIGKILL');
         });
       }
       child.on('error', reject);
       child.on('close', (code, signal) => {
-        if (timer) clearTimeout(timer);
         if (code !== 0 && signal !== 'SIGKILL') return reject(new Error(`writer exited ${code}: ${err}`));
         const lines = out.split('\n');
         resolve({
@@ -128,10 +127,12 @@ describe('crash safety (kill -9 during writes, real child processes)', () => {
       const lastAcked = new Map<string, number>();
       let seq = 0;
       let kills = 0;
-      const rounds = 6;
-      for (let round = 0; round < rounds && seq < 1000; round++) {
-        const count = round === rounds - 1 ? 1000 - seq : 250;
-        const r = await runChild(c.dir, seq, count, round === rounds - 1 ? undefined : 20 + Math.floor(Math.random() * 150));
+      const total = 1000;
+      while (seq < total) {
+        // Up to four killed rounds of at most ~130 writes each, then one round that finishes the rest.
+        const killRound = kills < 4 && total - seq > 300;
+        const count = killRound ? 250 : total - seq;
+        const r = await runChild(c.dir, seq, count, killRound ? 10 + Math.floor(Math.random() * 110) : undefined);
         if (!r.finished) kills++;
         for (const s of r.acked) lastAcked.set(`k${s % 10}`, s);
         const inflight = r.started.filter((s) => !r.acked.includes(s));
@@ -159,7 +160,7 @@ describe('crash safety (kill -9 during writes, real child processes)', () => {
         seq = Math.max(seq, ...r.started.map((s) => s + 1));
       }
       expect(kills).toBeGreaterThanOrEqual(3);
-      expect(seq).toBe(1000);
+      expect(seq).toBe(total);
     } finally {
       c.cleanup();
     }
