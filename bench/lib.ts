@@ -56,6 +56,41 @@ export async function measureLatency(
   return { label, samples: iterations, p50Us: percentile(sorted, 50), p99Us: percentile(sorted, 99), opsPerSec: (iterations / total) * 1000 };
 }
 
+/**
+ * Latency of a subject and its baseline, interleaved call by call (baseline, subject, baseline,
+ * …), so that both see the same machine: on a shared host the load changes between two
+ * back-to-back runs by more than the effect being measured.
+ */
+export async function measureLatencyPaired(
+  subject: { label: string; fn: () => unknown },
+  baseline: { label: string; fn: () => unknown },
+  opts: { iterations?: number; warmup?: number } = {},
+): Promise<{ subject: Measurement; baseline: Measurement }> {
+  const iterations = opts.iterations ?? 2000;
+  const warmup = opts.warmup ?? Math.min(200, iterations);
+  for (let i = 0; i < warmup; i++) {
+    await baseline.fn();
+    await subject.fn();
+  }
+  const times = [new Float64Array(iterations), new Float64Array(iterations)];
+  const spent = [0, 0];
+  const fns = [baseline.fn, subject.fn];
+  for (let i = 0; i < iterations; i++) {
+    for (let k = 0; k < 2; k++) {
+      const s = performance.now();
+      await fns[k]!();
+      const us = (performance.now() - s) * 1000;
+      times[k]![i] = us;
+      spent[k]! += us;
+    }
+  }
+  const summary = (label: string, k: number): Measurement => {
+    const sorted = Array.from(times[k]!).sort((a, b) => a - b);
+    return { label, samples: iterations, p50Us: percentile(sorted, 50), p99Us: percentile(sorted, 99), opsPerSec: (iterations / spent[k]!) * 1e6 };
+  };
+  return { baseline: summary(baseline.label, 0), subject: summary(subject.label, 1) };
+}
+
 /** Aggregate throughput with `concurrency` calls in flight until `total` calls have completed. */
 export async function measureThroughput(
   label: string,

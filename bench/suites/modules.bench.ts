@@ -10,7 +10,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
-import { defineSuite, measureLatency, measureThroughput, type Measurement } from '../lib.js';
+import { defineSuite, measureLatency, measureLatencyPaired, measureThroughput, type Measurement } from '../lib.js';
 import { eventually, startE2E } from '../../tests/e2e/harness.js';
 
 /** CPU time (ms, user+system, all threads) of a process so far, from /proc. */
@@ -145,8 +145,11 @@ export default defineSuite({
       };
       await eventually(rawProcess, 30_000);
       const inProcess = await measureLatency('raw direct method (module in the bench process)', raw, { iterations: 600, warmup: 100 });
-      const baseline = await measureLatency('raw direct method (trivial module process)', rawProcess, { iterations: 600, warmup: 100 });
-      const subject = await measureLatency('invokeTA hello.ping end to end', invokeTA, { iterations: 600, warmup: 100 });
+      const { subject, baseline } = await measureLatencyPaired(
+        { label: 'invokeTA hello.ping end to end', fn: invokeTA },
+        { label: 'raw direct method (trivial module process)', fn: rawProcess },
+        { iterations: 800, warmup: 100 },
+      );
       ctx.compare({
         name: 'invokeTA latency',
         subject,
