@@ -1,6 +1,6 @@
 /** The runtime's admission policy: signature and signer first, then pins, SVNs, debug and emulation. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { verifyBundle } from '@enclave-edge/bundle';
+import { verifyBundleAsync } from '@enclave-edge/bundle';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { DEFAULT_MAX_LIMITS, type RuntimePolicy } from '@enclave-edge/protocol';
 
@@ -12,10 +12,14 @@ export interface AdmitInput {
   backendKind: string;
 }
 
-export function admitBundle({ name, bytes, pinnedMeasurement, policy, backendKind }: AdmitInput): VerifiedBundle {
+/**
+ * Admission uses verifyBundleAsync: the ES256 check runs on the thread pool while this thread
+ * hashes the code, so a large bundle costs about its hash (issue 3's target), not hash + verify.
+ */
+export async function admitBundle({ name, bytes, pinnedMeasurement, policy, backendKind }: AdmitInput): Promise<VerifiedBundle> {
   const trusted = Object.values(policy.trustedSigners);
   if (trusted.length === 0) throw new EnclaveEdgeError('POLICY_VIOLATION', 'no trusted signers are configured (policy.trustedSigners is empty)');
-  const bundle = verifyBundle(bytes, { trustedSigners: trusted, allowDebug: policy.allowDebug });
+  const bundle = await verifyBundleAsync(bytes, { trustedSigners: trusted, allowDebug: policy.allowDebug });
   // Operator caps (O10): a trusted signer still may not take the device's memory or threads.
   // Callers that build a policy by hand (not parsed) get the defaults: never uncapped.
   const caps = { ...DEFAULT_MAX_LIMITS, ...(policy as Partial<RuntimePolicy>).maxLimits };

@@ -155,7 +155,7 @@ export class TARuntime {
 
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
-    const bundle = admitBundle({ name, bytes, pinnedMeasurement: pinned, policy: this.policy, backendKind: this.opts.backend.kind });
+    const bundle = await admitBundle({ name, bytes, pinnedMeasurement: pinned, policy: this.policy, backendKind: this.opts.backend.kind });
     if (origin === 'method') this.refuseAlias(name, bundle);
     const log = this.opts.log;
     const enclave = await this.opts.backend.create(bundle, {

@@ -88,16 +88,16 @@ describe('TARuntime', () => {
     }
   });
 
-  it('enforces the policy: untrusted signer, empty trust list, pinned measurement, minimum SVN, emulation', () => {
+  it('enforces the policy: untrusted signer, empty trust list, pinned measurement, minimum SVN, emulation', async () => {
     const bytes = bundles.bytes('hello');
     const base = { name: 'hello', bytes, backendKind: 'emulated' };
-    expect(() => admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } } })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
-    expect(() => admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: {} } })).toThrow(/no trusted signers/);
-    expect(() => admitBundle({ ...base, policy: devPolicy, pinnedMeasurement: '0'.repeat(64) })).toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
-    expect(() => admitBundle({ ...base, policy: { ...devPolicy, minSvn: { hello: 2 } } })).toThrow(/below the minimum 2/);
-    expect(() => admitBundle({ ...base, policy: { ...devPolicy, allowEmulated: false } })).toThrow(/allowEmulated/);
-    expect(() => admitBundle({ ...base, name: 'other', policy: devPolicy })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
-    expect(admitBundle({ ...base, policy: devPolicy }).manifest.name).toBe('hello');
+    await expect(admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } } })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
+    await expect(admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: {} } })).rejects.toThrow(/no trusted signers/);
+    await expect(admitBundle({ ...base, policy: devPolicy, pinnedMeasurement: '0'.repeat(64) })).rejects.toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
+    await expect(admitBundle({ ...base, policy: { ...devPolicy, minSvn: { hello: 2 } } })).rejects.toThrow(/below the minimum 2/);
+    await expect(admitBundle({ ...base, policy: { ...devPolicy, allowEmulated: false } })).rejects.toThrow(/allowEmulated/);
+    await expect(admitBundle({ ...base, name: 'other', policy: devPolicy })).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect((await admitBundle({ ...base, policy: devPolicy })).manifest.name).toBe('hello');
   });
 
   it('adds, disables and removes TAs on later desired patches without a restart', async () => {
