@@ -25,59 +25,59 @@ beforeAll(async () => {
 });
 
 describe('admission policy', () => {
-  it('admits a bundle of a trusted signer', () => {
-    expect(admit(good).signerId).toBe(trusted.signerId);
+  it('admits a bundle of a trusted signer', async () => {
+    expect((await admit(good)).signerId).toBe(trusted.signerId);
   });
 
-  it('refuses everything when no signer is trusted (fail closed)', () => {
-    expect(() => admit(good, { trustedSigners: {} })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
+  it('refuses everything when no signer is trusted (fail closed)', async () => {
+    await expect(admit(good, { trustedSigners: {} })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
   });
 
   it('refuses a validly signed bundle of an untrusted signer', async () => {
-    expect(() => admit(new Uint8Array(0))).toThrow(expect.objectContaining({ code: 'BAD_FORMAT' }));
+    await expect(admit(new Uint8Array(0))).rejects.toThrow(expect.objectContaining({ code: 'BAD_FORMAT' }));
     const evil = await signedBundle(attacker);
-    expect(() => admit(evil)).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/not one of the trusted signers/) }));
+    await expect(admit(evil)).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/not one of the trusted signers/) }));
   });
 
-  it('refuses an unsigned bundle', () => {
+  it('refuses an unsigned bundle', async () => {
     const s = decodeBundle(good);
     const unsigned = encodeBundle({ manifest: s.manifest, code: s.code });
-    expect(() => admit(unsigned)).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+    await expect(admit(unsigned)).rejects.toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
   });
 
-  it('refuses code or manifest changed after signing (e.g. a host call added)', () => {
+  it('refuses code or manifest changed after signing (e.g. a host call added)', async () => {
     const s = decodeBundle(good);
     const code = new TextEncoder().encode("module.exports = { commands: { echo: () => 'pwned' } };");
     const swappedCode = encodeBundle({ manifest: s.manifest, code, signature: s.signature! });
-    expect(() => admit(swappedCode)).toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
+    await expect(admit(swappedCode)).rejects.toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
     const widened = encodeBundle({ manifest: { ...s.manifest, hostCalls: ['exec'] }, code: s.code, signature: s.signature! });
-    expect(() => admit(widened)).toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
+    await expect(admit(widened)).rejects.toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
     // one flipped byte in the code section
     const flipped = new Uint8Array(good);
     flipped[TAB_HEADER_LENGTH + s.manifestBytes.length + 3]! ^= 1;
-    expect(() => admit(flipped)).toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
+    await expect(admit(flipped)).rejects.toThrow(expect.objectContaining({ code: expect.stringMatching(/MEASUREMENT_MISMATCH|SIGNATURE_INVALID/) }));
   });
 
   it('refuses a re-signed bundle (attacker key) even with the trusted signer listed elsewhere', async () => {
     const s = decodeBundle(good);
     const resigned = await signedBundle(attacker, new TextDecoder().decode(s.code), { uuid: s.manifest.uuid });
-    expect(() => admit(resigned)).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
+    await expect(admit(resigned)).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
   });
 
   it('enforces the pinned measurement, minimum SVN, debug and emulation policy', async () => {
-    const m = admit(good).measurement;
-    expect(() => admit(good, {}, m.replace(/^./, m[0] === '0' ? '1' : '0'))).toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
-    expect(admit(good, {}, m.toUpperCase()).measurement).toBe(m);
-    expect(() => admit(good, { minSvn: { probe: 2 } })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/securityVersion 1 is below/) }));
+    const m = (await admit(good)).measurement;
+    await expect(admit(good, {}, m.replace(/^./, m[0] === '0' ? '1' : '0'))).rejects.toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
+    expect((await admit(good, {}, m.toUpperCase())).measurement).toBe(m);
+    await expect(admit(good, { minSvn: { probe: 2 } })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/securityVersion 1 is below/) }));
     const dbg = await signedBundle(trusted, undefined, { debug: true });
-    expect(() => admit(dbg)).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/debug/) }));
-    expect(admit(dbg, { allowDebug: true }).manifest.debug).toBe(true);
-    expect(() => admit(good, { allowEmulated: false })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/emulated/) }));
+    await expect(admit(dbg)).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/debug/) }));
+    expect((await admit(dbg, { allowDebug: true })).manifest.debug).toBe(true);
+    await expect(admit(good, { allowEmulated: false })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/emulated/) }));
   });
 
   it('refuses a bundle configured under another TA name', async () => {
     const other = await signedBundle(trusted, undefined, { name: 'other' });
-    expect(() => admit(other)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    await expect(admit(other)).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 });
 
@@ -157,6 +157,6 @@ describe('bundle sources', () => {
   it('inline base64 must be base64 and still goes through admission', async () => {
     await expect(readSource('base64:not base64!', opts())).rejects.toMatchObject({ code: 'BAD_FORMAT' });
     const bytes = await readSource('base64:' + Buffer.from(good).toString('base64'), opts());
-    expect(admit(bytes).signerId).toBe(trusted.signerId);
+    expect((await admit(bytes)).signerId).toBe(trusted.signerId);
   });
 });
