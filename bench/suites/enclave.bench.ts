@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
 import { encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
-import { defineSuite, measureLatency, measureThroughput, type Measurement } from '../lib.js';
+import { defineSuite, measureLatency, measureLatencyPaired, measureThroughput, type Measurement } from '../lib.js';
 
 const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
 
@@ -17,7 +17,8 @@ function echoWorker(): Worker {
   return new Worker(`const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => parentPort.postMessage({ id: m.id, ok: true, value: { pong: m.params } }));`, { eval: true, execArgv: [], env: {} });
 }
 
-async function rawPostMessage(): Promise<Measurement> {
+/** A bare worker that echoes: one postMessage round trip per call, the floor of the ordinary path. */
+function rawPostMessageCall(): { call: () => Promise<void>; close: () => Promise<number> } {
   const w = echoWorker();
   let next = 0;
   const pending = new Map<number, () => void>();
@@ -25,13 +26,14 @@ async function rawPostMessage(): Promise<Measurement> {
     pending.get(m.id)?.();
     pending.delete(m.id);
   });
-  const m = await measureLatency('raw worker postMessage round trip', () => new Promise<void>((r) => {
-    const id = next++;
-    pending.set(id, r);
-    w.postMessage({ t: 'call', id, cmd: 'ping', params: { n: id } });
-  }), { iterations: 5000, warmup: 500 });
-  await w.terminate();
-  return m;
+  return {
+    call: () => new Promise<void>((r) => {
+      const id = next++;
+      pending.set(id, r);
+      w.postMessage({ t: 'call', id, cmd: 'ping', params: { n: id } });
+    }),
+    close: () => w.terminate(),
+  };
 }
 
 /** Blocking ping-pong over one Int32 in shared memory: the floor of any shared-memory call path. */
@@ -78,12 +80,23 @@ export default defineSuite({
 
     // 1. Ordinary call: caller → worker → compartment → TA → back.
     if (want('call')) {
-      const baseline = await rawPostMessage();
+      // Calls alternate with raw postMessage round trips to a bare worker, so both see the same load.
+      const raw = rawPostMessageCall();
       const e = await backend.create(makeTestBundle(HELLO, { name: 'hello', limits: { maxConcurrency: 64 } }));
       let n = 0;
-      const subject = await measureLatency('enclave.invoke hello.ping', () => e.invoke(undefined, 'ping', { n: n++ }), { iterations: 5000, warmup: 500 });
+      const { subject, baseline } = await measureLatencyPaired(
+        { label: 'enclave.invoke hello.ping', fn: () => e.invoke(undefined, 'ping', { n: n++ }) },
+        { label: 'raw worker postMessage round trip', fn: raw.call },
+        { iterations: 5000, warmup: 500 },
+      );
       const ratio = subject.p50Us / baseline.p50Us;
       ctx.compare({ name: 'ordinary call p50', subject, baseline, ratio, targets: [{ description: 'p50 ≤ 1.5× raw postMessage round trip', pass: ratio <= 1.5 }] });
+      // The same two, each back to back (a worker gets its next message while still awake),
+      // reported beside without a target: the raw echo gains more from that than the enclave call.
+      const b2bRaw = await measureLatency('raw worker postMessage round trip (back to back)', raw.call, { iterations: 5000, warmup: 500 });
+      const b2b = await measureLatency('enclave.invoke hello.ping (back to back)', () => e.invoke(undefined, 'ping', { n: n++ }), { iterations: 5000, warmup: 500 });
+      ctx.compare({ name: 'ordinary call p50, each back to back (info)', subject: b2b, baseline: b2bRaw, notes: 'no target: the row above alternates the two so that both see the same load' });
+      await raw.close();
       await e.destroy();
     }
 
