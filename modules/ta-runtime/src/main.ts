@@ -2,7 +2,7 @@
 import device from 'azure-iot-device';
 import mqtt from 'azure-iot-device-mqtt';
 import { enableLowLatencySockets } from '@enclave-edge/ta-client';
-import { createLogger, createMetrics, startMetricsServer } from '@enclave-edge/observability';
+import { createLogger, createMetrics, logUnhandledRejections, startMetricsEndpoint, stopOnSignals } from '@enclave-edge/observability';
 import { readConfig } from './config.js';
 import { setupTrust } from './trust-setup.js';
 import { startTARuntimeModule } from './ta-runtime-module.js';
@@ -10,28 +10,19 @@ import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-lik
 
 const config = readConfig();
 const log = createLogger({ name: config.moduleId });
-process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.message ?? String(err) }, 'unhandled rejection'));
-
+logUnhandledRejections(log);
 enableLowLatencySockets();
 
 try {
   const trust = await setupTrust(config, log);
   const client = (await device.ModuleClient.fromEnvironment(mqtt.Mqtt)) as unknown as EdgeModuleClient;
   const metrics = createMetrics({ module: config.moduleId });
-  const server = await startMetricsServer({ registry: metrics.registry, port: config.metricsPort }).catch((err: Error) => {
-    log.warn({ err: err.message }, 'metrics endpoint not started');
-    return undefined;
-  });
-  if (server) log.info({ url: server.url }, 'metrics endpoint listening');
+  const server = await startMetricsEndpoint(log, { registry: metrics.registry, port: config.metricsPort });
   const mod = await startTARuntimeModule({ client, log, config, trust, metrics });
-  const shutdown = async (signal: string) => {
-    log.info({ signal }, 'stopping');
+  stopOnSignals(log, async () => {
     await mod.stop().catch(() => undefined);
     await server?.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  });
 } catch (err) {
   log.fatal({ err: (err as Error).message }, 'ta-runtime could not start');
   process.exit(1);

@@ -6,3 +6,4 @@ export * from './metrics-server.js';
 export * from './quantiles.js';
 export * from './types.js';
 export * from './label-cap.js';
+export * from './module-process.js';
