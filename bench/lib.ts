@@ -118,7 +118,8 @@ export async function measureThroughput(
 }
 
 export interface BenchContext {
-  compare(c: Omit<Comparison, 'suite' | 'ratio'> & { ratio?: number }): void;
+  /** Without `targets` the row is information only. */
+  compare(c: Omit<Comparison, 'suite' | 'ratio' | 'targets'> & { ratio?: number; targets?: Target[] }): void;
 }
 
 export interface BenchSuite {

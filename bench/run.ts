@@ -21,7 +21,7 @@ for (const file of files) {
     await suite.run({
       compare(c) {
         const ratio = c.ratio ?? c.subject.p50Us / c.baseline.p50Us;
-        const full: Comparison = { suite: suite.name, ...c, ratio };
+        const full: Comparison = { suite: suite.name, ...c, ratio, targets: c.targets ?? [] };
         results.push(full);
         printRow(full);
       },

@@ -113,7 +113,7 @@ export default defineSuite({
     try {
       trivial.setOptions({ ca: t.ca });
       await trivial.open();
-      trivial.onMethod('ping', (_req, res) => void res.send(200, { result: 'pong' }));
+      trivial.onMethod('ping', (_req, res) => void res?.send(200, { result: 'pong' }));
       await eventually(async () => {
         const r = await t.invoke('host-module', 'invokeTA', { ta: 'hello', command: 'ping' }, 5);
         if (r.status !== 200) throw new Error(JSON.stringify(r));

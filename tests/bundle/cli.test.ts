@@ -132,7 +132,7 @@ describe('enclave-edge ta (CLI)', () => {
     expectOneLineFailure(await ee(p, ['ta', 'sign', bundle, '--key', 'key.pem', '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem/);
     expectOneLineFailure(await ee(p, ['ta', 'build', '--key', 'key.pem', '--cert', 'nope-chain.pem']), /ITEM_NOT_FOUND: cannot read certificate chain nope-chain\.pem/);
     const tampered = readFileSync(join(p, 'dist', 'first-ta.tab'));
-    tampered[tampered.indexOf('pong') + 1] ^= 1;
+    tampered[tampered.indexOf('pong') + 1]! ^= 1;
     writeFileSync(join(p, 'tampered.tab'), tampered);
     expectOneLineFailure(await ee(p, ['ta', 'verify', 'tampered.tab']), /MEASUREMENT_MISMATCH: bundle measurement/);
     const json = await ee(p, ['--json', 'ta', 'verify', 'tampered.tab']);
@@ -156,7 +156,7 @@ describe('verifying with jose alone (packages/bundle/examples/verify-with-jose.m
       expect(r.stdout).toContain(`measurement ${built.measurement}`);
       expect(r.stdout).toContain(`signer_id   ${verified.signerId}`);
       const tampered = readFileSync(join(dir, 'hello.tab'));
-      tampered[tampered.indexOf('pong')] ^= 1;
+      tampered[tampered.indexOf('pong')]! ^= 1;
       writeFileSync(join(dir, 'bad.tab'), tampered);
       await expect(run(process.execPath, [script, join(dir, 'bad.tab')], { cwd: dir })).rejects.toMatchObject({ stderr: expect.stringMatching(/measurement [0-9a-f]{64} does not match/) });
     } finally {

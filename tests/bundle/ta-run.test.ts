@@ -163,7 +163,7 @@ describe('enclave-edge ta run', () => {
     const bytes = readFileSync(join(dir, 'kv.tab'));
     const at = bytes.indexOf(Buffer.from('secret stored'));
     expect(at).toBeGreaterThan(0);
-    bytes[at] ^= 0x20;
+    bytes[at]! ^= 0x20;
     writeFileSync(join(dir, 'kv-tampered.tab'), bytes);
     const fresh = (n: string) => ['--state-dir', join(dir, `never-${n}`)];
 

@@ -2,7 +2,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Ajv from 'ajv-draft-04';
+import AjvModule from 'ajv-draft-04';
+
+// A CommonJS package: under NodeNext the default import is its module.exports, whose `default` is the class.
+const Ajv = AjvModule.default;
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const schemaDir = resolve(repoRoot, '../shared/schemas');

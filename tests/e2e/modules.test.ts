@@ -124,7 +124,7 @@ describe('runtime changes from desired properties', () => {
   it('rejects a tampered bundle with its reason in reported properties and telemetry, then adds the good one at runtime', async () => {
     const good = readFileSync(`${t.bundleDir}/key-vault.tab`);
     const bad = Buffer.from(good);
-    bad[bad.length - 300] ^= 0x20;
+    bad[bad.length - 300]! ^= 0x20;
     await t.hub.updateModuleTwin(t.sim.deviceId, 'ta-runtime', { properties: { desired: { tas: { 'key-vault': { source: `base64:${bad.toString('base64')}` } } } } });
     const rejected = await eventually(async () => {
       const kv = (await runtimeTwin()).properties.reported.tas?.['key-vault'];

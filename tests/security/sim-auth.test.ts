@@ -7,7 +7,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import https from 'node:https';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { ConnectionOptions } from 'node:tls';
 import { StateDir, EdgeHub, startServiceApi, createSas, verifySas, type ServiceBackend, type UpstreamMessage } from '@enclave-edge/edge-sim';
 import { compileRoutes } from '@enclave-edge/edge-sim/routes/index';
 import { tempDir } from './helpers.js';
@@ -25,9 +26,11 @@ const keyOf = (m: string) => state.moduleIdentity(m)!.keyBase64;
 
 function connect(clientModule: string, password: string, user = `${HUB}/${DEVICE}/${clientModule}/?api-version=2020-09-30`): Promise<{ client: MqttClient; ok: boolean; error?: string }> {
   return new Promise((resolve) => {
-    const client = mqtt.connect(`mqtts://127.0.0.1:${hub.port}`, {
+    // mqtt.js hands the TLS options (servername included) to tls.connect; its typings omit servername.
+    const opts: IClientOptions & Pick<ConnectionOptions, 'servername'> = {
       clientId: `${DEVICE}/${clientModule}`, username: user, password, ca: state.caCertPem, servername: 'localhost', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000,
-    });
+    };
+    const client = mqtt.connect(`mqtts://127.0.0.1:${hub.port}`, opts);
     clients.push(client);
     client.once('connect', () => resolve({ client, ok: true }));
     client.once('error', (err) => resolve({ client, ok: false, error: err.message }));
@@ -70,7 +73,7 @@ describe('SAS tokens', () => {
     const good = createSas('h/devices/d/modules/m', key, { ttlSecs: 60 });
     expect(verifySas(good, key, res).ok).toBe(true);
     const sig = /sig=([^&]+)/.exec(good)![1]!;
-    const flipped = good.replace(sig, encodeURIComponent(Buffer.from(decodeURIComponent(sig), 'base64').map((b, i) => (i === 0 ? b ^ 1 : b)).toString('base64')));
+    const flipped = good.replace(sig, encodeURIComponent(Buffer.from(Buffer.from(decodeURIComponent(sig), 'base64').map((b, i) => (i === 0 ? b ^ 1 : b))).toString('base64')));
     expect(verifySas(flipped, key, res)).toMatchObject({ ok: false, reason: 'signature does not match' });
     expect(verifySas(createSas('h/devices/d/modules/m', key, { expiry: Math.floor(Date.now() / 1000) - 1 }), key, res)).toMatchObject({ ok: false, reason: 'token expired' });
     // extending se without re-signing breaks the signature

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmulatedBackend } from '@enclave-edge/enclave';
 import { TARuntime, DedupeCache, admitBundle, type TAReport } from '@enclave-edge/ta-runtime';
+import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { buildSampleBundles, devPolicy, quietLogger } from './fixtures.js';
 
 let bundles: ReturnType<typeof buildSampleBundles>;
@@ -74,7 +75,7 @@ describe('TARuntime', () => {
     const { rt, events, reports } = makeRuntime();
     try {
       const tampered = bundles.bytes('hello');
-      tampered[tampered.length - 200] ^= 0x01;
+      tampered[tampered.length - 200]! ^= 0x01;
       const b64 = Buffer.from(tampered).toString('base64');
       await rt.reconcile({ policy: devPolicy, tas: { 'wasm-stats': { source: 'wasm-stats.tab' }, hello: { source: `base64:${b64}` } } });
       const r = reports.get('hello')!;
@@ -91,13 +92,14 @@ describe('TARuntime', () => {
   it('enforces the policy: untrusted signer, empty trust list, pinned measurement, minimum SVN, emulation', async () => {
     const bytes = bundles.bytes('hello');
     const base = { name: 'hello', bytes, backendKind: 'emulated' };
-    await expect(admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } } })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
-    await expect(admitBundle({ ...base, policy: { ...devPolicy, trustedSigners: {} } })).rejects.toThrow(/no trusted signers/);
-    await expect(admitBundle({ ...base, policy: devPolicy, pinnedMeasurement: '0'.repeat(64) })).rejects.toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
-    await expect(admitBundle({ ...base, policy: { ...devPolicy, minSvn: { hello: 2 } } })).rejects.toThrow(/below the minimum 2/);
-    await expect(admitBundle({ ...base, policy: { ...devPolicy, allowEmulated: false } })).rejects.toThrow(/allowEmulated/);
-    await expect(admitBundle({ ...base, name: 'other', policy: devPolicy })).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
-    expect((await admitBundle({ ...base, policy: devPolicy })).manifest.name).toBe('hello');
+    const full = (p: unknown) => runtimePolicySchema.parse(p); // defaults for allowRemoteLoad, maxLimits
+    await expect(admitBundle({ ...base, policy: full({ ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } }) })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
+    await expect(admitBundle({ ...base, policy: full({ ...devPolicy, trustedSigners: {} }) })).rejects.toThrow(/no trusted signers/);
+    await expect(admitBundle({ ...base, policy: full(devPolicy), pinnedMeasurement: '0'.repeat(64) })).rejects.toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));
+    await expect(admitBundle({ ...base, policy: full({ ...devPolicy, minSvn: { hello: 2 } }) })).rejects.toThrow(/below the minimum 2/);
+    await expect(admitBundle({ ...base, policy: full({ ...devPolicy, allowEmulated: false }) })).rejects.toThrow(/allowEmulated/);
+    await expect(admitBundle({ ...base, name: 'other', policy: full(devPolicy) })).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect((await admitBundle({ ...base, policy: full(devPolicy) })).manifest.name).toBe('hello');
   });
 
   it('adds, disables and removes TAs on later desired patches without a restart', async () => {

@@ -88,7 +88,7 @@ describe('Wasm TAs (emulated backend)', () => {
   it('capWasmMemory rewrites the memory maximum and keeps the module valid', () => {
     const capped = capWasmMemory(wasm, 3);
     expect(capped.bytes).not.toEqual(wasm);
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(capped.bytes), {
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(capped.bytes)), {
       ta: { result() {}, log() {}, random() {} },
       env: { abort() {} },
     });

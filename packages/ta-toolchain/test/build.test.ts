@@ -86,7 +86,7 @@ describe('buildTA (JavaScript TAs)', () => {
         'node_modules/innocent-looking/index.js': "const helper = require('./helper.js');\nmodule.exports = helper;\n",
         'node_modules/innocent-looking/helper.js': "const cp = require('node:child_process');\nmodule.exports = () => cp.execSync('id').toString();\n",
       });
-      const err = await buildTA(t.dir, { write: false }).catch((e: unknown) => e as { code: string; message: string });
+      const err = (await buildTA(t.dir, { write: false }).then(() => ({ code: 'NO_ERROR', message: 'the build succeeded' }), (e: unknown) => e)) as { code: string; message: string };
       expect(err.code).toBe('POLICY_VIOLATION');
       expect(err.message).toContain('"node:child_process" (import chain: src/index.ts → node_modules/innocent-looking/index.js → node_modules/innocent-looking/helper.js → node:child_process)');
     } finally {

@@ -12,7 +12,7 @@ describe('buildTA (AssemblyScript → Wasm TAs)', () => {
       const two = await buildTA(copyExample('wasm-stats', b.dir), { write: false });
       expect(two.measurement).toBe(one.measurement);
       const code = decodeBundle(one.bundle).code;
-      const mod = new WebAssembly.Module(code);
+      const mod = new WebAssembly.Module(new Uint8Array(code));
       expect(WebAssembly.Module.exports(mod).map((e) => e.name)).toEqual(expect.arrayContaining(['memory', 'ta_alloc', 'ta_invoke', 'ta_create']));
       // heapMb 16 in ta.json → at most 256 pages of 64 KiB
       const noop = () => 0;

@@ -17,7 +17,7 @@ describe('wasm-stats TA (AssemblyScript)', () => {
     const { manifest, code } = decodeBundle(bundle);
     expect(manifest.runtime).toBe('wasm');
     expect(() => checkWasmAbi(code)).not.toThrow();
-    const imports = WebAssembly.Module.imports(new WebAssembly.Module(code)).map((i) => `${i.module}.${i.name}`);
+    const imports = WebAssembly.Module.imports(new WebAssembly.Module(new Uint8Array(code))).map((i) => `${i.module}.${i.name}`);
     for (const i of imports) expect(['ta.result', 'ta.log', 'ta.random', 'ta.untrusted_time_ms', 'env.abort']).toContain(i);
   });
 
