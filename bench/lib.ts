@@ -62,15 +62,15 @@ export async function measureLatency(
  * back-to-back runs by more than the effect being measured.
  */
 export async function measureLatencyPaired(
-  subject: { label: string; fn: () => unknown },
-  baseline: { label: string; fn: () => unknown },
+  subject: { label: string; fn: (i: number) => unknown },
+  baseline: { label: string; fn: (i: number) => unknown },
   opts: { iterations?: number; warmup?: number } = {},
 ): Promise<{ subject: Measurement; baseline: Measurement }> {
   const iterations = opts.iterations ?? 2000;
   const warmup = opts.warmup ?? Math.min(200, iterations);
   for (let i = 0; i < warmup; i++) {
-    await baseline.fn();
-    await subject.fn();
+    await baseline.fn(i);
+    await subject.fn(i);
   }
   const times = [new Float64Array(iterations), new Float64Array(iterations)];
   const spent = [0, 0];
@@ -78,7 +78,7 @@ export async function measureLatencyPaired(
   for (let i = 0; i < iterations; i++) {
     for (let k = 0; k < 2; k++) {
       const s = performance.now();
-      await fns[k]!();
+      await fns[k]!(i);
       const us = (performance.now() - s) * 1000;
       times[k]![i] = us;
       spent[k]! += us;

@@ -1,44 +1,17 @@
 // Verify (parse + measure + check signature) of a 1 MiB bundle vs plain SHA-256 of the same bytes. Target ≤ 1.3× on the runtime's admission path.
 // Subject and baseline calls alternate, so both see the same load on this shared machine.
 import { createHash, randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, verifyBundleAsync, type TAManifest } from '@enclave-edge/bundle';
-import { defineSuite, type Measurement } from '../lib.js';
+import { defineSuite, measureLatencyPaired, type Measurement } from '../lib.js';
 
 const manifest: TAManifest = {
   name: 'bench', uuid: '0b8f3f2e-7c1d-4a5b-9e6f-102030405060', version: '1.0.0', productId: 1, securityVersion: 1, debug: false, runtime: 'js',
   limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 }, session: { singleInstance: true, multiSession: true, keepAlive: false }, hostCalls: [],
 };
 
-function summarise(label: string, times: number[], totalMs: number): Measurement {
-  const sorted = [...times].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-  return { label, samples: times.length, p50Us: at(50), p99Us: at(99), opsPerSec: (times.length / totalMs) * 1000 };
-}
-
-/** Alternate subject and baseline calls; both get the same warm-up and the same noise. */
-async function measurePair(subjectLabel: string, subject: (i: number) => unknown, baselineLabel: string, baseline: (i: number) => unknown, iterations = 400) {
-  for (let i = 0; i < 50; i++) {
-    await subject(i);
-    await baseline(i);
-  }
-  const s: number[] = [];
-  const b: number[] = [];
-  let sTotal = 0;
-  let bTotal = 0;
-  for (let i = 0; i < iterations; i++) {
-    let t = performance.now();
-    await subject(i);
-    let d = performance.now() - t;
-    s.push(d * 1000);
-    sTotal += d;
-    t = performance.now();
-    await baseline(i);
-    d = performance.now() - t;
-    b.push(d * 1000);
-    bTotal += d;
-  }
-  return { subject: summarise(subjectLabel, s, sTotal), baseline: summarise(baselineLabel, b, bTotal) };
+/** Subject and baseline calls alternate one by one (bench/lib.ts), so both get the same noise. */
+function measurePair(subjectLabel: string, subject: (i: number) => unknown, baselineLabel: string, baseline: (i: number) => unknown) {
+  return measureLatencyPaired({ label: subjectLabel, fn: subject }, { label: baselineLabel, fn: baseline }, { iterations: 400, warmup: 50 });
 }
 
 /** Mean process CPU time per call (user + system, all threads), in blocks that alternate; robust to other load on the machine. */
