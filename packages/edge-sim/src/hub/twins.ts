@@ -70,35 +70,29 @@ export class TwinStore {
 
   /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
   patchDesired(moduleId: string, patch: JsonObject): number {
-    const t = this.get(moduleId);
-    checkTwinPatch('desired', moduleId, patch);
-    const merged = mergePatch(t.desired, patch);
-    checkTwinSection('desired', moduleId, merged);
-    t.desired = merged;
-    t.desiredVersion++;
-    t.version++;
-    return t.desiredVersion;
+    const t = this.applyPatch('desired', moduleId, patch);
+    return ++t.desiredVersion;
   }
 
   /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
   patchReported(moduleId: string, patch: JsonObject, jsonBytes?: number): number {
-    const t = this.get(moduleId);
-    checkTwinPatch('reported', moduleId, patch, jsonBytes);
-    const merged = mergePatch(t.reported, patch);
-    checkTwinSection('reported', moduleId, merged);
-    t.reported = merged;
-    t.reportedVersion++;
-    t.version++;
-    return t.reportedVersion;
+    const t = this.applyPatch('reported', moduleId, patch, jsonBytes);
+    return ++t.reportedVersion;
   }
 
   patchTags(moduleId: string, patch: JsonObject): void {
+    this.applyPatch('tags', moduleId, patch);
+  }
+
+  /** Check the patch and the merged section against IoT Hub's limits, then apply it (twin version + 1). */
+  private applyPatch(section: 'desired' | 'reported' | 'tags', moduleId: string, patch: JsonObject, jsonBytes?: number): Twin {
     const t = this.get(moduleId);
-    checkTwinPatch('tags', moduleId, patch);
-    const merged = mergePatch(t.tags, patch);
-    checkTwinSection('tags', moduleId, merged);
-    t.tags = merged;
+    checkTwinPatch(section, moduleId, patch, jsonBytes);
+    const merged = mergePatch(t[section], patch);
+    checkTwinSection(section, moduleId, merged);
+    t[section] = merged;
     t.version++;
+    return t;
   }
 
   /** What the device SDK receives for a twin GET: never empty. */
