@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDevelopmentCa } from '@enclave-edge/attestation';
-import { defineSuite, measureLatency } from '../lib.js';
+import { defineSuite, measureLatencyPaired } from '../lib.js';
 
 const bin = fileURLToPath(new URL('../../packages/cli/bin/enclave-edge.js', import.meta.url));
 
@@ -17,8 +17,8 @@ export default defineSuite({
     try {
       writeFileSync(join(dir, 'ca.pem'), (await createDevelopmentCa()).certPem);
       const run = (args: string[]) => () => spawnSync(process.execPath, args, { cwd: dir, stdio: 'ignore' });
-      const opts = { iterations: 10, warmup: 1 };
-      const baseline = await measureLatency('node -e 0', run(['-e', '0']), opts);
+      // Each command alternates with a bare node start, so both see the same load.
+      const opts = { iterations: 15, warmup: 1 };
       let n = 0;
       const commands: Array<[string, string[]]> = [
         ['enclave-edge --help', ['--help']],
@@ -28,7 +28,7 @@ export default defineSuite({
         ['enclave-edge invoke (no simulator)', ['invoke', 'm', 'ping']],
       ];
       for (const [label, args] of commands) {
-        const subject = await measureLatency(label, run([bin, ...args]), opts);
+        const { subject, baseline } = await measureLatencyPaired({ label, fn: run([bin, ...args]) }, { label: 'node -e 0', fn: run(['-e', '0']) }, opts);
         n++;
         ctx.compare({
           name: `start-up: ${label}`,
