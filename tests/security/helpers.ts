@@ -1,14 +1,8 @@
 /** Shared helpers of the security regression tests: temp dirs and TA identities. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { TAIdentity } from '@enclave-edge/trust';
 
-export function tempDir(prefix = 'ee-sec-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '../support/temp-dir.js';
 
 export const sha256hex = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
 

@@ -1,13 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { TAIdentity } from '@enclave-edge/trust';
 
-export function tempDir(prefix = 'ee-trust-'): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { tempDir } from '../../../tests/support/temp-dir.js';
 
 const h = (s: string) => createHash('sha256').update(s).digest('hex');
 
