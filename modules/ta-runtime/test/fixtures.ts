@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEV_SIGNER_ID } from '@enclave-edge/bundle';
 import { createLogger } from '@enclave-edge/observability';
 
 export const moduleDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const DEV_SIGNER_ID = 'a535e941126dd6d58e42ae502864766687707e6e6487d615a9c9474cba28a411';
 
 export function buildSampleBundles(): { dir: string; cleanup: () => void; bytes: (name: string) => Uint8Array } {
   const dir = mkdtempSync(join(tmpdir(), 'ee-tas-'));
