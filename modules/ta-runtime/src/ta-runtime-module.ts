@@ -7,7 +7,7 @@ import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import {
   DEFAULT_MAX_LIMITS, LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, batchResponse, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
-  salvageRequestId, serializeMessage, type TAResponse,
+  salvageRequestId, serializeMessage, type MetricsEvent, type TAResponse,
 } from '@enclave-edge/protocol';
 import { ReportedBatcher, jsonMessage, messageBytes, sendTelemetry } from '@enclave-edge/ta-client';
 import { IntervalStats, LabelCap, createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
@@ -164,7 +164,9 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
   const flushMetrics = async () => {
     const { from, to, stats: rows } = stats.drain();
     if (rows.length === 0) return;
-    await sendTelemetry(client, EVENTS_OUTPUT, 'metrics.invocations', { module: config.moduleId, intervalSec, from, to, stats: rows }).catch(() => undefined);
+    // Typed as the wire event, so observability's rows are checked against protocol's InvocationStats.
+    const event: Omit<MetricsEvent, 'type'> = { module: config.moduleId, intervalSec, from, to, stats: rows };
+    await sendTelemetry(client, EVENTS_OUTPUT, 'metrics.invocations', event).catch(() => undefined);
   };
   const schedule = (sec: number) => {
     if (timer && sec === intervalSec) return;
