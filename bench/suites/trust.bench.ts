@@ -14,31 +14,6 @@ import { readFileSync } from 'node:fs';
 const h = (s: string) => createHash('sha256').update(s).digest('hex');
 const ta = { name: 'bench', uuid: '6f1c7c52-8e0b-4d0e-9d2a-1c3b5a7d9e01', version: '1.0.0', measurement: h('m'), signerId: h('s'), productId: 1, securityVersion: 1, debug: false };
 
-/**
- * Subject and baseline measured in alternating short rounds, so load from other processes on this
- * shared machine falls on both alike (sequential runs made the ratio swing by ±30 %).
- */
-async function interleaved(
-  a: { label: string; fn: () => unknown },
-  b: { label: string; fn: () => unknown },
-  rounds = 10,
-  perRound = 40,
-): Promise<[Measurement, Measurement]> {
-  const ms: Measurement[][] = [[], []];
-  for (let r = 0; r < rounds; r++) {
-    ms[0]!.push(await measureLatency(a.label, a.fn, { iterations: perRound, warmup: r === 0 ? 20 : 2 }));
-    ms[1]!.push(await measureLatency(b.label, b.fn, { iterations: perRound, warmup: r === 0 ? 20 : 2 }));
-  }
-  const merge = (xs: Measurement[], label: string): Measurement => {
-    const p50s = xs.map((x) => x.p50Us).sort((p, q) => p - q);
-    const p99s = xs.map((x) => x.p99Us).sort((p, q) => p - q);
-    const ops = xs.map((x) => x.opsPerSec).sort((p, q) => p - q);
-    const mid = (v: number[]) => v[Math.floor(v.length / 2)]!;
-    return { label, samples: xs.reduce((n, x) => n + x.samples, 0), p50Us: mid(p50s), p99Us: mid(p99s), opsPerSec: mid(ops) };
-  };
-  return [merge(ms[0]!, a.label), merge(ms[1]!, b.label)];
-}
-
 export default defineSuite({
   name: 'trust',
   async run(ctx) {
@@ -111,11 +86,10 @@ export default defineSuite({
 
       // 4 KiB seal ops/s: software vs pkcs11 (seal keys cached per identity after the first derivation).
       const kib4 = randomBytes(4096);
-      const [s4hw, s4sw] = await interleaved(
+      const { subject: s4hw, baseline: s4sw } = await measureLatencyPaired(
         { label: 'seal 4 KiB (pkcs11 root, SoftHSM2)', fn: () => hw.seal(ta, kib4, { policy: 'product' }) },
         { label: 'seal 4 KiB (software root)', fn: () => sw.seal(ta, kib4, { policy: 'product' }) },
-        10,
-        500,
+        { iterations: 5000, warmup: 200 },
       );
       ctx.compare({
         name: '4 KiB seal ops/s, pkcs11 vs software',
