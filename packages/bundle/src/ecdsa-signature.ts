@@ -28,6 +28,32 @@ export function derToRawEcdsa(der: Uint8Array): Uint8Array {
   }
 }
 
+/** Order n of the P-256 group. */
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+const HALF_N = P256_N >> 1n;
+
+function scalarOf(b: Uint8Array): bigint {
+  return BigInt('0x' + (Buffer.from(b).toString('hex') || '0'));
+}
+
+/**
+ * ECDSA accepts both (r, s) and (r, n−s) for one message; bundles admit only s ≤ n/2 so a signed
+ * bundle has exactly one byte string. Signers' output is normalised to that form before it is attached.
+ */
+export function isLowS(raw: Uint8Array): boolean {
+  return raw.byteLength === 64 && scalarOf(raw.subarray(32)) <= HALF_N;
+}
+
+/** The low-S form of a raw r||s signature (unchanged when it already is). */
+export function toLowS(raw: Uint8Array): Uint8Array {
+  const s = scalarOf(raw.subarray(32));
+  if (s <= HALF_N || s >= P256_N) return raw;
+  const out = new Uint8Array(64);
+  out.set(raw.subarray(0, 32), 0);
+  out.set(Buffer.from((P256_N - s).toString(16).padStart(64, '0'), 'hex'), 32);
+  return out;
+}
+
 /** Accept raw r||s or DER, as bytes or as base64 / base64url / hex text (trailing newline allowed). */
 export function normalizeEcdsaSignature(input: Uint8Array): Uint8Array {
   if (input.byteLength === 64) return input;

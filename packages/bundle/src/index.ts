@@ -4,7 +4,7 @@ export { manifestSchema, limitsSchema, sessionSchema, validateManifest, canonica
 export { encodeBundle, decodeBundle, TAB_MAGIC, TAB_VERSION, TAB_HEADER_LENGTH, SECTION_LIMITS, type BundleSections } from './format.js';
 export { computeMeasurement, computeSignerId, sha256Hex, MEASUREMENT_DOMAIN } from './measurement.js';
 export { JWS_TYP, buildProtectedHeader, buildSigningInput, jwkFromSpki, type ProtectedHeader, type SignedPayload, type SignerKeyInfo, type PublicJwkP256 } from './jws.js';
-export { derToRawEcdsa, normalizeEcdsaSignature } from './ecdsa-signature.js';
+export { derToRawEcdsa, normalizeEcdsaSignature, isLowS, toLowS } from './ecdsa-signature.js';
 export { digestBundle, attachSignature, signBundle, type SigningDigest } from './sign.js';
 export { verifyBundle, verifyBundleAsync, inspectBundle, type VerifyOptions, type BundleInspection } from './verify.js';
 export type { Signer } from './signers/signer.js';

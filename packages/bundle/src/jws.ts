@@ -7,6 +7,7 @@ import { createPublicKey, verify as cryptoVerify, X509Certificate, type KeyObjec
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { canonicalJson } from './canonical-json.js';
 import { decodeBase64urlStrict, encodeBase64url } from './base64url.js';
+import { isLowS } from './ecdsa-signature.js';
 import type { TAManifest } from './types.js';
 
 export const JWS_TYP = 'enclave-edge-ta+jws';
@@ -130,6 +131,9 @@ function parseHeader(text: string): ProtectedHeader {
     throw sigErr('protected header is not JSON');
   }
   if (!h || typeof h !== 'object' || Array.isArray(h)) throw sigErr('protected header is not an object');
+  // JSON.parse keeps the last of duplicate members and ignores order and spacing; only the one
+  // canonical text (which has neither duplicates nor alternatives) is accepted.
+  if (canonicalJson(h) !== text) throw sigErr('protected header is not in canonical form (duplicate members, key order or whitespace)');
   const o = h as Record<string, unknown>;
   if (o.alg !== 'ES256') throw sigErr(`alg must be ES256, got ${JSON.stringify(o.alg)}`);
   if (o.typ !== JWS_TYP) throw sigErr(`typ must be ${JWS_TYP}`);
@@ -162,6 +166,7 @@ export function parseCompactJws(jws: string): ParsedJws {
   if (!headerBytes || !payloadBytes || !signature) throw sigErr('a JWS part is not canonical base64url');
   if (signature.byteLength !== 64) throw sigErr(`ES256 signature must be 64 bytes, got ${signature.byteLength}`);
   const header = parseHeader(headerBytes.toString('utf8'));
+  if (!isLowS(signature)) throw sigErr('ES256 signature is not low-S (s must be at most n/2)');
   const { key, spki } = keyFromHeader(headerB64, header);
   return { header, headerB64, payloadB64, payloadText: payloadBytes.toString('utf8'), signature, key, spki };
 }

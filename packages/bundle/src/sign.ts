@@ -4,7 +4,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { decodeBundle, encodeBundle, type BundleSections } from './format.js';
 import { computeMeasurement, sha256Hex } from './measurement.js';
 import { buildProtectedHeader, buildSigningInput, verifyRawSignature, type SignedPayload, type SignerKeyInfo } from './jws.js';
-import { normalizeEcdsaSignature } from './ecdsa-signature.js';
+import { normalizeEcdsaSignature, toLowS } from './ecdsa-signature.js';
 import type { Signer } from './signers/signer.js';
 
 export function payloadOf(s: BundleSections): SignedPayload {
@@ -35,12 +35,12 @@ export function digestBundle(bundle: Uint8Array, key: SignerKeyInfo): SigningDig
 
 /**
  * Complete an offline signature: `signature` is ES256 over the signing input from `digestBundle`
- * with the same key info (raw r||s, DER, or base64/hex of either). Checked before it is attached.
+ * with the same key info (raw r||s, DER, or base64/hex of either). Checked, and brought to low-S, before it is attached.
  */
 export function attachSignature(bundle: Uint8Array, signature: Uint8Array, key: SignerKeyInfo): Uint8Array {
   const s = decodeBundle(bundle);
   const { signingInput } = digestBundle(bundle, key);
-  const raw = normalizeEcdsaSignature(signature);
+  const raw = toLowS(normalizeEcdsaSignature(signature));
   if (!verifyRawSignature(key.spki, signingInput, raw)) {
     throw new EnclaveEdgeError('SIGNATURE_INVALID', 'the signature does not verify over this bundle\'s signing input with the given key (wrong key, or signed a different digest)');
   }

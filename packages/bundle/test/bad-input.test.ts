@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { sign as nodeSign } from 'node:crypto';
-import { decodeBundle, encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, verifyBundleAsync, digestBundle, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
-import { isEnclaveEdgeError } from '@enclave-edge/errors';
-import { sampleManifest, tinyCode } from './fixtures.js';
+import { decodeBundle, encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, verifyBundleAsync, digestBundle, toLowS, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
+import { refusal, sampleManifest, tinyCode } from './fixtures.js';
 
 const NAMED = ['BAD_FORMAT', 'MEASUREMENT_MISMATCH', 'SIGNATURE_INVALID', 'POLICY_VIOLATION'];
-
-function refusal(bytes: Uint8Array): { code: string; message: string } {
-  try {
-    verifyBundle(bytes);
-  } catch (e) {
-    if (!isEnclaveEdgeError(e)) throw new Error(`not an EnclaveEdgeError: ${String(e)}`);
-    return { code: e.code, message: e.message };
-  }
-  throw new Error('bundle was accepted');
-}
 
 async function smallSignedBundle() {
   const key = generateSigningKey();
@@ -70,9 +59,9 @@ describe('bad input is refused with a named error', () => {
     const { key, bundle } = await smallSignedBundle();
     const other = generateSigningKey();
     const d = digestBundle(bundle, { spki: key.spki }); // header names `key`…
-    const sig = nodeSign('sha256', Buffer.from(d.signingInput), { key: other.privateKeyPem, dsaEncoding: 'ieee-p1363' }); // …but `other` signs
+    const sig = toLowS(nodeSign('sha256', Buffer.from(d.signingInput), { key: other.privateKeyPem, dsaEncoding: 'ieee-p1363' })); // …but `other` signs
     const s = decodeBundle(bundle);
-    const forged = encodeBundle({ manifest: s.manifest, code: s.code, signature: d.signingInput + '.' + sig.toString('base64url') });
+    const forged = encodeBundle({ manifest: s.manifest, code: s.code, signature: d.signingInput + '.' + Buffer.from(sig).toString('base64url') });
     expect(refusal(forged)).toMatchObject({ code: 'SIGNATURE_INVALID', message: expect.stringMatching(/does not verify with the public key in the header/) });
   });
 

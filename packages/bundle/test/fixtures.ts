@@ -1,4 +1,16 @@
-import type { TAManifest } from '@enclave-edge/bundle';
+import { verifyBundle, type TAManifest } from '@enclave-edge/bundle';
+import { isEnclaveEdgeError } from '@enclave-edge/errors';
+
+/** The named error verifyBundle refuses `bytes` with (fails the test if it accepts them). */
+export function refusal(bytes: Uint8Array): { code: string; message: string } {
+  try {
+    verifyBundle(bytes);
+  } catch (e) {
+    if (!isEnclaveEdgeError(e)) throw new Error(`not an EnclaveEdgeError: ${String(e)}`);
+    return { code: e.code, message: e.message };
+  }
+  throw new Error('bundle was accepted');
+}
 
 export function sampleManifest(over: Partial<TAManifest> = {}): TAManifest {
   return {
