@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
-import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
+import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
 import { encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
 import { defineSuite, measureLatency, measureLatencyPaired, measureThroughput, type Measurement } from '../lib.js';
 

@@ -1,7 +1,7 @@
 // Route evaluation cost per message (edge-sim routes): a compiled IoT Edge route table against
 // the same decisions hand-written in plain JS, measured in the same run.
 import { defineSuite, measureLatency } from '../lib.js';
-import { compileRoutes, routeMessage, type RouteMessage } from '@enclave-edge/edge-sim/routes/index';
+import { compileRoutes, routeMessage, type RouteMessage } from '@enclave-edge/edge-sim/routes';
 
 const routes = compileRoutes({
   sensorToFilter: 'FROM /messages/modules/sensor/outputs/temperatureOutput INTO BrokeredEndpoint("/modules/filter/inputs/input1")',

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { buildTA } from '@enclave-edge/ta-toolchain';
 import { canonicalJson, generateSigningKey, pemSigner, verifyBundle, type VerifiedBundle } from '@enclave-edge/bundle';
 import { EmulatedBackend, type Enclave } from '@enclave-edge/enclave';
-import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing/in-memory-trust';
+import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples', 'tas');
 const signer = pemSigner(generateSigningKey().privateKeyPem);

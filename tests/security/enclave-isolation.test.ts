@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
+import { makeTestBundle } from '@enclave-edge/enclave/testing';
 import { createRootOfTrust, createTrustServices, devicePaths, type TrustServicesImpl } from '@enclave-edge/trust';
 import { verifyEvidence } from '@enclave-edge/attestation';
 import { tempDir } from './helpers.js';

@@ -10,7 +10,7 @@ import https from 'node:https';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { ConnectionOptions } from 'node:tls';
 import { StateDir, EdgeHub, startServiceApi, createSas, verifySas, type ServiceBackend, type UpstreamMessage } from '@enclave-edge/edge-sim';
-import { compileRoutes } from '@enclave-edge/edge-sim/routes/index';
+import { compileRoutes } from '@enclave-edge/edge-sim/routes';
 import { tempDir } from './helpers.js';
 
 const HUB = 'sec-hub.azure-devices.net';

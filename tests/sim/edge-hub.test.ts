@@ -217,7 +217,7 @@ describe('store and forward, connection-string modules', () => {
   });
 
   it('drops stored messages whose time to live has run out', async () => {
-    const { StoreAndForward } = await import('@enclave-edge/edge-sim/hub/store-forward');
+    const { StoreAndForward } = await import('@enclave-edge/edge-sim/hub');
     const q = new StoreAndForward<string>();
     q.push('m\u0000in', 'old', 3, 1, 1_000);
     q.push('m\u0000in', 'new', 3, 60, 1_500);

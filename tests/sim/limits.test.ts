@@ -12,7 +12,7 @@ import mqtt from 'mqtt';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { createSas } from '@enclave-edge/edge-sim';
-import { StoreAndForward } from '@enclave-edge/edge-sim/hub/store-forward';
+import { StoreAndForward } from '@enclave-edge/edge-sim/hub';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startTestSim, eventually, cliBin, type TestSim } from './helpers.js';

@@ -10,8 +10,8 @@ import {
   parseDotenv,
   SIMULATED_TEMPERATURE_SENSOR_ENTRY,
   type DeploymentSpec,
-} from '@enclave-edge/edge-sim/deployment/index';
-import { RouteSyntaxError } from '@enclave-edge/edge-sim/routes/index';
+} from '@enclave-edge/edge-sim/deployment';
+import { RouteSyntaxError } from '@enclave-edge/edge-sim/routes';
 
 let root: string;
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { compileRoutes, DEFAULT_ROUTE_PRIORITY, routeMessage, RouteSyntaxError, type RouteMessage } from '@enclave-edge/edge-sim/routes/index';
+import { compileRoutes, DEFAULT_ROUTE_PRIORITY, routeMessage, RouteSyntaxError, type RouteMessage } from '@enclave-edge/edge-sim/routes';
 
 function msg(over: Partial<RouteMessage> & { moduleId?: string; output?: string } = {}): RouteMessage {
   const { moduleId = 'sensor', output = 'temperatureOutput', ...rest } = over;

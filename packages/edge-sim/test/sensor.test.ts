@@ -1,8 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
@@ -14,7 +13,7 @@ import {
   readSensorConfig,
   TemperatureSimulation,
   DEFAULT_SIMULATION,
-} from '@enclave-edge/edge-sim/modules/simulated-temperature-sensor/index';
+} from '@enclave-edge/edge-sim/sensor';
 
 describe('temperature simulation', () => {
   it('climbs from the minimum with bounded jitter, pressure tracks temperature, reset goes back', () => {

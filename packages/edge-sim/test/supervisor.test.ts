@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isEnclaveEdgeError } from '@enclave-edge/errors';
-import { Supervisor, type ExitEvent } from '@enclave-edge/edge-sim/supervisor/index';
+import { Supervisor, type ExitEvent } from '@enclave-edge/edge-sim/supervisor';
 
 const node = process.execPath;
 const env = { PATH: process.env.PATH ?? '' };
@@ -195,7 +195,7 @@ describe('no process outlives the supervisor', () => {
   it('children die when the supervising process is killed with SIGKILL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sup-parent-'));
     try {
-      const supUrl = 'file://' + createRequire(import.meta.url).resolve('@enclave-edge/edge-sim/supervisor/index');
+      const supUrl = 'file://' + createRequire(import.meta.url).resolve('@enclave-edge/edge-sim/supervisor');
       const script = join(dir, 'parent.mjs');
       writeFileSync(
         script,

@@ -1,6 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { decodeBag, encodeBag, parseClientTopic, inputTopic } from '@enclave-edge/edge-sim/hub/topics';
-import { mergePatch, TwinStore } from '@enclave-edge/edge-sim/hub/twins';
+import { decodeBag, encodeBag, parseClientTopic, inputTopic, mergePatch, TwinStore } from '@enclave-edge/edge-sim/hub';
 
 describe('IoT Hub MQTT topics', () => {
   it('parses output events with the URL-encoded property bag the SDK writes', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import device from 'azure-iot-device';
 import { isEnclaveEdgeError } from '@enclave-edge/errors';
-import { startWorkloadApi, WorkloadClient, type WorkloadApi } from '@enclave-edge/edge-sim/workload/index';
+import { startWorkloadApi, WorkloadClient, type WorkloadApi } from '@enclave-edge/edge-sim/workload';
 
 const { IotEdgeAuthenticationProvider } = device;
 

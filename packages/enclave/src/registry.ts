@@ -1,6 +1,6 @@
 /** Backends by kind, so callers pick one by configuration and adapters plug in without touching them. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import type { EnclaveBackend } from './backend.js';
+import type { EnclaveBackend } from './contract.js';
 import { EmulatedBackend, type EmulatedBackendOptions } from './emulated/backend.js';
 
 export type BackendFactory = (options?: Record<string, unknown>) => EnclaveBackend;

@@ -4,11 +4,8 @@
  */
 import { describe, it, expect, afterAll } from 'vitest';
 import { EmulatedBackend, type EmulatedEnclave, type LogLevel, type SealedStore, type TrustServices } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
-import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing/in-memory-trust';
-import { SVC_MAX_IN_FLIGHT } from '@enclave-edge/enclave/service-quota';
-import { WORKER_LOG_LIMITS } from '@enclave-edge/enclave/log-limiter';
-import { binaryLimitBytes } from '@enclave-edge/enclave/binary-memory';
+import { makeTestBundle, InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing';
+import { SVC_MAX_IN_FLIGHT, WORKER_LOG_LIMITS, binaryLimitBytes } from '@enclave-edge/enclave/internals';
 
 const FLOOD_TA = String.raw`
 'use strict';

@@ -2,8 +2,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { build } from 'esbuild';
 import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
-import { KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing/fixtures';
+import { makeTestBundle, KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing';
 
 const live: EmulatedEnclave[] = [];
 afterAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { createRing, RingView, layoutOf, FREE, REQ, RESP } from '@enclave-edge/enclave/fast-ring';
+import { createRing, RingView, layoutOf, FREE, REQ, RESP } from '@enclave-edge/enclave/internals';
 
 describe('fast-path ring layout', () => {
   it('records its geometry in the header', () => {

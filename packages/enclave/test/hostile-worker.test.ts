@@ -7,14 +7,10 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import { Instance, type DeathReason } from '@enclave-edge/enclave/emulated/instance';
-import type { StandbyWorker } from '@enclave-edge/enclave/emulated/standby-pool';
-import { shapeOf } from '@enclave-edge/enclave/emulated/worker-shape';
-import { testManifest } from '@enclave-edge/enclave/testing/bundles';
+import { Instance, type DeathReason, shapeOf, SVC_MAX_IN_FLIGHT, HOST_LOG_LIMITS, RingView, createRing } from '@enclave-edge/enclave/internals';
+import type { StandbyWorker } from '@enclave-edge/enclave/internals';
+import { testManifest } from '@enclave-edge/enclave/testing';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { SVC_MAX_IN_FLIGHT } from '@enclave-edge/enclave/service-quota';
-import { HOST_LOG_LIMITS } from '@enclave-edge/enclave/log-limiter';
-import { RingView, createRing } from '@enclave-edge/enclave/fast-ring';
 
 /** The hostile worker: answers `init` with `ready`, then misbehaves as `mode` says. */
 const HOSTILE = String.raw`

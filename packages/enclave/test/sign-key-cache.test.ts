@@ -6,7 +6,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { createPublicKey, verify } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
+import { makeTestBundle } from '@enclave-edge/enclave/testing';
 
 const SIGNER_TA = String.raw`
 'use strict';

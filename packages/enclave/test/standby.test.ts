@@ -3,8 +3,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
-import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
-import { KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing/fixtures';
+import { makeTestBundle, testManifest, KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const live: EmulatedEnclave[] = [];
@@ -144,7 +143,7 @@ describe('standby pool', () => {
   it('an idle standby does not keep the process alive', async () => {
     const script = `
       import { EmulatedBackend } from '@enclave-edge/enclave';
-      import { makeTestBundle } from '@enclave-edge/enclave/testing/bundles';
+      import { makeTestBundle } from '@enclave-edge/enclave/testing';
       const b = new EmulatedBackend();
       const e = await b.create(makeTestBundle('module.exports = { commands: { ping: () => 1 } };'));
       await e.invoke(undefined, 'ping');

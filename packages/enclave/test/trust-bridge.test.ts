@@ -1,7 +1,7 @@
 /** The host side of service calls re-checks what arrives from a worker and binds the enclave's identity. */
 import { describe, it, expect } from 'vitest';
-import { TrustBridge, decodeNonce } from '@enclave-edge/enclave/emulated/trust-bridge';
-import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing/in-memory-trust';
+import { TrustBridge, decodeNonce } from '@enclave-edge/enclave/internals';
+import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing';
 import type { TAIdentity } from '@enclave-edge/enclave';
 
 const identity: TAIdentity = { name: 'bridge-ta', uuid: 'u', version: '1.0.0', measurement: 'm'.repeat(64), signerId: 's'.repeat(64), productId: 7, securityVersion: 2, debug: false };

@@ -2,8 +2,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import asc from 'assemblyscript/asc';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
-import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing/bundles';
-import { capWasmMemory } from '@enclave-edge/enclave/wasm-memory';
+import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
+import { capWasmMemory } from '@enclave-edge/enclave/internals';
 
 async function compile(): Promise<Uint8Array> {
   const src = readFileSync(new URL('./fixtures/wasm-ta.as.ts', import.meta.url), 'utf8');

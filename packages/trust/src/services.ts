@@ -1,6 +1,6 @@
 /**
  * TrustServices for the ta-runtime: sealing, sealed storage and attestation from one root of trust.
- * Structurally implements TrustServices of @enclave-edge/enclave/backend.
+ * Structurally implements TrustServices of @enclave-edge/enclave (types).
  */
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';

@@ -3,7 +3,7 @@ import { randomBytes, createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { readFileSync, writeFileSync, utimesSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSoftHsmToken, openToken, type SoftHsmToken } from '@enclave-edge/pkcs11';
-import { startWorkloadApi } from '@enclave-edge/edge-sim/workload/index';
+import { startWorkloadApi } from '@enclave-edge/edge-sim/workload';
 import {
   createRootOfTrust, rootOfTrustConfigFromEnv, parseRootOfTrustConfig, Sealer, workloadEncrypt,
   WORKLOAD_ROOT_FILE, type RootOfTrust,

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 // Light entry points only: the CLI should not load the broker to read a state file.
-import { StateDir } from '@enclave-edge/edge-sim/state/index';
+import { StateDir } from '@enclave-edge/edge-sim/state';
 import { serviceConnectionString } from '@enclave-edge/edge-sim/module-env';
 import { HubClient } from '@enclave-edge/hub-client';
 import type { TargetOptions } from './target-options.js';

@@ -1,11 +1,11 @@
 /** The emulated backend: each enclave instance is a worker thread (own V8 isolate) with SES inside. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import type { EnclaveBackend, EnclaveCreateOptions } from '../backend.js';
-import { EmulatedEnclave } from './enclave.js';
+import type { EnclaveBackend, EnclaveCreateOptions } from '../contract.js';
+import { EmulatedEnclave } from './threads/enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
-import { StandbyPool, type StandbyStats } from './standby-pool.js';
-import { shapeOf, type WorkerShape } from './worker-shape.js';
+import { StandbyPool, type StandbyStats } from './threads/standby-pool.js';
+import { shapeOf, type WorkerShape } from './threads/worker-shape.js';
 
 /** The shape most TAs have (the toolchain's default limits): the pool prepares it from the start. */
 export const DEFAULT_STANDBY_SHAPE: WorkerShape = shapeOf({ runtime: 'js', debug: false, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 } });

@@ -5,9 +5,9 @@
  */
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { JsonWebKeyPublic, SealPolicy, Value } from '@enclave-edge/ta-sdk';
-import type { EnclaveCreateOptions, SealedStore, TAIdentity } from '../backend.js';
-import type { SvcOp } from '../protocol.cjs';
-import { copyValue, isProblem } from '../values.cjs';
+import type { EnclaveCreateOptions, SealedStore, TAIdentity } from '../contract.js';
+import type { SvcOp } from './wire/protocol.cjs';
+import { copyValue, isProblem } from './wire/values.cjs';
 
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;

@@ -6,7 +6,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { JsonWebKeyPublic, SealPolicy, Value } from '@enclave-edge/ta-sdk';
-import type { SealedStore, TAIdentity, TrustServices } from '../backend.js';
+import type { SealedStore, TAIdentity, TrustServices } from '../contract.js';
 
 export class InMemoryTrustServicesForTests implements TrustServices {
   private readonly root = randomBytes(32);

@@ -6,7 +6,7 @@
 import vm from 'node:vm';
 import { readFileSync } from 'node:fs';
 import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
-import type { WorkerInit, WorkerPrep } from '../protocol.cjs';
+import type { WorkerInit, WorkerPrep } from '../wire/protocol.cjs';
 import type { ContextBase } from './context.cjs';
 import { contextFor } from './context.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';

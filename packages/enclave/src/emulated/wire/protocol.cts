@@ -2,7 +2,7 @@
 import type { TAManifest } from '@enclave-edge/bundle/types';
 import type { TAInfo, Value } from '@enclave-edge/ta-sdk';
 import type { ErrorCode } from '@enclave-edge/errors';
-import type { LogLevel } from './backend.js';
+import type { LogLevel } from '../../contract.js';
 
 export interface WireError {
   code: ErrorCode;

@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { TAManifest } from '@enclave-edge/bundle/types';
-import type { WorkerBoot, WorkerPrep } from '../protocol.cjs';
+import type { WorkerBoot, WorkerPrep } from '../wire/protocol.cjs';
 import { sesScript } from './ses-source.js';
 
 export const RUNTIME_HEAP_FLOOR_MB = 16;

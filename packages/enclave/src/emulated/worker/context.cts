@@ -5,12 +5,12 @@
  */
 import type * as NodeCrypto from 'node:crypto';
 import type { Value, TAContext, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
-import type { WorkerInit } from '../protocol.cjs';
-import type { LogLevel } from '../backend.js';
-import { copyValue, isProblem } from '../values.cjs';
+import type { WorkerInit } from '../wire/protocol.cjs';
+import type { LogLevel } from '../../contract.js';
+import { copyValue, isProblem } from '../wire/values.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 import type { LogPoster } from './log-poster.cjs';
-import { LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE } from '../log-limiter.cjs';
+import { LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE } from '../wire/log-limiter.cjs';
 import { PrivateKeyCache } from './private-key-cache.cjs';
 
 declare const harden: <T>(v: T) => T;

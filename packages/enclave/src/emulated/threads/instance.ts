@@ -8,15 +8,15 @@ import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../protocol.cjs';
+import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
 import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
-import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
-import { SvcBudget, wireBytes } from '../service-quota.cjs';
-import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../binary-memory.cjs';
-import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../log-limiter.cjs';
-import { TA_PASSABLE_CODES } from '../protocol.cjs';
-import { copyValue, isProblem } from '../values.cjs';
+import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../wire/fast-ring.cjs';
+import { SvcBudget, wireBytes } from '../wire/service-quota.cjs';
+import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory.cjs';
+import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../wire/log-limiter.cjs';
+import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
+import { copyValue, isProblem } from '../wire/values.cjs';
 
 const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host']);
 

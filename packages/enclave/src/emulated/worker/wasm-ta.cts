@@ -1,7 +1,7 @@
 /** Wasm TAs (packages/ta-sdk/WASM-ABI.md): only the `ta.*` imports, memory capped by limits.heapMb. */
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { WorkerInit } from '../protocol.cjs';
-import { capWasmMemory } from '../wasm-memory.cjs';
+import type { WorkerInit } from '../wire/protocol.cjs';
+import { capWasmMemory } from '../wire/wasm-memory.cjs';
 import type { ContextBase } from './context.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 import { codedError } from './rpc.cjs';

@@ -6,10 +6,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, ToWorker, WireError, WorkerBoot, WorkerInit } from '../protocol.cjs';
-import { TA_PASSABLE_CODES } from '../protocol.cjs';
-import { copyValue, isProblem } from '../values.cjs';
-import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../fast-ring.cjs';
+import type { CallKind, FromWorker, ToWorker, WireError, WorkerBoot, WorkerInit } from '../wire/protocol.cjs';
+import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
+import { copyValue, isProblem } from '../wire/values.cjs';
+import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../wire/fast-ring.cjs';
 import { makeContextBase } from './context.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 import { LogPoster } from './log-poster.cjs';

@@ -1,9 +1,9 @@
 /** The worker's side of service calls to the enclave host (seal, storage, attest, host calls). */
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { FromWorker, SvcOp, WireError } from '../protocol.cjs';
+import type { FromWorker, SvcOp, WireError } from '../wire/protocol.cjs';
 import { checkBinaryMemory } from './memory-watch.cjs';
-import { SVC_MAX_BYTES_IN_FLIGHT, SVC_MAX_IN_FLIGHT, SvcBudget, wireBytes } from '../service-quota.cjs';
+import { SVC_MAX_BYTES_IN_FLIGHT, SVC_MAX_IN_FLIGHT, SvcBudget, wireBytes } from '../wire/service-quota.cjs';
 
 export function codedError(code: string, message: string): Error {
   const e = new Error(message) as Error & { code: string };

@@ -1,5 +1,5 @@
 /** The worker's side of the binary-memory limit (see ../binary-memory.cts). */
-import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../binary-memory.cjs';
+import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory.cjs';
 
 let limit = Infinity;
 let last = 0;

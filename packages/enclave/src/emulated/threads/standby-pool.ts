@@ -9,7 +9,7 @@
  * recently used shapes (default shape first); other TAs spawn fresh.
  */
 import type { Worker } from 'node:worker_threads';
-import type { FromWorker } from '../protocol.cjs';
+import type { FromWorker } from '../wire/protocol.cjs';
 import { rememberSesCache } from './ses-source.js';
 import { prepFor, shapeKey, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
 

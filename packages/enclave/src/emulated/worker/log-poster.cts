@@ -1,10 +1,10 @@
 /** The worker's side of TA logging: every line passes the instance's log budget before it is posted. */
 import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { LogLevel } from '../backend.js';
-import type { FromWorker } from '../protocol.cjs';
+import type { LogLevel } from '../../contract.js';
+import type { FromWorker } from '../wire/protocol.cjs';
 import { checkBinaryMemory } from './memory-watch.cjs';
-import { LogGate, WORKER_LOG_LIMITS, droppedSummary } from '../log-limiter.cjs';
+import { LogGate, WORKER_LOG_LIMITS, droppedSummary } from '../wire/log-limiter.cjs';
 
 export class LogPoster {
   private readonly gate: LogGate;

@@ -6,10 +6,10 @@
  *   runConformance('emulated', () => new EmulatedBackend(), { describe, it, expect, beforeAll, afterAll });
  */
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { Enclave, EnclaveBackend, EnclaveCreateOptions, EnclaveEvent } from './backend.js';
-import { makeTestBundle, type ManifestOverrides } from './testing/bundles.js';
-import { InMemoryTrustServicesForTests } from './testing/in-memory-trust.js';
-import { KITCHEN_SINK_TA, ISOLATION_TA } from './testing/fixtures.js';
+import type { Enclave, EnclaveBackend, EnclaveCreateOptions, EnclaveEvent } from '../contract.js';
+import { makeTestBundle, type ManifestOverrides } from './bundles.js';
+import { InMemoryTrustServicesForTests } from './in-memory-trust.js';
+import { KITCHEN_SINK_TA, ISOLATION_TA } from './fixtures.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export interface TestApi {
