@@ -43,6 +43,21 @@ export function taSourceUrl(name: string): string {
 /** Lines the wrapper adds before the bundle's first line (for source-map mapping). */
 export const WRAPPER_LINES = 1;
 
+/**
+ * Make every global the compartment starts with (intrinsics, endowments, globalThis, Function,
+ * Compartment) a non-writable, non-configurable data property. SES builds its evaluator on the
+ * first evaluate and binds exactly such properties as `const`s inside its `with` scopes, so TA
+ * code resolves them once instead of through the scope objects on every reference. The values
+ * are the ones the scope lookup would have returned and can no longer change, so reads are
+ * unchanged; writing or deleting one of them now throws. New globals can still be added.
+ */
+function fixGlobalBindings(global: Record<string, unknown>): void {
+  for (const name of Object.getOwnPropertyNames(global)) {
+    const d = Object.getOwnPropertyDescriptor(global, name);
+    if (d && d.configurable && 'value' in d) Object.defineProperty(global, name, { value: d.value, writable: false, configurable: false });
+  }
+}
+
 export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['log']): LoadedTA {
   const consoleShim = harden({
     log: (...a: unknown[]) => log.info(a.map(String).join(' ')),
@@ -55,6 +70,7 @@ export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['
     globals: { console: consoleShim, TextEncoder: harden(TextEncoder), TextDecoder: harden(TextDecoder) },
     __options__: true,
   });
+  fixGlobalBindings(compartment.globalThis);
   const source = new TextDecoder('utf-8', { fatal: true }).decode(init.code);
   let factory: unknown;
   try {
