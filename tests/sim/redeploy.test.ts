@@ -85,4 +85,20 @@ describe('applyConfigurationContent', () => {
     expect(r.id).toBe('fleet-1');
     await eventually(async () => expect((await t.invoke('probeA', 'twin')).payload.patches.some((p: any) => p.greeting === 'fleet')).toBe(true));
   });
+
+  it('takes a deployment as sent: ${VAR} is not expanded from the simulator\'s environment or .env', async () => {
+    expect(process.env.HOME).toBeTruthy();
+    const c = nextContent();
+    c.modulesContent.$edgeAgent['properties.desired'].modules.probeA.env.PROBE_TAG.value = '${HOME}';
+    c.modulesContent.probeA['properties.desired'] = { greeting: '${PATH}' };
+    await t.hub.applyConfigurationContent(DEVICE, c);
+    await eventually(async () => expect((await t.invoke('probeA', 'whoami')).payload.env).toBe('${HOME}'));
+    expect(((await t.hub.getModuleTwin(DEVICE, 'probeA')) as any).properties.desired.greeting).toBe('${PATH}');
+
+    const f = nextContent();
+    f.modulesContent.probeA['properties.desired'] = { greeting: 'fleet ${HOME}' };
+    await t.hub.createOrUpdateConfiguration('fleet-2', { targetCondition: "tags.environment='dev'", priority: 10, content: f });
+    await eventually(async () => expect(((await t.hub.getModuleTwin(DEVICE, 'probeA')) as any).properties.desired.greeting).toBe('fleet ${HOME}'));
+    expect(JSON.stringify(await t.hub.getModuleTwin(DEVICE, 'probeA'))).not.toContain(process.env.HOME!);
+  });
 });

@@ -218,7 +218,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
     async function applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void> {
       const next = applying.then(async () => {
-        const newSpec = parseDeployment(content, { repoRoot }, 'configuration content');
+        const newSpec = parseDeployment(content, { repoRoot, expandVariables: false }, 'configuration content');
         const newRoutes = compileRoutes(newSpec.routes);
         const diff = diffDeployments(spec, newSpec);
         for (const w of newSpec.warnings) log(`warning: ${w}`);

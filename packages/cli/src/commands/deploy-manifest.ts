@@ -60,11 +60,11 @@ export function expandPlaceholders(text: string, images: Record<string, string>,
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g, (_m, key: string) => {
     if (key.startsWith('MODULES.')) {
       const name = key.slice('MODULES.'.length);
-      const image = images[name];
+      const image = Object.hasOwn(images, name) ? images[name] : undefined;
       if (!image) throw new EnclaveEdgeError('CONFIG_INVALID', `\${${key}}: no module "${name}" with a module.json under modules/`);
       return image;
     }
-    const value = env[key];
+    const value = Object.hasOwn(env, key) ? env[key] : undefined;
     if (value === undefined) throw new EnclaveEdgeError('CONFIG_INVALID', `\${${key}} is not set in the environment`);
     return JSON.stringify(value).slice(1, -1); // safe inside a JSON string
   });

@@ -57,9 +57,12 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   const repoRoot = resolve(opts.repoRoot);
   const vars: Record<string, string | undefined> = { ...(opts.dotenv === false ? {} : readDotenv(repoRoot)), ...definedOnly(opts.env ?? process.env) };
   const warnings: string[] = [];
-  const missing = new Set<string>();
-  const substituted = substituteVars(root, vars, missing);
-  for (const name of missing) warnings.push(`\${${name}} is not set (environment or .env); left as written`);
+  let substituted = root;
+  if (opts.expandVariables !== false) {
+    const missing = new Set<string>();
+    substituted = substituteVars(root, vars, missing);
+    for (const name of missing) warnings.push(`\${${name}} is not set (environment or .env); left as written`);
+  }
 
   const parsed = manifestSchema.safeParse(substituted);
   if (!parsed.success) throw new EnclaveEdgeError('CONFIG_INVALID', `invalid ${label}: ${formatIssues(parsed.error)}`);

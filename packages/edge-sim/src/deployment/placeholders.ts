@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 /** Parses a dotenv file: KEY=value lines, `#` comments, optional single/double quotes. */
 export function parseDotenv(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
@@ -36,7 +36,7 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 export function substituteVars(value: unknown, vars: Record<string, string | undefined>, missing: Set<string>): unknown {
   if (typeof value === 'string') {
     return value.replace(VAR, (whole, name: string) => {
-      const v = vars[name];
+      const v = Object.hasOwn(vars, name) ? vars[name] : undefined;
       if (v === undefined) {
         missing.add(name);
         return whole;
@@ -46,7 +46,7 @@ export function substituteVars(value: unknown, vars: Record<string, string | und
   }
   if (Array.isArray(value)) return value.map((v) => substituteVars(v, vars, missing));
   if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const [k, v] of Object.entries(value)) out[k] = substituteVars(v, vars, missing);
     return out;
   }

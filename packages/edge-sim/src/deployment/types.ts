@@ -54,6 +54,12 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** Read `<repoRoot>/.env` (default true). */
   dotenv?: boolean;
+  /**
+   * Expand `${VAR}` from `env`/.env (default true: the local template at `sim up`). Deployments
+   * that arrive over the service API are taken as sent (false), so a caller cannot read the
+   * simulator's environment back.
+   */
+  expandVariables?: boolean;
 }
 
 export interface DeploymentDiff {
