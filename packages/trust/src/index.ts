@@ -6,7 +6,7 @@ export { openPkcs11Root, PKCS11_SEAL_LABEL, PKCS11_ATTESTATION_LABEL, type Pkcs1
 export { openWorkloadRoot, WORKLOAD_ROOT_FILE } from './rot/workload.js';
 export { workloadEncrypt, workloadDecrypt, WORKLOAD_API_VERSION, type WorkloadTarget } from './rot/workload-client.js';
 export { Sealer, sealKeyInfo, inspectSealedBlob, SEAL_MAGIC, SEAL_VERSION, SEAL_HEADER_BYTES, SEAL_OVERHEAD, type SealIdentity } from './seal.js';
-export { SealedFileStore, taStorageDirName, STORAGE_KEY_RE, type SealedStore } from './storage.js';
+export { SealedFileStore, taStorageDirName, storageEntryCost, STORAGE_KEY_RE, DEFAULT_MAX_KEYS, ENTRY_OVERHEAD_BYTES, type SealedStore } from './storage.js';
 export { initDeviceIdentity, importDeviceCertificate, loadDeviceChain, devicePaths, type DeviceInitResult } from './device.js';
 export { createTrustServices, DEFAULT_QUOTA_BYTES, type TrustServicesOptions, type TrustServicesImpl } from './services.js';
 export { writeFileAtomic } from './files.js';

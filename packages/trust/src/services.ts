@@ -7,7 +7,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { issueEvidence } from '@enclave-edge/attestation';
 import type { SealPolicy, Value, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
 import { Sealer } from './seal.js';
-import { SealedFileStore, taStorageDirName, type SealedStore } from './storage.js';
+import { DEFAULT_MAX_KEYS, SealedFileStore, taStorageDirName, type SealedStore } from './storage.js';
 import { initDeviceIdentity, loadDeviceChain } from './device.js';
 import type { RootOfTrust, RotLog } from './rot/types.js';
 import type { TAIdentity } from './identity.js';
@@ -16,8 +16,10 @@ export interface TrustServicesOptions {
   rootOfTrust: RootOfTrust;
   /** Where per-TA stores live (a volume on a device). Default: <stateDir>/storage. */
   storageDir?: string;
-  /** Per-TA storage quota in bytes (default 16 MiB). */
+  /** Per-TA storage quota in bytes on disk, blocks and per-entry overhead included (default 16 MiB). */
   quotaBytes?: number;
+  /** Per-TA cap on the number of storage keys (default DEFAULT_MAX_KEYS). */
+  maxKeys?: number;
   log?: RotLog;
   /** Device chain (x5c, leaf first); default: loaded from the state directory. */
   chain?: string[];
@@ -79,7 +81,7 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
       const name = taStorageDirName(id);
       let s = stores.get(name);
       if (!s) {
-        s = new SealedFileStore(storageDir, id, sealer, quota);
+        s = new SealedFileStore(storageDir, id, sealer, quota, opts.maxKeys ?? DEFAULT_MAX_KEYS);
         stores.set(name, s);
       }
       return s;

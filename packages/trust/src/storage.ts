@@ -3,7 +3,7 @@
  * `product` policy (so it survives upgrades of the same signer/product) and with the TA uuid and
  * key as AAD context (so files cannot be swapped between keys or TAs). Writes are atomic.
  */
-import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, statfs, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -13,6 +13,21 @@ import type { TAIdentity } from './identity.js';
 
 export const STORAGE_KEY_RE = /^[A-Za-z0-9._-]{1,128}$/;
 const FILE_PREFIX = 'k_';
+
+/** Default cap on the number of keys (files, inodes) per TA. */
+export const DEFAULT_MAX_KEYS = 4096;
+/** Charged per entry besides its data blocks: the inode and the directory entry. */
+export const ENTRY_OVERHEAD_BYTES = 512;
+/** Smallest allocation unit assumed, also when the filesystem reports a smaller one. */
+const MIN_BLOCK_BYTES = 4096;
+
+/**
+ * What one entry costs against the quota: its sealed size rounded up to whole filesystem blocks,
+ * plus the inode and directory entry, so an empty value is not free on disk.
+ */
+export function storageEntryCost(sealedBytes: number, blockBytes: number): number {
+  return Math.max(1, Math.ceil(sealedBytes / blockBytes)) * blockBytes + ENTRY_OVERHEAD_BYTES;
+}
 
 export interface SealedStore {
   get(key: string): Promise<Uint8Array | undefined>;
@@ -36,7 +51,9 @@ function checkKey(key: string): void {
 export class SealedFileStore implements SealedStore {
   readonly dir: string;
   private usage = 0;
-  private readonly sizes = new Map<string, number>();
+  private blockBytes = MIN_BLOCK_BYTES;
+  /** Key → what it costs against the quota (storageEntryCost). */
+  private readonly costs = new Map<string, number>();
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private scratch: Buffer = Buffer.alloc(0);
@@ -46,6 +63,7 @@ export class SealedFileStore implements SealedStore {
     private readonly id: TAIdentity,
     private readonly sealer: Sealer,
     readonly quotaBytes: number,
+    readonly maxKeys: number = DEFAULT_MAX_KEYS,
   ) {
     this.dir = join(root, taStorageDirName(id));
   }
@@ -54,13 +72,14 @@ export class SealedFileStore implements SealedStore {
   private init(): Promise<void> {
     this.ready ??= (async () => {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      this.blockBytes = Math.max(MIN_BLOCK_BYTES, (await statfs(this.dir)).bsize || 0);
       for (const name of await readdir(this.dir)) {
         if (name.startsWith(TEMP_PREFIX)) {
           await unlink(join(this.dir, name)).catch(() => undefined);
         } else if (name.startsWith(FILE_PREFIX)) {
-          const size = (await stat(join(this.dir, name))).size;
-          this.sizes.set(name.slice(FILE_PREFIX.length), size);
-          this.usage += size;
+          const cost = storageEntryCost((await stat(join(this.dir, name))).size, this.blockBytes);
+          this.costs.set(name.slice(FILE_PREFIX.length), cost);
+          this.usage += cost;
         }
       }
     })();
@@ -110,15 +129,21 @@ export class SealedFileStore implements SealedStore {
       const need = value.length + SEAL_OVERHEAD;
       if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, Math.min(2 * this.scratch.length, 8 << 20)));
       const blob = await this.sealer.seal(this.id, value, { policy: 'product', context: this.context(key), output: this.scratch });
-      const old = this.sizes.get(key) ?? 0;
-      const next = this.usage - old + blob.length;
+      const old = this.costs.get(key);
+      if (old === undefined && this.costs.size >= this.maxKeys) {
+        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage of TA "${this.id.name}" holds its maximum of ${this.maxKeys} keys (key "${key}" is new); delete keys first`, {
+          detail: { maxKeys: this.maxKeys, keys: this.costs.size },
+        });
+      }
+      const cost = storageEntryCost(blob.length, this.blockBytes);
+      const next = this.usage - (old ?? 0) + cost;
       if (next > this.quotaBytes) {
-        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${this.id.name}" exceeded: ${next} of ${this.quotaBytes} bytes (key "${key}", ${blob.length} bytes sealed)`, {
-          detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: blob.length },
+        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${this.id.name}" exceeded: ${next} of ${this.quotaBytes} bytes on disk (key "${key}", ${blob.length} bytes sealed, ${cost} with blocks and entry)`, {
+          detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: cost },
         });
       }
       await writeFileAtomic(this.path(key), blob);
-      this.sizes.set(key, blob.length);
+      this.costs.set(key, cost);
       this.usage = next;
     });
   }
@@ -133,14 +158,14 @@ export class SealedFileStore implements SealedStore {
         throw err;
       }
       await fsyncDir(this.dir);
-      this.usage -= this.sizes.get(key) ?? 0;
-      this.sizes.delete(key);
+      this.usage -= this.costs.get(key) ?? 0;
+      this.costs.delete(key);
       return true;
     });
   }
 
   list(prefix = ''): Promise<string[]> {
     if (typeof prefix !== 'string') return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'prefix must be a string'));
-    return this.run(async () => [...this.sizes.keys()].filter((k) => k.startsWith(prefix)).sort());
+    return this.run(async () => [...this.costs.keys()].filter((k) => k.startsWith(prefix)).sort());
   }
 }

@@ -1,9 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openSoftwareRoot, createTrustServices, Sealer, SealedFileStore, taStorageDirName, type RootOfTrust } from '@enclave-edge/trust';
+import { openSoftwareRoot, createTrustServices, Sealer, SealedFileStore, taStorageDirName, storageEntryCost, DEFAULT_MAX_KEYS, ENTRY_OVERHEAD_BYTES, type RootOfTrust } from '@enclave-edge/trust';
 import { tempDir, identity } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -62,19 +62,56 @@ describe('sealed storage', () => {
     await expect(s.get('y')).rejects.toMatchObject({ code: 'SEAL_INTEGRITY' });
   });
 
-  it('enforces the quota per TA with a clear error', async () => {
-    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's4'), quotaBytes: 1000 });
+  it('enforces the quota per TA with a clear error, in whole blocks plus a per-entry overhead', async () => {
+    const entry = storageEntryCost(1, 4096); // one 4 KiB block + ENTRY_OVERHEAD_BYTES
+    expect(entry).toBe(4096 + ENTRY_OVERHEAD_BYTES);
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's4'), quotaBytes: 2 * entry });
     const s = svc.storage(identity());
     await s.put('a', new Uint8Array(500));
-    await expect(s.put('b', new Uint8Array(500))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/quota of TA "kv" exceeded/) });
-    await s.put('a', new Uint8Array(900)); // replacing counts the old size out
+    await s.put('b', new Uint8Array(0));
+    await expect(s.put('c', new Uint8Array(0))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/quota of TA "kv" exceeded: .* bytes on disk/) });
+    await s.put('a', new Uint8Array(3000)); // replacing counts the old entry out; still one block
+    await expect(s.put('a', new Uint8Array(5000))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' }); // two blocks
+    expect((await s.get('a'))!.byteLength).toBe(3000); // the refused write changed nothing
     await s.delete('a');
-    await s.put('b', new Uint8Array(900));
+    await s.put('c', new Uint8Array(100));
     // Another TA has its own quota.
     await svc.storage(identity({ uuid: '11111111-0000-4000-8000-000000000000' })).put('a', new Uint8Array(900));
     // Usage is recomputed from disk on open.
-    const reopened = new SealedFileStore(join(t.dir, 's4'), identity(), new Sealer(root), 1000);
-    await expect(reopened.put('c', new Uint8Array(100))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    const reopened = new SealedFileStore(join(t.dir, 's4'), identity(), new Sealer(root), 2 * entry);
+    await expect(reopened.put('d', new Uint8Array(0))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED' });
+  });
+
+  it('empty values are not free: the blocks the store really holds stay within the quota', async () => {
+    const quotaBytes = 256 * 1024;
+    const storageDir = join(t.dir, 's6');
+    const s = createTrustServices({ rootOfTrust: root, storageDir, quotaBytes }).storage(identity());
+    let n = 0;
+    for (;;) {
+      const r = await s.put(`k${n}`, new Uint8Array(0)).then(() => undefined, (e: { code?: string }) => e);
+      if (r) {
+        expect(r.code).toBe('QUOTA_EXCEEDED');
+        break;
+      }
+      n++;
+      expect(n).toBeLessThan(quotaBytes / 4096 + 1); // by sealed bytes alone this would go on for thousands
+    }
+    const dir = join(storageDir, taStorageDirName(identity()));
+    const files = readdirSync(dir);
+    expect(files).toHaveLength(n);
+    const onDisk = files.reduce((sum, f) => sum + statSync(join(dir, f)).blocks * 512, 0);
+    expect(onDisk).toBeLessThanOrEqual(quotaBytes);
+  });
+
+  it('caps the number of keys per TA', async () => {
+    const s = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's7'), maxKeys: 3 }).storage(identity());
+    for (const k of ['a', 'b', 'c']) await s.put(k, new Uint8Array(1));
+    await expect(s.put('d', new Uint8Array(1))).rejects.toMatchObject({ code: 'QUOTA_EXCEEDED', message: expect.stringMatching(/maximum of 3 keys/) });
+    await s.put('a', new Uint8Array(2)); // overwriting is not a new key
+    await s.delete('b');
+    await s.put('d', new Uint8Array(1));
+    expect(await s.list()).toEqual(['a', 'c', 'd']);
+    expect(DEFAULT_MAX_KEYS).toBeGreaterThan(0);
   });
 
   it('validates keys and values', async () => {
