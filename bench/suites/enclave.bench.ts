@@ -1,6 +1,5 @@
 /**
- * Enclave runtime (issue 4): ordinary call vs raw worker postMessage, fast path vs raw
- * SharedArrayBuffer + Atomics ping-pong, cold start of a 1 MiB signed bundle vs a bare worker
+ * Enclave runtime: ordinary call vs raw worker postMessage, cold start of a 1 MiB signed bundle vs a bare worker
  * start (from a standby worker, back to back, fully cold), and idle memory with 50 enclaves live.
  */
 import { Worker } from 'node:worker_threads';
@@ -9,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
 import { encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
-import { defineSuite, measureLatency, measureLatencyPaired, measureThroughput, type Measurement } from '../lib.js';
+import { defineSuite, measureLatency, measureLatencyPaired, type Measurement } from '../lib.js';
 
 const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
 
@@ -36,27 +35,6 @@ function rawPostMessageCall(): { call: () => Promise<void>; close: () => Promise
   };
 }
 
-/** Blocking ping-pong over one Int32 in shared memory: the floor of any shared-memory call path. */
-async function rawAtomics(): Promise<Measurement> {
-  const sab = new SharedArrayBuffer(8);
-  const i32 = new Int32Array(sab);
-  const w = new Worker(
-    `const { workerData } = require('node:worker_threads'); const a = new Int32Array(workerData);
-     for (;;) { Atomics.wait(a, 0, 0); if (Atomics.load(a, 0) === 2) break; Atomics.store(a, 0, 0); Atomics.notify(a, 0); }`,
-    { eval: true, workerData: sab, execArgv: [], env: {} },
-  );
-  await new Promise((r) => setTimeout(r, 50));
-  const m = await measureLatency('raw SAB + Atomics ping-pong', () => {
-    Atomics.store(i32, 0, 1);
-    Atomics.notify(i32, 0);
-    while (Atomics.wait(i32, 0, 1) === 'ok' && Atomics.load(i32, 0) === 1);
-  }, { iterations: 100_000, warmup: 5000 });
-  Atomics.store(i32, 0, 2);
-  Atomics.notify(i32, 0);
-  await w.terminate();
-  return m;
-}
-
 /** ≈1 MiB of real code (many small functions), not one big string. */
 function megabyteTA(): string {
   const parts = [HELLO];
@@ -69,7 +47,7 @@ function megabyteTA(): string {
   return parts.join('');
 }
 
-/** ENCLAVE_BENCH_ONLY=cold,idle runs some sections only (call, fast, cold, idle). */
+/** ENCLAVE_BENCH_ONLY=cold,idle runs some sections only (call, cold, idle). */
 const ONLY = process.env.ENCLAVE_BENCH_ONLY?.split(',').map((x) => x.trim());
 const want = (section: string) => !ONLY || ONLY.includes(section);
 
@@ -97,28 +75,6 @@ export default defineSuite({
       const b2b = await measureLatency('enclave.invoke hello.ping (back to back)', () => e.invoke(undefined, 'ping', { n: n++ }), { iterations: 5000, warmup: 500 });
       ctx.compare({ name: 'ordinary call p50, each back to back (info)', subject: b2b, baseline: b2bRaw, notes: 'no target: the row above alternates the two so that both see the same load' });
       await raw.close();
-      await e.destroy();
-    }
-
-    // 2. Fast path: shared-memory ring, 64 calls in flight (the ring's slot count).
-    if (want('fast')) {
-      const baseline = await rawAtomics();
-      const e = await backend.create(makeTestBundle(HELLO, { name: 'hello-fast', limits: { maxConcurrency: 128 } }), { queueLimit: 10_000 });
-      let n = 0;
-      const subject = await measureThroughput('enclave.fastInvoke hello.ping (64 in flight)', () => e.fastInvoke('ping', { n: n++ }), { total: 200_000, concurrency: 64, warmup: 5000 });
-      const ratio = baseline.opsPerSec / subject.opsPerSec;
-      ctx.compare({
-        name: 'fast path throughput',
-        subject,
-        baseline,
-        ratio,
-        targets: [
-          { description: '≥ 150,000 calls/s', pass: subject.opsPerSec >= 150_000 },
-          { description: 'within 2× raw SAB + Atomics ping-pong (ops/s)', pass: ratio <= 2 },
-        ],
-      });
-      const seq = await measureLatency('enclave.fastInvoke hello.ping (sequential)', () => e.fastInvoke('ping', { n: n++ }), { iterations: 5000, warmup: 500 });
-      ctx.compare({ name: 'fast path sequential latency (info)', subject: seq, baseline, targets: [], notes: 'one call at a time: the waitAsync wake-up dominates; the ring pays off with calls in flight' });
       await e.destroy();
     }
 

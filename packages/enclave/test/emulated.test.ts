@@ -1,4 +1,4 @@
-/** Emulated-backend specifics beyond the conformance suite: crash loops, debugging, the fast path. */
+/** Emulated-backend specifics beyond the conformance suite: crash loops, debugging. */
 import { describe, it, expect, afterAll } from 'vitest';
 import { build } from 'esbuild';
 import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
@@ -116,44 +116,5 @@ describe('debugging', () => {
     const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
     expect(targets.map((t) => t.webSocketDebuggerUrl)).toContain(e.inspectorUrl);
     expect(await e.invoke(undefined, 'double', { qty: 3 })).toBe(6);
-  });
-});
-
-describe('fast path (shared-memory ring)', () => {
-  const backend = new EmulatedBackend();
-  const make = async (o: Parameters<typeof makeTestBundle>[1] = {}) =>
-    track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'fast', limits: { maxConcurrency: 64, callTimeoutMs: 2000 }, ...o }), { queueLimit: 1000 }));
-
-  it('answers like the ordinary path', async () => {
-    const e = await make();
-    const v = { a: [1, 'two', { three: null }], ü: true };
-    expect(await e.fastInvoke('echo', v)).toEqual(v);
-    expect(await e.fastInvoke('echo')).toBeNull();
-    await expect(e.fastInvoke('throws', { message: 'via ring' })).rejects.toMatchObject({ code: 'TA_ERROR', message: 'via ring' });
-    await expect(e.fastInvoke('nope')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
-    await expect(e.fastInvoke('echo', { f: (() => 1) as never })).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
-  });
-
-  it('falls back to messages for binary or large values and when the ring is full', async () => {
-    const e = await make();
-    expect(await e.fastInvoke('echo', new Uint8Array([1, 2, 3]))).toEqual(new Uint8Array([1, 2, 3]));
-    expect(((await e.fastInvoke('random', { n: 8 })) as Uint8Array).length).toBe(8);
-    const big = 'y'.repeat(50_000);
-    expect(await e.fastInvoke('echo', big)).toBe(big);
-    expect(await e.fastInvoke('returnsBig', { n: 20_000 })).toHaveLength(20_000);
-    const many = await Promise.all(Array.from({ length: 300 }, (_, i) => e.fastInvoke('echo', i)));
-    expect(many).toEqual(Array.from({ length: 300 }, (_, i) => i));
-    expect(e.stats().inFlight).toBe(0);
-  });
-
-  it('times out a runaway call on the ring and serves again after the restart', async () => {
-    const e = await make({ limits: { maxConcurrency: 8, callTimeoutMs: 200 } });
-    await expect(e.fastInvoke('spin')).rejects.toMatchObject({ code: 'TIMEOUT' });
-    expect(await e.fastInvoke('echo', 'again')).toBe('again');
-  });
-
-  it('is ordinary invoke for instance-per-session TAs', async () => {
-    const e = await make({ session: { singleInstance: false, multiSession: true, keepAlive: false } });
-    expect(await e.fastInvoke('echo', 7)).toBe(7);
   });
 });

@@ -1,13 +1,13 @@
 /**
  * Threat model O1–O3, host side: a worker that no longer follows the protocol (as after an SES
- * escape) is played by a plain script. Whatever it writes into the ring or posts, the host
+ * escape) is played by a plain script. Whatever it posts, the host
  * ends that instance (TA_CRASHED) and never throws out of a handler, never runs more than the
  * bounded number of service calls, and never lets a log flood through.
  */
 import { describe, it, expect, afterEach } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import { Instance, type DeathReason, shapeOf, SVC_MAX_IN_FLIGHT, HOST_LOG_LIMITS, RingView, createRing } from '@enclave-edge/enclave/internals';
+import { Instance, type DeathReason, shapeOf, SVC_MAX_IN_FLIGHT, HOST_LOG_LIMITS } from '@enclave-edge/enclave/internals';
 import type { StandbyWorker } from '@enclave-edge/enclave/internals';
 import { testManifest } from '@enclave-edge/enclave/testing';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -17,31 +17,10 @@ const HOSTILE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const mode = workerData.mode;
 const post = (m) => parentPort.postMessage(m);
-function respond(sab, write) {
-  const i32 = new Int32Array(sab);
-  const slots = i32[2], slotBytes = i32[3], data = (16 + slots) * 4;
-  const view = new DataView(sab), bytes = new Uint8Array(sab);
-  const t = setInterval(() => {
-    for (let s = 0; s < slots; s++) {
-      if (Atomics.load(i32, 16 + s) !== 1) continue;
-      write(view, bytes, data + s * slotBytes);
-      Atomics.store(i32, 16 + s, 3);
-      Atomics.add(i32, 1, 1);
-      Atomics.notify(i32, 1);
-      clearInterval(t);
-    }
-  }, 2);
-}
-const payload = (bytes, at, text) => { const b = Buffer.from(text); bytes.set(b, at); return b.length; };
 parentPort.on('message', (m) => {
   if (m.t === 'init') {
     post({ t: 'ready', startup: { entered: 0, lockedDown: 0, assigned: 0, loaded: 0, created: 0 } });
-    const sab = m.init.ring;
     switch (mode) {
-      case 'ring-overlong': return respond(sab, (v, b, at) => { v.setUint32(at, 0x7fffffff, true); b[at + 4] = 0; });
-      case 'ring-badstatus': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{}'), true); b[at + 4] = 7; });
-      case 'ring-notjson': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{"unterminated'), true); b[at + 4] = 0; });
-      case 'ring-forged-code': return respond(sab, (v, b, at) => { v.setUint32(at, 1 + payload(b, at + 5, '{"code":"TIMEOUT","message":"forged"}'), true); b[at + 4] = 1; });
       case 'bad-level': return post({ t: 'log', level: 'constructor', message: 'hi' });
       case 'huge-log': return post({ t: 'log', level: 'info', message: 'x'.repeat(100000) });
       case 'not-object': return post(42);
@@ -96,7 +75,6 @@ async function hostile(mode: string): Promise<Harness> {
     maxConcurrency: 4,
     queueLimit: 8,
     callTimeoutMs: 5000,
-    fastPath: true,
     startTimeoutMs: 5000,
     hooks: {
       service: (op, args) => {
@@ -119,48 +97,11 @@ const protocolDeath = (d: DeathReason, what: RegExp) => {
   expect(d.reason).toMatch(what);
 };
 
-describe('O3: the host validates what it reads from the fast-path ring', () => {
-  it('refuses a response length beyond the slot (no read into other slots)', async () => {
-    const h = await hostile('ring-overlong');
-    const call = h.inst.fastCall('echo', '{}');
-    expect(call).toBeDefined();
-    await expect(call).rejects.toMatchObject({ code: 'TA_CRASHED' });
-    protocolDeath(await h.death, /length or status outside the slot/);
-    expect(h.inst.isDead).toBe(true);
-  });
-
-  it('refuses a status byte other than ok/error', async () => {
-    const h = await hostile('ring-badstatus');
-    await expect(h.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
-    protocolDeath(await h.death, /length or status outside the slot/);
-  });
-
-  it('a response that is not JSON ends the instance, not the process', async () => {
-    const h = await hostile('ring-notjson');
-    await expect(h.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
-    protocolDeath(await h.death, /not JSON/);
-  });
-
-  it('an error code the TA may not pass out (TIMEOUT) is refused, on the ring and by message', async () => {
-    const a = await hostile('ring-forged-code');
-    await expect(a.inst.fastCall('echo', '{}')).rejects.toMatchObject({ code: 'TA_CRASHED' });
-    protocolDeath(await a.death, /may not pass out \(TIMEOUT\)/);
+describe('O3: a forged error code', () => {
+  it('an error code the TA may not pass out (TIMEOUT) is refused', async () => {
     const b = await hostile('done-forged-code');
     await expect(b.inst.call('invoke', undefined, 'echo', null)).rejects.toMatchObject({ code: 'TA_CRASHED' });
     protocolDeath(await b.death, /may not pass out \(TIMEOUT\)/);
-  });
-
-  it('RingView.readResponse returns nothing for lengths the writer could not have written', () => {
-    const ring = new RingView(createRing({ slots: 2, slotBytes: 64 }));
-    expect(ring.writeResponse(1, true, '{"a":1}')).toBe(true);
-    expect(ring.readResponse(1)).toEqual({ ok: true, json: '{"a":1}' });
-    const at = (16 + 2) * 4 + 64;
-    for (const len of [0, 61, 64, 0xffffffff]) {
-      ring.view.setUint32(at, len, true);
-      expect(ring.readResponse(1)).toBeUndefined();
-    }
-    ring.view.setUint32(at, 60, true); // the largest a 64-byte slot holds
-    expect(ring.readResponse(1)?.json).toHaveLength(59);
   });
 });
 

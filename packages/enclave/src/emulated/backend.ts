@@ -11,8 +11,6 @@ import { shapeOf, type WorkerShape } from './threads/worker-shape.js';
 export const DEFAULT_STANDBY_SHAPE: WorkerShape = shapeOf({ runtime: 'js', debug: false, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 } });
 
 export interface EmulatedBackendOptions {
-  /** The shared-memory fast path for fastInvoke (default true). */
-  fastPath?: boolean;
   /** Crash-loop handling (default: 5 crashes per 60 s, backoff from 50 ms doubling to 5 s). */
   restart?: Partial<RestartPolicy>;
   /** Time an instance may take to start beyond the TA's callTimeoutMs (default 5000 ms): load + onCreate past it → TIMEOUT. */
@@ -64,7 +62,6 @@ export class EmulatedBackend implements EnclaveBackend {
     }
     const enclave = new EmulatedEnclave(bundle, options, {
       kind: this.kind,
-      fastPath: this.opts.fastPath ?? true,
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },
       startAllowanceMs: this.opts.startAllowanceMs ?? 5000,
       pool: this.pool,

@@ -10,4 +10,3 @@ export { SVC_MAX_IN_FLIGHT, SVC_MAX_BYTES_IN_FLIGHT } from './wire/service-quota
 export { HOST_LOG_LIMITS, WORKER_LOG_LIMITS } from './wire/log-limiter.cjs';
 export { binaryLimitBytes } from './wire/binary-memory.cjs';
 export { capWasmMemory } from './wire/wasm-memory.cjs';
-export { createRing, RingView, layoutOf, FREE, REQ, RESP } from './wire/fast-ring.cjs';

@@ -20,7 +20,6 @@ import { shapeOf } from './worker-shape.js';
 
 export interface EmulatedEnclaveConfig {
   kind: string;
-  fastPath: boolean;
   restart: RestartPolicy;
   /** Extra time an instance gets to start, on top of the manifest's callTimeoutMs. */
   startAllowanceMs: number;
@@ -195,29 +194,6 @@ export class EmulatedEnclave implements Enclave {
     }
   }
 
-  /**
-   * The fast path (switchless-style): an implicit-session invoke through the shared-memory ring,
-   * falling back to the ordinary path when the ring is full or the call does not fit it.
-   */
-  fastInvoke(command: string, params?: Value): Promise<Value> {
-    const inst = this.main;
-    if (this.state === 'ready' && inst && !inst.isDead && typeof command === 'string' && command.length > 0 && command.length <= 256) {
-      const c = copyValue(params === undefined ? null : params, this.maxPayloadBytes, 'params', false);
-      if (isProblem(c)) return Promise.reject(new EnclaveEdgeError(c.code, c.message));
-      if (!c.hasBinary) {
-        const r = inst.fastCall(command, JSON.stringify(c.value));
-        if (r) {
-          this.counters.calls++;
-          return r.catch((err) => {
-            this.counters.errors++;
-            throw err;
-          });
-        }
-      }
-    }
-    return this.invoke(undefined, command, params);
-  }
-
   async closeSession(sessionId: string): Promise<void> {
     const entry = this.sessions.get(sessionId);
     if (!entry) {
@@ -339,7 +315,6 @@ export class EmulatedEnclave implements Enclave {
       maxConcurrency: m.limits.maxConcurrency,
       queueLimit: this.options.queueLimit ?? 64,
       callTimeoutMs: m.limits.callTimeoutMs,
-      fastPath: this.config.fastPath && m.session.singleInstance,
       startTimeoutMs: m.limits.callTimeoutMs + this.config.startAllowanceMs,
       hooks: {
         service: (op, args) => this.bridge.handle(op, args),

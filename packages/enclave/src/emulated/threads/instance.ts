@@ -1,7 +1,7 @@
 /**
  * One enclave instance: a worker (its own isolate) running one TA. Owns the calls in flight,
- * the bounded wait queue (maxConcurrency, then queueLimit, then BUSY), per-call deadlines and
- * the fast-path ring. It reports its death; the enclave decides about restarting.
+ * the bounded wait queue (maxConcurrency, then queueLimit, then BUSY) and per-call deadlines.
+ * It reports its death; the enclave decides about restarting.
  */
 import type { Worker } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
@@ -11,7 +11,6 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
 import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
-import { RingView, createRing, FREE, REQ, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../wire/fast-ring.cjs';
 import { SvcBudget, wireBytes } from '../wire/service-quota.cjs';
 import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory.cjs';
 import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../wire/log-limiter.cjs';
@@ -54,7 +53,6 @@ export interface InstanceOptions {
   queueLimit: number;
   callTimeoutMs: number;
   hooks: InstanceHooks;
-  fastPath: boolean;
   /** Load + onCreate must finish within this, or the instance is killed (TIMEOUT). */
   startTimeoutMs: number;
   /** Fixed at spawn: resource limits and lockdown flavour. */
@@ -107,13 +105,7 @@ export class Instance extends EventEmitter {
   private startTimer: NodeJS.Timeout | undefined;
   private readyResolve!: (r: { inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }) => void;
   private readyReject!: (e: Error) => void;
-  // fast path
-  private readonly ring: RingView | undefined;
-  private readonly freeSlots: number[] = [];
-  private readonly slotPending = new Map<number, Pending>();
-  private waitingDone = false;
   private sweep: NodeJS.Timeout | undefined;
-  private doneSeen = 0;
   // Counted here, not trusted from the worker (threat model O1, O2).
   private readonly svc = new SvcBudget();
   private readonly svcPending = new Map<number, number>();
@@ -121,12 +113,7 @@ export class Instance extends EventEmitter {
 
   constructor(private readonly o: InstanceOptions) {
     super();
-    const sab = o.fastPath ? createRing() : undefined;
-    if (sab) {
-      this.ring = new RingView(sab);
-      for (let i = this.ring.layout.slots - 1; i >= 0; i--) this.freeSlots.push(i);
-    }
-    const init: WorkerInit = sab ? { ...o.init, ring: sab } : o.init;
+    const init: WorkerInit = o.init;
     if (o.standby) {
       this.origin = o.standby.state === 'ready' ? 'standby' : 'standby-booting';
       this.worker = o.standby.adopt();
@@ -208,20 +195,19 @@ export class Instance extends EventEmitter {
 
   /**
    * Deadlines: one sweep timer per instance while calls are pending, rather than a timer per
-   * call (cheaper at fast-path rates); a call is failed within ~10% of its timeout.
+   * call; a call is failed within ~10% of its timeout.
    */
   private armSweep(): void {
     if (this.sweep) return;
     const every = Math.max(5, Math.min(100, Math.floor(this.o.callTimeoutMs / 10)));
     this.sweep = setInterval(() => {
-      if (this.dead || (this.pending.size === 0 && this.slotPending.size === 0)) {
+      if (this.dead || this.pending.size === 0) {
         clearInterval(this.sweep);
         this.sweep = undefined;
         return;
       }
       const now = performance.now();
       for (const [id, p] of this.pending) if (now >= p.deadline) return this.timedOut(id, p);
-      for (const [slot, p] of this.slotPending) if (now >= p.deadline) return this.timedOut(-(slot + 1), p);
     }, every);
   }
 
@@ -233,73 +219,6 @@ export class Instance extends EventEmitter {
       this.armSweep();
       this.worker.postMessage({ t: 'call', id, kind, sid, cmd, params } satisfies ToWorker);
     });
-  }
-
-  /** The fast path: one implicit-session invoke through the shared ring; undefined when it cannot take it (full, busy, too big). */
-  fastCall(cmd: string, json: string, timeoutMs = this.o.callTimeoutMs): Promise<Value> | undefined {
-    const ring = this.ring;
-    if (!ring || this.dead || this.inFlight >= this.o.maxConcurrency || this.freeSlots.length === 0) return undefined;
-    const slot = this.freeSlots.pop()!;
-    if (!ring.writeRequest(slot, cmd, json)) {
-      this.freeSlots.push(slot);
-      return undefined;
-    }
-    this.inFlight++;
-    const p = new Promise<Value>((resolve, reject) => {
-      this.slotPending.set(slot, { resolve, reject, deadline: performance.now() + timeoutMs, cmd, timeoutMs });
-    });
-    this.armSweep();
-    ring.setState(slot, REQ);
-    // One SUBMIT bump per burst (calls issued in the same tick share a wake-up), and early every
-    // few calls so the worker starts while this side is still submitting.
-    if (++this.unsubmitted >= 8) this.flushSubmit();
-    else if (!this.submitQueued) {
-      this.submitQueued = true;
-      queueMicrotask(this.flushSubmit);
-    }
-    return p;
-  }
-
-  private submitQueued = false;
-  private unsubmitted = 0;
-  private readonly flushSubmit = (): void => {
-    this.submitQueued = false;
-    if (!this.ring || this.dead || this.unsubmitted === 0) return;
-    this.unsubmitted = 0;
-    this.ring.bump(SUBMIT, WORKER_WAITING);
-    this.watchRing();
-  };
-
-  private watchRing(): void {
-    if (this.waitingDone || !this.ring || this.slotPending.size === 0) return;
-    this.waitingDone = true;
-    this.ring.park(DONE, this.doneSeen, HOST_WAITING, () => {
-      this.waitingDone = false;
-      if (this.dead) return;
-      this.guarded(() => this.collectRing());
-      this.watchRing();
-    });
-  }
-
-  private collectRing(): void {
-    const ring = this.ring!;
-    this.doneSeen = Atomics.load(ring.i32, DONE);
-    for (const [slot, p] of this.slotPending) {
-      if (ring.state(slot) !== RESP) continue;
-      const r = ring.readResponse(slot);
-      if (!r) violation(`a fast-path response in slot ${slot} with a length or status outside the slot`);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(r.json);
-      } catch {
-        violation(`a fast-path response in slot ${slot} that is not JSON`);
-      }
-      const error = r.ok ? undefined : checkWireError(parsed, this.wasm);
-      ring.setState(slot, FREE);
-      this.slotPending.delete(slot);
-      this.freeSlots.push(slot);
-      this.settle(p, r.ok, r.ok ? (parsed as Value) : undefined, error);
-    }
   }
 
   private settle(p: Pending, ok: boolean, value: Value | undefined, error: WireError | undefined): void {
@@ -342,16 +261,6 @@ export class Instance extends EventEmitter {
         if (!isId(m.id) || typeof m.ok !== 'boolean') violation('a done message without an integer id and ok flag');
         const value = m.ok ? this.checkValue(m.value) : undefined;
         const error = m.ok ? undefined : checkWireError(m.error, this.wasm);
-        if (m.id < 0) {
-          const slot = -m.id - 1;
-          const p = this.slotPending.get(slot);
-          if (!p) return;
-          this.slotPending.delete(slot);
-          this.ring!.setState(slot, FREE);
-          this.freeSlots.push(slot);
-          this.settle(p, m.ok, value, error);
-          return;
-        }
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
@@ -410,8 +319,7 @@ export class Instance extends EventEmitter {
   private timedOut(id: number, p: Pending): void {
     const { cmd, timeoutMs } = p;
     if (this.dead) return;
-    if (id < 0) this.slotPending.delete(-id - 1);
-    else this.pending.delete(id);
+    this.pending.delete(id);
     this.inFlight--;
     p.reject(new EnclaveEdgeError('TIMEOUT', `TA "${this.o.init.ta.name}" command "${cmd}" did not finish within ${timeoutMs} ms; the instance was terminated`));
     // A runaway call cannot be interrupted inside the isolate: end the whole instance.
@@ -434,9 +342,8 @@ export class Instance extends EventEmitter {
     const err = () => new EnclaveEdgeError(code, `TA "${this.o.init.ta.name}" instance ended: ${reason.reason}`);
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = undefined;
-    for (const p of [...this.pending.values(), ...this.slotPending.values()]) p.reject(err());
+    for (const p of this.pending.values()) p.reject(err());
     this.pending.clear();
-    this.slotPending.clear();
     // Calls still waiting never reached the TA: a crash hands them to the enclave to re-run on
     // the next instance; an orderly end fails them.
     const waiting = this.queue.splice(0);

@@ -17,8 +17,6 @@ export interface WorkerInit {
   code: Uint8Array;
   maxPayloadBytes: number;
   inspect: boolean;
-  /** Shared-memory ring of the fast path (see docs/enclave-backends.md). */
-  ring?: SharedArrayBuffer;
   /** Wasm TAs: pages the linear memory may reach. */
   wasmMaxPages?: number;
 }

@@ -1,7 +1,6 @@
 /**
  * The enclave worker: one per enclave instance, its own V8 isolate. Loads the TA (SES
- * compartment or Wasm instance), then serves calls from the host over postMessage and the
- * fast-path ring. Runtime code here is trusted; the TA's code runs only inside the compartment.
+ * compartment or Wasm instance), then serves calls from the host over postMessage. Runtime code here is trusted; the TA's code runs only inside the compartment.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
@@ -9,7 +8,6 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, ToWorker, WireError, WorkerBoot, WorkerInit } from '../wire/protocol.cjs';
 import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
-import { RingView, REQ, TAKEN, RESP, SUBMIT, DONE, HOST_WAITING, WORKER_WAITING } from '../wire/fast-ring.cjs';
 import { makeContextBase } from './context.cjs';
 import { ServiceRpc, codedError } from './rpc.cjs';
 import { LogPoster } from './log-poster.cjs';
@@ -108,57 +106,6 @@ async function runCallInner(kind: CallKind, sid: string | undefined, cmd: string
   }
 }
 
-// ---- the fast path: drain REQ slots whenever the host bumps SUBMIT ----
-function serveRing(sab: SharedArrayBuffer): void {
-  const ring = new RingView(sab);
-  const slots = ring.layout.slots;
-  // Wake the host once per burst of completions, and early every BATCH so it can refill the
-  // ring while this side is still finishing the rest (the two threads overlap).
-  const BATCH = Math.max(4, slots >> 2);
-  let doneQueued = false;
-  let unannounced = 0;
-  const flushDone = () => {
-    doneQueued = false;
-    if (unannounced === 0) return;
-    unannounced = 0;
-    ring.bump(DONE, HOST_WAITING);
-  };
-  const finish = (slot: number, out: Outcome) => {
-    let json: string | undefined;
-    if (out.ok) {
-      if (!out.bin) json = JSON.stringify(out.value);
-    } else json = JSON.stringify(out.error);
-    if (json !== undefined && ring.writeResponse(slot, out.ok, json)) {
-      ring.setState(slot, RESP);
-      if (++unannounced >= BATCH) flushDone();
-      else if (!doneQueued) {
-        doneQueued = true;
-        queueMicrotask(flushDone);
-      }
-    } else {
-      post(out.ok ? { t: 'done', id: -(slot + 1), ok: true, value: out.value } : { t: 'done', id: -(slot + 1), ok: false, error: out.error });
-    }
-  };
-  const drain = () => {
-    const seen = Atomics.load(ring.i32, SUBMIT);
-    for (let slot = 0; slot < slots; slot++) {
-      if (ring.state(slot) !== REQ) continue;
-      ring.setState(slot, TAKEN);
-      const { command, json } = ring.readRequest(slot);
-      let params: Value;
-      try {
-        params = JSON.parse(json) as Value;
-      } catch {
-        finish(slot, { ok: false, error: { code: 'BAD_PARAMETERS', message: 'fast-path params are not JSON' } });
-        continue;
-      }
-      runCall('invoke', undefined, command, params).then((out) => finish(slot, out));
-    }
-    ring.park(SUBMIT, seen, WORKER_WAITING, drain);
-  };
-  drain();
-}
-
 async function main(): Promise<void> {
   const rpc = new ServiceRpc(port);
   let sesCache: Uint8Array | undefined;
@@ -224,7 +171,6 @@ async function main(): Promise<void> {
     post({ t: 'initError', error: w.code === 'TA_ERROR' && !(err as { code?: string })?.code ? { ...w, message: `TA failed to start: ${w.message}` } : w });
     return;
   }
-  if (me.ring) serveRing(me.ring);
   const startup = { entered, lockedDown, assigned: got, loaded, created: now() };
   post({ t: 'ready', startup, ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) });
 }
