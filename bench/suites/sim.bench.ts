@@ -28,8 +28,8 @@ function manifest(): Record<string, unknown> {
           schemaVersion: '1.1',
           runtime: { type: 'docker', settings: {} },
           systemModules: {
-            edgeAgent: { type: 'docker', settings: { image: 'mcr.microsoft.com/azureiotedge-agent:1.5' } },
-            edgeHub: { type: 'docker', status: 'running', restartPolicy: 'always', settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.5' } },
+            edgeAgent: { type: 'docker', settings: { image: 'mcr.microsoft.com/azureiotedge-agent:1.6' } },
+            edgeHub: { type: 'docker', status: 'running', restartPolicy: 'always', settings: { image: 'mcr.microsoft.com/azureiotedge-hub:1.6' } },
           },
           modules: {
             echo: { type: 'docker', status: 'running', restartPolicy: 'always', settings: { image: '${MODULES.probe}' } },
