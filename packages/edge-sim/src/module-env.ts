@@ -7,11 +7,29 @@ export interface GatewayInfo {
   httpsPort: number;
   workloadUri: string;
   caCertPath: string;
+  /** The loopback address every listener binds (default 127.0.0.1, spelled `localhost` in host names). */
+  host?: string;
 }
 
-/** `localhost` when MQTT is on 8883 (as on a device), else `localhost:PORT` (the SDK dials mqtts://<gateway host>). */
+/** The simulator listens on loopback only: `127.x.y.z`, or an error message saying why not. */
+export function loopbackProblem(host: string): string | undefined {
+  const parts = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
+  if (!parts || parts.slice(1).some((p) => Number(p) > 255)) return `not a loopback IPv4 address (127.x.y.z): ${JSON.stringify(host)}; the simulator never listens beyond this machine`;
+  return undefined;
+}
+
+/** The host part clients dial: `localhost` for 127.0.0.1, else the loopback alias itself. */
+export function listenHostName(g: Pick<GatewayInfo, 'host'>): string {
+  return !g.host || g.host === '127.0.0.1' ? 'localhost' : g.host;
+}
+
+/**
+ * The bare host when MQTT is on 8883 (as on a device), else `host:PORT` (the SDK dials
+ * mqtts://<gateway host>). Module-to-module methods and MQTT over WebSockets dial
+ * `<gateway host>:443` and need the bare form.
+ */
 export function gatewayHostName(g: GatewayInfo): string {
-  return g.mqttPort === 8883 ? 'localhost' : `localhost:${g.mqttPort}`;
+  return g.mqttPort === 8883 ? listenHostName(g) : `${listenHostName(g)}:${g.mqttPort}`;
 }
 
 /** IOTEDGE_* variables for `ModuleClient.fromEnvironment(Mqtt)`. */
@@ -35,9 +53,14 @@ export function moduleConnectionString(g: GatewayInfo, moduleId: string, keyBase
   return `HostName=${g.hubHostName};DeviceId=${g.deviceId};ModuleId=${moduleId};SharedAccessKey=${keyBase64};GatewayHostName=${gatewayHostName(g)}`;
 }
 
+/** Host (and port when not 443, for clients that take one) of the service API. azure-iothub always dials 443. */
+export function serviceHost(g: GatewayInfo): string {
+  return g.httpsPort === 443 ? listenHostName(g) : `${listenHostName(g)}:${g.httpsPort}`;
+}
+
 /** The service (iothubowner) connection string for the simulator's HTTPS API. */
 export function serviceConnectionString(g: GatewayInfo, hubKey: string): string {
-  return `HostName=${g.httpsPort === 443 ? 'localhost' : `localhost:${g.httpsPort}`};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`;
+  return `HostName=${serviceHost(g)};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`;
 }
 
 /** What a child process inherits from the simulator (nothing else leaks in). */

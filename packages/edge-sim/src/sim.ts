@@ -14,7 +14,7 @@ import { compileRoutes } from './routes/index.js';
 import { loadDeployment, parseDeployment, diffDeployments, type DeploymentSpec, type ModuleSpec } from './deployment/index.js';
 import { Supervisor } from './supervisor/index.js';
 import { startWorkloadApi } from './workload/index.js';
-import { edgeModuleEnv, moduleConnectionString, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
+import { edgeModuleEnv, loopbackProblem, moduleConnectionString, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
 
 export interface SimulatorOptions {
   /** deployment.template.json path, or the parsed manifest. Default `<repoRoot>/deployment.template.json`. */
@@ -27,6 +27,12 @@ export interface SimulatorOptions {
   mqttPort?: number;
   /** Service API + module-to-module methods. Default 443 (as on a device), falling back to a free port. */
   httpsPort?: number;
+  /**
+   * The loopback address every listener binds (default 127.0.0.1, named `localhost` in connection
+   * strings). Another address (a loopback alias such as 127.0.0.2) lets several simulators each
+   * have the ports official clients dial (443, 8883, 5671); it is then the host name clients use.
+   */
+  host?: string;
   /** Workload API port on 127.0.0.1. Default: a free port. */
   workloadPort?: number;
   /** Serve the workload API on this unix socket instead (IOTEDGE_WORKLOADURI=unix://…, as aziot-edged does). */
@@ -78,7 +84,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   let routes = compileRoutes(spec.routes);
   for (const w of spec.warnings) log(`warning: ${w}`);
 
-  const state = await StateDir.open(options.stateDir ?? '.edge-sim');
+  const host = options.host ?? '127.0.0.1';
+  const hostProblem = loopbackProblem(host);
+  if (hostProblem) throw new EnclaveEdgeError('BAD_PARAMETERS', `host: ${hostProblem}`);
+  const state = await StateDir.open(options.stateDir ?? '.edge-sim', host);
   const running = state.readRuntime();
   if (running && options.writeState !== false) {
     throw new EnclaveEdgeError('CONFLICT', `a simulator (pid ${running.pid}) already uses ${state.dir}; stop it or pass another --state-dir`);
@@ -101,6 +110,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       tls: tlsPair,
       port: options.mqttPort ?? 8883,
       portFallback: options.mqttPort === undefined,
+      host,
       moduleKey,
       routes,
       timeToLiveSecs: spec.storeAndForward.timeToLiveSecs,
@@ -187,13 +197,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         tls: tlsPair,
         port: options.httpsPort ?? 443,
         portFallback: options.httpsPort === undefined,
+        host,
         log,
+        // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs).
+        webSockets: { '/$iothub/websocket': { protocol: 'mqtt', handle: (stream) => hub.handleStream(stream) } },
         ...(options.limits?.upstreamBufferBytes !== undefined ? { upstreamBufferBytes: options.limits.upstreamBufferBytes } : {}),
       },
     );
     closers.push(() => service.close());
 
-    gateway = { hubHostName, deviceId, mqttPort, httpsPort: service.port, workloadUri: workload.uri, caCertPath: state.caCertPath };
+    gateway = { hubHostName, deviceId, mqttPort, httpsPort: service.port, workloadUri: workload.uri, caCertPath: state.caCertPath, host };
 
     const moduleEnv = (m: string): Record<string, string> => {
       const ident = state.moduleIdentity(m);
@@ -248,6 +261,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         mqttPort,
         httpsPort: service.port,
         workloadUri: workload.uri,
+        host,
         ...(manifestPath ? { manifest: manifestPath } : {}),
         modules: spec.modules.map((m) => m.name),
       });

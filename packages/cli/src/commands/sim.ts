@@ -3,7 +3,7 @@ import { resolve, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
-import { moduleConnectionString } from '@enclave-edge/edge-sim/module-env';
+import { loopbackProblem, moduleConnectionString, serviceHost } from '@enclave-edge/edge-sim/module-env';
 import { emit, action, warn, type GlobalOptions } from '../output.js';
 
 // Reading the simulator's state (zod schemas) and the hub client load only in the actions that need them.
@@ -15,6 +15,12 @@ function port(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new EnclaveEdgeError('BAD_PARAMETERS', `not a port number: ${v}`);
   return n;
+}
+
+function loopback(v: string): string {
+  const problem = loopbackProblem(v);
+  if (problem) throw new EnclaveEdgeError('BAD_PARAMETERS', problem);
+  return v;
 }
 
 function positiveInt(v: string): number {
@@ -81,7 +87,7 @@ function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const lines = [
     `enclave-edge simulator is up: device ${sim.deviceId}, hub ${sim.hubHostName}`,
     `  edgeHub (MQTT/TLS)  mqtts://${sim.gatewayHostName}${sim.mqttPort === 8883 ? ':8883' : ''}`,
-    `  service API         https://localhost:${sim.httpsPort}  (module-to-module methods too)`,
+    `  service API         https://${serviceHost(sim)}  (module-to-module methods, MQTT over WebSockets too)${sim.httpsPort === 443 ? '' : '; not 443, so azure-iothub cannot reach it: see the warning above'}`,
     `  workload API        ${sim.workloadUri}`,
     `  CA certificate      ${rel}/ca.pem`,
     `  modules             ${spec.modules.map((m) => `${m.name} (${m.run.kind === 'skipped' ? 'skipped' : m.status})`).join(', ') || 'none'}`,
@@ -105,12 +111,13 @@ export function register(program: Command): void {
     .option('--repo-root <dir>', 'folder with modules/<name>/module.json (default: the manifest\'s folder)')
     .option('--mqtt-port <port>', 'edgeHub MQTT/TLS port (default 8883, or a free port when taken)', port)
     .option('--https-port <port>', 'service API port (default 443, or a free port when taken)', port)
+    .option('--host <address>', 'loopback address to listen on (default 127.0.0.1; e.g. 127.0.0.2 to run a second simulator with the standard ports)', loopback)
     .option('--workload-socket <path>', 'workload API unix socket, mode 0600 (default <state-dir>/workload.sock)')
     .option('--no-workload-socket', 'serve the workload API on a 127.0.0.1 port instead of a unix socket')
     .option('--store-max-messages <n>', 'store-and-forward bound per module input; the oldest go first (default 10000)', positiveInt)
     .option('--store-max-bytes <n>', 'store-and-forward bytes per module input (default 67108864, 64 MiB)', positiveInt)
     .action(
-      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; workloadSocket?: string | false; storeMaxMessages?: number; storeMaxBytes?: number }, cmd: Command) => {
+      action(async (o: { manifest: string; stateDir: string; repoRoot?: string; mqttPort?: number; httpsPort?: number; host?: string; workloadSocket?: string | false; storeMaxMessages?: number; storeMaxBytes?: number }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
         const { startSimulator } = await import('@enclave-edge/edge-sim');
         const handle = await startSimulator({
@@ -119,6 +126,7 @@ export function register(program: Command): void {
           ...(o.repoRoot ? { repoRoot: o.repoRoot } : {}),
           ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
           ...(o.httpsPort !== undefined ? { httpsPort: o.httpsPort } : {}),
+          ...(o.host !== undefined ? { host: o.host } : {}),
           ...workloadListen(o.workloadSocket, o.stateDir),
           limits: {
             ...(o.storeMaxMessages !== undefined ? { storeMaxMessages: o.storeMaxMessages } : {}),
@@ -176,7 +184,7 @@ export function register(program: Command): void {
         const s = await findSimulator(o.stateDir);
         emit(
           cmd.optsWithGlobals() as GlobalOptions,
-          { connectionString: s.connectionString, caCertPath: s.caCertPath, deviceId: s.deviceId, hubHostName: s.runtime.hubHostName, serviceUrl: `https://localhost:${s.runtime.httpsPort}` },
+          { connectionString: s.connectionString, caCertPath: s.caCertPath, deviceId: s.deviceId, hubHostName: s.runtime.hubHostName, serviceUrl: `https://${serviceHost(s.gateway)}` },
           (v) => `${v.connectionString}\n# trust ${v.caCertPath} (the simulator's CA); device ${v.deviceId}`,
         );
       }),

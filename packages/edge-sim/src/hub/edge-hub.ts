@@ -149,6 +149,11 @@ export class EdgeHub extends EventEmitter {
     return this.port;
   }
 
+  /** Serve one MQTT connection over any byte stream (MQTT over WebSockets on the service port). */
+  handleStream(stream: import('node:stream').Duplex): void {
+    this.aedes.handle(stream);
+  }
+
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const p of this.pending.values()) clearTimeout(p.timer);

@@ -1,4 +1,5 @@
 /** Errors shaped like IoT Hub's service API errors (numeric errorCode + HTTP status). */
+import { randomUUID } from 'node:crypto';
 import { EnclaveEdgeError, type ErrorCode } from '@enclave-edge/errors';
 
 export class HubError extends EnclaveEdgeError {
@@ -11,16 +12,44 @@ export class HubError extends EnclaveEdgeError {
     super(code, message, { detail: { httpStatus, errorCode: hubErrorCode } });
   }
 
-  /** The JSON body IoT Hub returns for this error. */
+  /**
+   * The JSON body IoT Hub returns for this error. Both of its shapes at once: `errorCode`/`message`
+   * (methods, newer APIs) and `Message: "ErrorCode:<Name>;<text>"` + `ExceptionMessage` (registry
+   * and twins), which is what azure-iothub parses into the error it throws.
+   */
   body(): Record<string, unknown> {
+    const trackingId = randomUUID().replace(/-/g, '');
+    const timestampUtc = new Date().toISOString();
     return {
+      Message: `ErrorCode:${hubErrorName(this.hubErrorCode)};${this.message.replace(/;/g, ',')}`,
+      ExceptionMessage: `Tracking ID:${trackingId}-TimeStamp:${timestampUtc}`,
       errorCode: this.hubErrorCode,
-      trackingId: Math.random().toString(16).slice(2),
+      trackingId,
       message: this.message,
       info: {},
-      timestampUtc: new Date().toISOString(),
+      timestampUtc,
     };
   }
+}
+
+/** IoT Hub's error names for the numeric codes the simulator answers with. */
+const ERROR_NAMES = new Map<number, string>([
+  [400004, 'ArgumentInvalid'],
+  [400027, 'ConnectionForcefullyClosedOnNewConnection'],
+  [401002, 'IotHubUnauthorizedAccess'],
+  [404000, 'NotFound'],
+  [404001, 'DeviceNotFound'],
+  [404010, 'ModuleNotFound'],
+  [404103, 'DeviceNotOnline'],
+  [409001, 'DeviceAlreadyExists'],
+  [409301, 'ConfigurationAlreadyExists'],
+  [412002, 'PreconditionFailed'],
+  [413001, 'MessageTooLarge'],
+  [504101, 'GatewayTimeout'],
+]);
+
+export function hubErrorName(code: number): string {
+  return ERROR_NAMES.get(code) ?? (code >= 500000 ? 'ServerError' : code >= 404000 && code < 405000 ? 'NotFound' : 'ArgumentInvalid');
 }
 
 export const deviceNotOnline = (target: string): HubError =>

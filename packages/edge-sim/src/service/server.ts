@@ -12,12 +12,15 @@
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { z } from 'zod';
 import { toEnclaveEdgeError } from '@enclave-edge/errors';
 import { VerifiedSasCache } from '../sas.js';
 import { HubError } from '../hub/hub-error.js';
 import { listenError } from '../listen-error.js';
+import { privilegedPortAdvice } from '../port-advice.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
 import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
 
@@ -44,6 +47,11 @@ export interface ServiceApiOptions {
   log?: (line: string) => void;
   /** Bytes one `/edge-sim/upstream` reader may leave unread before its messages are dropped (default 8 MiB). */
   upstreamBufferBytes?: number;
+  /**
+   * WebSocket endpoints on the same port, by path (IoT Hub serves MQTT on `/$iothub/websocket`):
+   * the accepted subprotocol and what gets the byte stream.
+   */
+  webSockets?: Record<string, { protocol: string; handle(stream: Duplex, req: IncomingMessage): void }>;
 }
 
 const MAX_BODY = 256 * 1024;
@@ -72,6 +80,28 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
   });
   server.on('tlsClientError', () => {});
   server.keepAliveTimeout = 30_000;
+  const endpoints = new Map(Object.entries(opts.webSockets ?? {}));
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 1024 * 1024,
+    handleProtocols: (offered, req) => {
+      const want = endpoints.get(new URL(req.url ?? '/', 'https://sim').pathname)?.protocol;
+      return want && offered.has(want) ? want : false;
+    },
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const endpoint = endpoints.get(new URL(req.url ?? '/', 'https://sim').pathname);
+    if (!endpoint) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    // Authentication happens inside the protocol (MQTT CONNECT, AMQP CBS), as on IoT Hub.
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const stream = createWebSocketStream(ws);
+      stream.on('error', () => ws.terminate());
+      endpoint.handle(stream, req);
+    });
+  });
 
   function authenticate(req: IncomingMessage): Caller {
     const auth = req.headers.authorization;
@@ -209,10 +239,10 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       return;
     }
     if (err instanceof HubError) return sendJson(res, err.httpStatus, err.body());
-    if (err instanceof HttpError) return sendJson(res, err.status, { errorCode: err.errorCode, message: err.message, timestampUtc: new Date().toISOString() });
+    if (err instanceof HttpError) return sendJson(res, err.status, new HubError(err.status, err.errorCode, err.message, 'BAD_PARAMETERS').body());
     const e = toEnclaveEdgeError(err);
     opts.log?.(`service API error: ${e.code}: ${e.message}`);
-    sendJson(res, e.status, { errorCode: e.status * 1000, message: e.message, code: e.code, timestampUtc: new Date().toISOString() });
+    sendJson(res, e.status, { ...new HubError(e.status, e.status * 1000, e.message, e.code).body(), code: e.code });
   }
 
   const listen = (port: number): Promise<void> =>
@@ -228,14 +258,16 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (!opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw listenError(err, 'https', opts.port ?? 0);
-    opts.log?.(`HTTPS port ${opts.port} unavailable (${code}); using a free port`);
     await listen(0);
+    const clients = 'The azure-iothub service SDK, ModuleClient.invokeMethod (module-to-module) and MQTT over WebSockets (MqttWs)';
+    opts.log?.(`warning: HTTPS ${privilegedPortAdvice(opts.port ?? 443, code, opts.host ?? '127.0.0.1', (server.address() as AddressInfo).port, clients)}`);
   }
   return {
     port: (server.address() as AddressInfo).port,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of streams) s.end();
+        for (const c of wss.clients) c.terminate();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -26,6 +26,7 @@ export const RuntimeStateSchema = z.object({
   mqttPort: z.number().int(),
   httpsPort: z.number().int(),
   workloadUri: z.string(),
+  host: z.string().optional(),
   manifest: z.string().optional(),
   modules: z.array(z.string()).default([]),
 });
@@ -56,7 +57,8 @@ export class StateDir {
   }
 
   /** Open (creating on first use) the state folder: PKI and keys are made once and kept. */
-  static async open(dir = '.edge-sim'): Promise<StateDir> {
+  /** `listenHost`: the address the simulator listens on; the server certificate is made to name it. */
+  static async open(dir = '.edge-sim', listenHost = '127.0.0.1'): Promise<StateDir> {
     const s = new StateDir(resolve(dir));
     try {
       mkdirSync(s.dir, { recursive: true, mode: 0o700 });
@@ -64,7 +66,7 @@ export class StateDir {
     } catch (err) {
       throw stateDirError(err, s.dir);
     }
-    await s.loadOrCreatePki();
+    await s.loadOrCreatePki(listenHost);
     s.loadOrCreateKeys();
     return s;
   }
@@ -80,17 +82,26 @@ export class StateDir {
     return s;
   }
 
-  private async loadOrCreatePki(): Promise<void> {
+  private async loadOrCreatePki(listenHost: string): Promise<void> {
     const ca = readIfExists(this.caCertPath);
     const cert = readIfExists(this.serverCertPath);
     const key = readIfExists(this.serverKeyPath);
+    const caKey = readIfExists(join(this.dir, 'ca-key.pem'));
+    const extraIps = listenHost === '127.0.0.1' || listenHost === 'localhost' ? [] : [listenHost];
     if (ca && cert && key) {
       Object.assign(this, { caCertPem: ca, serverCertPem: cert, serverKeyPem: key });
+      if (!extraIps.length || !caKey) return;
+      const { serverCertCovers, reissueServerCert } = await import('./certs.js');
+      if (serverCertCovers(cert, listenHost)) return;
+      const server = await reissueServerCert(ca, caKey, extraIps);
+      writeFileAtomic(this.serverKeyPath, server.serverKeyPem, 0o600);
+      writeFileAtomic(this.serverCertPath, server.serverCertPem, 0o644);
+      Object.assign(this, server);
       return;
     }
     // Loaded on first run only: the x509 stack is slow to import and the CLI rarely needs it.
     const { generatePki } = await import('./certs.js');
-    const pki = await generatePki();
+    const pki = await generatePki({ ips: extraIps });
     writeFileAtomic(join(this.dir, 'ca-key.pem'), pki.caKeyPem, 0o600);
     writeFileAtomic(this.serverKeyPath, pki.serverKeyPem, 0o600);
     writeFileAtomic(this.serverCertPath, pki.serverCertPem, 0o644);
