@@ -2,7 +2,7 @@
 // direct method `ping` and nothing else. Same SDK and socket settings as the real modules.
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
-import { enableLowLatencySockets } from '@enclave-edge/ta-client';
+import { enableLowLatencySockets } from '@enclave-edge/module-frame';
 
 enableLowLatencySockets();
 const client = device.ModuleClient.fromConnectionString(process.env.TRIVIAL_CONNECTION_STRING, deviceMqtt.Mqtt);

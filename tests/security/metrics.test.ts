@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { createMetrics, IntervalStats, LabelCap, OTHER_LABEL } from '@enclave-edge/observability';
 import { handleMethod, type MethodContext } from '@enclave-edge/host-module';
-import { CallRecorder } from '@enclave-edge/host-module/call-recorder';
+import { CallRecorder } from '@enclave-edge/module-frame';
 
 describe('metric labels are bounded (fixed: H6 host-module / ta-runtime)', () => {
   it('LabelCap keeps known pairs and folds the rest into _other', () => {

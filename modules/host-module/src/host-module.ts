@@ -1,17 +1,17 @@
 /**
  * host-module: the cloud-facing side. Direct methods and pipelines become TA calls that go
  * to ta-runtime over edgeHub (output taRequest / input taResponse) through TAClient; it never
- * imports ta-runtime code.
+ * imports ta-runtime code. The module frame orders its start: it takes messages and methods
+ * only once its pipelines are built from the twin.
  */
-import type { Twin } from 'azure-iot-device';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { hostSettingsSchema, type HostSettings } from '@enclave-edge/protocol';
-import { ReportedBatcher, TAClient, sendTelemetry } from '@enclave-edge/ta-client';
-import { IntervalStats, createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
-import { CallRecorder } from './call-recorder.js';
-import { HOST_METHOD_NAMES, handleMethod, type MethodContext } from './methods.js';
+import { TAClient } from '@enclave-edge/ta-client';
+import { createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
+import { openModuleFrame, type EdgeModuleClient } from '@enclave-edge/module-frame';
+import type { Message } from 'azure-iot-device';
+import { hostMethods, type MethodContext } from './methods.js';
 import { Pipelines } from './pipelines.js';
-import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 export const TELEMETRY_OUTPUT = 'telemetry';
 
@@ -34,13 +34,12 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
   const { client, log } = opts;
   const moduleId = opts.moduleId ?? 'host-module';
   const metrics = opts.metrics ?? createMetrics({ module: moduleId });
-  const stats = new IntervalStats();
-  const recorder = new CallRecorder(metrics, stats);
-  const startedAt = Date.now();
+  const frame = await openModuleFrame({ client, log, moduleId, metrics, telemetryOutput: TELEMETRY_OUTPUT });
+  const { twin, reported, recorder } = frame;
   let settings: HostSettings = hostSettingsSchema.parse({});
   const defaultTimeoutMs = () => settings.defaultTimeoutMs;
 
-  const taClient = new TAClient(client, { defaultTimeoutMs: settings.defaultTimeoutMs });
+  const taClient = new TAClient(client, { defaultTimeoutMs: settings.defaultTimeoutMs, listen: false });
   const errorCounts = new Map<string, number>();
   const pipelines = new Pipelines({
     ta: taClient,
@@ -52,21 +51,7 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
       log.warn({ pipeline, code: err.code }, `pipeline failed: ${err.message}`);
       errorCounts.set(pipeline, (errorCounts.get(pipeline) ?? 0) + 1);
     },
-  });
-
-  await client.open();
-  taClient.start();
-  client.on('error', (err) => log.error({ err: err?.message }, 'module client error'));
-
-  client.on('inputMessage', (input, msg) => {
-    if (input === 'taResponse') return; // TAClient's own listener handles (and completes) these
-    void client.complete?.(msg).catch(() => undefined);
-    metrics.messages.inc({ input, output: '' });
-    if (!pipelines.handles(input)) {
-      log.debug({ input }, 'message on an input without a pipeline dropped');
-      return;
-    }
-    void pipelines.onMessage(input, msg);
+    onDropped: (pipeline, err) => frame.drops.drop(pipeline, err.code, err.message),
   });
 
   const health = async (): Promise<Record<string, unknown>> => {
@@ -80,23 +65,17 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
     return {
       status: runtime.reachable ? 'ok' : 'degraded',
       module: moduleId,
-      uptimeSec: Math.round((Date.now() - startedAt) / 1000),
+      uptimeSec: Math.round((Date.now() - frame.startedAt) / 1000),
       runtime,
       inFlight: taClient.inFlight,
-      pipelines: { active: Object.values(pipelines.status()).filter((p) => p.status === 'active').length, processed: pipelines.processed, failed: pipelines.failed },
+      pipelines: {
+        active: Object.values(pipelines.status()).filter((p) => p.status === 'active').length,
+        processed: pipelines.processed, failed: pipelines.failed, retried: pipelines.retried, dropped: frame.drops.dropped,
+      },
     };
   };
   const ctx: MethodContext = { ta: taClient, defaultTimeoutMs, recorder, health };
-  for (const name of HOST_METHOD_NAMES) {
-    client.onMethod(name, (req, res) => {
-      void handleMethod(name, req.payload, ctx).then(
-        (r) => res.send(r.status, r.payload),
-      ).catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
-    });
-  }
 
-  const twin: Twin = await client.getTwin();
-  const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
   const applyDesired = (desired: Record<string, unknown>) => {
     const parsed = hostSettingsSchema.safeParse(desired);
     if (parsed.success) settings = parsed.data;
@@ -109,44 +88,37 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
     for (const k of Object.keys(previous)) if (!(k in statuses)) pipelinesPatch[k] = null;
     Object.assign(pipelinesPatch, statuses);
     reported.patch({ pipelines: pipelinesPatch, settings: { defaultTimeoutMs: settings.defaultTimeoutMs, metricsIntervalSec: settings.metricsIntervalSec, logLevel: log.level } });
-    scheduleMetrics();
+    frame.setMetricsInterval(settings.metricsIntervalSec);
     log.info({ pipelines: Object.keys(statuses).length }, 'desired properties applied');
   };
 
-  let metricsTimer: NodeJS.Timeout | undefined;
-  let metricsEvery = 0;
-  const scheduleMetrics = () => {
-    if (metricsTimer && metricsEvery === settings.metricsIntervalSec) return;
-    if (metricsTimer) clearInterval(metricsTimer);
-    metricsEvery = settings.metricsIntervalSec;
-    metricsTimer = setInterval(() => void flushMetrics(), metricsEvery * 1000);
-    metricsTimer.unref?.();
-  };
-  const flushMetrics = async () => {
-    const { from, to, stats: rows } = stats.drain();
-    const pipelineErrors = Object.fromEntries(errorCounts);
-    errorCounts.clear();
-    if (rows.length === 0 && Object.keys(pipelineErrors).length === 0) return;
-    await sendTelemetry(client, TELEMETRY_OUTPUT, 'metrics.invocations', { module: moduleId, intervalSec: metricsEvery, from, to, stats: rows, pipelineErrors })
-      .catch((err: Error) => log.warn({ err: err.message }, 'could not send metrics telemetry'));
+  const inputs = new Map<string, (msg: Message) => void>([[taClient.responseInput, (msg) => taClient.acceptResponse(msg)]]);
+  // Every other input goes to the pipelines; one that no pipeline takes is reported dropped.
+  const onOtherInput = (input: string, msg: Message) => {
+    if (!pipelines.handles(input)) return frame.drops.drop(`input:${input}`, 'NO_PIPELINE', `no enabled pipeline takes input "${input}"`);
+    void pipelines.onMessage(input, msg);
   };
 
-  applyDesired(twin.properties.desired as Record<string, unknown>);
-  twin.on('properties.desired', () => applyDesired(twin.properties.desired as Record<string, unknown>));
-  reported.patch({ module: { name: moduleId, version: '0.1.0', startedAt: new Date(startedAt).toISOString(), methods: HOST_METHOD_NAMES } });
-  log.info({ methods: HOST_METHOD_NAMES }, 'host-module ready');
+  const methods = hostMethods(ctx);
+  reported.patch({ module: { name: moduleId, version: '0.1.0', startedAt: new Date(frame.startedAt).toISOString(), methods: [...methods.keys()] } });
+  await frame.serve({
+    applyDesired,
+    inputs,
+    onOtherInput,
+    methods,
+    metricsExtra: () => {
+      if (errorCounts.size === 0) return undefined;
+      const pipelineErrors = Object.fromEntries(errorCounts);
+      errorCounts.clear();
+      return { pipelineErrors };
+    },
+  });
 
   return {
     taClient,
     pipelines,
     metrics,
     settings: () => settings,
-    async stop() {
-      if (metricsTimer) clearInterval(metricsTimer);
-      await flushMetrics();
-      await reported.flush();
-      taClient.stop();
-      await client.close().catch(() => undefined);
-    },
+    stop: () => frame.stop(async () => taClient.stop()),
   };
 }

@@ -1,15 +1,13 @@
 /**
- * The cloud-facing direct methods. Each handler validates its payload, calls ta-runtime
- * through TAClient, and returns `{status, payload}`; every error becomes
- * `{error:{code,message}}` with the taxonomy's status (400/404/409/413/500/503/504).
+ * The cloud-facing direct methods. Each handler validates its payload and calls ta-runtime
+ * through TAClient; the module frame's dispatch turns results and errors into `{status, payload}`
+ * (errors as `{error:{code,message}}` with the taxonomy's status: 400/404/409/413/500/503/504).
  */
-import { EnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  LIMITS, attestSchema, checkPayloadSize, closeSessionSchema, emptySchema, invokeTASchema, methodError, methodOk,
-  openSessionSchema, parseWith, type JsonValue, type MethodResult,
+  attestSchema, closeSessionSchema, emptySchema, invokeTASchema, openSessionSchema, parseWith, type JsonValue, type MethodResult,
 } from '@enclave-edge/protocol';
 import type { TAClient } from '@enclave-edge/ta-client';
-import type { CallRecorder } from './call-recorder.js';
+import { dispatchMethod, type CallRecorder, type MethodTable } from '@enclave-edge/module-frame';
 
 export interface MethodContext {
   ta: TAClient;
@@ -21,7 +19,7 @@ export interface MethodContext {
 type Handler = (payload: unknown, ctx: MethodContext) => Promise<unknown>;
 
 const handlers: Record<string, Handler> = {
-  async invokeTA(payload, ctx) {
+  async invokeTA(payload: unknown, ctx: MethodContext) {
     const p = parseWith(invokeTASchema, payload, 'invokeTA payload');
     const started = performance.now();
     try {
@@ -36,26 +34,26 @@ const handlers: Record<string, Handler> = {
       throw err;
     }
   },
-  async listTAs(payload, ctx) {
+  async listTAs(payload: unknown, ctx: MethodContext) {
     parseWith(emptySchema, payload, 'listTAs payload');
     return { tas: await ctx.ta.listTAs({ timeoutMs: ctx.defaultTimeoutMs() }) };
   },
-  async openSession(payload, ctx) {
+  async openSession(payload: unknown, ctx: MethodContext) {
     const p = parseWith(openSessionSchema, payload, 'openSession payload');
     const sessionId = await ctx.ta.call({ op: 'openSession', ta: p.ta, ...(p.params === undefined ? {} : { params: p.params as JsonValue }) }, p.timeoutMs ?? ctx.defaultTimeoutMs());
     return sessionId;
   },
-  async closeSession(payload, ctx) {
+  async closeSession(payload: unknown, ctx: MethodContext) {
     const p = parseWith(closeSessionSchema, payload, 'closeSession payload');
     await ctx.ta.closeSession(p.ta, p.sessionId, { timeoutMs: ctx.defaultTimeoutMs() });
     return { closed: true };
   },
-  async attest(payload, ctx) {
+  async attest(payload: unknown, ctx: MethodContext) {
     const p = parseWith(attestSchema, payload, 'attest payload');
     const r = await ctx.ta.call({ op: 'attest', ta: p.ta, nonce: p.nonce, ...(p.claims ? { claims: p.claims as Record<string, JsonValue> } : {}) }, ctx.defaultTimeoutMs());
     return r;
   },
-  async health(payload, ctx) {
+  async health(payload: unknown, ctx: MethodContext) {
     parseWith(emptySchema, payload, 'health payload');
     return ctx.health();
   },
@@ -63,15 +61,12 @@ const handlers: Record<string, Handler> = {
 
 export const HOST_METHOD_NAMES = Object.keys(handlers);
 
-export async function handleMethod(name: string, payload: unknown, ctx: MethodContext): Promise<MethodResult> {
-  try {
-    const handler = handlers[name];
-    if (!handler) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no method "${name}"`);
-    checkPayloadSize(payload, `${name} payload`);
-    const result = await handler(payload, ctx);
-    checkPayloadSize(result, `${name} result`, LIMITS.maxMethodPayloadBytes - 64);
-    return methodOk(result);
-  } catch (err) {
-    return methodError(err);
-  }
+/** The methods bound to a context, for the module frame. */
+export function hostMethods(ctx: MethodContext): MethodTable {
+  return new Map(Object.entries(handlers as Record<string, Handler>).map(([name, h]) => [name, (payload: unknown) => h(payload, ctx)]));
+}
+
+/** Run one method as the module does (tests call this without a frame). */
+export function handleMethod(name: string, payload: unknown, ctx: MethodContext): Promise<MethodResult> {
+  return dispatchMethod(hostMethods(ctx), name, payload);
 }

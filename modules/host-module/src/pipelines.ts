@@ -2,13 +2,20 @@
  * Pipelines from desired properties: a message on `input` becomes a TA call, and the TA's
  * result leaves on `output` (e.g. sensor readings signed inside `sensor-signer`).
  * The message body is passed as params (parsed JSON; raw bytes if it is not JSON).
+ *
+ * A message taken is never lost silently: a call that fails UNAVAILABLE, BUSY or TIMEOUT
+ * (ta-runtime restarting, a TA still loading) is retried with back-off, under the same request
+ * id so ta-runtime answers a copy it already ran from its duplicate cache, until the message's
+ * time to live (`retryWithinMs`) ends; then it is reported dropped (`pipeline.dropped`).
+ * Outputs of one pipeline leave in the order their messages arrived.
  */
+import { randomUUID } from 'node:crypto';
 import type { Message } from 'azure-iot-device';
-import { toEnclaveEdgeError } from '@enclave-edge/errors';
+import { toEnclaveEdgeError, type EnclaveEdgeError, type ErrorCode } from '@enclave-edge/errors';
 import { LIMITS, decodeValue, encodeValue, pipelineSchema, type JsonValue, type Pipeline } from '@enclave-edge/protocol';
 import { jsonMessage, messageBytes, type BatchOutcome, type TAClient } from '@enclave-edge/ta-client';
 import type { Logger } from '@enclave-edge/observability';
-import type { CallRecorder } from './call-recorder.js';
+import type { CallRecorder } from '@enclave-edge/module-frame';
 
 export interface PipelineStatus {
   status: 'active' | 'disabled' | 'invalid';
@@ -25,8 +32,15 @@ export interface PipelineDeps {
   recorder: CallRecorder;
   log: Logger;
   onError: (pipeline: string, err: { code: string; message: string }) => void;
+  /** A message given up on (its time to live ran out, or no room to wait). */
+  onDropped: (pipeline: string, err: { code: string; message: string }) => void;
   defaultTimeoutMs: () => number;
 }
+
+/** Answers that say the call did not run, or may not have: worth another try. */
+const RETRYABLE = new Set<ErrorCode>(['UNAVAILABLE', 'BUSY', 'TIMEOUT']);
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 2000;
 
 /**
  * Pipeline invocations in flight at once; more messages wait in a bounded queue (backpressure,
@@ -55,13 +69,25 @@ interface Job {
   params: JsonValue;
   /** Estimated size of the params on the wire. */
   bytes: number;
+  /** Request id when the job goes alone (kept across its retries). */
+  id: string;
+  /** Position in its lane: outputs leave in this order. */
+  seq: number;
+  /** No retries after this (ms since the epoch). */
+  expiresAt: number;
   done: () => void;
 }
+
+/** A finished job: the output to send, or the error it ended with. */
+type Outcome = { out: Message } | { err: EnclaveEdgeError; dropped: boolean };
 
 interface Lane {
   name: string;
   jobs: Job[];
   requests: number;
+  nextSeq: number;
+  nextOut: number;
+  finished: Map<number, { job: Job; outcome: Outcome }>;
 }
 
 export class Pipelines {
@@ -74,6 +100,7 @@ export class Pipelines {
   private batchUnsupported = false;
   processed = 0;
   failed = 0;
+  retried = 0;
 
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -115,7 +142,7 @@ export class Pipelines {
     const list = this.byInput.get(input);
     if (!list) return;
     if (this.queued >= MAX_QUEUED) {
-      for (const [name] of list) this.fail(name, 'BUSY', `${MAX_QUEUED} messages are already waiting; message dropped`);
+      for (const [name] of list) this.drop(name, 'BUSY', `${MAX_QUEUED} messages are already waiting; message dropped`);
       return;
     }
     const bytes = messageBytes(msg);
@@ -132,10 +159,13 @@ export class Pipelines {
       params = encodeValue(new Uint8Array(bytes));
       size = Math.ceil((bytes.byteLength * 4) / 3) + 32;
     }
+    const expiry = msg.expiryTimeUtc ? new Date(msg.expiryTimeUtc as string | number | Date).getTime() : NaN;
     await Promise.all(list.map(([name, p]) => new Promise<void>((done) => {
       let lane = this.lanes.get(name);
-      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0 }));
-      lane.jobs.push({ name, p, msg, params, bytes: size, done });
+      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0, nextSeq: 0, nextOut: 0, finished: new Map() }));
+      const ttlEnd = Date.now() + p.retryWithinMs;
+      const expiresAt = Number.isFinite(expiry) ? Math.min(expiry, ttlEnd) : ttlEnd;
+      lane.jobs.push({ name, p, msg, params, bytes: size, id: randomUUID(), seq: lane.nextSeq++, expiresAt, done });
       this.queued++;
       this.pump(lane);
     })));
@@ -154,14 +184,13 @@ export class Pipelines {
       this.queued -= n;
       this.inFlight += n;
       lane.requests++;
-      void this.runBatch(batch).finally(() => {
+      void this.runBatch(batch, lane).finally(() => {
         this.inFlight -= n;
         lane.requests--;
-        for (const j of batch) j.done();
         this.pumpAll(lane);
       });
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   /** After a slot frees: this lane first, then any lane held back by the global in-flight bound. */
@@ -170,62 +199,118 @@ export class Pipelines {
     if (this.inFlight < MAX_IN_FLIGHT) for (const other of [...this.lanes.values()]) if (other !== lane && other.jobs.length > 0) this.pump(other);
   }
 
-  private async runBatch(batch: Job[]): Promise<void> {
+  /**
+   * One request for a batch (or one job), retried while it fails retryably and time is left:
+   * a request that failed as a whole goes again as it was, under the same id; items that
+   * failed on their own go again as a new request.
+   */
+  private async runBatch(batch: Job[], lane: Lane): Promise<void> {
     const { p } = batch[0]!;
     const timeoutMs = p.timeoutMs ?? this.deps.defaultTimeoutMs();
-    const started = performance.now();
-    if (batch.length === 1 || this.batchUnsupported) {
-      await Promise.all(batch.map((job) => this.run(job, started, this.deps.ta.invokeJson(p.ta, p.command, job.params, { timeoutMs }))));
-      return;
+    let id = batch.length === 1 ? batch[0]!.id : randomUUID();
+    for (let attempt = 0; ; attempt++) {
+      const started = performance.now();
+      const { outcomes, whole } = await this.attempt(batch, id, p, timeoutMs);
+      const ms = performance.now() - started;
+      const again: Job[] = [];
+      outcomes.forEach((o, i) => {
+        const job = batch[i]!;
+        this.deps.recorder.record(p.ta, p.command, ms, o.ok ? undefined : o.error);
+        if (o.ok) this.finish(lane, job, { out: this.output(job, o.result) });
+        else if (RETRYABLE.has(o.error.code) && Date.now() < job.expiresAt) again.push(job);
+        else this.finish(lane, job, { err: o.error, dropped: RETRYABLE.has(o.error.code) });
+      });
+      if (again.length === 0) return;
+      if (!whole) {
+        batch = again;
+        id = batch.length === 1 ? batch[0]!.id : randomUUID();
+      }
+      this.retried += batch.length;
+      const left = Math.min(...batch.map((j) => j.expiresAt)) - Date.now();
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** attempt, left))));
     }
-    let outcomes: BatchOutcome[];
+  }
+
+  /** Send the batch once; `whole` when the request failed as a whole (nothing per item). */
+  private async attempt(batch: Job[], id: string, p: Pipeline, timeoutMs: number): Promise<{ outcomes: BatchOutcome[]; whole: boolean }> {
+    const single = (job: Job, requestId: string): Promise<BatchOutcome> =>
+      this.deps.ta.invokeJson(p.ta, p.command, job.params, { timeoutMs, requestId })
+        .then((result): BatchOutcome => ({ ok: true, result }), (err: unknown): BatchOutcome => ({ ok: false, error: toEnclaveEdgeError(err) }));
+    if (batch.length === 1) return { outcomes: [await single(batch[0]!, id)], whole: true };
+    if (this.batchUnsupported) return { outcomes: await Promise.all(batch.map((j) => single(j, j.id))), whole: false };
     try {
-      outcomes = await this.deps.ta.invokeBatchJson(p.ta, p.command, batch.map((j) => j.params), { timeoutMs });
+      return { outcomes: await this.deps.ta.invokeBatchJson(p.ta, p.command, batch.map((j) => j.params), { timeoutMs, requestId: id }), whole: false };
     } catch (err) {
       const e = toEnclaveEdgeError(err);
       if (e.code === 'BAD_PARAMETERS' && /^invalid taRequest at "op"/.test(e.message)) {
         // An older ta-runtime that does not know invokeBatch: nothing ran; send them one by one.
         this.batchUnsupported = true;
         this.deps.log.warn({ ta: p.ta }, 'ta-runtime does not support invokeBatch; pipeline calls go one by one');
-        const again = performance.now();
-        await Promise.all(batch.map((job) => this.run(job, again, this.deps.ta.invokeJson(p.ta, p.command, job.params, { timeoutMs }))));
-        return;
+        return { outcomes: await Promise.all(batch.map((j) => single(j, j.id))), whole: false };
       }
-      await Promise.all(batch.map((job) => this.run(job, started, Promise.reject(e))));
-      return;
+      return { outcomes: batch.map(() => ({ ok: false, error: e })), whole: true };
     }
-    await Promise.all(batch.map((job, i) => {
-      const o = outcomes[i]!;
-      return this.run(job, started, o.ok ? Promise.resolve(o.result) : Promise.reject(o.error));
-    }));
   }
 
-  /** One message through one pipeline, given its TA call: the output message, or the error. */
-  private async run(job: Job, started: number, call: Promise<JsonValue | undefined>): Promise<void> {
+  /** The output message for a job's result: the source's application properties, and what this is. */
+  private output(job: Job, result: JsonValue | undefined): Message {
     const { name, p, msg } = job;
-    try {
-      const result = await call;
-      this.deps.recorder.record(p.ta, p.command, performance.now() - started);
-      const out = jsonMessage(p.output, result ?? null);
-      // Keep the source's application properties (e.g. the sensor's), but say what this is.
-      for (let i = 0; i < msg.properties.count(); i++) {
-        const item = msg.properties.getItem(i);
-        if (item.key !== 'type') out.properties.add(item.key, item.value);
-      }
-      out.properties.add('pipeline', name);
-      out.properties.add('ta', p.ta);
-      if (msg.messageId) out.correlationId = msg.messageId;
-      await this.deps.send(p.output, out);
-      this.processed++;
-    } catch (err) {
-      this.deps.recorder.record(p.ta, p.command, performance.now() - started, err);
-      const e = toEnclaveEdgeError(err);
-      this.fail(name, e.code, e.message);
+    const out = jsonMessage(p.output, result ?? null);
+    for (let i = 0; i < msg.properties.count(); i++) {
+      const item = msg.properties.getItem(i);
+      if (item.key !== 'type') out.properties.add(item.key, item.value);
     }
+    out.properties.add('pipeline', name);
+    out.properties.add('ta', p.ta);
+    if (msg.messageId) out.correlationId = msg.messageId;
+    return out;
+  }
+
+  /** Record a job's outcome, then send every outcome of the lane that is next in order. */
+  private finish(lane: Lane, job: Job, outcome: Outcome): void {
+    lane.finished.set(job.seq, { job, outcome });
+    if (job.seq === lane.nextOut) void this.drain(lane);
+  }
+
+  private readonly draining = new Set<Lane>();
+
+  private async drain(lane: Lane): Promise<void> {
+    if (this.draining.has(lane)) return;
+    this.draining.add(lane);
+    try {
+      for (let next = lane.finished.get(lane.nextOut); next; next = lane.finished.get(lane.nextOut)) {
+        lane.finished.delete(lane.nextOut);
+        lane.nextOut++;
+        const { job, outcome } = next;
+        if ('out' in outcome) {
+          try {
+            await this.deps.send(job.p.output, outcome.out);
+            this.processed++;
+          } catch (err) {
+            const e = toEnclaveEdgeError(err);
+            this.drop(job.name, e.code, `could not send the output: ${e.message}`);
+          }
+        } else if (outcome.dropped) {
+          this.drop(job.name, outcome.err.code, `gave up after retrying until the message's time to live: ${outcome.err.message}`);
+        } else {
+          this.fail(job.name, outcome.err.code, outcome.err.message);
+        }
+        job.done();
+      }
+    } finally {
+      this.draining.delete(lane);
+    }
+    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   private fail(name: string, code: string, message: string): void {
     this.failed++;
     this.deps.onError(name, { code, message });
+  }
+
+  private drop(name: string, code: string, message: string): void {
+    this.failed++;
+    this.deps.onError(name, { code, message });
+    this.deps.onDropped(name, { code, message });
   }
 }

@@ -9,7 +9,7 @@ import { parseTARequest, serializeMessage, okResponse, errorResponse, batchRespo
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { createLogger, createMetrics, IntervalStats } from '@enclave-edge/observability';
 import { Pipelines, handleMethod } from '@enclave-edge/host-module';
-import { CallRecorder } from '@enclave-edge/host-module/call-recorder';
+import { CallRecorder } from '@enclave-edge/module-frame';
 
 const sign = (params: unknown) => {
   if (params && typeof params === 'object' && (params as { fail?: unknown }).fail) throw new EnclaveEdgeError('BAD_PARAMETERS', 'cannot sign this');
@@ -21,12 +21,23 @@ class FakeHub extends EventEmitter {
   requests: Array<{ op: string; items: number }> = [];
   /** Answer invokeBatch as a ta-runtime without it would (BAD_PARAMETERS at "op"). */
   oldRuntime = false;
+  /** Answer the next this-many requests UNAVAILABLE as a whole (a TA still loading). */
+  unavailable = 0;
+  /** Request ids as they arrived, and how often each ran. */
+  ids: string[] = [];
   async sendOutputEvent(output: string, msg: Message) {
     if (output !== 'taRequest') {
       this.outputs.push({ output, msg });
       return {};
     }
     const req = parseTARequest(messageBytes(msg));
+    this.ids.push(req.id);
+    if (this.unavailable > 0) {
+      this.unavailable--;
+      const res = errorResponse(req.id, new EnclaveEdgeError('UNAVAILABLE', 'TA "sensor-signer" is still loading; retry shortly'));
+      setImmediate(() => this.emit('inputMessage', 'taResponse', jsonMessage('taResponse', serializeMessage(res))));
+      return {};
+    }
     this.requests.push({ op: req.op, items: req.op === 'invokeBatch' ? req.items.length : 1 });
     const one = (id: string, command: string, params: unknown): TAResponse => {
       if (command !== 'sign') return errorResponse(id, new EnclaveEdgeError('ITEM_NOT_FOUND', `no command "${command}"`));
@@ -58,9 +69,14 @@ function setup() {
   const metrics = createMetrics({ module: 'test', defaultMetrics: false });
   const recorder = new CallRecorder(metrics, new IntervalStats());
   const errors: Array<{ pipeline: string; code: string }> = [];
+  const dropped: Array<{ pipeline: string; code: string }> = [];
   const log = createLogger({ name: 'test', destination: { write: () => undefined } });
-  const pipelines = new Pipelines({ ta, send: (o, m) => hub.sendOutputEvent(o, m), recorder, log, defaultTimeoutMs: () => 2000, onError: (pipeline, e) => errors.push({ pipeline, code: e.code }) });
-  return { hub, ta, pipelines, errors, recorder, metrics };
+  const pipelines = new Pipelines({
+    ta, send: (o, m) => hub.sendOutputEvent(o, m), recorder, log, defaultTimeoutMs: () => 2000,
+    onError: (pipeline, e) => errors.push({ pipeline, code: e.code }),
+    onDropped: (pipeline, e) => dropped.push({ pipeline, code: e.code }),
+  });
+  return { hub, ta, pipelines, errors, dropped, recorder, metrics };
 }
 
 describe('pipelines', () => {
@@ -162,6 +178,41 @@ describe('pipeline batching', () => {
     // Batches already sent when the first refusal arrived are refused too (nothing ran); none after.
     expect(hub.requests.filter((r) => r.op === 'invokeBatch').length).toBeLessThanOrEqual(4);
     expect(hub.requests.at(-1)).toEqual({ op: 'invoke', items: 1 });
+  });
+});
+
+describe('pipeline retries', () => {
+  const reading = (i: number) => {
+    const msg = new device.Message(JSON.stringify({ i }));
+    msg.messageId = `m-${i}`;
+    return msg;
+  };
+  const bodyOf = (m: Message) => JSON.parse(Buffer.from(messageBytes(m)).toString()) as { signed: { i: number } };
+
+  it('retries UNAVAILABLE under the same request id until it runs: every reading once, in order', async () => {
+    const { hub, pipelines, errors, dropped } = setup();
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed' } });
+    hub.unavailable = 6;
+    await Promise.all(Array.from({ length: 30 }, (_, i) => pipelines.onMessage('sensor', reading(i))));
+    expect(hub.outputs.map((o) => bodyOf(o.msg).signed.i)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(errors).toEqual([]);
+    expect(dropped).toEqual([]);
+    expect(pipelines.retried).toBeGreaterThan(0);
+    // Every refused request came again under its own id (so ta-runtime could dedupe it).
+    const ran = hub.ids.slice(6);
+    for (const id of hub.ids.slice(0, 6)) expect(ran).toContain(id);
+    expect(new Set(hub.ids.slice(0, 6)).size).toBeLessThan(6);
+  });
+
+  it('reports a message dropped, with its code, once its time to live is over', async () => {
+    const { hub, pipelines, errors, dropped } = setup();
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed', retryWithinMs: 0 } });
+    hub.unavailable = 1;
+    await pipelines.onMessage('sensor', reading(1));
+    await pipelines.onMessage('sensor', reading(2));
+    expect(dropped).toEqual([{ pipeline: 'sign', code: 'UNAVAILABLE' }]);
+    expect(errors).toEqual([{ pipeline: 'sign', code: 'UNAVAILABLE' }]);
+    expect(hub.outputs.map((o) => bodyOf(o.msg).signed.i)).toEqual([2]);
   });
 });
 

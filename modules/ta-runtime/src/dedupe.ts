@@ -22,6 +22,11 @@ export class DedupeCache<T> {
     return { value, duplicate: false };
   }
 
+  /** Forget `id` (its answer said nothing ran, so a retry under the same id must run). */
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -1,9 +1,7 @@
 /** Management direct methods of ta-runtime: listTAs, loadTA, unloadTA, getEvidence. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import {
-  LIMITS, checkPayloadSize, emptySchema, getEvidenceSchema, loadTASchema, methodError, methodOk, parseWith, unloadTASchema,
-  type MethodResult,
-} from '@enclave-edge/protocol';
+import { LIMITS, emptySchema, getEvidenceSchema, loadTASchema, parseWith, unloadTASchema, type MethodResult } from '@enclave-edge/protocol';
+import { dispatchMethod, type MethodTable } from '@enclave-edge/module-frame';
 import type { TARuntime } from './runtime.js';
 
 type Handler = (payload: unknown, rt: TARuntime) => Promise<unknown>;
@@ -38,18 +36,19 @@ export const RUNTIME_METHOD_NAMES = Object.keys(handlers);
 /** Methods that change the TA set: refused unless policy.allowRemoteLoad (O5). */
 const CHANGES_TA_SET = new Set(['loadTA', 'unloadTA']);
 
-export async function handleRuntimeMethod(name: string, payload: unknown, rt: TARuntime): Promise<MethodResult> {
-  try {
-    const h = handlers[name];
-    if (!h) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no method "${name}"`);
-    if (CHANGES_TA_SET.has(name) && !rt.allowRemoteLoad) {
-      throw new EnclaveEdgeError('ACCESS_DENIED', `${name} is disabled: direct methods carry no caller identity, so any module could call it; set policy.allowRemoteLoad: true in ta-runtime's desired properties to enable it, or manage TAs through desired properties`);
-    }
-    checkPayloadSize(payload, `${name} payload`);
-    const result = await h(payload, rt);
-    checkPayloadSize(result, `${name} result`);
-    return methodOk(result);
-  } catch (err) {
-    return methodError(err);
+/** Checked before a method runs. */
+export function guardRuntimeMethod(name: string, rt: TARuntime): void {
+  if (CHANGES_TA_SET.has(name) && !rt.allowRemoteLoad) {
+    throw new EnclaveEdgeError('ACCESS_DENIED', `${name} is disabled: direct methods carry no caller identity, so any module could call it; set policy.allowRemoteLoad: true in ta-runtime's desired properties to enable it, or manage TAs through desired properties`);
   }
+}
+
+/** The methods bound to a runtime, for the module frame. */
+export function runtimeMethods(rt: TARuntime): MethodTable {
+  return new Map(Object.entries(handlers).map(([name, h]) => [name, (payload: unknown) => h(payload, rt)]));
+}
+
+/** Run one method as the module does (tests call this without a frame). */
+export function handleRuntimeMethod(name: string, payload: unknown, rt: TARuntime): Promise<MethodResult> {
+  return dispatchMethod(runtimeMethods(rt), name, payload, (n) => guardRuntimeMethod(n, rt));
 }

@@ -103,6 +103,8 @@ export class TARuntime {
           return this.reject(name, 'desired', new EnclaveEdgeError('CONFIG_INVALID', `tas.${name}${issue?.path.length ? '.' + issue.path.join('.') : ''}: ${issue?.message ?? 'invalid'}`));
         }
         if (!entry.data.enabled) return this.unload(name, 'disabled');
+        // Configured but not in yet: callers are told to retry (503), not that it does not exist.
+        if (!this.tas.has(name)) this.setReport(name, { status: 'loading', origin: 'desired', since: new Date().toISOString() });
         try {
           const bytes = await readSource(entry.data.source, this.opts.sources);
           const fingerprint = createHash('sha256').update(bytes).update(entry.data.measurement ?? '').digest('hex');
@@ -257,6 +259,7 @@ export class TARuntime {
       const r = this.reports.get(name);
       if (r?.status === 'rejected') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" was rejected: ${r.lastError ?? ''}`);
       if (r?.status === 'disabled') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" is disabled`);
+      if (r?.status === 'loading') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" is still loading; retry shortly`, { detail: { retryAfterMs: 1000 } });
       throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no TA "${name}" is loaded`);
     }
     return ta;
@@ -270,7 +273,7 @@ export class TARuntime {
    */
   async invokeBatch(req: Extract<TARequest, { op: 'invokeBatch' }>): Promise<BatchItemResult[]> {
     const remaining = req.deadline - Date.now();
-    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start');
+    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start', { detail: { started: false } });
     const ta = this.get(req.ta);
     return Promise.all(req.items.map(async (item): Promise<BatchItemResult> => {
       const started = performance.now();
@@ -290,7 +293,7 @@ export class TARuntime {
   /** Run one taRequest; the result is in wire (JSON) form. */
   async dispatch(req: TARequest): Promise<JsonValue | undefined> {
     const remaining = req.deadline - Date.now();
-    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start');
+    if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start', { detail: { started: false } });
     switch (req.op) {
       case 'invokeBatch':
         throw new EnclaveEdgeError('INTERNAL', 'invokeBatch is answered by invokeBatch(), not dispatch()');

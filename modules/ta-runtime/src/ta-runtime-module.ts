@@ -2,21 +2,23 @@
  * ta-runtime as an IoT Edge module: twin-driven reconcile, input taRequest → output
  * taResponse (with a dedupe cache for edgeHub's at-least-once delivery), management
  * methods, lifecycle events and per-interval metrics on output `events`.
+ * The module frame orders its start: taRequests are taken only once the desired TAs are
+ * loaded or refused; callers still waiting for the previous instance are told it is gone.
  */
-import type { Message, Twin } from 'azure-iot-device';
+import type { Message } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  DEFAULT_MAX_LIMITS, LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, batchResponse, errorResponse, okResponse, parseTARequest, runtimeSettingsSchema,
-  salvageRequestId, serializeMessage, type MetricsEvent, type TAResponse,
+  DEFAULT_MAX_LIMITS, LIMITS, RUNTIME_READY_TYPE, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, batchResponse, errorResponse, okResponse, parseTARequest,
+  runtimeSettingsSchema, salvageRequestId, serializeMessage, type TAResponse,
 } from '@enclave-edge/protocol';
-import { ReportedBatcher, jsonMessage, messageBytes, sendTelemetry } from '@enclave-edge/ta-client';
-import { IntervalStats, LabelCap, createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
+import { jsonMessage, messageBytes } from '@enclave-edge/ta-client';
+import { createMetrics, setLogLevel, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
+import { openModuleFrame, type EdgeModuleClient } from '@enclave-edge/module-frame';
 import { DedupeCache } from './dedupe.js';
 import { TARuntime } from './runtime.js';
-import { RUNTIME_METHOD_NAMES, handleRuntimeMethod } from './methods.js';
+import { RUNTIME_METHOD_NAMES, guardRuntimeMethod, runtimeMethods } from './methods.js';
 import type { RuntimeConfig } from './config.js';
 import type { TrustSetup } from './trust-setup.js';
-import type { EdgeModuleClient } from '@enclave-edge/ta-client/module-client-like';
 
 export const EVENTS_OUTPUT = 'events';
 const MAX_IN_FLIGHT = 2048;
@@ -36,25 +38,18 @@ export interface TARuntimeModule {
   stop(): Promise<void>;
 }
 
+/** Answers that say nothing ran: not kept in the duplicate cache, so a retry under the same id runs. */
+function nothingRan(res: TAResponse): boolean {
+  return !res.ok && (res.error.code === 'UNAVAILABLE' || res.error.code === 'BUSY' || res.error.detail?.started === false);
+}
+
 export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promise<TARuntimeModule> {
   const { client, log, config, trust } = opts;
   const metrics = opts.metrics ?? createMetrics({ module: config.moduleId });
-  const stats = new IntervalStats();
-  const labelCap = new LabelCap();
+  const frame = await openModuleFrame({ client, log, moduleId: config.moduleId, metrics, telemetryOutput: EVENTS_OUTPUT });
+  const { reported, recorder } = frame;
   const dedupe = new DedupeCache<TAResponse>();
   let inFlight = 0;
-  let droppedMalformed = 0;
-
-  await client.open();
-  client.on('error', (err) => log.error({ err: err?.message }, 'module client error'));
-  const twin: Twin = await client.getTwin();
-  const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
-
-  const emit = (type: string, body: Record<string, unknown>) => {
-    void sendTelemetry(client, EVENTS_OUTPUT, type, { module: config.moduleId, ...body }).catch((err: Error) =>
-      log.warn({ type, err: err.message }, 'could not send event'),
-    );
-  };
 
   // The whole runtime section is re-sent on every change: the batcher merges patches shallowly.
   const runtimeReported: Record<string, unknown> = {
@@ -68,7 +63,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     maxLimits: { ...DEFAULT_MAX_LIMITS },
     limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
     methods: RUNTIME_METHOD_NAMES,
-    startedAt: new Date().toISOString(),
+    startedAt: new Date(frame.startedAt).toISOString(),
   };
 
   const runtime = new TARuntime({
@@ -82,7 +77,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     events: {
       event(type, body) {
         if (type === 'ta.restarted' && typeof body.ta === 'string') metrics.restarts.inc({ ta: body.ta });
-        emit(type, body);
+        frame.emit(type, body);
         metrics.liveEnclaves.set(runtime.liveEnclaves);
       },
       report(name, r) {
@@ -93,12 +88,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
         reported.patch({ runtime: { ...runtimeReported } });
       },
       call(ta, command, ms, err) {
-        // Callers name the command: bound the label pairs (see LabelCap).
-        const labels = labelCap.labels(ta, command);
-        metrics.invocations.inc(labels);
-        metrics.latency.observe(labels, ms / 1000);
-        if (err) metrics.errors.inc({ ...labels, code: err.code });
-        stats.record(labels.ta, labels.command, ms, !err);
+        recorder.record(ta, command, ms, err);
       },
     },
   });
@@ -125,7 +115,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       const id = salvageRequestId(body);
       const e = toEnclaveEdgeError(err);
       if (id) void reply(errorResponse(id, e));
-      else if (droppedMalformed++ % 100 === 0) log.warn({ code: e.code, dropped: droppedMalformed }, `malformed taRequest without an id dropped: ${e.message}`);
+      else frame.drops.drop(`input:${TA_REQUEST_INPUT}`, e.code, `malformed taRequest without an id: ${e.message}`);
       return;
     }
     // In flight counts invocations: a batch counts as many as it carries.
@@ -142,67 +132,42 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       }
     });
     if (duplicate) log.debug({ id: req.id }, 'duplicate request id answered from the cache');
-    void value.then(reply);
-  };
-
-  client.on('inputMessage', (input, msg) => {
-    void client.complete?.(msg).catch(() => undefined);
-    if (input === TA_REQUEST_INPUT) onRequest(msg);
-    else log.debug({ input }, 'message on an unknown input dropped');
-  });
-
-  for (const name of RUNTIME_METHOD_NAMES) {
-    client.onMethod(name, (req, res) => {
-      void handleRuntimeMethod(name, req.payload, runtime)
-        .then((r) => res.send(r.status, r.payload))
-        .catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
+    void value.then((res) => {
+      if (!duplicate && nothingRan(res)) dedupe.forget(req.id);
+      return reply(res);
     });
-  }
-
-  let intervalSec = 60;
-  let timer: NodeJS.Timeout | undefined;
-  const flushMetrics = async () => {
-    const { from, to, stats: rows } = stats.drain();
-    if (rows.length === 0) return;
-    // Typed as the wire event, so observability's rows are checked against protocol's InvocationStats.
-    const event: Omit<MetricsEvent, 'type'> = { module: config.moduleId, intervalSec, from, to, stats: rows };
-    await sendTelemetry(client, EVENTS_OUTPUT, 'metrics.invocations', event).catch(() => undefined);
-  };
-  const schedule = (sec: number) => {
-    if (timer && sec === intervalSec) return;
-    if (timer) clearInterval(timer);
-    intervalSec = sec;
-    timer = setInterval(() => void flushMetrics(), sec * 1000);
-    timer.unref?.();
   };
 
-  const applyDesired = () => {
-    const desired = twin.properties.desired as Record<string, unknown>;
+  const applyDesired = async (desired: Record<string, unknown>) => {
     const settings = runtimeSettingsSchema.safeParse({ metricsIntervalSec: desired.metricsIntervalSec, logLevel: desired.logLevel });
     if (settings.success) {
-      schedule(settings.data.metricsIntervalSec);
+      frame.setMetricsInterval(settings.data.metricsIntervalSec);
       if (settings.data.logLevel) setLogLevel(log, settings.data.logLevel);
     }
-    void runtime.reconcile({ tas: desired.tas, policy: desired.policy }).then(() => metrics.liveEnclaves.set(runtime.liveEnclaves));
+    // Later changes must not hold up the frame's queue of twin updates: only the first reconcile is awaited (readiness).
+    const done = runtime.reconcile({ tas: desired.tas, policy: desired.policy }).then(() => metrics.liveEnclaves.set(runtime.liveEnclaves));
+    if (!frame.ready) await done;
   };
 
   reported.patch({ runtime: { ...runtimeReported } });
-  schedule(intervalSec);
-  applyDesired();
-  twin.on('properties.desired', applyDesired);
+  await frame.serve({
+    applyDesired,
+    inputs: new Map([[TA_REQUEST_INPUT, onRequest]]),
+    methods: runtimeMethods(runtime),
+    methodGuard: (name) => guardRuntimeMethod(name, runtime),
+  });
+  // Callers still waiting for an earlier instance's answers learn at once that it is gone.
+  void client.sendOutputEvent(TA_RESPONSE_OUTPUT, jsonMessage(RUNTIME_READY_TYPE, { module: config.moduleId, startedAt: runtimeReported.startedAt }))
+    .catch((err: Error) => log.warn({ err: err.message }, 'could not send the ready notice'));
   log.info({ backend: trust.backend.kind, rootOfTrust: trust.rootOfTrust.kind, bundleDir: config.bundleDir }, 'ta-runtime ready');
 
   return {
     runtime,
     metrics,
     dedupe,
-    async stop() {
-      if (timer) clearInterval(timer);
-      await flushMetrics();
+    stop: () => frame.stop(async () => {
       await runtime.stop();
-      await reported.flush();
       await trust.close().catch(() => undefined);
-      await client.close().catch(() => undefined);
-    },
+    }),
   };
 }

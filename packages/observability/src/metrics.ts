@@ -9,6 +9,8 @@ export interface EdgeMetrics {
   liveEnclaves: Gauge;
   restarts: Counter<'ta'>;
   messages: Counter<'input' | 'output'>;
+  /** Messages a module took but could not handle (`source`: a pipeline or `input:<name>`). */
+  dropped: Counter<'source' | 'code'>;
 }
 
 export function createMetrics(opts: { module: string; defaultMetrics?: boolean }): EdgeMetrics {
@@ -30,5 +32,6 @@ export function createMetrics(opts: { module: string; defaultMetrics?: boolean }
     liveEnclaves: new Gauge({ name: 'enclave_edge_live_enclaves', help: 'Enclaves currently loaded', registers }),
     restarts: new Counter({ name: 'enclave_edge_enclave_restarts_total', help: 'Enclave restarts after a crash or timeout', labelNames: ['ta'], registers }),
     messages: new Counter({ name: 'enclave_edge_messages_total', help: 'Messages handled, by input or output', labelNames: ['input', 'output'], registers }),
+    dropped: new Counter({ name: 'enclave_edge_pipeline_dropped_total', help: 'Messages taken but not handled, by source and error code', labelNames: ['source', 'code'], registers }),
   };
 }

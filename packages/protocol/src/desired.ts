@@ -72,6 +72,12 @@ export const pipelineSchema = z.object({
   output: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   enabled: z.boolean().default(true),
   timeoutMs: z.number().int().min(1).max(120_000).optional(),
+  /**
+   * How long a message may wait for the TA while it answers UNAVAILABLE, BUSY or TIMEOUT (e.g.
+   * ta-runtime restarting): retried with back-off until then, then reported dropped. A message's
+   * own expiry (expiryTimeUtc) is kept when earlier. Default 5 minutes.
+   */
+  retryWithinMs: z.number().int().min(0).max(7 * 86_400_000).default(300_000),
 });
 export type Pipeline = z.output<typeof pipelineSchema>;
 

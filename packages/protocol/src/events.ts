@@ -9,6 +9,7 @@ export const EVENT_TYPES = [
   'attestation.issued',
   'metrics.invocations',
   'pipeline.error',
+  'pipeline.dropped',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -13,6 +13,11 @@ import { isWireOkResponse, isWireTARequest } from './wire-check.js';
 
 export const TA_REQUEST_INPUT = 'taRequest';
 export const TA_RESPONSE_OUTPUT = 'taResponse';
+/**
+ * `type` of the notice ta-runtime sends on its taResponse output when an instance becomes
+ * ready: callers' requests still waiting went to an instance that is gone.
+ */
+export const RUNTIME_READY_TYPE = 'runtime.ready';
 export const PROTOCOL_VERSION = 1;
 
 const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>

@@ -23,3 +23,14 @@ export function messageBytes(msg: { data?: unknown; getBytes?: () => Buffer }): 
   if (typeof msg.getBytes === 'function') return msg.getBytes();
   return new Uint8Array(0);
 }
+
+/** The `type` application property of a message, if it has one. */
+export function messageType(msg: Message): string | undefined {
+  const props = msg.properties;
+  if (!props || typeof props.count !== 'function') return undefined;
+  for (let i = 0; i < props.count(); i++) {
+    const item = props.getItem(i);
+    if (item.key === 'type') return String(item.value);
+  }
+  return undefined;
+}

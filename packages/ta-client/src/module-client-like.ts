@@ -7,21 +7,3 @@ export interface ModuleClientLike {
   removeListener(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
   complete?(msg: Message): Promise<unknown>;
 }
-
-export interface MethodRequestLike {
-  methodName: string;
-  payload?: unknown;
-}
-export interface MethodResponseLike {
-  send(status: number, payload?: unknown): Promise<void>;
-}
-
-/** The ModuleClient surface the enclave-edge modules use (the real SDK client satisfies it). */
-export interface EdgeModuleClient extends ModuleClientLike {
-  open(): Promise<unknown>;
-  close(): Promise<unknown>;
-  getTwin(): Promise<Twin>;
-  onMethod(name: string, cb: (req: MethodRequestLike, res: MethodResponseLike) => void): void;
-  on(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
-  on(event: 'error' | 'disconnect', listener: (err?: Error) => void): unknown;
-}

@@ -12,10 +12,10 @@ import type { Message } from 'azure-iot-device';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import {
-  LIMITS, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, checkTARequest, decodeValue, encodeValue, parseTAResponse, serializeMessage,
+  LIMITS, RUNTIME_READY_TYPE, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, checkTARequest, decodeValue, encodeValue, parseTAResponse, serializeMessage,
   type JsonValue, type TARequest, type TAResponse,
 } from '@enclave-edge/protocol';
-import { jsonMessage, messageBytes } from './messages.js';
+import { jsonMessage, messageBytes, messageType } from './messages.js';
 import type { ModuleClientLike } from './module-client-like.js';
 
 export interface TAClientOptions {
@@ -28,11 +28,22 @@ export interface TAClientOptions {
   maxPending?: number;
   /** Consecutive unanswered calls after which timeouts are reported as UNAVAILABLE (503). */
   unreachableAfter?: number;
+  /**
+   * Subscribe to the response input on the first call (default true). False when the module's
+   * frame owns the subscription (it subscribes once the module is ready) and passes the
+   * answers in with `acceptResponse`.
+   */
+  listen?: boolean;
 }
 
 export interface CallOptions {
   timeoutMs?: number;
   sessionId?: string;
+  /**
+   * Request id (a UUID). A retry of a call that may have reached ta-runtime reuses its id, so
+   * ta-runtime answers it from its duplicate cache instead of running it twice. Default: new.
+   */
+  requestId?: string;
 }
 
 export interface TAListing {
@@ -50,6 +61,8 @@ interface Pending {
   resolve: (v: OkResponse) => void;
   reject: (e: EnclaveEdgeError) => void;
   timer: NodeJS.Timeout;
+  /** When the request was handed to edgeHub. */
+  sentAt: number;
 }
 
 type Body = TARequest extends infer R ? (R extends { id: string; deadline: number } ? Omit<R, 'id' | 'deadline' | 'v'> : never) : never;
@@ -64,7 +77,10 @@ export class TAClient {
   private unanswered = 0;
   private lastAnswerAt = 0;
   private started = false;
-  private readonly listener = (inputName: string, msg: Message): void => this.onInput(inputName, msg);
+  private readonly listen: boolean;
+  private readonly listener = (inputName: string, msg: Message): void => {
+    if (inputName === this.input) this.acceptResponse(msg);
+  };
 
   constructor(private readonly client: ModuleClientLike, opts: TAClientOptions = {}) {
     this.output = opts.output ?? TA_REQUEST_INPUT;
@@ -72,9 +88,18 @@ export class TAClient {
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? LIMITS.defaultTimeoutMs;
     this.maxPending = opts.maxPending ?? 4096;
     this.unreachableAfter = opts.unreachableAfter ?? 3;
+    this.listen = opts.listen ?? true;
   }
 
-  /** Start listening for responses (idempotent). */
+  /** The input the answers arrive on (for a module frame that owns the input subscription). */
+  get responseInput(): string {
+    return this.input;
+  }
+
+  /**
+   * Listen for responses on the client (idempotent). A module whose frame subscribes to its
+   * inputs only once it is ready passes the answers in with `acceptResponse` instead.
+   */
   start(): this {
     if (!this.started) {
       this.client.on('inputMessage', this.listener);
@@ -94,6 +119,24 @@ export class TAClient {
     }
   }
 
+  /**
+   * Fail, at once, every call sent before `before` (ms since the epoch) that still waits: the
+   * ta-runtime instance they went to is gone (its restart notice arrived), so their answers
+   * will not come. A call that edgeHub still holds may yet run; a retry with the same
+   * `requestId` is answered from ta-runtime's duplicate cache.
+   */
+  failPendingSentBefore(before: number, error: EnclaveEdgeError): number {
+    let n = 0;
+    for (const [id, p] of this.pending) {
+      if (p.sentAt >= before) continue;
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(error);
+      n++;
+    }
+    return n;
+  }
+
   /** Whether ta-runtime has answered recently (false after several unanswered calls). */
   get reachable(): boolean {
     return this.unanswered < this.unreachableAfter;
@@ -109,12 +152,12 @@ export class TAClient {
 
   async invoke(ta: string, command: string, params?: Value, opts: CallOptions = {}): Promise<Value> {
     const body: Body = { op: 'invoke', ta, command, ...(params === undefined ? {} : { params: encodeValue(params) }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) };
-    return decodeValue(await this.call(body, opts.timeoutMs));
+    return decodeValue(await this.call(body, opts.timeoutMs, opts.requestId));
   }
 
   /** invoke, with params already in wire (JSON) form — what host-module forwards from a direct method. */
   async invokeJson(ta: string, command: string, params: JsonValue | undefined, opts: CallOptions = {}): Promise<JsonValue | undefined> {
-    return this.call({ op: 'invoke', ta, command, ...(params === undefined ? {} : { params }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) }, opts.timeoutMs);
+    return this.call({ op: 'invoke', ta, command, ...(params === undefined ? {} : { params }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) }, opts.timeoutMs, opts.requestId);
   }
 
   /**
@@ -125,7 +168,7 @@ export class TAClient {
    */
   async invokeBatchJson(ta: string, command: string, params: Array<JsonValue | undefined>, opts: CallOptions = {}): Promise<BatchOutcome[]> {
     const items = params.map((p) => (p === undefined ? {} : { params: p }));
-    const r = await this.request({ op: 'invokeBatch', ta, command, items }, opts.timeoutMs);
+    const r = await this.request({ op: 'invokeBatch', ta, command, items }, opts.timeoutMs, opts.requestId);
     if (!('items' in r) || r.items.length !== items.length) {
       throw new EnclaveEdgeError('INTERNAL', `ta-runtime answered invokeBatch without one outcome per item (${items.length} sent)`);
     }
@@ -158,18 +201,19 @@ export class TAClient {
   }
 
   /** Send one request and wait for its answer; the raw (wire) result. */
-  async call(body: Body, timeoutMs?: number): Promise<JsonValue | undefined> {
-    const r = await this.request(body, timeoutMs);
+  async call(body: Body, timeoutMs?: number, requestId?: string): Promise<JsonValue | undefined> {
+    const r = await this.request(body, timeoutMs, requestId);
     if ('items' in r) throw new EnclaveEdgeError('INTERNAL', `ta-runtime answered ${body.op} with batch items`);
     return r.result;
   }
 
   /** Send one request and wait for its (successful) answer; failures reject. */
-  private async request(body: Body, timeoutMs?: number): Promise<OkResponse> {
-    this.start();
+  private async request(body: Body, timeoutMs?: number, requestId?: string): Promise<OkResponse> {
+    if (this.listen) this.start();
     const timeout = Math.min(timeoutMs ?? this.defaultTimeoutMs, LIMITS.maxTimeoutMs);
     if (this.pending.size >= this.maxPending) throw new EnclaveEdgeError('BUSY', `${this.pending.size} calls are already waiting for ta-runtime`);
-    const id = randomUUID();
+    const id = requestId ?? randomUUID();
+    if (this.pending.has(id)) throw new EnclaveEdgeError('CONFLICT', `request ${id} is already waiting for its answer`);
     const request = checkTARequest({ ...body, id, deadline: Date.now() + timeout }, `${body.op} request`);
     const text = serializeMessage(request);
     const answer = new Promise<OkResponse>((resolve, reject) => {
@@ -183,7 +227,7 @@ export class TAClient {
         );
       }, timeout);
       timer.unref?.();
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, sentAt: Date.now() });
     });
     try {
       await this.client.sendOutputEvent(this.output, jsonMessage('taRequest', text, { messageId: id }));
@@ -198,9 +242,13 @@ export class TAClient {
     return answer;
   }
 
-  private onInput(inputName: string, msg: Message): void {
-    if (inputName !== this.input) return;
+  /** Take one message of the response input (what `start()`'s listener does for each). */
+  acceptResponse(msg: Message): void {
     void this.client.complete?.(msg).catch(() => undefined);
+    if (messageType(msg) === RUNTIME_READY_TYPE) {
+      this.failPendingSentBefore(Date.now(), new EnclaveEdgeError('UNAVAILABLE', 'ta-runtime restarted before it answered; the call may not have run'));
+      return;
+    }
     let response;
     try {
       response = parseTAResponse(messageBytes(msg));

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { enableLowLatencySockets } from '@enclave-edge/ta-client';
+import { enableLowLatencySockets } from '@enclave-edge/module-frame';
 
 const dir = mkdtempSync(join(tmpdir(), 'ee-lowlat-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,22 +1,11 @@
-/** Small helpers both modules share: reported properties and typed telemetry. */
-import type { Message, Twin } from 'azure-iot-device';
-import { jsonMessage } from './messages.js';
+/** Reported properties: one merge patch, and a batcher so a burst of changes costs one twin update. */
+import type { Twin } from 'azure-iot-device';
 
 /** Patch reported properties (a merge patch: null deletes). */
 export function reportProperties(twin: Twin, patch: Record<string, unknown>): Promise<void> {
   return new Promise((resolve, reject) => {
     twin.properties.reported.update(patch, (err?: Error) => (err ? reject(err) : resolve()));
   });
-}
-
-/** Send a telemetry message with `type` as application property, JSON, utf-8. */
-export function sendTelemetry(
-  client: { sendOutputEvent(output: string, msg: Message): Promise<unknown> },
-  output: string,
-  type: string,
-  body: Record<string, unknown>,
-): Promise<unknown> {
-  return client.sendOutputEvent(output, jsonMessage(type, { type, ...body, at: new Date().toISOString() }));
 }
 
 /** Coalesces reported-property patches so a burst of changes costs one twin update. */

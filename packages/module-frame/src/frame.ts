@@ -1,0 +1,153 @@
+/**
+ * The module frame: what host-module and ta-runtime both are around their own logic.
+ *
+ * Start-up order (ready before receiving):
+ *   1. `openModuleFrame`: connect, read the twin, set up reported properties, metrics and
+ *      call recording. No input is subscribed and no method is registered yet.
+ *   2. The module builds its parts.
+ *   3. `frame.serve(...)`: apply the desired properties and wait until the module can handle
+ *      messages (pipelines built, TAs loaded or refused); only then subscribe to the inputs
+ *      and register the methods. Until then edgeHub keeps the module's messages (store and
+ *      forward) and method callers are told the module is not connected.
+ *
+ * The MQTT transport acknowledges a message when it arrives (complete() is a no-op, abandon()
+ * and reject() are not supported), so a message the module takes is its responsibility: the
+ * handler must finish it, retry it, or report it dropped (`DropReporter`) — never ignore it.
+ */
+import type { Message, Twin } from 'azure-iot-device';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { IntervalStats, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
+import { CallRecorder } from './call-recorder.js';
+import { DropReporter } from './drop-reporter.js';
+import { IntervalTimer } from './interval-timer.js';
+import { dispatchMethod, type MethodTable } from './methods.js';
+import { ReportedBatcher } from './reported.js';
+import { sendTelemetry } from './telemetry.js';
+import type { EdgeModuleClient } from './edge-module-client.js';
+
+export interface FrameOptions {
+  client: EdgeModuleClient;
+  log: Logger;
+  moduleId: string;
+  metrics: EdgeMetrics;
+  /** Output for lifecycle events and `metrics.invocations` telemetry. */
+  telemetryOutput: string;
+}
+
+export interface ServeOptions {
+  /** Apply desired properties; the first call's completion is the moment the module is ready. */
+  applyDesired(desired: Record<string, unknown>): Promise<void> | void;
+  /** Input name → handler. Subscribed only once the module is ready. */
+  inputs: Map<string, (msg: Message) => void>;
+  /** Messages on any other input (default: reported dropped). */
+  onOtherInput?: (input: string, msg: Message) => void;
+  methods: MethodTable;
+  /** Checked before a method runs (throw to refuse it). */
+  methodGuard?: (name: string) => void;
+  /** Extra fields for the interval's metrics telemetry, or undefined when there is nothing to add. */
+  metricsExtra?: () => Record<string, unknown> | undefined;
+}
+
+export interface ModuleFrame {
+  readonly client: EdgeModuleClient;
+  readonly log: Logger;
+  readonly moduleId: string;
+  readonly metrics: EdgeMetrics;
+  readonly twin: Twin;
+  readonly reported: ReportedBatcher;
+  readonly recorder: CallRecorder;
+  readonly drops: DropReporter;
+  readonly startedAt: number;
+  /** True once the module takes messages. */
+  readonly ready: boolean;
+  /** Send a lifecycle event (`{type, module, …body, at}`) on the telemetry output; failures are logged. */
+  emit(type: string, body: Record<string, unknown>): void;
+  /** Send the `metrics.invocations` telemetry every `sec` seconds (no-op when unchanged). */
+  setMetricsInterval(sec: number): void;
+  readonly metricsIntervalSec: number;
+  serve(opts: ServeOptions): Promise<void>;
+  /** Flush metrics and reported properties, then close the connection. */
+  stop(beforeClose?: () => Promise<void>): Promise<void>;
+}
+
+const DEFAULT_METRICS_INTERVAL_SEC = 60;
+
+export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> {
+  const { client, log, moduleId, metrics, telemetryOutput } = opts;
+  const startedAt = Date.now();
+  const stats = new IntervalStats();
+  const recorder = new CallRecorder(metrics, stats);
+  let serveOpts: ServeOptions | undefined;
+  let ready = false;
+
+  client.on('error', (err) => log.error({ err: err?.message }, 'module client error'));
+  client.on('disconnect', (err) => log.warn({ err: err?.message }, 'disconnected from edgeHub'));
+  await client.open();
+  const twin = await client.getTwin();
+  const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
+
+  const emit = (type: string, body: Record<string, unknown>): void => {
+    void sendTelemetry(client, telemetryOutput, type, { module: moduleId, ...body }).catch((err: Error) =>
+      log.warn({ type, err: err.message }, 'could not send event'),
+    );
+  };
+  const drops = new DropReporter(metrics, emit);
+
+  const flushMetrics = async (): Promise<void> => {
+    const { from, to, stats: rows } = stats.drain();
+    const extra = serveOpts?.metricsExtra?.();
+    if (rows.length === 0 && extra === undefined) return;
+    await sendTelemetry(client, telemetryOutput, 'metrics.invocations', { module: moduleId, intervalSec: timer.seconds, from, to, stats: rows, ...extra })
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not send metrics telemetry'));
+  };
+  const timer = new IntervalTimer(() => void flushMetrics());
+  timer.set(DEFAULT_METRICS_INTERVAL_SEC);
+
+  const frame: ModuleFrame = {
+    client, log, moduleId, metrics, twin, reported, recorder, drops, startedAt,
+    get ready() {
+      return ready;
+    },
+    emit,
+    setMetricsInterval: (sec) => timer.set(sec),
+    get metricsIntervalSec() {
+      return timer.seconds;
+    },
+    async serve(s) {
+      if (serveOpts) throw new EnclaveEdgeError('CONFLICT', 'the module frame is already serving');
+      serveOpts = s;
+      const desired = () => twin.properties.desired as Record<string, unknown>;
+      // Changes that arrive while the first apply runs are applied after it, in order.
+      let applying = Promise.resolve(s.applyDesired(desired()));
+      twin.on('properties.desired', () => {
+        applying = applying.catch(() => undefined).then(() => s.applyDesired(desired()));
+      });
+      await applying;
+      client.on('inputMessage', (input, msg) => {
+        metrics.messages.inc({ input, output: '' });
+        const handler = s.inputs.get(input);
+        if (handler) handler(msg);
+        else if (s.onOtherInput) s.onOtherInput(input, msg);
+        else drops.drop(`input:${input}`, 'NO_HANDLER', `${moduleId} has no input "${input}"`);
+      });
+      for (const name of s.methods.keys()) {
+        client.onMethod(name, (req, res) => {
+          void dispatchMethod(s.methods, name, req.payload, s.methodGuard)
+            .then((r) => res.send(r.status, r.payload))
+            .catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
+        });
+      }
+      ready = true;
+      log.info({ methods: [...s.methods.keys()], inputs: [...s.inputs.keys()], startMs: Date.now() - startedAt }, `${moduleId} ready`);
+    },
+    async stop(beforeClose) {
+      timer.stop();
+      await flushMetrics();
+      drops.flush();
+      await beforeClose?.();
+      await reported.flush();
+      await client.close().catch(() => undefined);
+    },
+  };
+  return frame;
+}

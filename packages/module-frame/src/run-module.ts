@@ -1,0 +1,43 @@
+/**
+ * A module's main: logger, unhandled rejections logged, socket tuning, the SDK client from the
+ * IoT Edge environment, the /metrics endpoint, `start`, and a clean stop on SIGTERM/SIGINT.
+ * Any failure to start is fatal (exit 1): IoT Edge restarts the module.
+ */
+import device from 'azure-iot-device';
+import mqtt from 'azure-iot-device-mqtt';
+import {
+  createLogger, createMetrics, logUnhandledRejections, startMetricsEndpoint, stopOnSignals, type EdgeMetrics, type Logger,
+} from '@enclave-edge/observability';
+import { enableLowLatencySockets } from './low-latency.js';
+import type { EdgeModuleClient } from './edge-module-client.js';
+
+export interface RunContext {
+  client: EdgeModuleClient;
+  log: Logger;
+  metrics: EdgeMetrics;
+}
+
+export interface RunOptions {
+  moduleId: string;
+  metricsPort?: number;
+  start(ctx: RunContext): Promise<{ stop(): Promise<void> }>;
+}
+
+export async function runModule(opts: RunOptions): Promise<void> {
+  const log = createLogger({ name: opts.moduleId });
+  logUnhandledRejections(log);
+  enableLowLatencySockets();
+  try {
+    const client = (await device.ModuleClient.fromEnvironment(mqtt.Mqtt)) as unknown as EdgeModuleClient;
+    const metrics = createMetrics({ module: opts.moduleId });
+    const server = await startMetricsEndpoint(log, { registry: metrics.registry, ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });
+    const mod = await opts.start({ client, log, metrics });
+    stopOnSignals(log, async () => {
+      await mod.stop().catch(() => undefined);
+      await server?.close();
+    });
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, `${opts.moduleId} could not start`);
+    process.exit(1);
+  }
+}
