@@ -16,7 +16,7 @@ import { verifySas } from '../sas.js';
 import { listenError } from '../listen-error.js';
 import { TwinStore, type JsonObject } from './twins.js';
 import { StoreAndForward, type StoreLimits } from './store-forward.js';
-import { deviceNotOnline, gatewayTimeout, HubError } from './hub-error.js';
+import { deviceNotOnline, gatewayTimeout, HubError, moduleDisconnected } from './hub-error.js';
 import {
   decodeBag,
   encodeBag,
@@ -73,6 +73,7 @@ export const MAX_MESSAGE_BYTES = 256 * 1024;
 
 interface PendingMethod {
   resolve: (r: { status: number; payload: unknown }) => void;
+  reject: (e: Error) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -119,6 +120,7 @@ export class EdgeHub extends EventEmitter {
     });
     this.aedes.on('clientDisconnect', (client) => {
       this.log(`module ${moduleOf(client)} disconnected`);
+      this.endPendingMethods(client as Client);
       this.emit('disconnected', moduleOf(client));
     });
   }
@@ -391,9 +393,20 @@ export class EdgeHub extends EventEmitter {
         this.pending.delete(key);
         reject(gatewayTimeout(target, responseTimeoutSecs));
       }, responseTimeoutSecs * 1000);
-      this.pending.set(key, { resolve, timer });
+      this.pending.set(key, { resolve, reject, timer });
       this.send(client, methodRequestTopic(methodName, rid), Buffer.from(JSON.stringify(payload ?? null)));
     });
+  }
+
+  /** The module that must answer is gone: its callers learn it now, not at their timeout. */
+  private endPendingMethods(client: Client): void {
+    const prefix = `${client.id}|`;
+    for (const [key, p] of this.pending) {
+      if (!key.startsWith(prefix)) continue;
+      this.pending.delete(key);
+      clearTimeout(p.timer);
+      p.reject(moduleDisconnected(`${this.opts.deviceId}/${moduleOf(client)}`));
+    }
   }
 
   private methodListener(moduleId: string): Client | undefined {

@@ -57,3 +57,9 @@ export const deviceNotOnline = (target: string): HubError =>
 export const gatewayTimeout = (target: string, secs: number): HubError =>
   new HubError(504, 504101, `Timed out waiting for the response from device (${target}, ${secs} s).`, 'TIMEOUT');
 export const moduleNotFound = (target: string): HubError => new HubError(404, 404010, `Module ${target} not found.`, 'ITEM_NOT_FOUND');
+/**
+ * A method call whose module disconnected before it answered: ended at once rather than at
+ * the response timeout. (IoT Hub documents no code for this case; 503 says "retry".)
+ */
+export const moduleDisconnected = (target: string): HubError =>
+  new HubError(503, 503101, `${target} disconnected before it answered the method call.`, 'UNAVAILABLE');
