@@ -22,6 +22,7 @@ export const ErrorCodes = {
   SIGNATURE_INVALID: { status: 400, summary: 'the signature does not verify' },
   POLICY_VIOLATION: { status: 403, summary: 'the policy forbids this' },
   SEAL_INTEGRITY: { status: 400, summary: 'sealed data failed its integrity check' },
+  ROLLBACK_DETECTED: { status: 409, summary: 'sealed state is older than the device\'s monotonic counter records (an older copy was restored)' },
   ATTESTATION_INVALID: { status: 400, summary: 'the attestation evidence is not acceptable' },
   NOT_SUPPORTED: { status: 501, summary: 'this operation is not supported here' },
   CONFIG_INVALID: { status: 400, summary: 'the configuration is invalid' },

@@ -9,6 +9,7 @@ import type { SealPolicy, Value, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
 import { Sealer } from './seal.js';
 import { DEFAULT_MAX_KEYS, SealedFileStore, taStorageDirName, type SealedStore } from './storage.js';
 import { initDeviceIdentity, loadDeviceChain } from './device.js';
+import { FreshnessLedger, type FreshnessOptions } from './freshness.js';
 import type { RootOfTrust, RotLog } from './rot/types.js';
 import type { TAIdentity } from './identity.js';
 
@@ -26,6 +27,8 @@ export interface TrustServicesOptions {
   /** `software` only: create a development device identity on first attest if none exists (default true). */
   autoDeviceInit?: boolean;
   evidenceTtlSeconds?: number;
+  /** Commit epochs of the rollback counter (roots with a monotonic counter: tpm). */
+  freshness?: FreshnessOptions;
 }
 
 export interface TrustServicesImpl {
@@ -34,7 +37,9 @@ export interface TrustServicesImpl {
   unseal(id: TAIdentity, blob: Uint8Array, opts: { context?: Uint8Array }): Promise<Uint8Array>;
   storage(id: TAIdentity): SealedStore;
   attest(id: TAIdentity, opts: { nonce: Uint8Array; claims?: Record<string, Value>; publicKey?: JsonWebKeyPublic; tee: string }): Promise<string>;
-  /** Closes the root of trust too. */
+  /** Rollback protection of sealed storage, when the root of trust has a monotonic counter. */
+  readonly freshness: FreshnessLedger | undefined;
+  /** Commits open storage epochs, then closes the root of trust too. */
   close(): Promise<void>;
 }
 
@@ -57,6 +62,7 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
   const dev = root.developmentGrade ? ' [development-grade root of trust: software]' : '';
   const log: RotLog = (level, message, fields) => opts.log?.(level, message + dev, fields);
   let chain: Promise<string[]> | undefined = opts.chain ? Promise.resolve(opts.chain) : undefined;
+  const freshness = root.counter ? new FreshnessLedger(storageDir, root.counter, (info) => root.deriveKey(info), opts.freshness, log) : undefined;
 
   function deviceChain(): Promise<string[]> {
     chain ??= (async () => {
@@ -81,7 +87,7 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
       const name = taStorageDirName(id);
       let s = stores.get(name);
       if (!s) {
-        s = new SealedFileStore(storageDir, id, sealer, quota, opts.maxKeys ?? DEFAULT_MAX_KEYS);
+        s = new SealedFileStore(storageDir, id, sealer, quota, opts.maxKeys ?? DEFAULT_MAX_KEYS, freshness?.hookFor(name, id.name));
         stores.set(name, s);
       }
       return s;
@@ -101,9 +107,14 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
       log('debug', `evidence issued for TA ${id.name}`, { tee: o.tee, rot: root.kind });
       return token;
     },
+    freshness,
     async close() {
-      sealer.clear();
-      await root.close();
+      try {
+        await freshness?.close();
+      } finally {
+        sealer.clear();
+        await root.close();
+      }
     },
   };
 }

@@ -3,12 +3,13 @@
  * `product` policy (so it survives upgrades of the same signer/product) and with the TA uuid and
  * key as AAD context (so files cannot be swapped between keys or TAs). Writes are atomic.
  */
-import { mkdir, readdir, readFile, stat, statfs, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, statfs, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from './files.js';
-import { SEAL_OVERHEAD, type Sealer } from './seal.js';
+import { SEAL_OVERHEAD, SEAL_TAG_BYTES, type Sealer } from './seal.js';
+import type { StoreFreshnessHook } from './freshness.js';
 import type { TAIdentity } from './identity.js';
 
 export const STORAGE_KEY_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -64,6 +65,8 @@ export class SealedFileStore implements SealedStore {
     private readonly sealer: Sealer,
     readonly quotaBytes: number,
     readonly maxKeys: number = DEFAULT_MAX_KEYS,
+    /** Rollback protection (freshness.ts), when the root of trust has a monotonic counter. */
+    private readonly freshness?: StoreFreshnessHook,
   ) {
     this.dir = join(root, taStorageDirName(id));
   }
@@ -71,18 +74,25 @@ export class SealedFileStore implements SealedStore {
   /** Scan once: sizes for the quota, and leftovers of writes interrupted by a crash. */
   private init(): Promise<void> {
     this.ready ??= (async () => {
+      this.costs.clear();
+      this.usage = 0;
+      const tags = this.freshness && new Map<string, Uint8Array>();
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       this.blockBytes = Math.max(MIN_BLOCK_BYTES, (await statfs(this.dir)).bsize || 0);
       for (const name of await readdir(this.dir)) {
         if (name.startsWith(TEMP_PREFIX)) {
           await unlink(join(this.dir, name)).catch(() => undefined);
         } else if (name.startsWith(FILE_PREFIX)) {
-          const cost = storageEntryCost((await stat(join(this.dir, name))).size, this.blockBytes);
+          const size = tags ? await readTag(join(this.dir, name), tags, name.slice(FILE_PREFIX.length)) : (await stat(join(this.dir, name))).size;
+          const cost = storageEntryCost(size, this.blockBytes);
           this.costs.set(name.slice(FILE_PREFIX.length), cost);
           this.usage += cost;
         }
       }
+      if (tags) await this.freshness!.opened(tags);
     })();
+    // A failed open (TPM unreachable, rollback) is tried again by the next call, not cached.
+    this.ready.catch(() => (this.ready = undefined));
     return this.ready;
   }
 
@@ -114,9 +124,11 @@ export class SealedFileStore implements SealedStore {
       try {
         blob = await readFile(this.path(key));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        this.freshness?.check(key, undefined);
+        return undefined;
       }
+      this.freshness?.check(key, blob.subarray(blob.length - SEAL_TAG_BYTES));
       return this.sealer.unseal(this.id, blob, { context: this.context(key) });
     });
   }
@@ -142,7 +154,11 @@ export class SealedFileStore implements SealedStore {
           detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: cost },
         });
       }
-      await writeFileAtomic(this.path(key), blob);
+      if (this.freshness) {
+        await this.freshness.change(key, async () => ({ result: await writeFileAtomic(this.path(key), blob), tag: Buffer.from(blob.subarray(blob.length - SEAL_TAG_BYTES)) }));
+      } else {
+        await writeFileAtomic(this.path(key), blob);
+      }
       this.costs.set(key, cost);
       this.usage = next;
     });
@@ -151,21 +167,43 @@ export class SealedFileStore implements SealedStore {
   async delete(key: string): Promise<boolean> {
     checkKey(key);
     return this.run(async () => {
-      try {
-        await unlink(this.path(key));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        throw err;
-      }
-      await fsyncDir(this.dir);
+      const removed = this.freshness
+        ? await this.freshness.change(key, async () => ({ result: await this.unlinkEntry(key), tag: undefined }))
+        : await this.unlinkEntry(key);
+      if (!removed) return false;
       this.usage -= this.costs.get(key) ?? 0;
       this.costs.delete(key);
       return true;
     });
   }
 
+  private async unlinkEntry(key: string): Promise<boolean> {
+    try {
+      await unlink(this.path(key));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    await fsyncDir(this.dir);
+    return true;
+  }
+
   list(prefix = ''): Promise<string[]> {
     if (typeof prefix !== 'string') return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'prefix must be a string'));
     return this.run(async () => [...this.costs.keys()].filter((k) => k.startsWith(prefix)).sort());
+  }
+}
+
+/** The GCM tag (last bytes) of a sealed file, for freshness digests; returns the file size. */
+async function readTag(path: string, into: Map<string, Uint8Array>, key: string): Promise<number> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const tag = Buffer.alloc(SEAL_TAG_BYTES);
+    if (size >= SEAL_TAG_BYTES) await fh.read(tag, 0, SEAL_TAG_BYTES, size - SEAL_TAG_BYTES);
+    into.set(key, tag);
+    return size;
+  } finally {
+    await fh.close();
   }
 }

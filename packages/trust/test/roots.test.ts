@@ -188,7 +188,8 @@ describe('workload root of trust (against the simulator workload API)', () => {
 
 describe('root-of-trust configuration', () => {
   it('validates with clear errors', () => {
-    expect(() => parseRootOfTrustConfig({ kind: 'tpm', stateDir: '/x' })).toThrow(/invalid root-of-trust configuration/);
+    expect(() => parseRootOfTrustConfig({ kind: 'sgx', stateDir: '/x' })).toThrow(/invalid root-of-trust configuration/);
+    expect(() => parseRootOfTrustConfig({ kind: 'tpm', stateDir: '/x', pcrs: 7 })).toThrow(/pcrs/);
     expect(() => parseRootOfTrustConfig({ kind: 'pkcs11', stateDir: '/x', uri: 'file:/k' })).toThrow(/uri: must be a pkcs11: URI/);
     expect(() => rootOfTrustConfigFromEnv({ ENCLAVE_EDGE_ROT: 'workload', ENCLAVE_EDGE_STATE_DIR: '/x' })).toThrow(/workloadUri/);
     expect(() => rootOfTrustConfigFromEnv({})).toThrow(/stateDir/);
