@@ -5,6 +5,7 @@
 import { resolve, join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { escapeLogText } from '@enclave-edge/observability/escape';
 import { StateDir } from './state/index.js';
 import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
 import type { JsonObject } from './hub/twins.js';
@@ -76,7 +77,9 @@ export interface SimulatorHandle extends GatewayInfo {
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`[edge-sim] ${line}\n`));
+  // Lines carry client ids, module ids and route names from outside: escaped once, here, for every sink.
+  const sink = options.log ?? ((line: string) => process.stderr.write(`[edge-sim] ${line}\n`));
+  const log = (line: string) => sink(escapeLogText(line));
   const repoRoot = resolve(options.repoRoot ?? (typeof options.manifest === 'string' ? resolve(options.manifest, '..') : process.cwd()));
   const manifestPath = typeof options.manifest === 'string' ? resolve(options.manifest) : options.manifest ? undefined : resolve(repoRoot, 'deployment.template.json');
   // Parse first: an invalid manifest or route stops us before anything listens.

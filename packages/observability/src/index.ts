@@ -1,4 +1,5 @@
 export * from './levels.js';
+export * from './escape.js';
 export * from './redact.js';
 export * from './logger.js';
 export * from './metrics.js';

@@ -5,6 +5,7 @@
 import { pino, type Logger } from 'pino';
 import { normalizeLevel, shortLevel, syslogSeverity, type Level } from './levels.js';
 import { redact } from './redact.js';
+import { escapeLogText } from './escape.js';
 
 export interface Writable {
   write(line: string): unknown;
@@ -33,13 +34,14 @@ export function edgeFormatStream(out: Writable): Writable {
       try {
         rec = JSON.parse(chunk) as Record<string, unknown>;
       } catch {
-        return out.write(`<6> ${timestamp(Date.now())} [INF] - ${chunk.trim()}\n`);
+        return out.write(`<6> ${timestamp(Date.now())} [INF] - ${escapeLogText(chunk.trim())}\n`);
       }
       const { level, time, msg, name, pid: _pid, hostname: _host, ...fields } = rec;
       const lvl = typeof level === 'number' ? level : 30;
       const extra = Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : '';
       const who = typeof name === 'string' ? `${name}: ` : '';
-      return out.write(`<${syslogSeverity(lvl)}> ${timestamp(typeof time === 'number' ? time : Date.now())} [${shortLevel(lvl)}] - ${who}${String(msg ?? '')}${extra}\n`);
+      const text = escapeLogText(`${who}${String(msg ?? '')}${extra}`);
+      return out.write(`<${syslogSeverity(lvl)}> ${timestamp(typeof time === 'number' ? time : Date.now())} [${shortLevel(lvl)}] - ${text}\n`);
     },
   };
 }

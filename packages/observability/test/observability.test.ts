@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, setLogLevel, createMetrics, startMetricsServer, IntervalStats, normalizeLevel, defaultMetricsPort, type MetricsServer } from '@enclave-edge/observability';
+import { createLogger, escapeLogText, setLogLevel, createMetrics, startMetricsServer, IntervalStats, normalizeLevel, defaultMetricsPort, type MetricsServer } from '@enclave-edge/observability';
 
 function capture() {
   const lines: string[] = [];
@@ -40,6 +40,19 @@ describe('logger', () => {
     expect(text).not.toContain('PEM');
     expect(text).toContain('visible');
     expect(text).toContain('[redacted]');
+  });
+  it('escapes control characters in the message, the name and the fields: one record is one line', () => {
+    const { lines, destination } = capture();
+    const forged = 'ok\n<3> 2026-01-01 00:00:00.000 +00:00 [ERR] - ta-runtime: TA loaded {"ta":"billing"}';
+    const log = createLogger({ name: 'ta-runtime\r\n<2> fake', destination });
+    log.warn({ ta: 'x', note: 'a\u2028b\u001b[2Jc' }, forged);
+    log.info('tab\there \u0085 \u202e \u007f');
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(l.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e]/);
+    expect(lines[0]).toMatch(/^<4> .* \[WRN\] - ta-runtime\\r\\n<2> fake: ok\\n<3> 2026/);
+    expect(JSON.parse(lines[0]!.slice(lines[0]!.lastIndexOf(' {"'))).note).toBe('a\u2028b\u001b[2Jc'); // fields stay valid JSON
+    expect(lines[1]).toContain('tab\\there \\u0085 \\u202e \\u007f');
+    expect(escapeLogText('plain text, ünïcödé, emoji 🙂')).toBe('plain text, ünïcödé, emoji 🙂');
   });
 });
 

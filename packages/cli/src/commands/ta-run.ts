@@ -8,6 +8,7 @@ import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import { computeSignerId, spkiFromPem } from '@enclave-edge/bundle';
+import { escapeLogText } from '@enclave-edge/observability/escape';
 import { action, emit, warn, type GlobalOptions } from '../output.js';
 
 type Opts = GlobalOptions & Record<string, unknown>;
@@ -117,7 +118,7 @@ export function registerRun(ta: Command): void {
         ...policy,
         stateDir: opts.stateDir as string,
         log: (level, name, message, fields) => {
-          if (!opts.quiet) stderr(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`);
+          if (!opts.quiet) stderr(escapeLogText(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`));
         },
         onAdmitted: (b, rot) =>
           warn(`running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`),

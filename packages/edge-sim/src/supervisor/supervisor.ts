@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { escapeLogText } from '@enclave-edge/observability/escape';
 import { splitLines } from './line-splitter.js';
 import type { ChildState, ChildStatus, RestartPolicy, StartOptions, SupervisorEvents, SupervisorOptions } from './types.js';
 
@@ -164,7 +165,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     child.startedAt = Date.now();
     const pre = this.prefix(child.name, child.colour);
     const onLine = (stream: 'stdout' | 'stderr') => (line: string) => {
-      this.out.write(`${pre} ${line}\n`);
+      this.out.write(`${pre} ${escapeLogText(line)}\n`);
       this.emit('line', { name: child.name, stream, line });
     };
     if (proc.stdout) splitLines(proc.stdout, onLine('stdout'));
