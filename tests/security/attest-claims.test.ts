@@ -6,15 +6,11 @@
  * `claims` in evidence are always the TA's own (asserted through ctx.attest).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EmulatedBackend } from '@enclave-edge/enclave';
-import { TARuntime } from '@enclave-edge/ta-runtime';
-import { openSoftwareRoot, createTrustServices, initDeviceIdentity, devicePaths } from '@enclave-edge/trust';
+import type { TARuntime } from '@enclave-edge/ta-runtime';
 import { verifyEvidence } from '@enclave-edge/attestation';
-import { createLogger } from '@enclave-edge/observability';
-import { newSigner, signedBundle, ECHO_TA } from './bundles.js';
-import { tempDir } from './helpers.js';
+import { ECHO_TA } from './bundles.js';
+import { runtimeWithDevice, tempDir } from './helpers.js';
 
 const OWN_ATTEST_TA = `module.exports = { commands: {
   attest: async (ctx, p) => ({ evidence: await ctx.attest({ nonce: p.nonce, claims: { assertedBy: 'ta' } }) }),
@@ -25,17 +21,7 @@ let rt: TARuntime;
 let ca: string;
 
 beforeAll(async () => {
-  const root = await openSoftwareRoot({ stateDir: t.dir });
-  await initDeviceIdentity({ root, mode: 'self-signed' });
-  ca = readFileSync(devicePaths(root.stateDir).ca, 'utf8');
-  const services = createTrustServices({ rootOfTrust: root });
-  const signer = newSigner();
-  const log = createLogger({ name: 'sec', level: 'fatal', destination: { write: () => undefined } });
-  rt = new TARuntime({ backend: new EmulatedBackend(), services, log, sources: { bundleDir: '/nonexistent' }, drainMs: 200, events: { event() {}, report() {} } });
-  const plain = await signedBundle(signer, ECHO_TA, { name: 'plain' });
-  const own = await signedBundle(signer, OWN_ATTEST_TA, { name: 'own' });
-  const src = (b: Uint8Array) => ({ source: 'base64:' + Buffer.from(b).toString('base64') });
-  await rt.reconcile({ policy: { trustedSigners: { mine: signer.signerId }, allowEmulated: true }, tas: { plain: src(plain), own: src(own) } });
+  ({ rt, ca } = await runtimeWithDevice(t.dir, { plain: ECHO_TA, own: OWN_ATTEST_TA }));
 });
 afterAll(async () => {
   await rt.stop();

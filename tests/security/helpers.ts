@@ -1,6 +1,11 @@
 /** Shared helpers of the security regression tests: temp dirs and TA identities. */
 import { createHash } from 'node:crypto';
-import type { TAIdentity } from '@enclave-edge/trust';
+import { readFileSync } from 'node:fs';
+import { EmulatedBackend } from '@enclave-edge/enclave';
+import { TARuntime } from '@enclave-edge/ta-runtime';
+import { openSoftwareRoot, createTrustServices, initDeviceIdentity, devicePaths, type TAIdentity } from '@enclave-edge/trust';
+import { createLogger } from '@enclave-edge/observability';
+import { newSigner, signedBundle } from './bundles.js';
 
 export { tempDir } from '../support/temp-dir.js';
 
@@ -18,4 +23,22 @@ export function identity(over: Partial<TAIdentity> = {}): TAIdentity {
     debug: false,
     ...over,
   };
+}
+
+/**
+ * A real TA runtime (emulated enclave) over a software root of trust with a self-signed device
+ * identity, running the given JS TAs signed by a fresh signer. `ca` verifies its evidence.
+ */
+export async function runtimeWithDevice(dir: string, tas: Record<string, string>, destination: { write(line: string): unknown } = { write: () => undefined }): Promise<{ rt: TARuntime; ca: string }> {
+  const root = await openSoftwareRoot({ stateDir: dir });
+  await initDeviceIdentity({ root, mode: 'self-signed' });
+  const ca = readFileSync(devicePaths(root.stateDir).ca, 'utf8');
+  const services = createTrustServices({ rootOfTrust: root });
+  const signer = newSigner();
+  const log = createLogger({ name: 'ta-runtime', level: 'debug', destination });
+  const rt = new TARuntime({ backend: new EmulatedBackend(), services, log, sources: { bundleDir: dir }, drainMs: 200, events: { event() {}, report() {} } });
+  const sources: Record<string, { source: string }> = {};
+  for (const [name, code] of Object.entries(tas)) sources[name] = { source: 'base64:' + Buffer.from(await signedBundle(signer, code, { name })).toString('base64') };
+  await rt.reconcile({ policy: { trustedSigners: { mine: signer.signerId }, allowEmulated: true }, tas: sources });
+  return { rt, ca };
 }

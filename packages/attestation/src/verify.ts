@@ -134,6 +134,8 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
     return reject('claims', `claims do not follow the enclave-edge EAT profile: ${i ? `${i.path.join('.')}: ${i.message}` : ''}`);
   }
   const c = parsed.data;
+  // The TA's own claims as signed: zod's record drops a "__proto__" key, JSON.parse keeps it as data.
+  if (c.claims) c.claims = (raw as { claims: Record<string, unknown> }).claims;
 
   const tol = policy.clockToleranceSeconds;
   if (c.exp + tol < nowS) return reject('expired', `the evidence expired at ${new Date(c.exp * 1000).toISOString()}`, c);

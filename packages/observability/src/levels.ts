@@ -1,7 +1,7 @@
 /** Level names: pino's, IoT Edge's `RuntimeLogLevel` spellings, and syslog severities. */
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
-const ALIASES: Record<string, Level> = {
+const ALIASES: Readonly<Record<string, Level>> = {
   trace: 'trace', verbose: 'trace',
   debug: 'debug',
   info: 'info', information: 'info',
@@ -13,7 +13,8 @@ const ALIASES: Record<string, Level> = {
 /** Normalise a level name (case-insensitive); undefined when unknown. */
 export function normalizeLevel(name: string | undefined | null): Level | undefined {
   if (!name) return undefined;
-  return ALIASES[name.trim().toLowerCase()];
+  const key = String(name).trim().toLowerCase();
+  return Object.hasOwn(ALIASES, key) ? ALIASES[key] : undefined;
 }
 
 /** pino numeric level → syslog severity as IoT Edge's GetModuleLogs expects in `<N>`. */

@@ -11,7 +11,6 @@ export function redact(value: unknown, depth = 0): unknown {
   if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value instanceof Error) return { message: value.message, name: value.name };
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = isSecretKey(k) ? REDACTED : redact(v, depth + 1);
-  return out;
+  // fromEntries defines own properties: a "__proto__" or "constructor" field stays a field.
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, isSecretKey(k) ? REDACTED : redact(v, depth + 1)]));
 }

@@ -29,8 +29,8 @@ export function encodeValue(value: Value | undefined, depth = 0): JsonValue {
       if (!Number.isFinite(value)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'numbers must be finite');
       return value;
     case 'object': {
-      const out: Record<string, JsonValue> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = encodeValue(v, depth + 1);
+      // fromEntries defines own data properties: "__proto__" and "constructor" stay keys.
+      const out: Record<string, JsonValue> = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, encodeValue(v, depth + 1)]));
       const key = soleKey(out);
       return key !== undefined && key.startsWith('$') ? { $literal: out } : out;
     }
@@ -63,12 +63,7 @@ export function decodeValue(json: unknown, depth = 0): Value {
       const source = key === '$literal' && obj.$literal && typeof obj.$literal === 'object' && !Array.isArray(obj.$literal)
         ? (obj.$literal as Record<string, unknown>)
         : obj;
-      const out: Record<string, Value> = {};
-      for (const [k, v] of Object.entries(source)) {
-        if (k === '__proto__') continue;
-        out[k] = decodeValue(v, depth + 1);
-      }
-      return out;
+      return Object.fromEntries(Object.entries(source).map(([k, v]) => [k, decodeValue(v, depth + 1)])) as Record<string, Value>;
     }
     default:
       throw new EnclaveEdgeError('BAD_PARAMETERS', `a ${typeof json} is not a JSON value`);

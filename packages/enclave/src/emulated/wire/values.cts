@@ -103,8 +103,9 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
           continue;
         }
         const v = walk(d.value, `${path}.${key}`, depth + 1);
-        // defineProperty for "__proto__", so it stays data and never changes the copy's prototype
-        if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+        // defineProperty for inherited names ("__proto__", "constructor", …): it stays data, never
+        // changes the copy's prototype, and works where Object.prototype is frozen (the TA's realm).
+        if (key in out) Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
         else out[key] = v;
       }
       return copy ? out : (o as Value);
