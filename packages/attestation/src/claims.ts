@@ -3,6 +3,7 @@
  * Open Enclave's names for the TA identity, `cnf.jwk` (RFC 7800) for the TA's public key.
  */
 import { z } from 'zod';
+import { TpmQuoteClaimSchema } from './tpm-quote.js';
 
 export const EAT_PROFILE = 'tag:enclave-edge.dev,2026:eat/v1';
 export const EAT_JWT_TYP = 'eat+jwt';
@@ -43,6 +44,8 @@ export const EvidenceClaimsSchema = z.object({
   ta: z.object({ name: z.string(), uuid: z.string(), version: z.string() }),
   cnf: z.object({ jwk: JwkPublicSchema }).optional(),
   claims: z.record(z.string(), z.unknown()).optional(),
+  /** With rot `tpm`: a TPM quote over PCRs by the attestation key, bound to eat_nonce (tpm-quote.ts). */
+  tpm_quote: TpmQuoteClaimSchema.optional(),
 });
 
 export type EvidenceClaims = z.infer<typeof EvidenceClaimsSchema>;

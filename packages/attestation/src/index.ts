@@ -10,4 +10,5 @@ export {
   EAT_PROFILE, EAT_JWT_TYP, DBGSTAT_ENABLED, DBGSTAT_DISABLED, ATTRIBUTE_DEBUG, ATTRIBUTE_REMOTE,
   EvidenceClaimsSchema, type EvidenceClaims, type AttestedTA,
 } from './claims.js';
+export { quoteQualifyingData, parseTpmsAttestQuote, checkTpmQuote, TpmQuoteClaimSchema, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE, type TpmQuoteClaim, type TpmsAttestQuote, type VerifiedQuote } from './tpm-quote.js';
 export { createDevelopmentCa, issueDeviceCertificate, createCsr, pemToX5c, type DevCa } from './devca.js';

@@ -7,6 +7,7 @@ import {
   type AttestedTA, type EvidenceClaims,
 } from './claims.js';
 import type { EvidenceSigner } from './signer.js';
+import { quoteQualifyingData, type TpmQuoteClaim } from './tpm-quote.js';
 
 export interface IssueEvidenceInput {
   signer: EvidenceSigner;
@@ -20,6 +21,8 @@ export interface IssueEvidenceInput {
   rot: string;
   publicKey?: Record<string, unknown>;
   claims?: Record<string, unknown>;
+  /** With the `tpm` root: makes the quote for this nonce (qualifying data from quoteQualifyingData). */
+  quote?: (qualifyingData: Uint8Array) => Promise<TpmQuoteClaim>;
   /** Lifetime of the token (default 300 s). */
   ttlSeconds?: number;
   now?: Date;
@@ -44,9 +47,10 @@ export async function issueEvidence(input: IssueEvidenceInput): Promise<string> 
     ueidCache.set(input.signer.spki, ueid);
   }
   const t = input.ta;
+  const nonce = nonceBytes(input.nonce);
   const claims: EvidenceClaims = {
     eat_profile: EAT_PROFILE,
-    eat_nonce: b64u(nonceBytes(input.nonce)),
+    eat_nonce: b64u(nonce),
     ueid,
     iat: now,
     exp: now + ttl,
@@ -62,6 +66,7 @@ export async function issueEvidence(input: IssueEvidenceInput): Promise<string> 
   };
   if (input.publicKey) claims.cnf = { jwk: input.publicKey as EvidenceClaims['cnf'] extends { jwk: infer J } | undefined ? J : never };
   if (input.claims && Object.keys(input.claims).length) claims.claims = input.claims;
+  if (input.quote) claims.tpm_quote = await input.quote(quoteQualifyingData(nonce));
   const header = { alg: 'ES256', typ: EAT_JWT_TYP, x5c: input.chain };
   const signingInput = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   const sig = await input.signer.sign(Buffer.from(signingInput, 'ascii'));

@@ -24,6 +24,11 @@ export const VerifierPolicySchema = z.strictObject({
   attestationIssuers: z.array(z.string().transform((s) => s.replace(/:/g, '').toLowerCase()).pipe(z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 certificate fingerprint (64 hex digits, colons allowed)'))).optional(),
   /** Extended key usage OIDs the leaf certificate must carry (e.g. your PKI's attestation EKU). */
   requiredLeafEku: z.array(z.string().regex(/^[0-2](\.\d+)+$/, 'expected a dotted OID')).optional(),
+  /**
+   * Reference PCR values (`sha256:<index>` → hex) the TPM quote must show. Evidence without a
+   * quote, or whose quote does not cover a listed PCR, is refused.
+   */
+  pcrs: z.record(z.string().regex(/^sha256:(\d|1\d|2[0-3])$/, 'expected sha256:<0-23>'), z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').transform((s) => s.toLowerCase())).optional(),
   /** Maximum age of `iat`, in seconds. */
   maxAgeSeconds: z.number().int().positive().default(300),
   /** Clock skew tolerated on iat/exp, in seconds. */

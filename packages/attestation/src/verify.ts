@@ -10,10 +10,12 @@ import { verifyChain, parseTrustAnchors, chainCacheKey, checkIssuerConstraints, 
 import { EvidenceClaimsSchema, EAT_JWT_TYP, DBGSTAT_ENABLED, ATTRIBUTE_DEBUG, type EvidenceClaims } from './claims.js';
 import { parsePolicy, type VerifierPolicy, type VerifierPolicyInput } from './policy.js';
 import { replayId, type ReplayCache } from './replay.js';
+import { checkTpmQuote, type VerifiedQuote } from './tpm-quote.js';
 
 export type RejectReason =
   | 'malformed' | 'chain' | 'signature' | 'claims' | 'expired' | 'not-yet-valid' | 'too-old'
-  | 'nonce' | 'replay' | 'replay-cache-full' | 'issuer' | 'debug' | 'emulated' | 'tee' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot';
+  | 'nonce' | 'replay' | 'replay-cache-full' | 'issuer' | 'debug' | 'emulated' | 'tee' | 'measurement' | 'signer' | 'product' | 'svn' | 'rot'
+  | 'quote' | 'pcrs';
 
 export interface AcceptedVerdict {
   accepted: true;
@@ -22,6 +24,8 @@ export interface AcceptedVerdict {
   chain: string[];
   /** Things a relying party should know though the policy allows them (e.g. a software root of trust). */
   warnings: string[];
+  /** With rot `tpm`: the verified TPM quote (PCR values, reset/restart counts, firmware). */
+  platform?: VerifiedQuote;
 }
 
 export interface RejectedVerdict {
@@ -49,7 +53,7 @@ export interface VerifyOptions {
 const MAX_TOKEN = 64 * 1024;
 
 function reject(reason: RejectReason, message: string, claims?: EvidenceClaims): RejectedVerdict {
-  const authentic = ['issuer', 'debug', 'emulated', 'tee', 'measurement', 'signer', 'product', 'svn', 'rot'].includes(reason);
+  const authentic = ['issuer', 'debug', 'emulated', 'tee', 'measurement', 'signer', 'product', 'svn', 'rot', 'pcrs'].includes(reason);
   return { accepted: false, reason, code: authentic ? 'POLICY_VIOLATION' : 'ATTESTATION_INVALID', message, ...(claims ? { claims } : {}) };
 }
 
@@ -152,6 +156,16 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
     if (!equalBytes(got, expectedNonce)) return reject('nonce', 'eat_nonce does not match the nonce this verifier sent', c);
   }
 
+  // The quote: signed by the same certified key, bound to eat_nonce; required with rot tpm.
+  let platform: VerifiedQuote | undefined;
+  if (c.tpm_quote) {
+    const q = checkTpmQuote(c.tpm_quote, chain.leaf.publicKey, fromB64u(c.eat_nonce));
+    if ('problem' in q) return reject('quote', q.problem, c);
+    platform = q.quote;
+  } else if (c.rot === 'tpm') {
+    return reject('quote', 'rot is "tpm" but the evidence carries no TPM quote', c);
+  }
+
   const issuerProblem = checkIssuerConstraints(chain, policy);
   if (issuerProblem) return reject('issuer', issuerProblem, c);
 
@@ -164,6 +178,14 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
   if (policy.productIds && !policy.productIds.includes(c.product_id)) return reject('product', `product_id ${c.product_id} is not in productIds`, c);
   if (c.security_version < policy.minSecurityVersion) return reject('svn', `security_version ${c.security_version} is below minSecurityVersion ${policy.minSecurityVersion}`, c);
   if (policy.allowedRootsOfTrust && !policy.allowedRootsOfTrust.includes(c.rot)) return reject('rot', `root of trust "${c.rot}" is not in allowedRootsOfTrust`, c);
+  if (policy.pcrs) {
+    if (!platform) return reject('pcrs', 'the policy lists reference PCR values but the evidence carries no TPM quote', c);
+    for (const [pcr, want] of Object.entries(policy.pcrs)) {
+      const got = Object.hasOwn(platform.pcrs, pcr) ? platform.pcrs[pcr] : undefined;
+      if (got === undefined) return reject('pcrs', `the TPM quote does not cover ${pcr}, which the policy lists`, c);
+      if (got !== want) return reject('pcrs', `${pcr} is ${got}, the policy expects ${want}`, c);
+    }
+  }
 
   // Replay last: only authentic, acceptable tokens are remembered.
   if (options.replayCache) {
@@ -177,7 +199,7 @@ export async function verifyEvidence(token: string, options: VerifyOptions): Pro
   if (c.tee === 'emulated') warnings.push('tee is "emulated": isolation is a worker isolate, not hardware');
   if (debug) warnings.push('debug TA: its memory and state are inspectable');
   if (expectedNonce === undefined) warnings.push('no nonce was checked: freshness rests on iat/exp only');
-  return { accepted: true, claims: c, chain: chain.path, warnings };
+  return { accepted: true, claims: c, chain: chain.path, warnings, ...(platform ? { platform } : {}) };
 }
 
 /** Like verifyEvidence, but throws EnclaveEdgeError(ATTESTATION_INVALID | POLICY_VIOLATION) on rejection. */

@@ -10,7 +10,7 @@ import { Sealer } from './seal.js';
 import { DEFAULT_MAX_KEYS, SealedFileStore, taStorageDirName, type SealedStore } from './storage.js';
 import { initDeviceIdentity, loadDeviceChain } from './device.js';
 import { FreshnessLedger, type FreshnessOptions } from './freshness.js';
-import type { RootOfTrust, RotLog } from './rot/types.js';
+import type { PlatformQuoter, RootOfTrust, RotLog } from './rot/types.js';
 import type { TAIdentity } from './identity.js';
 
 export interface TrustServicesOptions {
@@ -51,6 +51,14 @@ function jsonClaims(v: Value): unknown {
   if (Array.isArray(v)) return v.map(jsonClaims);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonClaims(x)]));
   return v;
+}
+
+/** The TPM quote as the EAT carries it (attestation's TpmQuoteClaim). */
+function quoteFrom(q: PlatformQuoter) {
+  return async (qualifyingData: Uint8Array) => {
+    const r = await q.quote(qualifyingData);
+    return { attest: Buffer.from(r.attest).toString('base64url'), sig: Buffer.from(r.signature).toString('base64url'), pcrs: r.pcrs };
+  };
 }
 
 export function createTrustServices(opts: TrustServicesOptions): TrustServicesImpl {
@@ -103,6 +111,7 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
         ...(o.publicKey ? { publicKey: o.publicKey } : {}),
         ...(o.claims ? { claims: jsonClaims(o.claims) as Record<string, unknown> } : {}),
         ...(opts.evidenceTtlSeconds ? { ttlSeconds: opts.evidenceTtlSeconds } : {}),
+        ...(root.quoter ? { quote: quoteFrom(root.quoter) } : {}),
       });
       log('debug', `evidence issued for TA ${id.name}`, { tee: o.tee, rot: root.kind });
       return token;

@@ -218,9 +218,10 @@ export class TpmDriver {
   async quote(handle: number, qualifyingData: Uint8Array, pcrSelection: string): Promise<TpmQuoteResult> {
     const sel = parsePcrSelection(pcrSelection);
     if (qualifyingData.length > 64) throw new EnclaveEdgeError('BAD_PARAMETERS', 'quote qualifying data is at most 64 bytes');
-    return this.withFiles(['msg', 'sig'], async ([msg, sig]) => {
+    // The tool prints the PCR values only when it also writes them (-o).
+    return this.withFiles(['msg', 'sig', 'pcrs'], async ([msg, sig, pcrFile]) => {
       const { stdout } = await this.tools.run('tpm2_quote', [
-        '-c', hex32(handle), '-l', sel.tool, '-q', Buffer.from(qualifyingData).toString('hex'), '-g', 'sha256', '-m', msg!, '-s', sig!, '-f', 'plain',
+        '-c', hex32(handle), '-l', sel.tool, '-q', Buffer.from(qualifyingData).toString('hex'), '-g', 'sha256', '-m', msg!, '-s', sig!, '-f', 'plain', '-o', pcrFile!,
       ]);
       const pcrs = parsePcrYaml(stdout.toString('utf8'));
       for (const i of sel.indices) {
