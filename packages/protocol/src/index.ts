@@ -8,4 +8,3 @@ export * from './runtime-methods.js';
 export * from './desired.js';
 export * from './events.js';
 export * from './method-result.js';
-export * from './wire-check.js';

@@ -9,7 +9,6 @@ import { commandName, requestId, sessionId, taName } from './names.js';
 import type { JsonValue } from './value-codec.js';
 import { LIMITS } from './limits.js';
 import { parseJsonBounded, parseWith } from './validate.js';
-import { isWireOkResponse, isWireTARequest } from './wire-check.js';
 
 export const TA_REQUEST_INPUT = 'taRequest';
 export const TA_RESPONSE_OUTPUT = 'taResponse';
@@ -20,9 +19,14 @@ export const TA_RESPONSE_OUTPUT = 'taResponse';
 export const RUNTIME_READY_TYPE = 'runtime.ready';
 export const PROTOCOL_VERSION = 1;
 
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([z.null(), z.boolean(), z.number(), z.string(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
-);
+/**
+ * `params`, `result` and `claims` values. They reach these schemas out of JSON.parse (JSON by
+ * construction) or out of encodeValue (which refuses anything else), and the receiver decodes
+ * them with decodeValue, which checks their content (depth, finite numbers, $binary) in the
+ * same walk that builds the value it uses. These schemas check the envelope only, so no value
+ * is walked twice on its way through one process.
+ */
+const wireValue = z.custom<JsonValue>((x) => x !== undefined, 'must be a JSON value');
 
 const base = {
   v: z.literal(PROTOCOL_VERSION).optional(),
@@ -32,19 +36,19 @@ const base = {
 };
 
 export const taRequestSchema = z.discriminatedUnion('op', [
-  z.strictObject({ ...base, op: z.literal('invoke'), ta: taName, command: commandName, params: jsonValue.optional(), sessionId: sessionId.optional() }),
+  z.strictObject({ ...base, op: z.literal('invoke'), ta: taName, command: commandName, params: wireValue.optional(), sessionId: sessionId.optional() }),
   /**
    * Several invocations of one command in one message (pipelines batch the readings already
    * waiting). Answered by one taResponse with `items`: one result or error per item, in order.
    */
   z.strictObject({
     ...base, op: z.literal('invokeBatch'), ta: taName, command: commandName,
-    items: z.array(z.strictObject({ params: jsonValue.optional() })).min(1).max(LIMITS.maxBatchItems),
+    items: z.array(z.strictObject({ params: wireValue.optional() })).min(1).max(LIMITS.maxBatchItems),
   }),
-  z.strictObject({ ...base, op: z.literal('openSession'), ta: taName, params: jsonValue.optional() }),
+  z.strictObject({ ...base, op: z.literal('openSession'), ta: taName, params: wireValue.optional() }),
   z.strictObject({ ...base, op: z.literal('closeSession'), ta: taName, sessionId }),
   z.strictObject({ ...base, op: z.literal('listTAs') }),
-  z.strictObject({ ...base, op: z.literal('attest'), ta: taName, nonce: z.string().min(8).max(128), claims: z.record(z.string(), jsonValue).optional() }),
+  z.strictObject({ ...base, op: z.literal('attest'), ta: taName, nonce: z.string().min(8).max(128), claims: z.record(z.string(), wireValue).optional() }),
 ]);
 export type TARequest = z.output<typeof taRequestSchema>;
 export type TARequestOp = TARequest['op'];
@@ -57,13 +61,13 @@ export const errorBodySchema = z.object({
 
 /** One item's outcome in the answer to an invokeBatch request. */
 export const batchItemResultSchema = z.union([
-  z.strictObject({ ok: z.literal(true), result: jsonValue.optional() }),
+  z.strictObject({ ok: z.literal(true), result: wireValue.optional() }),
   z.strictObject({ ok: z.literal(false), error: errorBodySchema }),
 ]);
 export type BatchItemResult = z.output<typeof batchItemResultSchema>;
 
 export const taResponseSchema = z.union([
-  z.strictObject({ v: base.v, id: requestId, ok: z.literal(true), result: jsonValue.optional() }),
+  z.strictObject({ v: base.v, id: requestId, ok: z.literal(true), result: wireValue.optional() }),
   z.strictObject({ v: base.v, id: requestId, ok: z.literal(false), error: errorBodySchema }),
   /** The answer to invokeBatch: the request ran; each item succeeded or failed on its own. */
   z.strictObject({ v: base.v, id: requestId, ok: z.literal(true), items: z.array(batchItemResultSchema).min(1).max(LIMITS.maxBatchItems) }),
@@ -76,13 +80,12 @@ export function parseTARequest(body: string | Uint8Array): TARequest {
 }
 
 export function parseTAResponse(body: string | Uint8Array): TAResponse {
-  const parsed = parseJsonBounded(body, LIMITS.maxMessageBytes, 'taResponse message');
-  return isWireOkResponse(parsed) ? parsed : parseWith(taResponseSchema, parsed, 'taResponse', 'BAD_FORMAT');
+  return parseWith(taResponseSchema, parseJsonBounded(body, LIMITS.maxMessageBytes, 'taResponse message'), 'taResponse', 'BAD_FORMAT');
 }
 
-/** taRequestSchema's verdict: the precompiled check first, zod for anything it does not accept. */
+/** taRequestSchema's verdict on a parsed body or a request about to be sent. */
 export function checkTARequest(input: unknown, what = 'taRequest'): TARequest {
-  return isWireTARequest(input) ? input : parseWith(taRequestSchema, input, what);
+  return parseWith(taRequestSchema, input, what);
 }
 
 /** Serialise a message body, refusing anything over the edgeHub message limit. */
