@@ -7,7 +7,8 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
-import { encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
+import { admit, admittedOrThrow, encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
+import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { defineSuite, measureLatency, measureLatencyPaired, type Measurement } from '../lib.js';
 
 const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
@@ -90,7 +91,8 @@ export default defineSuite({
         await w.terminate();
       }, { iterations: 20, warmup: 3 });
       type Steps = NonNullable<EmulatedEnclave['lastStartup']>;
-      /** verifyBundle + create, timed; `before` runs untimed (e.g. waiting for the pool to refill). */
+      const policy = runtimePolicySchema.parse({ trustedSigners: { bench: key.signerId }, allowEmulated: true });
+      /** admit (verify + policy) + create, timed; `before` runs untimed (e.g. waiting for the pool to refill). */
       const coldStarts = async (label: string, b: EmulatedBackend, before: () => Promise<void>) => {
         const live: EmulatedEnclave[] = [];
         const steps: Steps[] = [];
@@ -98,7 +100,7 @@ export default defineSuite({
         for (let i = 0; i < 23; i++) {
           await before();
           const s = performance.now();
-          const e = await b.create(verifyBundle(signed));
+          const e = await b.create(admittedOrThrow(await admit(signed, policy, { backendKind: b.kind, origin: 'desired' })));
           const t = (performance.now() - s) * 1000;
           if (i >= 3) {
             times.push(t);
@@ -115,7 +117,7 @@ export default defineSuite({
         return { m, origins, breakdown: `boot ${med('bootMs')}, SES+lockdown ${med('lockdownMs')}, hand-over ${med('assignMs')}, evaluate ${mib} MiB ${med('loadMs')}, onCreate ${med('createMs')}, ready msg ${med('readyMs')}` };
       };
       const t0 = performance.now();
-      verifyBundle(signed);
+      verifyBundle(signed, { trustedSigners: [key.signerId] });
       const verifyMs = (performance.now() - t0).toFixed(1);
 
       const pooled = new EmulatedBackend({ standby: 1 });
@@ -136,7 +138,7 @@ export default defineSuite({
           { description: '≤ 3× bare worker start', pass: r(hit.m) <= 3 },
         ],
         notes:
-          `targets applied to the path EmulatedBackend takes by default (standby: 1): verifyBundle + hand-over to a worker spawned and locked down ahead of time + evaluate + onCreate + ready (${hit.origins}). ` +
+          `targets applied to the path EmulatedBackend takes by default (standby: 1): admit + hand-over to a worker spawned and locked down ahead of time + evaluate + onCreate + ready (${hit.origins}). ` +
           `That path is taken when the pool had time to refill since the previous start (≈ one worker start) and the TA's limits match a kept shape; otherwise see the rows below. ` +
           `Median steps (ms): verify ${verifyMs}, ${hit.breakdown}`,
       });

@@ -75,8 +75,14 @@ describe('enclave-edge ta (CLI)', () => {
     expect(inspect.stdout.split('\n')[0]).toMatch(/^!!! DEBUG TA/);
     expect(inspect.stdout).toMatch(/debug\s+YES \(DEBUG\)/);
     expect(inspect.stdout).toMatch(/source map [1-9]\d*/);
-    expect((await ee(p, ['ta', 'verify', 'debug.tab'])).stdout).toMatch(/\(DEBUG\)/);
-    expectOneLineFailure(await ee(p, ['ta', 'verify', 'debug.tab', '--no-debug']), /POLICY_VIOLATION: TA first-ta is a debug build/);
+    expect((await ee(p, ['ta', 'verify', 'debug.tab', '--signer', 'key.pub.pem'])).stdout).toMatch(/\(DEBUG\)/);
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'debug.tab', '--signer', 'key.pub.pem', '--no-debug']), /POLICY_VIOLATION: TA first-ta is a debug build.*\(policy\.allowDebug\)/);
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'debug.tab']), /BAD_PARAMETERS: name the trusted signer: --signer/);
+    // --policy: the device's own rules, as ta-runtime's admission applies them.
+    writeFileSync(join(p, 'policy.json'), JSON.stringify({ allowDebug: true, allowEmulated: true, minSvn: { 'first-ta': 9 } }));
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'debug.tab', '--signer', 'key.pub.pem', '--policy', 'policy.json']), /POLICY_VIOLATION: securityVersion \d+ is below the minimum 9 \(policy\.minSvn\.first-ta\)/);
+    writeFileSync(join(p, 'bad-policy.json'), JSON.stringify({ maxLimits: { heapMb: 'lots' } }));
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'debug.tab', '--signer', 'key.pub.pem', '--policy', 'bad-policy.json']), /CONFIG_INVALID: policy bad-policy\.json: maxLimits\.heapMb: /);
   });
 
   it('offline signing: digest → openssl signs → attach-signature → verify', async () => {
@@ -121,7 +127,7 @@ describe('enclave-edge ta (CLI)', () => {
   it('refuses bad input with a one-line reason and a non-zero exit', async () => {
     const p = join(dir, 'first-ta');
     writeFileSync(join(p, 'junk.tab'), 'PK\x03\x04 definitely not a bundle, but long enough to have a header');
-    expectOneLineFailure(await ee(p, ['ta', 'verify', 'junk.tab']), /BAD_FORMAT: bundle format: wrong magic/);
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'junk.tab', '--signer', 'key.pub.pem']), /BAD_FORMAT: bundle format: wrong magic/);
     expectOneLineFailure(await ee(p, ['ta', 'inspect', 'missing.tab']), /ITEM_NOT_FOUND: cannot read bundle missing\.tab/);
     // Files named by options: a missing one is ITEM_NOT_FOUND naming it (not INTERNAL: ENOENT).
     const bundle = join('dist', 'first-ta.tab');
@@ -134,8 +140,8 @@ describe('enclave-edge ta (CLI)', () => {
     const tampered = readFileSync(join(p, 'dist', 'first-ta.tab'));
     tampered[tampered.indexOf('pong') + 1]! ^= 1;
     writeFileSync(join(p, 'tampered.tab'), tampered);
-    expectOneLineFailure(await ee(p, ['ta', 'verify', 'tampered.tab']), /MEASUREMENT_MISMATCH: bundle measurement/);
-    const json = await ee(p, ['--json', 'ta', 'verify', 'tampered.tab']);
+    expectOneLineFailure(await ee(p, ['ta', 'verify', 'tampered.tab', '--signer', 'key.pub.pem']), /MEASUREMENT_MISMATCH: bundle measurement/);
+    const json = await ee(p, ['--json', 'ta', 'verify', 'tampered.tab', '--signer', 'key.pub.pem']);
     expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'MEASUREMENT_MISMATCH' } });
     writeFileSync(join(p, 'src', 'index.ts'), "import net from 'node:net';\nexport default net;\n");
     expectOneLineFailure(await ee(p, ['ta', 'build']), /POLICY_VIOLATION: TA build failed: .*Node built-in "node:net" \(import chain: src\/index\.ts → node:net\)/);
@@ -151,7 +157,7 @@ describe('verifying with jose alone (packages/bundle/examples/verify-with-jose.m
       const hello = join(import.meta.dirname, '..', '..', 'examples', 'tas', 'hello');
       await ee(dir, ['ta', 'keygen', '--out', 'k.pem']);
       const built = JSON.parse((await ee(dir, ['--json', 'ta', 'build', hello, '--out', join(dir, 'hello.tab'), '--key', 'k.pem'])).stdout);
-      const verified = JSON.parse((await ee(dir, ['--json', 'ta', 'verify', 'hello.tab'])).stdout);
+      const verified = JSON.parse((await ee(dir, ['--json', 'ta', 'verify', 'hello.tab', '--signer', 'k.pub.pem'])).stdout);
       const r = await run(process.execPath, [script, join(dir, 'hello.tab'), verified.signerId], { cwd: dir });
       expect(r.stdout).toContain(`measurement ${built.measurement}`);
       expect(r.stdout).toContain(`signer_id   ${verified.signerId}`);

@@ -6,18 +6,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicKey, verify } from 'node:crypto';
 import { join } from 'node:path';
 import { buildTA } from '@enclave-edge/ta-toolchain';
-import { canonicalJson, generateSigningKey, pemSigner, verifyBundle, type VerifiedBundle } from '@enclave-edge/bundle';
+import { admit, admittedOrThrow, canonicalJson, generateSigningKey, pemSigner, type VerifiedBundle } from '@enclave-edge/bundle';
+import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { EmulatedBackend, type Enclave } from '@enclave-edge/enclave';
 import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples', 'tas');
-const signer = pemSigner(generateSigningKey().privateKeyPem);
+const key = generateSigningKey();
+const signer = pemSigner(key.privateKeyPem);
+const policy = runtimePolicySchema.parse({ trustedSigners: { test: key.signerId }, allowEmulated: true });
+const admitted = async (bytes: Uint8Array) => admittedOrThrow(await admit(bytes, policy, { backendKind: backend.kind, origin: 'local' }));
 const backend = new EmulatedBackend();
 const enclaves: Enclave[] = [];
 
 async function load(name: string, services = new InMemoryTrustServicesForTests()): Promise<{ enclave: Enclave; bundle: VerifiedBundle }> {
   const { bundle } = await buildTA(join(examples, name), { write: false, signer });
-  const verified = verifyBundle(bundle, { trustedSigners: [verifyBundle(bundle).signerId] });
+  const verified = await admitted(bundle);
   const enclave = await backend.create(verified, { services });
   enclaves.push(enclave);
   return { enclave, bundle: verified };
@@ -47,7 +51,7 @@ describe('sample TAs in the emulated enclave', () => {
     expect(verify('sha256', Buffer.from(canonicalJson(reading)), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'base64url'))).toBe(true);
     // a fresh enclave of the same TA over the same trust services unseals the same key
     await enclave.destroy();
-    const again = await backend.create(verifyBundle((await buildTA(join(examples, 'sensor-signer'), { write: false, signer })).bundle), { services });
+    const again = await backend.create(await admitted((await buildTA(join(examples, 'sensor-signer'), { write: false, signer })).bundle), { services });
     enclaves.push(again);
     expect(((await again.invoke(undefined, 'publicKey')) as { kid: string }).kid).toBe(jwk.kid);
   });

@@ -71,7 +71,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('enclave-edge ta run', () => {
   it('key-vault: put in one process, get in the next — sealed storage persists in the state dir', async () => {
-    const put = await ee(dir, ['ta', 'run', 'kv.tab', 'put', '{"name":"db-password","value":"s3cr3t"}']);
+    const put = await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv.tab', 'put', '{"name":"db-password","value":"s3cr3t"}']);
     expect(put.code).toBe(0);
     expect(JSON.parse(put.stdout)).toEqual({ name: 'db-password', created: true });
     expect(put.stderr).toMatch(/^enclave-edge: warning: running key-vault 1\.0\.0 in the emulated enclave — DEVELOPMENT-GRADE root of trust/m);
@@ -83,7 +83,7 @@ describe('enclave-edge ta run', () => {
     expect(readFileSync(join(dir, '.enclave-edge', 'dev', '.gitignore'), 'utf8')).toMatch(/^\*$/m);
     expect(readFileSync(join(dir, '.enclave-edge', 'dev', 'README.txt'), 'utf8')).toMatch(/DEVELOPMENT-GRADE/);
 
-    const get = await ee(dir, ['--json', 'ta', 'run', 'kv.tab', 'get', '{"name":"db-password"}', '--signer', 'key.pub.pem']);
+    const get = await ee(dir, ['--json', 'ta', 'run', '--signer', 'key.pub.pem', 'kv.tab', 'get', '{"name":"db-password"}']);
     expect(get.code).toBe(0);
     const out = JSON.parse(get.stdout);
     expect(out).toMatchObject({
@@ -99,13 +99,13 @@ describe('enclave-edge ta run', () => {
   }, 20_000);
 
   it('another state dir has other keys: the secret is not there', async () => {
-    const r = await ee(dir, ['ta', 'run', 'kv.tab', 'get', '{"name":"db-password"}', '--state-dir', 'other-state']);
+    const r = await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv.tab', 'get', '{"name":"db-password"}', '--state-dir', 'other-state']);
     expectFailure(r, /^enclave-edge: ITEM_NOT_FOUND: no secret named "db-password"$/);
     expect(existsSync(join(dir, 'other-state', 'software-root.json'))).toBe(true);
   });
 
   it('binary params and results as {"$binary"}, --session with --repeat', async () => {
-    const r = await ee(dir, ['--json', 'ta', 'run', 'spinner.tab', 'bytes', '{"$binary":"AAEC"}', '--session', '--repeat', '3']);
+    const r = await ee(dir, ['--json', 'ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'bytes', '{"$binary":"AAEC"}', '--session', '--repeat', '3']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ session: true, calls: 3, result: { $binary: 'AQID' } });
@@ -113,16 +113,16 @@ describe('enclave-edge ta run', () => {
     expect(r.stderr.match(/\[spinner\] info {2}got bytes \{"n":3\}/g)).toHaveLength(3);
 
     // One session for all calls (its state carries over) vs. an implicit session per call; human output is the last result.
-    const inSession = await ee(dir, ['ta', 'run', 'spinner.tab', 'who', '--session', '--session-params', '{"user":"dev"}', '--repeat', '2']);
+    const inSession = await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'who', '--session', '--session-params', '{"user":"dev"}', '--repeat', '2']);
     expect(inSession.stdout).toBe('{"user":"dev","calls":2}\n');
     expect(inSession.stderr).toMatch(/2 calls in [\d.]+ ms/);
-    const implicit = await ee(dir, ['ta', 'run', 'spinner.tab', 'who', '--repeat', '2']);
+    const implicit = await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'who', '--repeat', '2']);
     expect(implicit.stdout).toBe('{"user":"nobody","calls":1}\n');
   });
 
   it('attest: evidence from the local run verifies with `enclave-edge verify` against the development device CA', async () => {
     const nonce = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
-    const r = await ee(dir, ['--json', 'ta', 'run', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-state']);
+    const r = await ee(dir, ['--json', 'ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-state']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.rootOfTrust.deviceCaPath).toBe(join(dir, 'attest-state', 'device', 'ca.pem'));
@@ -132,20 +132,20 @@ describe('enclave-edge ta run', () => {
     expect(JSON.parse(ok.stdout)).toMatchObject({ accepted: true });
     expect(ok.stdout).toContain(out.ta.measurement);
     // …and not against another development device's CA.
-    await ee(dir, ['ta', 'run', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-other']);
+    await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'attest', JSON.stringify(nonce), '--state-dir', 'attest-other']);
     const other = await ee(dir, ['verify', 'evidence.jwt', '--trust', join(dir, 'attest-other', 'device', 'ca.pem'), '--nonce', nonce, '--allow-emulated']);
     expect(other.code).toBe(1);
   }, 20_000);
 
   it('an unknown command fails with ITEM_NOT_FOUND naming it', async () => {
-    expectFailure(await ee(dir, ['ta', 'run', 'kv.tab', 'no-such-command']), /^enclave-edge: ITEM_NOT_FOUND: TA "key-vault" has no command "no-such-command"$/);
+    expectFailure(await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv.tab', 'no-such-command']), /^enclave-edge: ITEM_NOT_FOUND: TA "key-vault" has no command "no-such-command"$/);
   });
 
   it('TA errors: a TAError keeps its code, a thrown Error is TA_ERROR, a debug build prints the TypeScript stack', async () => {
     const [refuse, fail, dbg] = await Promise.all([
-      ee(dir, ['ta', 'run', 'spinner.tab', 'refuse']),
-      ee(dir, ['ta', 'run', 'spinner.tab', 'fail']),
-      ee(dir, ['ta', 'run', 'spinner-debug.tab', 'fail', '--allow-debug']),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'refuse']),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'fail']),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner-debug.tab', 'fail', '--allow-debug']),
     ]);
     expectFailure(refuse!, /^enclave-edge: BAD_PARAMETERS: refused on purpose$/);
     expectFailure(fail!, /^enclave-edge: TA_ERROR: .*deliberate failure in the TA/);
@@ -156,10 +156,10 @@ describe('enclave-edge ta run', () => {
   });
 
   it('a runaway call ends with TIMEOUT at --timeout and the process exits', async () => {
-    expectFailure(await ee(dir, ['ta', 'run', 'spinner.tab', 'spin', '--timeout', '300']), /^enclave-edge: TIMEOUT: /);
+    expectFailure(await ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner.tab', 'spin', '--timeout', '300']), /^enclave-edge: TIMEOUT: /);
   });
 
-  it('refuses before anything runs: tampered, unsigned, untrusted signer, debug without --allow-debug', async () => {
+  it('refuses before anything runs: tampered, unsigned, untrusted signer, no signer named, debug without --allow-debug', async () => {
     const bytes = readFileSync(join(dir, 'kv.tab'));
     const at = bytes.indexOf(Buffer.from('secret stored'));
     expect(at).toBeGreaterThan(0);
@@ -167,20 +167,22 @@ describe('enclave-edge ta run', () => {
     writeFileSync(join(dir, 'kv-tampered.tab'), bytes);
     const fresh = (n: string) => ['--state-dir', join(dir, `never-${n}`)];
 
-    const [tampered, unsigned, untrusted, debug, badParams] = await Promise.all([
-      ee(dir, ['ta', 'run', 'kv-tampered.tab', 'list', ...fresh('t')]),
-      ee(dir, ['ta', 'run', 'kv-unsigned.tab', 'list', ...fresh('u')]),
+    const [tampered, unsigned, untrusted, noSigner, debug, badParams] = await Promise.all([
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv-tampered.tab', 'list', ...fresh('t')]),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv-unsigned.tab', 'list', ...fresh('u')]),
       ee(dir, ['ta', 'run', 'kv.tab', 'list', '--signer', 'f'.repeat(64), ...fresh('s')]),
-      ee(dir, ['ta', 'run', 'spinner-debug.tab', 'bytes', ...fresh('d')]),
-      ee(dir, ['ta', 'run', 'kv.tab', 'put', '{name:', ...fresh('p')]),
+      ee(dir, ['ta', 'run', 'kv.tab', 'list', ...fresh('n')]),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'spinner-debug.tab', 'bytes', ...fresh('d')]),
+      ee(dir, ['ta', 'run', '--signer', 'key.pub.pem', 'kv.tab', 'put', '{name:', ...fresh('p')]),
     ]);
     expectFailure(tampered!, /^enclave-edge: (MEASUREMENT_MISMATCH|SIGNATURE_INVALID): /);
     expectFailure(unsigned!, /^enclave-edge: SIGNATURE_INVALID: bundle is unsigned/);
     expectFailure(untrusted!, /^enclave-edge: POLICY_VIOLATION: signer [0-9a-f]{64} is not one of the trusted signers/);
-    expectFailure(debug!, /^enclave-edge: POLICY_VIOLATION: TA spinner is a debug build; pass --allow-debug/);
+    expectFailure(noSigner!, /^enclave-edge: BAD_PARAMETERS: name the signer you trust: --signer/);
+    expectFailure(debug!, /^enclave-edge: POLICY_VIOLATION: TA spinner is a debug build.*; pass --allow-debug/);
     expectFailure(badParams!, /^enclave-edge: BAD_PARAMETERS: params are not JSON/);
     // Refused before the enclave or the root of trust exist: no banner, no state dir.
-    for (const r of [tampered, unsigned, untrusted, debug, badParams]) expect(r!.stderr).not.toContain('running');
-    for (const n of ['t', 'u', 's', 'd', 'p']) expect(existsSync(join(dir, `never-${n}`))).toBe(false);
+    for (const r of [tampered, unsigned, untrusted, noSigner, debug, badParams]) expect(r!.stderr).not.toContain('running');
+    for (const n of ['t', 'u', 's', 'n', 'd', 'p']) expect(existsSync(join(dir, `never-${n}`))).toBe(false);
   }, 20_000);
 });

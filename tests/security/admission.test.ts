@@ -1,22 +1,28 @@
 /**
- * ta-runtime admission: nothing is run unless the bundle verifies under the policy, and bundle
- * sources cannot be turned into a read-anything or hang-forever primitive.
+ * Admission (@enclave-edge/bundle admit(), the one owner every layer calls): nothing is run unless
+ * the bundle verifies under the policy, each refusal names its rule, and bundle sources cannot be
+ * turned into a read-anything or hang-forever primitive.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { admitBundle, readSource, MAX_BUNDLE_BYTES } from '@enclave-edge/ta-runtime';
-import { decodeBundle, encodeBundle, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
+import { readSource, MAX_BUNDLE_BYTES } from '@enclave-edge/ta-runtime';
+import { admit as admitBundle, admitVerified, admittedOrThrow, decodeBundle, encodeBundle, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
+import { EmulatedBackend } from '@enclave-edge/enclave';
+import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { newSigner, signedBundle, type TestSigner } from './bundles.js';
 import { tempDir } from './helpers.js';
 
 let trusted: TestSigner;
 let attacker: TestSigner;
 let good: Uint8Array;
-const policy = (over: Record<string, unknown> = {}) => ({ trustedSigners: { dev: trusted.signerId }, allowDebug: false, allowEmulated: true, minSvn: {}, ...over });
-const admit = (bytes: Uint8Array, over: Record<string, unknown> = {}, pinnedMeasurement?: string, backendKind = 'emulated') =>
-  admitBundle({ name: 'probe', bytes, policy: policy(over) as never, backendKind, ...(pinnedMeasurement ? { pinnedMeasurement } : {}) });
+const policy = (over: Record<string, unknown> = {}) => runtimePolicySchema.parse({ trustedSigners: { dev: trusted.signerId }, allowEmulated: true, ...over });
+const admit = async (bytes: Uint8Array, over: Record<string, unknown> = {}, pinnedMeasurement?: string, backendKind = 'emulated') =>
+  admittedOrThrow(await admitBundle(bytes, policy(over), { name: 'probe', backendKind, origin: 'desired', pinnedMeasurement }));
+/** The refusal (code, rule, message) admit() answers, without throwing. */
+const refusalOf = async (bytes: Uint8Array, over: Record<string, unknown> = {}, origin: 'desired' | 'method' = 'desired') =>
+  (await admitBundle(bytes, policy(over), { name: 'probe', backendKind: 'emulated', origin })).refused;
 
 beforeAll(async () => {
   trusted = newSigner();
@@ -78,6 +84,38 @@ describe('admission policy', () => {
   it('refuses a bundle configured under another TA name', async () => {
     const other = await signedBundle(trusted, undefined, { name: 'other' });
     await expect(admit(other)).rejects.toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+  });
+
+  it('names the rule of each refusal, for the runtime to report', async () => {
+    expect(await refusalOf(good)).toBeUndefined();
+    expect(await refusalOf(good, { trustedSigners: {} })).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'trustedSigners' });
+    expect(await refusalOf(good, { trustedSigners: { x: attacker.signerId } })).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'trustedSigners' });
+    expect(await refusalOf(good, { minSvn: { probe: 5 } })).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'minSvn.probe' });
+    expect(await refusalOf(good, { allowEmulated: false })).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'allowEmulated' });
+    expect(await refusalOf(good, { maxLimits: { heapMb: 8 } })).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'maxLimits.heapMb', message: expect.stringMatching(/above the operator cap policy\.maxLimits\.heapMb 8$/) });
+    expect(await refusalOf(good, {}, 'method')).toMatchObject({ code: 'POLICY_VIOLATION', rule: 'allowRemoteLoad' });
+    expect(await refusalOf(good, { allowRemoteLoad: true }, 'method')).toBeUndefined();
+    expect(await refusalOf(new Uint8Array(3))).toMatchObject({ code: 'BAD_FORMAT', rule: 'signature' });
+  });
+
+  it('re-admits an already verified bundle under a new policy without reading it again', async () => {
+    const verified = await admit(good);
+    const ctx = { name: 'probe', backendKind: 'emulated', origin: 'desired' } as const;
+    expect(admitVerified(verified, policy(), ctx).admitted).toBe(verified);
+    expect(admitVerified(verified, policy({ trustedSigners: { other: attacker.signerId } }), ctx).refused).toMatchObject({ rule: 'trustedSigners' });
+  });
+
+  it('the enclave backend runs only what admission let through', async () => {
+    const backend = new EmulatedBackend({ standby: 0 });
+    try {
+      const verified = await admit(good);
+      const copy = { ...verified }; // same fields, never admitted
+      await expect(backend.create(copy)).rejects.toMatchObject({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/not admitted/) });
+      const e = await backend.create(verified);
+      await e.destroy();
+    } finally {
+      await backend.destroy();
+    }
   });
 });
 

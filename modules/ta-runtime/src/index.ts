@@ -1,7 +1,6 @@
 export { TARuntime, type RuntimeOptions, type RuntimeEvents } from './runtime.js';
 export { startTARuntimeModule, EVENTS_OUTPUT, type TARuntimeModule, type TARuntimeModuleOptions } from './ta-runtime-module.js';
 export { handleRuntimeMethod, RUNTIME_METHOD_NAMES } from './methods.js';
-export { admitBundle } from './policy.js';
 export { readSource, MAX_BUNDLE_BYTES } from './sources.js';
 export { DedupeCache } from './dedupe.js';
 export { readConfig, type RuntimeConfig } from './config.js';

@@ -14,7 +14,7 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { Logger } from '@enclave-edge/observability';
 import { DEV_SIGNER_ID, isDevSigner } from '@enclave-edge/bundle/dev-signer';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import { admitBundle } from './policy.js';
+import { admit, admittedOrThrow } from '@enclave-edge/bundle/admission';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
 import { decodeNonce } from './nonce.js';
@@ -36,7 +36,7 @@ export interface RuntimeOptions {
   log: Logger;
   events: RuntimeEvents;
   sources: SourceOptions;
-  createOptions?: Omit<EnclaveCreateOptions, 'services' | 'log' | 'allowDebug'>;
+  createOptions?: Omit<EnclaveCreateOptions, 'services' | 'log'>;
   /** How long a replaced or unloaded TA's calls in flight may take before it is destroyed anyway. */
   drainMs?: number;
   rootOfTrust?: string;
@@ -157,13 +157,12 @@ export class TARuntime {
 
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
-    const bundle = await admitBundle({ name, bytes, pinnedMeasurement: pinned, policy: this.policy, backendKind: this.opts.backend.kind });
+    const bundle = admittedOrThrow(await admit(bytes, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin }));
     if (origin === 'method') this.refuseAlias(name, bundle);
     const log = this.opts.log;
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
       ...(this.opts.services ? { services: this.opts.services } : {}),
-      allowDebug: this.policy.allowDebug,
       // The TA's fields stay nested: spread at the top they could overwrite `ta`, `level`, `time`
       // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
       log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),

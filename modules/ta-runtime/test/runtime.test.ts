@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmulatedBackend } from '@enclave-edge/enclave';
-import { TARuntime, DedupeCache, admitBundle, type TAReport } from '@enclave-edge/ta-runtime';
+import { TARuntime, DedupeCache, type TAReport } from '@enclave-edge/ta-runtime';
+import { admit, admittedOrThrow } from '@enclave-edge/bundle';
 import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { buildSampleBundles, devPolicy, quietLogger } from './fixtures.js';
 
@@ -91,8 +92,10 @@ describe('TARuntime', () => {
 
   it('enforces the policy: untrusted signer, empty trust list, pinned measurement, minimum SVN, emulation', async () => {
     const bytes = bundles.bytes('hello');
-    const base = { name: 'hello', bytes, backendKind: 'emulated' };
     const full = (p: unknown) => runtimePolicySchema.parse(p); // defaults for allowRemoteLoad, maxLimits
+    const admitBundle = async (o: { name?: string; policy: ReturnType<typeof full>; pinnedMeasurement?: string }) =>
+      admittedOrThrow(await admit(bytes, o.policy, { name: o.name ?? 'hello', backendKind: 'emulated', origin: 'desired', pinnedMeasurement: o.pinnedMeasurement }));
+    const base = {};
     await expect(admitBundle({ ...base, policy: full({ ...devPolicy, trustedSigners: { other: 'f'.repeat(64) } }) })).rejects.toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringContaining('not one of the trusted signers') }));
     await expect(admitBundle({ ...base, policy: full({ ...devPolicy, trustedSigners: {} }) })).rejects.toThrow(/no trusted signers/);
     await expect(admitBundle({ ...base, policy: full(devPolicy), pinnedMeasurement: '0'.repeat(64) })).rejects.toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH' }));

@@ -6,6 +6,7 @@ export { computeMeasurement, computeSignerId, sha256Hex, MEASUREMENT_DOMAIN } fr
 export { JWS_TYP, buildProtectedHeader, buildSigningInput, jwkFromSpki, type ProtectedHeader, type SignedPayload, type SignerKeyInfo, type PublicJwkP256 } from './jws.js';
 export { derToRawEcdsa, normalizeEcdsaSignature, isLowS, toLowS } from './ecdsa-signature.js';
 export { digestBundle, attachSignature, signBundle, type SigningDigest } from './sign.js';
+export { admit, admitVerified, admissionOf, admittedOrThrow, refusalError, type AdmissionPolicy, type AdmissionContext, type AdmissionResult, type Refusal } from './admission.js';
 export { verifyBundle, verifyBundleAsync, inspectBundle, type VerifyOptions, type BundleInspection } from './verify.js';
 export type { Signer } from './signers/signer.js';
 export { pemSigner, generateSigningKey, spkiFromPem, certificateChainFromPem, type GeneratedKey } from './signers/pem.js';

@@ -1,4 +1,7 @@
-/** Verification: format → measurement → signature → policy, each failure a named EnclaveEdgeError. */
+/**
+ * Verification: format → measurement → signature → signer, each failure a named EnclaveEdgeError.
+ * Whether a verified bundle may run (debug, SVN, caps, …) is admission's decision (admission.ts).
+ */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { decodeBundle } from './format.js';
 import { canonicalJson } from './canonical-json.js';
@@ -9,10 +12,8 @@ import { payloadOf } from './sign.js';
 import type { TAManifest, VerifiedBundle } from './types.js';
 
 export interface VerifyOptions {
-  /** Accept only these signers (signer_id hex). Absent: any valid signature is accepted. */
-  trustedSigners?: string[];
-  /** Refuse debug TAs when false (default true: the runtime applies its own debug policy). */
-  allowDebug?: boolean;
+  /** Accept only these signers (signer_id hex). Required, as a JWS library requires a key: there is no "any signer". */
+  trustedSigners: readonly string[];
 }
 
 /** canonicalJson(payload), built around the manifest section, which decodeBundle proved canonical. */
@@ -48,12 +49,11 @@ function signedParts(bytes: Uint8Array): { s: BundleSections; jws: ParsedJws } {
   return { s, jws: parseCompactJws(s.signature) };
 }
 
-function applyPolicy(s: BundleSections, jws: ParsedJws, expected: SignedPayload, options: VerifyOptions): VerifiedBundle {
+function checkSigner(s: BundleSections, jws: ParsedJws, expected: SignedPayload, options: VerifyOptions): VerifiedBundle {
   const signerId = computeSignerId(jws.spki);
-  if (options.trustedSigners && !options.trustedSigners.map((x) => x.toLowerCase()).includes(signerId)) {
+  if (!options?.trustedSigners?.some((x) => x.toLowerCase() === signerId)) {
     throw new EnclaveEdgeError('POLICY_VIOLATION', `signer ${signerId} is not one of the trusted signers`);
   }
-  if (options.allowDebug === false && s.manifest.debug) throw new EnclaveEdgeError('POLICY_VIOLATION', `TA ${s.manifest.name} is a debug build and debug TAs are not allowed`);
   const out: VerifiedBundle = {
     manifest: s.manifest,
     code: s.code,
@@ -67,26 +67,26 @@ function applyPolicy(s: BundleSections, jws: ParsedJws, expected: SignedPayload,
   return out;
 }
 
-export function verifyBundle(bytes: Uint8Array, options: VerifyOptions = {}): VerifiedBundle {
+export function verifyBundle(bytes: Uint8Array, options: VerifyOptions): VerifiedBundle {
   const { s, jws } = signedParts(bytes);
   const expected = payloadOf(s);
   compareSignedPayload(jws.payloadText, s, expected);
   checkJwsSignature(jws);
-  return applyPolicy(s, jws, expected, options);
+  return checkSigner(s, jws, expected, options);
 }
 
 /**
  * Same checks and errors as verifyBundle, but the ES256 check runs on the thread pool while
  * this thread hashes the code: less latency for large bundles when a core is free.
  */
-export async function verifyBundleAsync(bytes: Uint8Array, options: VerifyOptions = {}): Promise<VerifiedBundle> {
+export async function verifyBundleAsync(bytes: Uint8Array, options: VerifyOptions): Promise<VerifiedBundle> {
   const { s, jws } = signedParts(bytes);
   const signature = checkJwsSignatureAsync(jws);
   signature.catch(() => undefined); // reported below, after the measurement (the documented order)
   const expected = payloadOf(s);
   compareSignedPayload(jws.payloadText, s, expected);
   await signature;
-  return applyPolicy(s, jws, expected, options);
+  return checkSigner(s, jws, expected, options);
 }
 
 export interface BundleInspection {
@@ -123,11 +123,8 @@ export function inspectBundle(bytes: Uint8Array): BundleInspection {
       const jws = parseCompactJws(s.signature);
       out.signerId = computeSignerId(jws.spki);
       if ('x5c' in jws.header) out.certificateChain = [...jws.header.x5c];
-    } catch {
-      /* reported by verification below */
-    }
-    try {
-      verifyBundle(bytes);
+      // Intact and signed by the key it names; whether that key is trusted is not inspect's question.
+      verifyBundle(bytes, { trustedSigners: [out.signerId] });
       out.verification = { ok: true };
     } catch (e) {
       const err = e as EnclaveEdgeError;

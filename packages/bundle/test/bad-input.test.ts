@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { sign as nodeSign } from 'node:crypto';
 import { decodeBundle, encodeBundle, generateSigningKey, pemSigner, signBundle, verifyBundle, verifyBundleAsync, digestBundle, toLowS, TAB_HEADER_LENGTH } from '@enclave-edge/bundle';
-import { refusal, sampleManifest, tinyCode } from './fixtures.js';
+import { KEY, TRUST, refusal, sampleManifest, tinyCode } from './fixtures.js';
 
 const NAMED = ['BAD_FORMAT', 'MEASUREMENT_MISMATCH', 'SIGNATURE_INVALID', 'POLICY_VIOLATION'];
 
 async function smallSignedBundle() {
-  const key = generateSigningKey();
+  const key = KEY;
   return { key, bundle: await signBundle(encodeBundle({ manifest: sampleManifest(), code: tinyCode }), pemSigner(key.privateKeyPem)) };
 }
 
@@ -76,7 +76,7 @@ describe('bad input is refused with a named error', () => {
 
   it('every single flipped byte of a small signed bundle (xor 0x01 and xor 0xff)', async () => {
     const { bundle } = await smallSignedBundle();
-    expect(verifyBundle(bundle).manifest.name).toBe('hello');
+    expect(verifyBundle(bundle, TRUST).manifest.name).toBe('hello');
     const seen = new Map<string, number>();
     for (const mask of [0x01, 0xff]) {
       for (let i = 0; i < bundle.byteLength; i++) {
@@ -98,12 +98,12 @@ describe('bad input is refused with a named error', () => {
 
   it('verifyBundleAsync refuses every flipped byte with the same code as verifyBundle', async () => {
     const { bundle } = await smallSignedBundle();
-    expect((await verifyBundleAsync(bundle)).measurement).toBe(verifyBundle(bundle).measurement);
+    expect((await verifyBundleAsync(bundle, TRUST)).measurement).toBe(verifyBundle(bundle, TRUST).measurement);
     for (let i = 0; i < bundle.byteLength; i++) {
       const b = bundle.slice();
       b[i]! ^= 0x01;
       const sync = refusal(b);
-      const asyncErr = await verifyBundleAsync(b).then(() => undefined, (e: unknown) => e as { code: string; message: string });
+      const asyncErr = await verifyBundleAsync(b, TRUST).then(() => undefined, (e: unknown) => e as { code: string; message: string });
       expect(asyncErr, `byte ${i}`).toMatchObject({ code: sync.code, message: sync.message });
     }
   });

@@ -1,10 +1,14 @@
-import { verifyBundle, type TAManifest } from '@enclave-edge/bundle';
+import { generateSigningKey, verifyBundle, type TAManifest } from '@enclave-edge/bundle';
 import { isEnclaveEdgeError } from '@enclave-edge/errors';
+
+/** One signer for the tests about bytes (not about whom to trust): refusal() trusts it. */
+export const KEY = generateSigningKey();
+export const TRUST = { trustedSigners: [KEY.signerId] };
 
 /** The named error verifyBundle refuses `bytes` with (fails the test if it accepts them). */
 export function refusal(bytes: Uint8Array): { code: string; message: string } {
   try {
-    verifyBundle(bytes);
+    verifyBundle(bytes, TRUST);
   } catch (e) {
     if (!isEnclaveEdgeError(e)) throw new Error(`not an EnclaveEdgeError: ${String(e)}`);
     return { code: e.code, message: e.message };

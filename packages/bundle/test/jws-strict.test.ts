@@ -34,7 +34,7 @@ describe('the JWS protected header is parsed strictly', () => {
     const { key, s } = await signed();
     const jwk = jwkFromSpki(key.spki);
     const canonical = `{"alg":"ES256","jwk":${JSON.stringify(jwk, ['crv', 'kty', 'x', 'y'])},"typ":"enclave-edge-ta+jws"}`;
-    expect(verifyBundle(withHeaderText(key, s, canonical)).signerSpki).toEqual(key.spki);
+    expect(verifyBundle(withHeaderText(key, s, canonical), { trustedSigners: [key.signerId] }).signerSpki).toEqual(key.spki);
     for (const variant of [
       `{"typ":"enclave-edge-ta+jws","alg":"ES256","jwk":${JSON.stringify(jwk, ['crv', 'kty', 'x', 'y'])}}`,
       canonical.replace('"alg":', '"alg": '),
@@ -57,7 +57,7 @@ describe('ES256 signatures must be low-S', () => {
     expect(nodeVerify('sha256', Buffer.from(`${h}.${p}`), { key: pub, dsaEncoding: 'ieee-p1363' }, twin)).toBe(true);
     const forged = encodeBundle({ manifest: s.manifest, code: s.code, signature: `${h}.${p}.${twin.toString('base64url')}` });
     expect(refusal(forged)).toMatchObject({ code: 'SIGNATURE_INVALID', message: expect.stringMatching(/not low-S/) });
-    expect(verifyBundle(bundle).measurement).toMatch(/^[0-9a-f]{64}$/);
+    expect(verifyBundle(bundle, { trustedSigners: [key.signerId] }).measurement).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('signing normalises: a high-S signature handed to attachSignature is attached in its low-S form', async () => {
@@ -68,7 +68,7 @@ describe('ES256 signatures must be low-S', () => {
     const attached = attachSignature(bundle, raw, { spki: key.spki });
     const sig = Buffer.from(decodeBundle(attached).signature!.split('.')[2]!, 'base64url');
     expect(sOf(sig)).toBe(N - sOf(raw));
-    expect(verifyBundle(attached).signerSpki).toEqual(key.spki);
+    expect(verifyBundle(attached, { trustedSigners: [key.signerId] }).signerSpki).toEqual(key.spki);
   });
 
   it('every signBundle output is low-S (OpenSSL alone gives high-S about half the time)', async () => {
@@ -77,7 +77,7 @@ describe('ES256 signatures must be low-S', () => {
     for (let i = 0; i < 24; i++) {
       const b = await signBundle(encodeBundle({ manifest: sampleManifest({ version: `1.0.${i}` }), code: tinyCode }), signer);
       expect(sOf(Buffer.from(decodeBundle(b).signature!.split('.')[2]!, 'base64url')) <= N / 2n).toBe(true);
-      verifyBundle(b);
+      verifyBundle(b, { trustedSigners: [key.signerId] });
     }
   });
 });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   attachSignature, computeMeasurement, canonicalManifestBytes, decodeBundle, digestBundle, encodeBundle, generateSigningKey,
-  inspectBundle, pemSigner, signBundle, spkiFromPem, verifyBundle, certificateChainFromPem, computeSignerId,
+  inspectBundle, pemSigner, signBundle, spkiFromPem, verifyBundle, verifyBundleAsync, certificateChainFromPem, computeSignerId,
 } from '@enclave-edge/bundle';
 import { sampleManifest, tinyCode } from './fixtures.js';
 
@@ -37,7 +37,7 @@ function selfSignedCert(): { keyPem: string; certPem: string } {
 describe('signing and verification', () => {
   it('signs, verifies, and reports measurement and signer_id as hex', async () => {
     const { key, bundle } = await signed();
-    const v = verifyBundle(bundle);
+    const v = verifyBundle(bundle, { trustedSigners: [key.signerId] });
     expect(v.measurement).toBe(computeMeasurement(canonicalManifestBytes(sampleManifest()), tinyCode));
     expect(v.measurement).toMatch(/^[0-9a-f]{64}$/);
     expect(v.signerId).toBe(key.signerId);
@@ -54,11 +54,11 @@ describe('signing and verification', () => {
   });
 
   it('the signature verifies with plain jose and the key from the JWS header', async () => {
-    const { bundle } = await signed();
+    const { key, bundle } = await signed();
     const { payload, protectedHeader } = await jose.compactVerify(jwsOf(bundle), jose.EmbeddedJWK);
     expect(protectedHeader).toMatchObject({ alg: 'ES256', typ: 'enclave-edge-ta+jws' });
     const body = JSON.parse(new TextDecoder().decode(payload));
-    expect(body.measurement).toBe(verifyBundle(bundle).measurement);
+    expect(body.measurement).toBe(verifyBundle(bundle, { trustedSigners: [key.signerId] }).measurement);
     expect(body.manifest).toEqual(sampleManifest());
   });
 
@@ -66,7 +66,7 @@ describe('signing and verification', () => {
     const { keyPem, certPem } = selfSignedCert();
     const chain = certificateChainFromPem(certPem);
     const bundle = await signBundle(encodeBundle({ manifest: sampleManifest(), code: tinyCode }), pemSigner(keyPem, chain));
-    const v = verifyBundle(bundle);
+    const v = verifyBundle(bundle, { trustedSigners: [computeSignerId(spkiFromPem(certPem))] });
     expect(v.certificateChain).toEqual(chain);
     expect(v.signerId).toBe(computeSignerId(spkiFromPem(certPem)));
     const header = jose.decodeProtectedHeader(jwsOf(bundle));
@@ -87,9 +87,9 @@ describe('signing and verification', () => {
     expect(d.sha256).toBe(createHash('sha256').update(d.signingInput).digest('hex'));
     const der = nodeSign('sha256', Buffer.from(d.signingInput), key.privateKeyPem); // DER by default
     const bundle = attachSignature(unsigned, der, { spki: key.spki });
-    expect(verifyBundle(bundle).signerId).toBe(key.signerId);
+    expect(verifyBundle(bundle, { trustedSigners: [key.signerId] }).signerId).toBe(key.signerId);
     // base64 text of the DER signature is accepted too
-    expect(verifyBundle(attachSignature(unsigned, Buffer.from(der.toString('base64') + '\n'), { spki: key.spki })).measurement).toBe(d.measurement);
+    expect(verifyBundle(attachSignature(unsigned, Buffer.from(der.toString('base64') + '\n'), { spki: key.spki }), { trustedSigners: [key.signerId] }).measurement).toBe(d.measurement);
   });
 
   it('attach-signature refuses a signature from another key or over another digest', () => {
@@ -104,22 +104,26 @@ describe('signing and verification', () => {
     expect(() => attachSignature(unsigned, new Uint8Array(10), { spki: key.spki })).toThrow(expect.objectContaining({ code: 'BAD_FORMAT' }));
   });
 
-  it('trusted signers: another signer is a POLICY_VIOLATION; debug can be refused', async () => {
+  it('trusted signers are required: another signer, an empty list or none at all is a POLICY_VIOLATION', async () => {
     const { key, bundle } = await signed(sampleManifest({ debug: true }));
     expect(verifyBundle(bundle, { trustedSigners: [key.signerId.toUpperCase()] }).signerId).toBe(key.signerId);
     expect(() => verifyBundle(bundle, { trustedSigners: [generateSigningKey().signerId] })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/not one of the trusted signers/) }));
-    expect(() => verifyBundle(bundle, { allowDebug: false })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/debug build/) }));
+    expect(() => verifyBundle(bundle, { trustedSigners: [] })).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
+    // A caller that skips the type checker still gets no "any signer" default.
+    expect(() => (verifyBundle as (b: Uint8Array) => unknown)(bundle)).toThrow(expect.objectContaining({ code: 'POLICY_VIOLATION' }));
+    await expect((verifyBundleAsync as (b: Uint8Array) => Promise<unknown>)(bundle)).rejects.toMatchObject({ code: 'POLICY_VIOLATION' });
   });
 
   it('debug bundles carry a source map covered by the signature', async () => {
     const map = new TextEncoder().encode('{"version":3,"sources":["src/index.ts"],"mappings":""}');
     const key = generateSigningKey();
     const bundle = await signBundle(encodeBundle({ manifest: sampleManifest({ debug: true }), code: tinyCode, sourceMap: map }), pemSigner(key.privateKeyPem));
-    expect(new TextDecoder().decode(verifyBundle(bundle).sourceMap)).toContain('src/index.ts');
+    const trust = { trustedSigners: [key.signerId] };
+    expect(new TextDecoder().decode(verifyBundle(bundle, trust).sourceMap)).toContain('src/index.ts');
     const tampered = bundle.slice();
     const at = Buffer.from(tampered).indexOf('src/index.ts');
     tampered[at] = 'x'.charCodeAt(0);
-    expect(() => verifyBundle(tampered)).toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH', message: expect.stringMatching(/source map/) }));
+    expect(() => verifyBundle(tampered, trust)).toThrow(expect.objectContaining({ code: 'MEASUREMENT_MISMATCH', message: expect.stringMatching(/source map/) }));
     expect(() => encodeBundle({ manifest: sampleManifest(), code: tinyCode, sourceMap: map })).not.toThrow();
     expect(() => decodeBundle(encodeBundle({ manifest: sampleManifest(), code: tinyCode, sourceMap: map }))).toThrow(/release .* must not carry a source map/);
   });

@@ -39,8 +39,6 @@ export interface EnclaveCreateOptions {
   /** The runtime's host calls; a TA reaches only those its manifest's `hostCalls` names. */
   hostCalls?: Record<string, HostCallHandler>;
   log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
-  /** Refuse debug TAs (production default: false). */
-  allowDebug?: boolean;
   /** Sessions idle longer than this are closed (default 10 minutes). */
   sessionIdleTimeoutMs?: number;
   /** Calls waiting beyond maxConcurrency before BUSY (default 64). */

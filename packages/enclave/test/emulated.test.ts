@@ -92,7 +92,7 @@ describe('crash loops', () => {
 describe('debugging', () => {
   it('maps a debug TA’s stack to TypeScript lines through the source map', async () => {
     const { code, map } = await buildDebugTA();
-    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'order-ta', debug: true }, map), { allowDebug: true }));
+    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'order-ta', debug: true }, map)));
     expect(await e.invoke(undefined, 'double', { qty: 2 })).toBe(4);
     const err = (await e.invoke(undefined, 'double', { qty: -1 }).catch((x: unknown) => x)) as { code: string; message: string; detail?: { stack?: string } };
     expect(err.code).toBe('TA_ERROR');
@@ -110,7 +110,7 @@ describe('debugging', () => {
 
   it('opens an inspector (DevTools protocol on 127.0.0.1) for a debug TA when asked', async () => {
     const { code, map } = await buildDebugTA();
-    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'inspected', debug: true }, map), { allowDebug: true, inspect: true }));
+    const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'inspected', debug: true }, map), { inspect: true }));
     expect(e.inspectorUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]+$/);
     const port = new URL(e.inspectorUrl!).port;
     const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];

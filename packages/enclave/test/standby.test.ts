@@ -69,7 +69,7 @@ describe('standby pool', () => {
     const second = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'odd-heap-2', limits: { heapMb: 48 } })));
     expect(second.lastStartup!.origin).toBe('standby');
     // A debug TA needs a different lockdown: not the release standby.
-    const dbg = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'dbg', debug: true }), { allowDebug: true }));
+    const dbg = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'dbg', debug: true })));
     expect(dbg.lastStartup!.origin).toBe('fresh');
   });
 

@@ -1,9 +1,8 @@
 /**
  * Run a signed TA bundle on the developer's machine, in the real emulated enclave (worker + SES)
  * with real trust services over a DEVELOPMENT-GRADE software root of trust in a local state dir.
- * Admission follows the ta-runtime: signature first, then the trusted signers (if given) and the
- * debug policy; nothing runs unless all pass. Imported as `@enclave-edge/ta-toolchain/run-local`
- * so a build never loads the enclave and a run never loads esbuild.
+ * Admission is the ta-runtime's admit() (see admit-local.ts); nothing runs unless it passes.
+ * Imported as `@enclave-edge/ta-toolchain/run-local` so a build never loads the enclave and a run never loads esbuild.
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -62,8 +61,8 @@ function prepareStateDir(dir: string): void {
   if (!existsSync(ignore)) writeFileSync(ignore, '# development keys and sealed data: never commit\n*\n');
 }
 
-export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {}): Promise<LocalTA> {
-  const bundle = admitLocal(bytes, opts);
+export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions): Promise<LocalTA> {
+  const bundle = await admitLocal(bytes, opts);
   const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
   prepareStateDir(stateDir);
   const root = await createRootOfTrust({ kind: 'software', stateDir });
@@ -76,7 +75,6 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions = {})
     services = createTrustServices({ rootOfTrust: root, ...(opts.trustLog ? { log: opts.trustLog } : {}) });
     const enclave = await backend.create(bundle, {
       services,
-      allowDebug: opts.allowDebug ?? false,
       ...(opts.log ? { log: opts.log } : {}),
     });
     let closed: Promise<void> | undefined;

@@ -44,7 +44,7 @@ import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test
 const projectDir = fileURLToPath(new URL('..', import.meta.url));
 
 // Fast unit tests in-process with a fake context. To call the built, signed bundle in the real
-// emulated enclave with real sealed storage: npx enclave-edge ta run dist/<name>.tab count
+// emulated enclave with real sealed storage: npx enclave-edge ta run dist/<name>.tab count --signer key.pub.pem
 describe('my TA (in-process harness with a fake context)', () => {
   let ta: TAForTests;
   beforeAll(async () => {

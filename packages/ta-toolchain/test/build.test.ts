@@ -45,9 +45,10 @@ describe('buildTA (JavaScript TAs)', () => {
     try {
       const dir = copyExample('hello', t.dir);
       const rel = await buildTA(dir, { write: false });
-      const dbg = await buildTA(dir, { write: false, debug: true, signer: pemSigner(generateSigningKey().privateKeyPem) });
+      const key = generateSigningKey();
+      const dbg = await buildTA(dir, { write: false, debug: true, signer: pemSigner(key.privateKeyPem) });
       expect(decodeBundle(rel.bundle).sourceMap).toBeUndefined();
-      const v = verifyBundle(dbg.bundle);
+      const v = verifyBundle(dbg.bundle, { trustedSigners: [key.signerId] });
       expect(v.manifest.debug).toBe(true);
       const map = JSON.parse(new TextDecoder().decode(v.sourceMap));
       expect(map.sources).toContain('../src/index.ts');

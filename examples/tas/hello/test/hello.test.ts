@@ -8,13 +8,15 @@ const dir = fileURLToPath(new URL('..', import.meta.url));
 describe('hello TA', () => {
   let ta: TAForTests;
   let bundle: Uint8Array;
+  const key = generateSigningKey();
+  const trust = { trustedSigners: [key.signerId] };
   beforeAll(async () => {
-    ({ bundle } = await buildTA(dir, { write: false, signer: pemSigner(generateSigningKey().privateKeyPem) }));
+    ({ bundle } = await buildTA(dir, { write: false, signer: pemSigner(key.privateKeyPem) }));
     ta = await loadTAForTests(bundle);
   });
 
   it('builds into a signed bundle that verifies', () => {
-    const v = verifyBundle(bundle);
+    const v = verifyBundle(bundle, trust);
     expect(v.manifest).toMatchObject({ name: 'hello', runtime: 'js', debug: false });
     expect(v.sourceMap).toBeUndefined();
   });
@@ -27,7 +29,7 @@ describe('hello TA', () => {
   });
 
   it('whoami reports the measured identity', async () => {
-    expect(await ta.invoke('whoami')).toMatchObject({ name: 'hello', measurement: verifyBundle(bundle).measurement });
+    expect(await ta.invoke('whoami')).toMatchObject({ name: 'hello', measurement: verifyBundle(bundle, trust).measurement });
   });
 
   it('an unknown command is ITEM_NOT_FOUND', async () => {

@@ -83,7 +83,7 @@ function renderResult(r: unknown): string {
 export function registerRun(ta: Command): void {
   ta.command('run <bundle> <command> [params]')
     .description('call a TA command locally in the real emulated enclave (DEVELOPMENT root of trust in --state-dir); params are JSON, {"$binary":"<base64>"} for bytes, @file or - for stdin')
-    .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable); default: any valid signature', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable; required: there is no "any signer")', (v: string, acc: string[] = []) => [...acc, v])
     .option('--allow-debug', 'admit a debug build (refused by default, as on a production device)')
     .option('--state-dir <dir>', 'development root of trust and sealed storage (kept across runs)', '.enclave-edge/dev')
     .option('--session', 'open one session and make every call in it (default: each call in its own implicit session)')
@@ -107,12 +107,13 @@ export function registerRun(ta: Command): void {
       } catch (e) {
         throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot read bundle ${bundlePath}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
       }
-      const signers = Array.isArray(opts.signer) ? signerIdsFrom(opts.signer as string[]) : undefined;
+      if (!Array.isArray(opts.signer)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'name the signer you trust: --signer <signer_id or PEM public key>, e.g. --signer key.pub.pem');
+      const signers = signerIdsFrom(opts.signer as string[]);
       const repeat = opts.repeat as number;
       const timeoutMs = typeof opts.timeout === 'number' ? opts.timeout : undefined;
 
-      const policy = { ...(signers ? { trustedSigners: signers } : {}), allowDebug: opts.allowDebug === true };
-      admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
+      const policy = { trustedSigners: signers, allowDebug: opts.allowDebug === true };
+      await admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
       const { openLocalTA } = await import('@enclave-edge/ta-toolchain/run-local');
       const local = await openLocalTA(bytes, {
         ...policy,

@@ -4,9 +4,10 @@ import { basename, dirname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import {
-  attachSignature, certificateChainFromPem, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
+  admit, admittedOrThrow, attachSignature, certificateChainFromPem, computeSignerId, digestBundle, generateSigningKey, inspectBundle, isPkcs11Uri,
   openSigner, signBundle, spkiFromPem, verifyBundle, type BundleInspection, type SignerKeyInfo, type TAManifest,
 } from '@enclave-edge/bundle';
+import { runtimePolicySchema } from '@enclave-edge/protocol/desired';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { registerRun, signerIdsFrom } from './ta-run.js';
 
@@ -54,6 +55,23 @@ function keyInfoFrom(opts: Opts): SignerKeyInfo {
 }
 
 const show = (p: string) => relative(process.cwd(), p) || p;
+
+/** A policy JSON file, parsed (defaults filled) as ta-runtime parses its desired `policy`. */
+function policyFile(path: string) {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readPem(path, 'policy'));
+  } catch (e) {
+    if (e instanceof EnclaveEdgeError) throw e;
+    throw new EnclaveEdgeError('BAD_FORMAT', `policy ${path} is not JSON: ${(e as Error).message}`);
+  }
+  const r = runtimePolicySchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new EnclaveEdgeError('CONFIG_INVALID', `policy ${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
 
 function describeManifest(m: TAManifest): string[] {
   return [
@@ -156,7 +174,7 @@ export function register(program: Command): void {
       const opened = await openSigner(opts.key as string, certChainOption(opts));
       try {
         const signed = await signBundle(bytes, opened.signer);
-        const v = verifyBundle(signed);
+        const v = verifyBundle(signed, { trustedSigners: [computeSignerId(opened.signer.spki)] });
         const out = typeof opts.out === 'string' ? opts.out : bundlePath;
         writeAtomic(out, signed);
         emit(opts, { bundle: out, measurement: v.measurement, signerId: v.signerId, keyKind: opened.kind }, () =>
@@ -194,8 +212,9 @@ export function register(program: Command): void {
     .option('--out <file>', 'write here instead of replacing the bundle')
     .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
       const opts = optsOf(cmd);
-      const signed = attachSignature(readBytes(bundlePath, 'bundle'), readBytes(opts.signature as string, 'signature'), keyInfoFrom(opts));
-      const v = verifyBundle(signed);
+      const key = keyInfoFrom(opts);
+      const signed = attachSignature(readBytes(bundlePath, 'bundle'), readBytes(opts.signature as string, 'signature'), key);
+      const v = verifyBundle(signed, { trustedSigners: [computeSignerId(key.spki)] });
       const out = typeof opts.out === 'string' ? opts.out : bundlePath;
       writeAtomic(out, signed);
       emit(opts, { bundle: out, measurement: v.measurement, signerId: v.signerId }, () =>
@@ -211,16 +230,22 @@ export function register(program: Command): void {
     }));
 
   ta.command('verify <bundle>')
-    .description('check format, measurement and signature (and the signer, if given); non-zero exit with the reason')
+    .description('admit the bundle as ta-runtime would: format, measurement, signature by a trusted signer, then the policy (--policy, or debug allowed unless --no-debug); non-zero exit with the reason')
     .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
-    .option('--no-debug', 'refuse debug TAs')
+    .option('--policy <file>', "ta-runtime's policy JSON (desired properties' `policy`): check against the device's rules; --signer adds signers")
+    .option('--no-debug', 'refuse debug TAs (without --policy)')
     .action(action(async (bundlePath: string, _o: unknown, cmd: Command) => {
       const opts = optsOf(cmd);
-      const signers = Array.isArray(opts.signer) ? signerIdsFrom(opts.signer as string[]) : undefined;
-      const v = verifyBundle(readBytes(bundlePath, 'bundle'), { ...(signers ? { trustedSigners: signers } : {}), ...(opts.debug === false ? { allowDebug: false } : {}) });
+      const signers = Array.isArray(opts.signer) ? signerIdsFrom(opts.signer as string[]) : [];
+      const given = typeof opts.policy === 'string' ? policyFile(opts.policy) : runtimePolicySchema.parse({ allowDebug: opts.debug !== false, allowEmulated: true });
+      const policy = { ...given, trustedSigners: { ...given.trustedSigners, ...Object.fromEntries(signers.map((id, i) => [`signer${i}`, id])) } };
+      if (Object.keys(policy.trustedSigners).length === 0) {
+        throw new EnclaveEdgeError('BAD_PARAMETERS', 'name the trusted signer: --signer <signer_id or PEM public key> (or a --policy with trustedSigners)');
+      }
+      const v = admittedOrThrow(await admit(readBytes(bundlePath, 'bundle'), policy, { backendKind: 'emulated', origin: 'desired' }));
       const out = { ok: true, name: v.manifest.name, version: v.manifest.version, debug: v.manifest.debug, measurement: v.measurement, signerId: v.signerId, size: v.size };
       emit(opts, out, () =>
-        [`OK ${v.manifest.name} ${v.manifest.version}${v.manifest.debug ? ' (DEBUG)' : ''}: format, measurement and signature verified${signers ? ', signer trusted' : ''}`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
+        [`OK ${v.manifest.name} ${v.manifest.version}${v.manifest.debug ? ' (DEBUG)' : ''}: format, measurement and signature verified, signer trusted, policy passed`, `measurement    ${v.measurement}`, `signer_id      ${v.signerId}`].join('\n'));
     }));
 
   registerRun(ta);

@@ -1,6 +1,7 @@
 /** The emulated backend: each enclave instance is a worker thread (own V8 isolate) with SES inside. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
+import { admissionOf } from '@enclave-edge/bundle/admission';
 import type { EnclaveBackend, EnclaveCreateOptions } from '../contract.js';
 import { EmulatedEnclave } from './threads/enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
@@ -54,8 +55,9 @@ export class EmulatedBackend implements EnclaveBackend {
     const m = bundle?.manifest;
     if (!m || !(bundle.code instanceof Uint8Array)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'create() needs a verified bundle with a manifest and code');
     if (m.runtime !== 'js' && m.runtime !== 'wasm') throw new EnclaveEdgeError('NOT_SUPPORTED', `TA runtime "${String(m.runtime)}" is not supported by the emulated backend`);
-    if (m.debug && options.allowDebug !== true) {
-      throw new EnclaveEdgeError('POLICY_VIOLATION', `TA "${m.name}" is a debug build and this runtime refuses debug TAs (allowDebug is off, the production default)`);
+    // Whether it may run is admission's decision, made before: run only what admit() let through for this backend.
+    if (admissionOf(bundle) !== this.kind) {
+      throw new EnclaveEdgeError('POLICY_VIOLATION', `TA "${m.name}" was not admitted for the ${this.kind} backend: run bundles through admit() (@enclave-edge/bundle) first`);
     }
     if (options.inspect && !m.debug) {
       options.log?.('warn', m.name, 'inspect ignored: only debug TAs can be inspected');

@@ -1,8 +1,10 @@
 /**
- * Test helpers: build a VerifiedBundle directly from code (no signing). For tests and the
- * conformance suite only; a real runtime gets bundles from @enclave-edge/bundle's verifier.
+ * Test helpers: build a VerifiedBundle directly from code (no signing), admitted for the emulated
+ * backend under a policy that trusts the test signer. For tests and the conformance suite only;
+ * a real runtime gets bundles from @enclave-edge/bundle's admit().
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { admitVerified, admittedOrThrow } from '@enclave-edge/bundle/admission';
 import type { TAManifest, VerifiedBundle } from '@enclave-edge/bundle/types';
 
 export type ManifestOverrides = Partial<Omit<TAManifest, 'limits' | 'session'>> & {
@@ -32,13 +34,21 @@ export function makeTestBundle(code: string | Uint8Array, o: ManifestOverrides =
   const bytes = typeof code === 'string' ? new TextEncoder().encode(code) : code;
   const measurement = createHash('sha256').update(JSON.stringify(manifest)).update(bytes).digest('hex');
   const signerSpki = new TextEncoder().encode('test-signer');
-  return {
+  const signerId = createHash('sha256').update(signerSpki).digest('hex');
+  const bundle: VerifiedBundle = {
     manifest,
     code: bytes,
     ...(sourceMap ? { sourceMap: new TextEncoder().encode(sourceMap) } : {}),
     measurement,
-    signerId: createHash('sha256').update(signerSpki).digest('hex'),
+    signerId,
     signerSpki,
     size: bytes.length,
   };
+  const policy = { trustedSigners: { test: signerId }, allowDebug: manifest.debug, allowEmulated: true, minSvn: {}, allowRemoteLoad: false, maxLimits: manifest.limits };
+  return admittedOrThrow(admitVerified(bundle, policy, { backendKind: 'emulated', origin: 'local' }));
+}
+
+/** The same bundle, never admitted (to test that the backend refuses it). */
+export function makeUnadmittedBundle(code: string, o: ManifestOverrides = {}): VerifiedBundle {
+  return { ...makeTestBundle(code, o) };
 }

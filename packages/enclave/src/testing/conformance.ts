@@ -7,7 +7,7 @@
  */
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { Enclave, EnclaveBackend, EnclaveCreateOptions, EnclaveEvent } from '../contract.js';
-import { makeTestBundle, type ManifestOverrides } from './bundles.js';
+import { makeTestBundle, makeUnadmittedBundle, type ManifestOverrides } from './bundles.js';
 import { InMemoryTrustServicesForTests } from './in-memory-trust.js';
 import { KITCHEN_SINK_TA, ISOLATION_TA } from './fixtures.js';
 
@@ -198,11 +198,11 @@ export function runConformance(name: string, backendFactory: () => EnclaveBacken
         expect(err3.code).toBe('BAD_FORMAT');
       });
 
-      it('refuses debug TAs unless allowDebug (production default)', async () => {
-        const err = (await backend.create(makeTestBundle(KITCHEN_SINK_TA, { debug: true }), baseOptions()).catch((e: unknown) => e)) as any;
+      it('runs only bundles admission let through; a debug build admitted as such shows its stack', async () => {
+        const err = (await backend.create(makeUnadmittedBundle(KITCHEN_SINK_TA, { debug: true }), baseOptions()).catch((e: unknown) => e)) as any;
         expect(err.code).toBe('POLICY_VIOLATION');
-        expect(err.message).toMatch(/debug/);
-        const ok = await create(KITCHEN_SINK_TA, { name: 'dbg', debug: true }, { allowDebug: true });
+        expect(err.message).toMatch(/not admitted/);
+        const ok = await create(KITCHEN_SINK_TA, { name: 'dbg', debug: true });
         const thrown = (await ok.invoke(undefined, 'throws', { message: 'where?' }).catch((e: unknown) => e)) as any;
         expect(thrown.code).toBe('TA_ERROR');
         expect(typeof thrown.detail?.stack).toBe('string');
