@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
-import type { EnclaveBackend, EnclaveCreateOptions, TrustServices, TAIdentity } from '@enclave-edge/enclave';
+import type { EnclaveBackend, EnclaveCreateOptions, TrustServices } from '@enclave-edge/enclave';
 import {
   decodeValue, encodeValue, runtimePolicySchema, taEntrySchema, TA_NAME,
   type BatchItemResult, type JsonValue, type RuntimePolicy, type TARequest,
@@ -18,6 +18,7 @@ import { admit, admittedOrThrow } from '@enclave-edge/bundle/admission';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
 import { decodeNonce } from './nonce.js';
+import { ENCLAVE_ATTEST_COMMAND } from '@enclave-edge/confidential/names';
 
 export interface RuntimeEvents {
   /** Lifecycle telemetry (`ta.loaded`, `ta.rejected`, …). */
@@ -334,7 +335,7 @@ export class TARuntime {
    * issues evidence for the TA's identity only, and refuses caller claims (O4).
    */
   async attest(name: string, nonceText: string, claims?: Record<string, Value>): Promise<string> {
-    const nonce = decodeNonce(nonceText);
+    decodeNonce(nonceText); // refuse a bad nonce before anything runs
     const ta = this.get(name);
     let token: string | undefined;
     try {
@@ -356,9 +357,10 @@ export class TARuntime {
       if (claims && Object.keys(claims).length > 0) {
         throw new EnclaveEdgeError('BAD_PARAMETERS', `TA "${name}" has no attest command, so it cannot assert claims; the runtime does not sign caller claims. Bind your context in the nonce instead (e.g. SHA-256 of it)`);
       }
-      const m = ta.bundle.manifest;
-      const id: TAIdentity = { name: m.name, uuid: m.uuid, version: m.version, measurement: ta.bundle.measurement, signerId: ta.bundle.signerId, productId: m.productId, securityVersion: m.securityVersion, debug: m.debug };
-      token = await this.opts.services.attest(id, { nonce, tee: this.opts.backend.kind });
+      // Issued through the enclave, so the evidence binds the TA's HPKE key (created in there).
+      const r = await ta.use((e) => e.invoke(undefined, ENCLAVE_ATTEST_COMMAND, { nonce: nonceText }));
+      if (typeof r !== 'string') throw new EnclaveEdgeError('INTERNAL', 'the enclave returned no evidence token');
+      token = r;
     }
     this.opts.events.event('attestation.issued', { ta: name, measurement: ta.bundle.measurement, tee: this.opts.backend.kind });
     return token;

@@ -13,6 +13,7 @@ export const MANIFEST_LIMITS = {
   maxConcurrency: { min: 1, max: 256 },
   callTimeoutMs: { min: 10, max: 3_600_000 },
   hostCalls: { max: 64 },
+  confidentialCommands: { max: 256 },
   description: { max: 1024 },
 } as const;
 
@@ -24,6 +25,8 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 const SEMVER_PATTERN =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
 const HOST_CALL_PATTERN = /^[A-Za-z][A-Za-z0-9._-]{0,63}$/;
+// The wire's command-name alphabet (protocol COMMAND_NAME).
+const COMMAND_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 export const limitsSchema = z.strictObject({
   heapMb: intIn(MANIFEST_LIMITS.heapMb),
@@ -52,6 +55,12 @@ export const manifestSchema = z.strictObject({
     .array(z.string().regex(HOST_CALL_PATTERN, 'must be 1..64 chars of A-Z, a-z, 0-9, ".", "_", "-", starting with a letter'))
     .max(MANIFEST_LIMITS.hostCalls.max, `must list at most ${MANIFEST_LIMITS.hostCalls.max} host calls`)
     .refine((a) => new Set(a).size === a.length, 'must not repeat a name'),
+  /** Commands that answer only confidential calls (an HPKE envelope to the TA's attested key); plain calls get ACCESS_DENIED. */
+  confidentialCommands: z
+    .array(z.string().regex(COMMAND_PATTERN, 'must be a command name (1..64 chars of A-Z, a-z, 0-9, "_", not starting with a digit)'))
+    .max(MANIFEST_LIMITS.confidentialCommands.max, `must list at most ${MANIFEST_LIMITS.confidentialCommands.max} commands`)
+    .refine((a) => new Set(a).size === a.length, 'must not repeat a name')
+    .optional(),
   description: z.string().max(MANIFEST_LIMITS.description.max, `must be at most ${MANIFEST_LIMITS.description.max} characters`).optional(),
 });
 

@@ -31,6 +31,8 @@ export interface TAManifest {
   limits: TALimits;
   session: TASessionModel;
   hostCalls: string[];
+  /** Commands callable only through a confidential envelope (see docs/confidential-calls.md). */
+  confidentialCommands?: string[];
   description?: string;
 }
 

@@ -8,7 +8,8 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { verifyEvidence, parsePolicy, type EvidenceClaims, type VerifierPolicyInput } from '@enclave-edge/attestation';
 import { decodeValue, encodeValue } from '@enclave-edge/protocol/value-codec';
 import type { Value } from '@enclave-edge/ta-sdk';
-import { CONFIDENTIAL_COMMAND, sealRequest, type JsonValue } from './envelope.js';
+import { sealRequest, type JsonValue } from './envelope.js';
+import { CONFIDENTIAL_COMMAND } from './names.js';
 import { importHpkePublicKey, rawPublicKeyOf, type HpkeKey } from './suite.js';
 
 /** The two ordinary methods the client needs, over whatever reaches host-module (service API, edgeHub). */

@@ -14,8 +14,6 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { EnclaveEdgeError, isErrorCode, type ErrorCode } from '@enclave-edge/errors';
 import { SUITE_IDS, hpkeSuite, type HpkeKey } from './suite.js';
 
-/** The reserved command an envelope travels under; the real command is inside. */
-export const CONFIDENTIAL_COMMAND = '__ee_confidential';
 export const ENVELOPE_VERSION = 1;
 export const DEFAULT_ENVELOPE_LIFETIME_MS = 60_000;
 /** The enclave refuses envelopes valid for longer: its replay memory must cover the whole lifetime. */
@@ -68,7 +66,7 @@ const REFUSAL_CODES: Record<EnvelopeRefusal, ErrorCode> = {
   expired: 'ACCESS_DENIED',
   lifetime: 'BAD_PARAMETERS',
   replay: 'CONFLICT',
-  'replay-cache-full': 'BUSY',
+  'replay-cache-full': 'UNAVAILABLE',
   integrity: 'SEAL_INTEGRITY',
 };
 

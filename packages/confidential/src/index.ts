@@ -1,7 +1,8 @@
 /** Confidential invocation: HPKE envelopes to a TA's attested key, and the caller's client. */
 export { ConfidentialClient, type ConfidentialClientOptions, type ConfidentialTransport, type AttestedKey, type ConfidentialInvokeOptions } from './client.js';
+export { CONFIDENTIAL_COMMAND, ENCLAVE_ATTEST_COMMAND } from './names.js';
 export {
-  CONFIDENTIAL_COMMAND, ENVELOPE_VERSION, DEFAULT_ENVELOPE_LIFETIME_MS, MAX_ENVELOPE_LIFETIME_MS, CLOCK_TOLERANCE_MS,
+  ENVELOPE_VERSION, DEFAULT_ENVELOPE_LIFETIME_MS, MAX_ENVELOPE_LIFETIME_MS, CLOCK_TOLERANCE_MS,
   sealRequest, parseRequestEnvelope, openRequest, EnvelopeError,
   type EnvelopeHeader, type RequestEnvelope, type JsonValue, type ResponseEnvelope, type InnerResult, type EnvelopeRefusal, type SealedRequest, type OpenedRequest, type ParsedRequest,
 } from './envelope.js';

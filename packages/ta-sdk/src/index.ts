@@ -80,10 +80,20 @@ export interface TAInfo {
 }
 
 /** What every lifecycle hook and command receives. */
+/** How the current command was called. */
+export interface TACaller {
+  /**
+   * True when the call came as an HPKE envelope sealed to this TA's attested key: only the enclave
+   * read the params, and only the caller reads the result. False for plain calls (and in hooks).
+   */
+  readonly confidential: boolean;
+}
+
 export interface TAContext {
   readonly ta: TAInfo;
   /** The current session; `undefined` in onCreate / onDestroy. */
   readonly session: { readonly id: string; readonly state: Record<string, unknown> } | undefined;
+  readonly caller: TACaller;
   seal(data: Uint8Array, options?: SealOptions): Promise<Uint8Array>;
   unseal(blob: Uint8Array, options?: UnsealOptions): Promise<Uint8Array>;
   readonly storage: TAStorage;

@@ -14,6 +14,8 @@ export interface FakeContextForTestsOptions {
   signerId?: string;
   /** Host call handlers; only names listed in the manifest's hostCalls are reachable. */
   hostCalls?: Record<string, (args: Value) => Value | Promise<Value>>;
+  /** What `ctx.caller.confidential` says (default false: a plain call). */
+  confidential?: boolean;
 }
 
 export interface FakeContextForTests extends TAContext {
@@ -45,6 +47,7 @@ export function fakeContextForTests(opts: FakeContextForTestsOptions): FakeConte
   const make = (session: TAContext['session']): FakeContextForTests => ({
     ta,
     session,
+    caller: Object.freeze({ confidential: opts.confidential ?? false }),
     logs,
     storageForTests: store,
     withSession: make,

@@ -33,6 +33,7 @@ export const projectSchema = z.strictObject({
     keepAlive: m.session.shape.keepAlive.optional(),
   }).optional(),
   hostCalls: m.hostCalls.optional(),
+  confidentialCommands: m.confidentialCommands,
   description: m.description,
   /** Entry file relative to the project (default src/index.ts for js, assembly/index.ts for wasm). */
   entry: z.string().min(1).max(256).regex(/^[^\0]+$/, 'must be a relative path').optional(),

@@ -8,6 +8,7 @@ import type { JsonWebKeyPublic, SealPolicy, Value } from '@enclave-edge/ta-sdk';
 import type { EnclaveCreateOptions, SealedStore, TAIdentity } from '../contract.js';
 import type { SvcOp } from './wire/protocol.cjs';
 import { copyValue, isProblem } from './wire/values.cjs';
+import { ConfidentialState } from './confidential-state.js';
 
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -25,6 +26,7 @@ export function decodeNonce(nonce: unknown): Uint8Array {
 
 export class TrustBridge {
   private store: SealedStore | undefined;
+  private confidentialState: ConfidentialState | undefined;
 
   constructor(
     private readonly identity: TAIdentity,
@@ -42,6 +44,10 @@ export class TrustBridge {
 
   private storage(): SealedStore {
     return (this.store ??= this.services().storage(this.identity));
+  }
+
+  private confidential(): ConfidentialState {
+    return (this.confidentialState ??= new ConfidentialState(this.identity, () => this.storage()));
   }
 
   async handle(op: SvcOp, args: Value[]): Promise<Value | undefined> {
@@ -107,6 +113,12 @@ export class TrustBridge {
         if (isProblem(c)) throw new EnclaveEdgeError(c.code, c.message);
         return c.value;
       }
+      case 'hpkeKey.get':
+        return this.confidential().getKeyBlob();
+      case 'hpkeKey.swap':
+        return this.confidential().swapKeyBlob(bytes(args[0], 'key blob'), optionalBytes(args[1], 'expected key blob') ?? null);
+      case 'requestId.check':
+        return this.confidential().checkRequestId(args[0] as string, args[1] as number);
       default:
         throw new EnclaveEdgeError('NOT_SUPPORTED', `unknown service ${String(op)}`);
     }

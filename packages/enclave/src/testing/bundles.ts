@@ -24,6 +24,7 @@ export function testManifest(o: ManifestOverrides = {}): TAManifest {
     limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5_000, ...o.limits },
     session: { singleInstance: true, multiSession: true, keepAlive: true, ...o.session },
     hostCalls: o.hostCalls ?? [],
+    ...(o.confidentialCommands !== undefined ? { confidentialCommands: o.confidentialCommands } : {}),
     ...(o.description !== undefined ? { description: o.description } : {}),
   };
 }

@@ -362,7 +362,7 @@ export function runConformance(name: string, backendFactory: () => EnclaveBacken
 
       it('tampering attempts leave nothing behind', async () => {
         expect(await iso.invoke(undefined, 'pollutedCheck')).toEqual({ polluted: null, toString: '[object Array]' });
-        expect((await iso.invoke(undefined, 'ctxKeys')) as string[]).toEqual(['attest', 'crypto', 'host', 'log', 'random', 'seal', 'session', 'storage', 'ta', 'unseal', 'untrustedTime']);
+        expect((await iso.invoke(undefined, 'ctxKeys')) as string[]).toEqual(['attest', 'caller', 'crypto', 'host', 'log', 'random', 'seal', 'session', 'storage', 'ta', 'unseal', 'untrustedTime']);
       });
 
       it('has no clock or randomness but the context (Date.now, new Date(), Math.random throw)', async () => {

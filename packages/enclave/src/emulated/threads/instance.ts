@@ -17,7 +17,7 @@ import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, Log
 import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 
-const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host']);
+const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host', 'hpkeKey.get', 'hpkeKey.swap', 'requestId.check']);
 
 /** A message no honest worker sends: the instance is terminated (see docs/threat-model.md O1–O3). */
 class ProtocolViolation extends Error {}

@@ -66,7 +66,10 @@ export type SvcOp =
   | 'storage.delete'
   | 'storage.list'
   | 'attest'
-  | 'host';
+  | 'host'
+  | 'hpkeKey.get'
+  | 'hpkeKey.swap'
+  | 'requestId.check';
 
 export type FromWorker =
   | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }
@@ -91,4 +94,6 @@ export const TA_PASSABLE_CODES: ReadonlySet<string> = new Set([
   'QUOTA_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
   'UNAVAILABLE',
+  // A confidential envelope sealed for an older measurement: the caller fetches fresh evidence.
+  'MEASUREMENT_MISMATCH',
 ]);

@@ -4,7 +4,7 @@
  * and host calls go to the enclave host, which binds them to the TA's identity.
  */
 import type * as NodeCrypto from 'node:crypto';
-import type { Value, TAContext, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
+import type { Value, TAContext, TACaller, JsonWebKeyPublic } from '@enclave-edge/ta-sdk';
 import type { WorkerInit } from '../wire/protocol.cjs';
 import type { LogLevel } from '../../contract.js';
 import { copyValue, isProblem } from '../wire/values.cjs';
@@ -43,9 +43,10 @@ function storageKey(key: unknown): string {
   return key;
 }
 
-export type ContextBase = Omit<TAContext, 'session'>;
+export type ContextBase = Omit<TAContext, 'session' | 'caller'>;
 
-export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceRpc, maxPayloadBytes: number): ContextBase {
+/** `encryptionKey`: the TA's HPKE public key, bound in evidence when the TA binds no key of its own. */
+export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceRpc, maxPayloadBytes: number, encryptionKey?: () => Promise<JsonWebKeyPublic>): ContextBase {
   const log = (level: LogLevel) => (message: unknown, fields?: unknown) => {
     const text = typeof message === 'string' ? message : String(message);
     let f: Record<string, Value> | undefined;
@@ -94,7 +95,8 @@ export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceR
       if (!options || typeof options !== 'object') throw codedError('BAD_PARAMETERS', 'attest needs { nonce }');
       const nonce = options.nonce;
       if (typeof nonce !== 'string' && !(nonce instanceof Uint8Array)) throw codedError('BAD_PARAMETERS', 'attest nonce must be a string or Uint8Array');
-      const extra = copyValue({ claims: options.claims ?? null, publicKey: (options.publicKey as unknown as Value) ?? null }, maxPayloadBytes, 'attest options');
+      const publicKey = options.publicKey ?? (encryptionKey ? await encryptionKey() : undefined);
+      const extra = copyValue({ claims: options.claims ?? null, publicKey: (publicKey as unknown as Value) ?? null }, maxPayloadBytes, 'attest options');
       if (isProblem(extra)) throw codedError(extra.code, extra.message);
       return (await rpc.call('attest', [nonce instanceof Uint8Array ? fresh(nonce) : nonce, extra.value])) as string;
     },
@@ -155,6 +157,8 @@ export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceR
   return typeof harden === 'function' ? harden(base) : Object.freeze(base);
 }
 
-export function contextFor(base: ContextBase, session: TAContext['session']): TAContext {
-  return Object.freeze({ ...base, session });
+const PLAIN: TACaller = Object.freeze({ confidential: false });
+
+export function contextFor(base: ContextBase, session: TAContext['session'], caller: TACaller = PLAIN): TAContext {
+  return Object.freeze({ ...base, session, caller });
 }

@@ -5,7 +5,7 @@
  */
 import vm from 'node:vm';
 import { readFileSync } from 'node:fs';
-import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
+import type { TACaller, TADefinition, Value } from '@enclave-edge/ta-sdk';
 import type { WorkerInit, WorkerPrep } from '../wire/protocol.cjs';
 import type { ContextBase } from './context.cjs';
 import { contextFor } from './context.cjs';
@@ -110,11 +110,11 @@ export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['
     close(session: WorkerSession) {
       return onClose ? Promise.resolve(onClose.call(def, contextFor(base, session))) : undefined;
     },
-    invoke(session: WorkerSession, command: string, params: Value) {
+    invoke(session: WorkerSession, command: string, params: Value, caller: TACaller) {
       // own properties only: "constructor", "__proto__" and friends are not commands
       const handler = Object.hasOwn(commands, command) ? (commands as Record<string, unknown>)[command] : undefined;
       if (typeof handler !== 'function') throw codedError('ITEM_NOT_FOUND', `TA "${init.ta.name}" has no command "${command}"`);
-      return handler.call(commands, contextFor(base, session), params);
+      return handler.call(commands, contextFor(base, session, caller), params);
     },
     async destroy() {
       if (onDestroy) await onDestroy.call(def, noSession);

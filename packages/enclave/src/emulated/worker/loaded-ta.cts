@@ -1,5 +1,5 @@
 /** What the worker's call loop needs from a loaded TA, JS or Wasm alike. */
-import type { Value } from '@enclave-edge/ta-sdk';
+import type { TACaller, Value } from '@enclave-edge/ta-sdk';
 
 export interface WorkerSession {
   readonly id: string;
@@ -12,6 +12,6 @@ export interface LoadedTA {
   open(session: WorkerSession, params: Value): Promise<unknown> | undefined;
   close(session: WorkerSession): Promise<unknown> | undefined;
   /** The handler's own return value (maybe a promise); throws synchronously for unknown commands. */
-  invoke(session: WorkerSession, command: string, params: Value): unknown;
+  invoke(session: WorkerSession, command: string, params: Value, caller: TACaller): unknown;
   destroy(): Promise<void>;
 }

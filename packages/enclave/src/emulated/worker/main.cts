@@ -14,6 +14,8 @@ import { LogPoster } from './log-poster.cjs';
 import { checkBinaryMemory, watchBinaryMemory } from './memory-watch.cjs';
 import { lockdownRealm, loadJsTA } from './js-ta.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
+import { CONFIDENTIAL_COMMAND, ENCLAVE_ATTEST_COMMAND } from '@enclave-edge/confidential/names';
+import { ConfidentialEndpoint } from './confidential.cjs';
 
 const now = () => performance.timeOrigin + performance.now();
 const entered = now();
@@ -43,6 +45,8 @@ function toWire(err: unknown): WireError {
 const sessions = new Map<string, WorkerSession>();
 let implicitCounter = 0;
 let ta: LoadedTA;
+let confidential: ConfidentialEndpoint;
+let confidentialOnly: ReadonlySet<string> = new Set();
 
 type Outcome = { ok: true; value: Value; bin: boolean } | { ok: false; error: WireError };
 
@@ -90,11 +94,14 @@ async function runCallInner(kind: CallKind, sid: string | undefined, cmd: string
       if (!s) throw codedError('ITEM_NOT_FOUND', `no open session ${sid}`);
     }
     try {
-      let raw = ta.invoke(s, cmd, params);
-      if (isThenable(raw)) raw = await raw;
-      const c = copyValue(raw === undefined ? null : raw, init!.maxPayloadBytes, 'result');
-      if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
-      return { ok: true, value: c.value, bin: c.hasBinary };
+      if (cmd === CONFIDENTIAL_COMMAND) {
+        const session = s;
+        const out = await confidential.serve(params, (command, p) => invokeTA(session, command, p, true));
+        return out.ok ? { ok: true, value: out.value, bin: false } : out;
+      }
+      if (cmd === ENCLAVE_ATTEST_COMMAND) return { ok: true, value: await confidential.attest(params), bin: false };
+      if (confidentialOnly.has(cmd)) throw codedError('ACCESS_DENIED', `command "${cmd}" answers only confidential calls (an envelope sealed to this TA's attested key; see docs/confidential-calls.md)`);
+      return await invokeTA(s, cmd, params, false);
     } finally {
       if (implicit) {
         const c = ta.close(s);
@@ -105,6 +112,17 @@ async function runCallInner(kind: CallKind, sid: string | undefined, cmd: string
     return { ok: false, error: toWire(err) };
   }
 }
+
+async function invokeTA(s: WorkerSession, cmd: string, params: Value, isConfidential: boolean): Promise<{ ok: true; value: Value; bin: boolean }> {
+  let raw = ta.invoke(s, cmd, params, isConfidential ? CONFIDENTIAL_CALLER : PLAIN_CALLER);
+  if (isThenable(raw)) raw = await raw;
+  const c = copyValue(raw === undefined ? null : raw, init!.maxPayloadBytes, 'result');
+  if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
+  return { ok: true, value: c.value, bin: c.hasBinary };
+}
+
+const PLAIN_CALLER = Object.freeze({ confidential: false });
+const CONFIDENTIAL_CALLER = Object.freeze({ confidential: true });
 
 async function main(): Promise<void> {
   const rpc = new ServiceRpc(port);
@@ -160,7 +178,9 @@ async function main(): Promise<void> {
   const got = now();
   const me = init;
   try {
-    const base = makeContextBase(me, logs, rpc, me.maxPayloadBytes);
+    confidential = new ConfidentialEndpoint(me, rpc, logs, toWire);
+    confidentialOnly = new Set(me.manifest.confidentialCommands ?? []);
+    const base = makeContextBase(me, logs, rpc, me.maxPayloadBytes, () => confidential.publicKey());
     ta = me.manifest.runtime === 'js' ? loadJsTA(me, base, base.log) : (require('./wasm-ta.cjs') as typeof import('./wasm-ta.cjs')).loadWasmTA(me, base);
     loaded = now();
     watchBinaryMemory(me.manifest.limits.heapMb);
