@@ -18,6 +18,8 @@ export const EXIT = {
   FAILED: 1,
   /** The command line could not be used: unknown command or option, missing or invalid argument. */
   USAGE: 2,
+  /** `invoke`: the method ran and answered a status outside 2xx (its answer is still printed). */
+  METHOD_STATUS: 3,
 } as const;
 
 /** Print a result: JSON when asked, otherwise the human rendering. */
@@ -26,13 +28,21 @@ export function emit(opts: GlobalOptions, value: unknown, human: (v: any) => str
   else process.stdout.write(human(value).replace(/\n?$/, '\n'));
 }
 
+/** Rows as aligned text columns (two spaces apart, no trailing blanks); cells are escaped to one line. */
+export function table(rows: readonly (readonly string[])[]): string[] {
+  const clean = rows.map((r) => r.map((c) => c.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`)));
+  const widths: number[] = [];
+  for (const r of clean) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  return clean.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
 /** A warning on stderr (`enclave-edge: warning: …`), never mistaken for the failure line. */
 export function warn(message: string): void {
   process.stderr.write(`enclave-edge: warning: ${oneLine(message)}\n`);
 }
 
 /** One line, whatever the message holds (multi-line library messages are joined). */
-function oneLine(message: string): string {
+export function oneLine(message: string): string {
   return message.trim().split(/\s*\n\s*/).join(' ') || 'failed';
 }
 

@@ -1,6 +1,8 @@
 /** `newTA(name, dir)`: a TA project that builds and passes its test as generated. */
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { TA_NAME_PATTERN } from '@enclave-edge/bundle';
@@ -9,6 +11,48 @@ export interface NewTAResult {
   dir: string;
   files: string[];
   uuid: string;
+  /** Outside this installation's workspace: the project links the installation through file: dependencies. */
+  standalone: boolean;
+}
+
+/** The enclave-edge checkout this toolchain belongs to (packages/ta-toolchain/dist → the root). */
+const INSTALL_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const inside = (dir: string, root: string) => dir === root || dir.startsWith(root + sep);
+
+/** This installation's vitest as a file: link (the test runner the project's test is written for). */
+function vitestSpec(): string {
+  try {
+    return `file:${dirname(createRequire(import.meta.url).resolve('vitest/package.json'))}`;
+  } catch {
+    return '^4.1.0'; // an installation without dev dependencies: the registry's
+  }
+}
+
+/**
+ * package.json of a new project. Inside the workspace the packages resolve by name; outside it
+ * they are file: links to this installation, so `npm install --offline` needs no registry, and
+ * `npm run …` finds `enclave-edge` in node_modules/.bin (never a registry package of that name).
+ */
+function packageJson(name: string, target: string, standalone: boolean): string {
+  const simState = standalone ? join(INSTALL_ROOT, '.edge-sim') : relative(target, join(INSTALL_ROOT, '.edge-sim'));
+  const link = (p: string) => `file:${p}`;
+  const vitest = vitestSpec();
+  const deps = standalone
+    ? { dependencies: { '@enclave-edge/ta-sdk': link(join(INSTALL_ROOT, 'packages/ta-sdk')) },
+        devDependencies: { '@enclave-edge/ta-toolchain': link(join(INSTALL_ROOT, 'packages/ta-toolchain')), '@enclave-edge/cli': link(join(INSTALL_ROOT, 'packages/cli')), vitest } }
+    : { dependencies: { '@enclave-edge/ta-sdk': '0.1.0' }, devDependencies: { '@enclave-edge/ta-toolchain': '0.1.0', '@enclave-edge/cli': '0.1.0', vitest: '^4.1.0' } };
+  return JSON.stringify({
+    name, version: '0.1.0', private: true, type: 'module',
+    scripts: {
+      build: 'enclave-edge ta build',
+      test: 'vitest run',
+      keygen: 'enclave-edge ta keygen --out key.pem',
+      // The local edge `npm start` runs in the installation; --trust-signer adds this project's key once.
+      deploy: `enclave-edge ta deploy . --key key.pem --trust-signer --state-dir ${/^[\w@%+=:,./-]+$/.test(simState) ? simState : `'${simState.replace(/'/g, `'\\''`)}'`}`,
+    },
+    ...deps,
+  }, null, 2) + '\n';
 }
 
 const indexTs = (name: string) => `import { defineTA, TAError, utf8Decode, utf8Encode } from '@enclave-edge/ta-sdk';
@@ -74,14 +118,10 @@ export function newTA(name: string, dir?: string): NewTAResult {
   const target = resolve(dir ?? name);
   if (existsSync(target) && readdirSync(target).length) throw new EnclaveEdgeError('CONFLICT', `${target} exists and is not empty`);
   const uuid = randomUUID();
+  const standalone = !inside(target, INSTALL_ROOT);
   const files: Record<string, string> = {
     'ta.json': JSON.stringify({ name, uuid, version: '0.1.0', productId: 1, securityVersion: 1, runtime: 'js', description: `The ${name} trusted application`, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 }, session: { singleInstance: true, multiSession: true, keepAlive: false }, hostCalls: [] }, null, 2) + '\n',
-    'package.json': JSON.stringify({
-      name, version: '0.1.0', private: true, type: 'module',
-      scripts: { build: 'enclave-edge ta build', test: 'vitest run' },
-      dependencies: { '@enclave-edge/ta-sdk': '0.1.0' },
-      devDependencies: { '@enclave-edge/ta-toolchain': '0.1.0', '@enclave-edge/cli': '0.1.0', vitest: '^4.1.0' },
-    }, null, 2) + '\n',
+    'package.json': packageJson(name, target, standalone),
     'tsconfig.json': JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: ['node'] }, include: ['src', 'test'] }, null, 2) + '\n',
     'src/index.ts': indexTs(name),
     'test/ta.test.ts': testTs,
@@ -93,5 +133,5 @@ export function newTA(name: string, dir?: string): NewTAResult {
     mkdirSync(join(file, '..'), { recursive: true });
     writeFileSync(file, text);
   }
-  return { dir: target, files: Object.keys(files), uuid };
+  return { dir: target, files: Object.keys(files), uuid, standalone };
 }

@@ -1,8 +1,10 @@
 /** `enclave-edge invoke | monitor | twin`: IoT Hub service operations, on the simulator or a real hub. */
 import type { Command } from 'commander';
-import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { EnclaveEdgeError, isEnclaveEdgeError } from '@enclave-edge/errors';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
-import { emit, action, warn, type GlobalOptions } from '../output.js';
+import { EXIT, emit, action, oneLine, warn, type GlobalOptions } from '../output.js';
+import { HOST_METHODS, RUNTIME_METHODS } from '@enclave-edge/protocol';
+import { cliCommand } from './cli-hint.js';
 import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
 
 // The hub client and the simulator state are imported when an action runs, not to show help.
@@ -29,6 +31,20 @@ function count(v: string): number {
   return n;
 }
 
+/** Our own modules' methods, so a timeout can say when the name was not one of them. */
+const KNOWN_METHODS = new Map<string, readonly string[]>([['host-module', HOST_METHODS], ['ta-runtime', RUNTIME_METHODS]]);
+
+/** A method timeout says what to check: the method name (where we know the module's list), the module's connection. */
+function explainTimeout(err: unknown, moduleId: string, methodName: string, timeoutS: number, simulator: boolean): unknown {
+  if (!isEnclaveEdgeError(err, 'TIMEOUT')) return err;
+  const known = KNOWN_METHODS.get(moduleId);
+  const hints: string[] = [];
+  if (known && !known.includes(methodName)) hints.push(`${moduleId} has no method "${methodName}"; its methods: ${known.join(', ')}`);
+  else if (!known) hints.push(`check that module "${moduleId}" exists and implements method "${methodName}" (names are case-sensitive)`);
+  hints.push(simulator ? `check that ${moduleId} is connected: ${cliCommand()} sim status` : `check that ${moduleId} is running and connected on the device`);
+  return new EnclaveEdgeError('TIMEOUT', `no answer from ${moduleId} ${methodName} within ${timeoutS} s: ${hints.join('; ')}`, { cause: err });
+}
+
 function pretty(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
 }
@@ -52,12 +68,19 @@ export function register(program: Command): void {
       const body = parseJsonArg(payload, 'payload'); // local input first: no hub needed to refuse it
       const t = await resolveTarget(o);
       try {
-        const r = await t.client.invokeModuleMethod(t.deviceId, moduleId, {
-          methodName,
-          payload: body,
-          responseTimeoutInSeconds: o.timeout,
-        });
+        let r;
+        try {
+          r = await t.client.invokeModuleMethod(t.deviceId, moduleId, { methodName, payload: body, responseTimeoutInSeconds: o.timeout });
+        } catch (err) {
+          throw explainTimeout(err, moduleId, methodName, o.timeout, t.simulator);
+        }
         emit(cmd.optsWithGlobals() as GlobalOptions, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);
+        if (r.status < 200 || r.status > 299) {
+          const e = (r.payload as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+          const code = typeof e?.code === 'string' ? e.code : `STATUS_${r.status}`;
+          process.stderr.write(`enclave-edge: ${code}: ${moduleId} ${methodName} answered ${r.status}${typeof e?.message === 'string' ? `: ${oneLine(e.message)}` : ''}\n`);
+          process.exitCode = EXIT.METHOD_STATUS;
+        }
       } finally {
         t.client.close();
       }

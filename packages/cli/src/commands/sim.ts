@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
 import { loopbackProblem, moduleConnectionString, serviceHost } from '@enclave-edge/edge-sim/module-env';
-import { emit, action, warn, type GlobalOptions } from '../output.js';
+import { emit, action, table, warn, type GlobalOptions } from '../output.js';
+import { cliCommand, shellQuote } from './cli-hint.js';
 
 // Reading the simulator's state (zod schemas) and the hub client load only in the actions that need them.
 const findSimulator = async (stateDir: string) => (await import('./hub-target.js')).findSimulator(stateDir);
@@ -59,29 +60,25 @@ function withOptionHint(err: unknown): unknown {
   return err;
 }
 
-/** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
-function shellWord(w: string): string {
-  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
-}
-
 function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const spec = sim.spec();
   const relPath = relative(process.cwd(), stateDir);
   const rel = relPath === '' ? '.' : relPath.startsWith('..') ? stateDir : relPath;
   // Every suggestion must find this simulator: name the state folder unless it is the default one.
-  const at = resolve(stateDir) === resolve(DEFAULT_STATE_DIR) ? '' : ` --state-dir ${shellWord(rel)}`;
+  const at = resolve(stateDir) === resolve(DEFAULT_STATE_DIR) ? '' : ` --state-dir ${shellQuote(rel)}`;
   const running = spec.modules.filter((m) => m.status === 'running' && m.run.kind !== 'skipped');
   const example = running.find((m) => m.run.kind === 'local')?.name ?? running[0]?.name ?? '<module>';
+  const ee = cliCommand();
   const hostModule = spec.modules.some((m) => m.name === 'host-module' && m.run.kind !== 'skipped');
   const invoke: [string, string] = hostModule
-    ? [`npx enclave-edge invoke host-module invokeTA '{"ta":"hello","command":"ping"}'${at}`, 'a TA command through host-module']
-    : [`npx enclave-edge invoke ${example} <method> '{}'${at}`, 'a direct method'];
+    ? [`${ee} invoke host-module invokeTA '{"ta":"hello","command":"ping"}'${at}`, 'a TA command through host-module']
+    : [`${ee} invoke ${example} <method> '{}'${at}`, 'a direct method'];
   const hints: Array<[string, string]> = [
-    [`npx enclave-edge monitor${at}`, 'messages routed to $upstream'],
+    [`${ee} monitor${at}`, 'messages routed to $upstream'],
     invoke,
-    [`npx enclave-edge twin show ${example}${at}`, ''],
-    [`npx enclave-edge sim credentials${at}`, 'service connection string for other tools'],
-    [`npx enclave-edge sim module-credentials <module>${at}`, 'run a module yourself (e.g. under a debugger)'],
+    [`${ee} twin show ${example}${at}`, ''],
+    [`${ee} sim credentials${at}`, 'service connection string for other tools'],
+    [`${ee} sim module-credentials <module>${at}`, 'run a module yourself (e.g. under a debugger)'],
   ];
   const width = Math.max(...hints.map(([c]) => c.length)) + 2;
   const lines = [
@@ -237,9 +234,11 @@ export function register(program: Command): void {
               .filter((d) => d.dropped > 0)
               .map((d) => `  store-and-forward full for ${d.module} input ${d.input}: ${d.dropped} oldest message(s) dropped, ${d.messages} held`),
             ...(v.upstream?.dropped ? [`  upstream stream: ${v.upstream.dropped} message(s) dropped for readers that fell behind`] : []),
-            ...v.modules.map(
-              (m) => `  ${m.name.padEnd(24)} ${m.run.padEnd(8)} ${(m.process?.state ?? m.status).padEnd(9)} ${m.connected ? 'connected' : 'not connected'}${m.process?.pid ? `  pid ${m.process.pid}` : ''}${m.process?.restarts ? `  restarts ${m.process.restarts}` : ''}`,
-            ),
+            '',
+            ...table([
+              ['MODULE', 'RUN', 'STATE', 'CONNECTION', 'PID', 'RESTARTS'],
+              ...v.modules.map((m) => [m.name, m.run, m.process?.state ?? m.status, m.connected ? 'connected' : 'not connected', m.process?.pid ? String(m.process.pid) : '-', String(m.process?.restarts ?? 0)]),
+            ]).map((l) => `  ${l}`),
           ].join('\n'),
         );
       }),

@@ -10,6 +10,8 @@ import {
 import { runtimePolicySchema } from '@enclave-edge/protocol/desired';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { registerRun, signerIdsFrom } from './ta-run.js';
+import { registerDeploy } from './ta-deploy.js';
+import { cliCommand } from './cli-hint.js';
 
 type Opts = GlobalOptions & Record<string, unknown>;
 const optsOf = (cmd: Command) => cmd.optsWithGlobals() as Opts;
@@ -111,7 +113,12 @@ export function register(program: Command): void {
       const opts = optsOf(cmd);
       const { newTA } = await import('@enclave-edge/ta-toolchain'); // esbuild/asc only when building
       const r = newTA(name, typeof opts.dir === 'string' ? opts.dir : undefined);
-      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', `Next: cd ${show(r.dir)} && npx enclave-edge ta build, then sign it and try it: npx enclave-edge ta run dist/${name}.tab ping`].join('\n'));
+      const next = r.standalone
+        ? [`Next: cd ${show(r.dir)} && npm install --offline   (links this enclave-edge installation; no registry needed)`,
+            '      npm run build && npm test && npm run deploy   (deploy: to the running local edge, signed with key.pem from `npm run keygen`)']
+        : [`Next: ${cliCommand()} ta keygen --out ${show(join(r.dir, 'key.pem'))}`,
+            `      ${cliCommand()} ta deploy ${show(r.dir)} --key ${show(join(r.dir, 'key.pem'))} --trust-signer   (builds, signs, loads it into the running local edge)`];
+      emit(opts, r, () => [`Created TA "${name}" in ${show(r.dir)} (uuid ${r.uuid})`, ...r.files.map((f) => `  ${f}`), '', ...next].join('\n'));
     }));
 
   ta.command('build [dir]')
@@ -133,7 +140,7 @@ export function register(program: Command): void {
           `Built ${show(r.outFile!)} — ${r.manifest.name} ${r.manifest.version} (${r.manifest.runtime}, ${r.manifest.debug ? 'DEBUG' : 'release'}, ${r.signed ? 'signed' : 'unsigned'})`,
           `measurement    ${r.measurement}`,
           `sizes          code ${r.sizes.code} B, source map ${r.sizes.sourceMap} B, total ${r.sizes.total} B`,
-          ...(r.signed ? [] : ['', `Next: npx enclave-edge ta sign ${show(r.outFile!)} --key <key.pem | pkcs11:…>`]),
+          ...(r.signed ? [] : ['', `Next: ${cliCommand()} ta sign ${show(r.outFile!)} --key <key.pem | pkcs11:…>`]),
         ].join('\n'));
       } finally {
         await opened?.close();
@@ -200,7 +207,7 @@ export function register(program: Command): void {
           ? `signing input  written to ${opts.out} — e.g. openssl dgst -sha256 -sign key.pem -out sig.der ${opts.out}`
           : `signing input  ${d.signingInput}`,
         '',
-        `Then: npx enclave-edge ta attach-signature ${bundlePath} --signature sig.der ${typeof opts.cert === 'string' ? `--cert ${opts.cert}` : `--public-key ${String(opts.publicKey)}`}`,
+        `Then: ${cliCommand()} ta attach-signature ${bundlePath} --signature sig.der ${typeof opts.cert === 'string' ? `--cert ${opts.cert}` : `--public-key ${String(opts.publicKey)}`}`,
       ].join('\n'));
     }));
 
@@ -249,4 +256,5 @@ export function register(program: Command): void {
     }));
 
   registerRun(ta);
+  registerDeploy(ta);
 }
