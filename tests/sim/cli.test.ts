@@ -48,11 +48,13 @@ afterAll(async () => {
 describe('enclave-edge CLI against a running simulator', () => {
   it('sim up prints what to try next, keeps keys private and git-ignorable state in .edge-sim/', () => {
     expect(upOut).toMatch(/simulator is up/);
-    expect(upOut).toMatch(/enclave-edge invoke probeA/);
-    expect(upOut).toMatch(/enclave-edge monitor/);
+    expect(upOut).toContain(`${cliBin} invoke probeA`);
+    expect(upOut).toContain(`${cliBin} monitor`);
     // The default state folder: the hints need no --state-dir; no host-module: the generic invoke.
     expect(upOut).not.toMatch(/--state-dir/);
-    expect(upOut).toMatch(/npx enclave-edge invoke probeA <method> '\{\}' +# a direct method/);
+    // Outside a project that has enclave-edge in node_modules/.bin, npx would ask the registry: the hints name this installation's bin.
+    expect(upOut).not.toMatch(/npx/);
+    expect(upOut).toContain(`node ${cliBin} invoke probeA <method> '{}'`);
     for (const f of ['keys.json', 'server-key.pem', 'ca-key.pem', 'state.json']) expect(statSync(join(cwd, '.edge-sim', f)).mode & 0o077).toBe(0);
   });
 
@@ -255,10 +257,10 @@ describe('sim up banner', () => {
         p.kill('SIGTERM');
         expect(await exited).toBe(0);
       }
-      const hints = out.split('\n').filter((l) => l.startsWith('  npx enclave-edge '));
+      const hints = out.split('\n').filter((l) => l.startsWith(`  node ${cliBin} `));
       expect(hints.length).toBe(5);
       for (const h of hints) expect(h).toContain(" --state-dir 'my state'");
-      expect(out).toContain(`npx enclave-edge invoke host-module invokeTA '{"ta":"hello","command":"ping"}' --state-dir 'my state'`);
+      expect(out).toContain(`node ${cliBin} invoke host-module invokeTA '{"ta":"hello","command":"ping"}' --state-dir 'my state'`);
       expect(out).not.toMatch(/<method>/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
