@@ -1,6 +1,6 @@
 /** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect, verify and run (ta-run.ts) TA bundles. */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import {
@@ -164,7 +164,6 @@ export function register(program: Command): void {
       if (existsSync(out) && !opts.force) throw new EnclaveEdgeError('CONFLICT', `${out} exists; pass --force to overwrite`);
       const k = generateSigningKey();
       const pubFile = out.replace(/(\.pem)?$/, '.pub.pem');
-      mkdirSync(dirname(resolve(out)), { recursive: true, mode: 0o700 }); // e.g. the git-ignored .enclave-edge/
       writeAtomic(out, k.privateKeyPem, 0o600);
       writeAtomic(pubFile, k.publicKeyPem);
       emit(opts, { kind: 'pem', keyFile: out, publicKeyFile: pubFile, signerId: k.signerId }, () =>
