@@ -15,7 +15,10 @@ import { compileRoutes } from './routes/index.js';
 import { loadDeployment, parseDeployment, diffDeployments, type DeploymentSpec, type ModuleSpec } from './deployment/index.js';
 import { Supervisor } from './supervisor/index.js';
 import { startWorkloadApi } from './workload/index.js';
-import { edgeModuleEnv, loopbackProblem, moduleConnectionString, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
+import { ModuleLogBuffer } from './agent/log-buffer.js';
+import { attachEdgeAgent, isSystemModule, runtimeLogLine } from './agent/attach.js';
+import { BlobTarget, containerSasUrl, blobKey } from './agent/blob-target.js';
+import { edgeModuleEnv, loopbackProblem, moduleConnectionString, serviceHost, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
 
 export interface SimulatorOptions {
   /** deployment.template.json path, or the parsed manifest. Default `<repoRoot>/deployment.template.json`. */
@@ -73,13 +76,28 @@ export interface SimulatorHandle extends GatewayInfo {
   /** Redeploy: the same as POST /devices/{d}/applyConfigurationContent. */
   applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
   onUpstream(listener: (m: UpstreamMessage) => void): () => void;
+  /** A container SAS URL of the simulator's local blob target (for UploadModuleLogs / UploadSupportBundle). */
+  blobContainerSasUrl(container: string): string;
+  /** Where the local blob target writes a container's blobs. */
+  blobContainerDir(container: string): string;
   stop(): Promise<void>;
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<SimulatorHandle> {
   // Lines carry client ids, module ids and route names from outside: escaped once, here, for every sink.
   const sink = options.log ?? ((line: string) => process.stderr.write(`[edge-sim] ${line}\n`));
-  const log = (line: string) => sink(escapeLogText(line));
+  // The runtime's own lines are also edgeAgent's and edgeHub's logs (GetModuleLogs), as on a device.
+  const logs = new ModuleLogBuffer();
+  const log = (line: string): void => {
+    const safe = escapeLogText(line);
+    sink(safe);
+    logs.add('edgeAgent', 'stdout', runtimeLogLine(safe));
+  };
+  const hubLog = (line: string): void => {
+    const safe = escapeLogText(line);
+    sink(safe);
+    logs.add('edgeHub', 'stdout', runtimeLogLine(safe));
+  };
   const repoRoot = resolve(options.repoRoot ?? (typeof options.manifest === 'string' ? resolve(options.manifest, '..') : process.cwd()));
   const manifestPath = typeof options.manifest === 'string' ? resolve(options.manifest) : options.manifest ? undefined : resolve(repoRoot, 'deployment.template.json');
   // Parse first: an invalid manifest or route stops us before anything listens.
@@ -121,7 +139,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         ...(options.limits?.storeMaxMessages !== undefined ? { maxMessages: options.limits.storeMaxMessages } : {}),
         ...(options.limits?.storeMaxBytes !== undefined ? { maxBytes: options.limits.storeMaxBytes } : {}),
       },
-      log,
+      log: hubLog,
     });
     const mqttPort = await hub.start();
     closers.push(() => hub.stop());
@@ -152,6 +170,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
     closers.push(() => supervisor.stopAll());
+    const system = attachEdgeAgent({ hub, supervisor, logs, spec: () => spec, deviceId, iotHub: hubHostName, ca: state.caCertPem });
+    const blobs = new BlobTarget(join(state.dir, 'blobs'), blobKey(state.hubKey));
 
     // Apply/redeploy serialised: a second applyConfigurationContent waits for the first.
     let applying: Promise<void> = Promise.resolve();
@@ -163,12 +183,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         deviceId,
         hubKey: state.hubKey,
         moduleKey,
-        knownModule: (m) => state.moduleIdentity(m, false) !== undefined,
+        knownModule: (m) => isSystemModule(m) || state.moduleIdentity(m, false) !== undefined,
         invokeMethod: (m, name, payload, timeout, connectTimeout) => {
+          if (isSystemModule(m)) return system.invoke(m, name, payload);
           if (!state.moduleIdentity(m, false)) return Promise.reject(moduleNotFound(`${deviceId}/${m}`));
           return hub.invokeMethod(m, name, payload, timeout, connectTimeout);
         },
-        getTwin: (m) => hub.twins.serviceView(m, hub.isConnected(m)),
+        getTwin: (m) => hub.twins.serviceView(m, isSystemModule(m) || hub.isConnected(m)),
         patchTwin: (m, patch) => {
           // Check both sections first so an over-limit part leaves the twin untouched.
           if (patch.desired) hub.twins.checkPatch('desired', m, patch.desired as JsonObject);
@@ -204,6 +225,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         log,
         // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs).
         webSockets: { '/$iothub/websocket': { protocol: 'mqtt', handle: (stream) => hub.handleStream(stream) } },
+        blobTarget: blobs,
         ...(options.limits?.upstreamBufferBytes !== undefined ? { upstreamBufferBytes: options.limits.upstreamBufferBytes } : {}),
       },
     );
@@ -247,6 +269,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         routes = newRoutes;
         hub.setRoutes(routes, spec.storeAndForward.timeToLiveSecs);
         for (const n of diff.desiredChanged) hub.setDesired(n, (byName.get(n)?.desired ?? {}) as JsonObject);
+        system.deployed(newSpec);
         for (const m of newSpec.modules) if (diff.start.includes(m.name) || diff.restart.includes(m.name)) startModule(m);
       });
       applying = next.catch(() => {});
@@ -255,6 +278,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
 
     // Twins are seeded from the manifest before any module connects.
     for (const m of spec.modules) hub.twins.setDesired(m.name, m.desired as JsonObject);
+    system.deployed(spec);
     if (options.writeState !== false) {
       state.writeRuntime({
         pid: process.pid,
@@ -285,6 +309,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       moduleEnv,
       applyConfiguration,
       onUpstream,
+      blobContainerSasUrl: (container) => containerSasUrl(`https://${serviceHost(gateway)}`, container, blobKey(state.hubKey)),
+      blobContainerDir: (container) => blobs.containerDir(container),
       stop: () => (stopped ??= closeAll()),
     };
   } catch (err) {

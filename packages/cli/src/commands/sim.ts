@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
 import { loopbackProblem, moduleConnectionString, serviceHost } from '@enclave-edge/edge-sim/module-env';
+import { blobKey, containerSasUrl } from '@enclave-edge/edge-sim/blob-target';
 import { emit, action, table, warn, type GlobalOptions } from '../output.js';
 import { cliCommand, shellQuote } from './cli-hint.js';
 
@@ -181,7 +182,15 @@ export function register(program: Command): void {
         const s = await findSimulator(o.stateDir);
         emit(
           cmd.optsWithGlobals() as GlobalOptions,
-          { connectionString: s.connectionString, caCertPath: s.caCertPath, deviceId: s.deviceId, hubHostName: s.runtime.hubHostName, serviceUrl: `https://${serviceHost(s.gateway)}` },
+          {
+            connectionString: s.connectionString,
+            caCertPath: s.caCertPath,
+            deviceId: s.deviceId,
+            hubHostName: s.runtime.hubHostName,
+            serviceUrl: `https://${serviceHost(s.gateway)}`,
+            // For $edgeAgent UploadModuleLogs / UploadSupportBundle: the simulator's local blob target.
+            blobContainerSasUrl: containerSasUrl(`https://${serviceHost(s.gateway)}`, 'edge-logs', blobKey(s.state.hubKey)),
+          },
           (v) => `${v.connectionString}\n# trust ${v.caCertPath} (the simulator's CA); device ${v.deviceId}`,
         );
       }),

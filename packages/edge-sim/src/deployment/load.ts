@@ -102,6 +102,7 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
 
   return {
     schemaVersion: agent.schemaVersion,
+    systemDesired: { $edgeAgent: agent as Record<string, unknown>, $edgeHub: hub as Record<string, unknown> },
     edgeHubSchemaVersion: hub.schemaVersion,
     modules,
     routes,

@@ -32,13 +32,14 @@ export const manifestSchema = z.object({
   modulesContent: z.looseObject({
     $edgeAgent: z.object({
       'properties.desired': z.looseObject({
-        schemaVersion: z.string(),
+        // The versions edgeAgent 1.6 accepts; anything else it answers with lastDesiredStatus 412.
+        schemaVersion: z.string().regex(/^1\.[01]$/, 'edgeAgent supports schemaVersion "1.0" and "1.1"'),
         modules: z.record(z.string().regex(moduleNamePattern, 'module names may only use letters, digits, "_" and "-"'), edgeAgentModuleSchema).optional(),
       }),
     }),
     $edgeHub: z.object({
       'properties.desired': z.looseObject({
-        schemaVersion: z.string(),
+        schemaVersion: z.string().regex(/^1\.[0-2]$/, 'edgeHub supports schemaVersion "1.0", "1.1" and "1.2"'),
         routes: z.record(z.string(), routeSchema).optional(),
         storeAndForwardConfiguration: z.looseObject({ timeToLiveSecs: z.number().int().min(0) }).optional(),
       }),

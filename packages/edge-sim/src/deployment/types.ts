@@ -35,6 +35,8 @@ export interface DeploymentSpec {
   schemaVersion: string;
   /** `$edgeHub` desired schemaVersion (e.g. "1.2"). */
   edgeHubSchemaVersion: string;
+  /** The `$edgeAgent` and `$edgeHub` desired properties as written (their twins' desired sections). */
+  systemDesired: { $edgeAgent: Record<string, unknown>; $edgeHub: Record<string, unknown> };
   /** Sorted by startupOrder, then name. */
   modules: ModuleSpec[];
   /** `$edgeHub` routes, already checked to compile (compileRoutes from ../routes). */

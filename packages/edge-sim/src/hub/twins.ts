@@ -62,6 +62,19 @@ export class TwinStore {
     return t.desiredVersion;
   }
 
+  /**
+   * Replace reported properties wholesale, for what the runtime itself writes (`$edgeAgent` /
+   * `$edgeHub`); returns the new reported version. Unchanged content keeps the version.
+   */
+  replaceReported(moduleId: string, reported: JsonObject): number {
+    const t = this.get(moduleId);
+    const next = stripReserved(reported);
+    if (JSON.stringify(next) === JSON.stringify(t.reported)) return t.reportedVersion;
+    t.reported = next;
+    t.version++;
+    return ++t.reportedVersion;
+  }
+
   /** Throws what a patch would throw (IoT Hub's limits), without applying it. */
   checkPatch(section: 'desired' | 'reported' | 'tags', moduleId: string, patch: JsonObject): void {
     checkTwinPatch(section, moduleId, patch);

@@ -21,6 +21,7 @@ import { VerifiedSasCache } from '../sas.js';
 import { HubError } from '../hub/hub-error.js';
 import { listenError } from '../listen-error.js';
 import { privilegedPortAdvice } from '../port-advice.js';
+import { BLOB_PATH_PREFIX } from '../agent/blob-target.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
 import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
 
@@ -52,6 +53,8 @@ export interface ServiceApiOptions {
    * the accepted subprotocol and what gets the byte stream.
    */
   webSockets?: Record<string, { protocol: string; handle(stream: Duplex, req: IncomingMessage): void }>;
+  /** The local blob target under `/edge-sim/blob/` (its own SAS in the URL, not the hub's). */
+  blobTarget?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> };
 }
 
 const MAX_BODY = 256 * 1024;
@@ -131,6 +134,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://sim');
+    if (opts.blobTarget && url.pathname.startsWith(BLOB_PATH_PREFIX)) return opts.blobTarget.handle(req, res, url);
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const caller = authenticate(req);
     const method = req.method ?? 'GET';

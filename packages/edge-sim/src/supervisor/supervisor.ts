@@ -26,6 +26,7 @@ interface Child {
   restarts: number;
   consecutiveFailures: number;
   startedAt: number;
+  lastRestartAt?: number;
   timer?: NodeJS.Timeout;
   lastExit?: ChildStatus['lastExit'];
   /** Resolvers waiting for the current process to be gone. */
@@ -119,6 +120,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (this.closed) return;
     child.state = 'running';
     child.consecutiveFailures = 0;
+    child.lastRestartAt = Date.now();
     this.spawn(child);
   }
 
@@ -140,6 +142,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const s: ChildStatus = { name: c.name, state: c.state, restarts: c.restarts, restartPolicy: c.policy };
       if (c.proc?.pid !== undefined && c.proc.exitCode === null && c.proc.signalCode === null) s.pid = c.proc.pid;
       if (c.lastExit) s.lastExit = c.lastExit;
+      if (c.startedAt) s.startedAt = new Date(c.startedAt).toISOString();
+      if (c.lastRestartAt) s.lastRestartAt = new Date(c.lastRestartAt).toISOString();
       return s;
     });
   }
@@ -220,6 +224,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (child.state !== 'backoff' || this.closed) return;
       child.restarts++;
       child.state = 'running';
+      child.lastRestartAt = Date.now();
       this.emit('restart', { name: child.name, restarts: child.restarts });
       this.spawn(child);
     }, delayMs);

@@ -42,6 +42,10 @@ export interface ChildStatus {
   restarts: number;
   restartPolicy: RestartPolicy;
   lastExit?: { code: number | null; signal: NodeJS.Signals | null; at: string };
+  /** When the current (or last) process was started. */
+  startedAt?: string;
+  /** When the restart policy (or restart()) last started it again. */
+  lastRestartAt?: string;
 }
 
 export interface ExitEvent {
