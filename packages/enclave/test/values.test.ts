@@ -31,6 +31,17 @@ describe('boundary values (copyValue)', () => {
     expect(copyValue(deep, 1 << 20, 'params')).toMatchObject({ code: 'BAD_PARAMETERS', message: expect.stringContaining('deeper') });
   });
 
+  it('names the path of the offending value', () => {
+    expect(copyValue({ a: [1, 2, Number.NaN] }, 1 << 20, 'params')).toMatchObject({ code: 'BAD_PARAMETERS', message: 'params must be JSON values: params.a[2] is NaN' });
+    const getter = { list: [{ ok: 1 }, Object.defineProperty({}, 'secret', { get: () => 1, enumerable: true })] };
+    expect(copyValue(getter, 1 << 20, 'result')).toMatchObject({ message: expect.stringContaining('(at result.list[1].secret)') });
+    expect(copyValue({ f: [0, () => 1] }, 1 << 20, 'params')).toMatchObject({ message: expect.stringContaining('params.f[1] is a function') });
+    expect(copyValue({ big: ['x'.repeat(10), 'y'.repeat(100)] }, 64, 'params')).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: 'params exceed the 64-byte limit (at params.big[1])' });
+    const cyclic: Record<string, unknown> = { a: { b: {} } };
+    (cyclic.a as { b: Record<string, unknown> }).b.c = cyclic;
+    expect(copyValue(cyclic, 1 << 20, 'params')).toMatchObject({ message: expect.stringContaining('cycle (at params.a.b.c)') });
+  });
+
   it('round-trips any JSON value and never exceeds the byte budget it reports', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {

@@ -45,64 +45,76 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
   let hasBinary = false;
   // the objects on the current path (cycle check); an array beats a Set at these depths
   const onPath: object[] = [];
-  const add = (n: number, path: string) => {
+  // the keys and indexes down to the current value; the path text is built only for an error
+  const segments: Array<string | number> = [];
+  const where = (): string => label + segments.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('');
+  const add = (n: number) => {
     bytes += n;
-    if (bytes > maxBytes) throw new Problem({ code: 'PAYLOAD_TOO_LARGE', message: `${label} exceed the ${maxBytes}-byte limit (at ${path})` });
+    if (bytes > maxBytes) throw new Problem({ code: 'PAYLOAD_TOO_LARGE', message: `${label} exceed the ${maxBytes}-byte limit (at ${where()})` });
   };
-  const walk = (v: unknown, path: string, depth: number): Value => {
-    if (v === null) return add(4, path), null;
+  const child = (v: unknown, key: string | number, depth: number): Value => {
+    segments.push(key);
+    const out = walk(v, depth);
+    segments.pop();
+    return out;
+  };
+  const walk = (v: unknown, depth: number): Value => {
+    if (v === null) return add(4), null;
     switch (typeof v) {
       case 'string':
-        add(v.length * 3 > 64 ? Buffer.byteLength(v) + 2 : v.length * 3 + 2, path);
+        add(v.length * 3 > 64 ? Buffer.byteLength(v) + 2 : v.length * 3 + 2);
         return v;
       case 'boolean':
-        add(5, path);
+        add(5);
         return v;
       case 'number':
-        if (!Number.isFinite(v)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values: ${path} is ${describe(v)}` });
-        add(Number.isInteger(v) && v >= 0 && v < 1e6 ? (v < 10 ? 1 : 6) : String(v).length, path);
+        if (!Number.isFinite(v)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values: ${where()} is ${describe(v)}` });
+        add(Number.isInteger(v) && v >= 0 && v < 1e6 ? (v < 10 ? 1 : 6) : String(v).length);
         return v;
       case 'object':
         break;
       default:
-        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values or Uint8Array: ${path} is ${describe(v)}` });
+        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be JSON values or Uint8Array: ${where()} is ${describe(v)}` });
     }
     const o = v as object;
-    if (depth >= MAX_VALUE_DEPTH) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} nest deeper than ${MAX_VALUE_DEPTH} levels (at ${path})` });
-    if (onPath.includes(o)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} contain a cycle (at ${path})` });
+    if (depth >= MAX_VALUE_DEPTH) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} nest deeper than ${MAX_VALUE_DEPTH} levels (at ${where()})` });
+    if (onPath.includes(o)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} contain a cycle (at ${where()})` });
     if (o instanceof Uint8Array) {
-      add(o.byteLength, path);
+      add(o.byteLength);
       hasBinary = true;
       return copy ? new Uint8Array(o) : o; // a plain Uint8Array copy, even of a Buffer
     }
     onPath.push(o);
     try {
       if (Array.isArray(o)) {
-        add(2, path);
+        add(2);
         if (!copy) {
-          for (let i = 0; i < o.length; i++) walk(o[i], `${path}[${i}]`, depth + 1);
+          for (let i = 0; i < o.length; i++) child(o[i], i, depth + 1);
           return o as Value[];
         }
         const out: Value[] = new Array(o.length);
-        for (let i = 0; i < o.length; i++) out[i] = walk(o[i], `${path}[${i}]`, depth + 1);
+        for (let i = 0; i < o.length; i++) out[i] = child(o[i], i, depth + 1);
         return out;
       }
       const proto = Object.getPrototypeOf(o);
       if (proto !== Object.prototype && proto !== null) {
-        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be plain objects, arrays, JSON scalars or Uint8Array: ${path} is ${describe(o)}` });
+        throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must be plain objects, arrays, JSON scalars or Uint8Array: ${where()} is ${describe(o)}` });
       }
-      if (Object.getOwnPropertySymbols(o).length) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have symbol keys (at ${path})` });
-      add(2, path);
+      if (Object.getOwnPropertySymbols(o).length) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have symbol keys (at ${where()})` });
+      add(2);
       const out: { [k: string]: Value } = {};
       for (const key of Object.keys(o)) {
         const d = Object.getOwnPropertyDescriptor(o, key)!;
-        if (!('value' in d)) throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have accessors (at ${path}.${key})` });
-        add(key.length + 3, path);
+        if (!('value' in d)) {
+          segments.push(key);
+          throw new Problem({ code: 'BAD_PARAMETERS', message: `${label} must not have accessors (at ${where()})` });
+        }
+        add(key.length + 3);
         if (!copy) {
-          walk(d.value, `${path}.${key}`, depth + 1);
+          child(d.value, key, depth + 1);
           continue;
         }
-        const v = walk(d.value, `${path}.${key}`, depth + 1);
+        const v = child(d.value, key, depth + 1);
         // defineProperty for inherited names ("__proto__", "constructor", …): it stays data, never
         // changes the copy's prototype, and works where Object.prototype is frozen (the TA's realm).
         if (key in out) Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
@@ -114,7 +126,7 @@ export function copyValue(input: unknown, maxBytes: number, label: string, copy 
     }
   };
   try {
-    const value = walk(input, label, 0);
+    const value = walk(input, 0);
     return { value, bytes, hasBinary };
   } catch (err) {
     if (err instanceof Problem) return err.problem;
