@@ -2,7 +2,8 @@
 import type { Enclave } from '@enclave-edge/enclave';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 
-export type TAStatus = 'loaded' | 'rejected' | 'failed' | 'disabled' | 'loading';
+/** `revoked`: it ran, and the policy now in force refuses it (`rule` names why); it stays retired until admitted again. */
+export type TAStatus = 'loaded' | 'rejected' | 'failed' | 'disabled' | 'loading' | 'revoked';
 
 export interface TAReport {
   status: TAStatus;
@@ -15,6 +16,8 @@ export interface TAReport {
   runtime?: string | null;
   lastError?: string | null;
   errorCode?: string | null;
+  /** The admission rule that refused it (revoked or rejected by policy). */
+  rule?: string | null;
   since: string;
 }
 
@@ -30,6 +33,8 @@ export class LoadedTA {
     /** SHA-256 of the source bytes + policy fingerprint: unchanged → nothing to do. */
     readonly fingerprint: string,
     readonly origin: 'desired' | 'method',
+    /** The measurement its configuration pins, re-checked on every policy change. */
+    readonly pinned?: string,
   ) {}
 
   /** Run a call against this enclave, counted for draining. */

@@ -1,7 +1,8 @@
 /**
  * The runtime core, independent of IoT Edge plumbing: admits bundles under the policy,
  * keeps one enclave per TA, reconciles against the desired `tas` map (load, replace and
- * unload without a restart; calls in flight finish), and dispatches taRequests.
+ * unload without a restart; calls in flight finish), re-admits every running TA whenever the
+ * policy changes (and retires those it now refuses), and dispatches taRequests.
  */
 import { createHash } from 'node:crypto';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
@@ -14,7 +15,7 @@ import type { Value } from '@enclave-edge/ta-sdk';
 import type { Logger } from '@enclave-edge/observability';
 import { DEV_SIGNER_ID, isDevSigner } from '@enclave-edge/bundle/dev-signer';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import { admit, admittedOrThrow } from '@enclave-edge/bundle/admission';
+import { admit, admitVerified, admittedOrThrow, refusalError, type AdmissionResult, type Refusal } from '@enclave-edge/bundle/admission';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
 import { decodeNonce } from './nonce.js';
@@ -45,13 +46,30 @@ export interface RuntimeOptions {
 
 interface DesiredTAs {
   tas: Record<string, unknown>;
-  policy: RuntimePolicy;
+  /** Undefined: the desired policy is invalid, and nothing runs until it is fixed. */
+  policy: RuntimePolicy | undefined;
+  policyError: { field: string; message: string } | undefined;
+  /** Names whose desired entry was set to null: removed, whoever loaded them. */
+  removed: Set<string>;
+}
+
+/** A TA the policy in force refuses: kept (not running) so it can return when the policy admits it again. */
+interface RevokedTA {
+  bundle: VerifiedBundle;
+  fingerprint: string;
+  origin: 'desired' | 'method';
+  pinned?: string | undefined;
+  refusal: Refusal;
 }
 
 export class TARuntime {
   private readonly tas = new Map<string, LoadedTA>();
   private readonly reports = new Map<string, TAReport>();
-  private policy: RuntimePolicy = runtimePolicySchema.parse({});
+  private readonly revoked = new Map<string, RevokedTA>();
+  /** Undefined until the first reconcile, and while the desired policy is invalid: nothing is admitted. */
+  private policy: RuntimePolicy | undefined;
+  private policyError: { field: string; message: string } | undefined;
+  private policyKey = '';
   private chain: Promise<void> = Promise.resolve();
   private pendingDesired: DesiredTAs | undefined;
   private stopped = false;
@@ -60,7 +78,7 @@ export class TARuntime {
 
   /** policy.allowRemoteLoad: loadTA/unloadTA methods are allowed (O5). */
   get allowRemoteLoad(): boolean {
-    return this.policy.allowRemoteLoad;
+    return this.policy?.allowRemoteLoad === true;
   }
 
   get backendKind(): string {
@@ -68,16 +86,22 @@ export class TARuntime {
   }
 
   /** Reconcile with desired properties; calls are serialised and bursts coalesce to the latest. */
-  reconcile(desired: { tas?: unknown; policy?: unknown }): Promise<void> {
+  /**
+   * `removed`: names a desired patch set to null (the twin client drops them from the merged
+   * desired document, so the patch is the only place they show).
+   */
+  reconcile(desired: { tas?: unknown; policy?: unknown }, removed: Iterable<string> = []): Promise<void> {
     const parsedPolicy = runtimePolicySchema.safeParse(desired.policy ?? {});
+    let policyError: DesiredTAs['policyError'];
     if (!parsedPolicy.success) {
-      this.opts.log.error({ issue: parsedPolicy.error.issues[0]?.message }, 'policy in desired properties is invalid; no TA changes until it is fixed');
-      this.opts.events.event('ta.rejected', { ta: '*', code: 'CONFIG_INVALID', reason: `invalid policy: ${parsedPolicy.error.issues[0]?.message ?? ''}` });
-      return this.chain;
+      const issue = parsedPolicy.error.issues[0];
+      policyError = { field: ['policy', ...(issue?.path ?? []).map(String)].join('.'), message: issue?.message ?? 'invalid' };
     }
     const tas = desired.tas && typeof desired.tas === 'object' && !Array.isArray(desired.tas) ? (desired.tas as Record<string, unknown>) : {};
     const first = this.pendingDesired === undefined;
-    this.pendingDesired = { tas, policy: parsedPolicy.data };
+    // Coalesced bursts keep every removal they carried.
+    const gone = new Set([...(this.pendingDesired?.removed ?? []), ...removed]);
+    this.pendingDesired = { tas, policy: parsedPolicy.success ? parsedPolicy.data : undefined, policyError, removed: gone };
     if (!first) return this.chain;
     this.chain = this.chain.then(async () => {
       const next = this.pendingDesired!;
@@ -87,11 +111,34 @@ export class TARuntime {
     return this.chain;
   }
 
-  private async apply({ tas, policy }: DesiredTAs): Promise<void> {
+  private async apply({ tas, policy, policyError, removed }: DesiredTAs): Promise<void> {
     if (this.stopped) return;
-    const policyChanged = JSON.stringify(policy) !== JSON.stringify(this.policy);
+    const key = JSON.stringify(policy ?? policyError);
+    const policyChanged = key !== this.policyKey;
+    this.policyKey = key;
     this.policy = policy;
-    if (policyChanged) this.reportPolicy(policy);
+    this.policyError = policyError;
+    if (policyChanged) {
+      this.reportPolicy(policy, policyError);
+      // Fail closed: every running TA, however it was loaded, is admitted again; one the policy
+      // now refuses is retired at once. TAs it still admits keep running untouched.
+      for (const [name, ta] of [...this.tas]) {
+        const r = this.readmit(ta.bundle, name, ta.origin, ta.pinned);
+        if (r.refused) this.revoke(name, ta, r.refused);
+      }
+    }
+    for (const [name, raw] of Object.entries(tas)) if (raw === null) removed.add(name);
+    for (const name of removed) {
+      if (tas[name] !== null && tas[name] !== undefined) continue;
+      const running = this.tas.get(name);
+      if ((running ?? this.revoked.get(name))?.origin === 'method') {
+        // Not the desired properties' own TA: the operator revokes what loadTA put there.
+        this.revoke(name, running, { code: 'POLICY_VIOLATION', rule: `tas.${name}`, message: `its desired entry tas.${name} was set to null: removed by the operator` });
+        continue;
+      }
+      this.revoked.delete(name);
+      await this.unload(name, 'removed');
+    }
     const wanted = new Set<string>();
     await Promise.all(
       Object.entries(tas).map(async ([name, raw]) => {
@@ -103,14 +150,30 @@ export class TARuntime {
           const issue = entry.error.issues[0];
           return this.reject(name, 'desired', new EnclaveEdgeError('CONFIG_INVALID', `tas.${name}${issue?.path.length ? '.' + issue.path.join('.') : ''}: ${issue?.message ?? 'invalid'}`));
         }
-        if (!entry.data.enabled) return this.unload(name, 'disabled');
+        if (!entry.data.enabled) {
+          this.revoked.delete(name);
+          return this.unload(name, 'disabled');
+        }
         // Configured but not in yet: callers are told to retry (503), not that it does not exist.
-        if (!this.tas.has(name)) this.setReport(name, { status: 'loading', origin: 'desired', since: new Date().toISOString() });
+        if (!this.tas.has(name) && !this.revoked.has(name)) this.setReport(name, { status: 'loading', origin: 'desired', since: new Date().toISOString() });
         try {
           const bytes = await readSource(entry.data.source, this.opts.sources);
           const fingerprint = createHash('sha256').update(bytes).update(entry.data.measurement ?? '').digest('hex');
           const current = this.tas.get(name);
-          if (current && current.fingerprint === fingerprint && !policyChanged) return;
+          // Unchanged and (above) admitted again under this policy: nothing to do, no restart.
+          if (current && current.fingerprint === fingerprint) {
+            // Back to the running version after a refused replacement: the report says so.
+            if (this.reports.get(name)?.lastError) this.setReport(name, this.describe(current));
+            return;
+          }
+          const rev = this.revoked.get(name);
+          if (!current && rev && rev.fingerprint === fingerprint) {
+            if (!policyChanged) return;
+            const r = this.readmit(rev.bundle, name, 'desired', rev.pinned);
+            if (r.refused) return this.revoke(name, undefined, r.refused);
+            await this.start(name, r.admitted, fingerprint, 'desired', rev.pinned);
+            return;
+          }
           await this.install(name, bytes, fingerprint, 'desired', entry.data.measurement);
         } catch (err) {
           this.reject(name, 'desired', toEnclaveEdgeError(err));
@@ -120,6 +183,7 @@ export class TARuntime {
     for (const [name, ta] of [...this.tas]) {
       if (ta.origin === 'desired' && !wanted.has(name)) await this.unload(name, 'removed');
     }
+    for (const [name, r] of [...this.revoked]) if (r.origin === 'desired' && !wanted.has(name)) this.revoked.delete(name);
     for (const [name, r] of [...this.reports]) {
       if (r.origin === 'desired' && !wanted.has(name) && !this.tas.has(name)) {
         this.reports.delete(name);
@@ -142,11 +206,54 @@ export class TARuntime {
     }
   }
 
-  /** Warn loudly, and report, whenever the policy trusts the public DEV signer (O13). */
-  private reportPolicy(policy: RuntimePolicy): void {
+  /** The admission rules for a bundle already verified, under the policy in force (none while it is invalid). */
+  private readmit(bundle: VerifiedBundle, name: string, origin: 'desired' | 'method', pinned: string | undefined): AdmissionResult {
+    if (!this.policy) return { refused: this.invalidPolicyRefusal() };
+    return admitVerified(bundle, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin });
+  }
+
+  private invalidPolicyRefusal(): Refusal {
+    const e = this.policyError;
+    return {
+      code: 'POLICY_VIOLATION',
+      rule: 'policy',
+      message: e ? `the desired policy is invalid (${e.field}: ${e.message}); no TA runs until it is fixed` : 'no policy has been applied yet',
+    };
+  }
+
+  /**
+   * Retire a TA the policy now refuses: new calls get POLICY_VIOLATION naming the rule, calls in
+   * flight may finish within the TA's call timeout, then its enclave is destroyed.
+   */
+  private revoke(name: string, ta: LoadedTA | undefined, refusal: Refusal): void {
+    const prev = this.revoked.get(name);
+    const bundle = ta?.bundle ?? prev?.bundle;
+    if (!bundle) return;
+    if (ta) {
+      this.tas.delete(name);
+      void ta.retire(bundle.manifest.limits.callTimeoutMs);
+    }
+    const origin = ta?.origin ?? prev!.origin;
+    this.revoked.set(name, { bundle, fingerprint: ta?.fingerprint ?? prev!.fingerprint, origin, pinned: ta?.pinned ?? prev?.pinned, refusal });
+    this.setReport(name, { ...this.describeBundle(bundle, origin), status: 'revoked', rule: refusal.rule, lastError: `${refusal.code}: ${refusal.message}`, errorCode: refusal.code });
+    if (ta || prev?.refusal.rule !== refusal.rule) {
+      this.opts.events.event('ta.revoked', { ta: name, code: refusal.code, rule: refusal.rule, reason: refusal.message, measurement: bundle.measurement, signerId: bundle.signerId, svn: bundle.manifest.securityVersion });
+      this.opts.log.warn({ ta: name, code: refusal.code, rule: refusal.rule }, `TA revoked: ${refusal.message}`);
+    }
+  }
+
+  /** Warn loudly, and report, whenever the policy trusts the public DEV signer (O13); report an invalid policy as loudly. */
+  private reportPolicy(policy: RuntimePolicy | undefined, error: DesiredTAs['policyError']): void {
+    if (!policy) {
+      const at = new Date().toISOString();
+      this.opts.events.runtimeReport?.({ devSignerTrusted: false, allowRemoteLoad: false, policyError: { ...error, inForce: 'none: no TA runs until the policy is valid', since: at } });
+      this.opts.events.event('policy.rejected', { field: error?.field, reason: error?.message, inForce: 'none' });
+      this.opts.log.error({ field: error?.field, issue: error?.message }, 'the desired policy is invalid: it is refused as a whole and no TA runs until it is fixed (fail closed)');
+      return;
+    }
     const devLabels = Object.entries(policy.trustedSigners).filter(([, id]) => isDevSigner(id)).map(([label]) => label);
     const devSignerTrusted = devLabels.length > 0;
-    this.opts.events.runtimeReport?.({ devSignerTrusted, allowRemoteLoad: policy.allowRemoteLoad, maxLimits: policy.maxLimits });
+    this.opts.events.runtimeReport?.({ devSignerTrusted, allowRemoteLoad: policy.allowRemoteLoad, maxLimits: policy.maxLimits, policyError: null });
     if (devSignerTrusted) {
       this.opts.log.warn(
         { devSignerTrusted, labels: devLabels, signerId: DEV_SIGNER_ID },
@@ -158,8 +265,14 @@ export class TARuntime {
 
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
+    if (!this.policy) throw refusalError(this.invalidPolicyRefusal());
     const bundle = admittedOrThrow(await admit(bytes, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin }));
     if (origin === 'method') this.refuseAlias(name, bundle);
+    return this.start(name, bundle, fingerprint, origin, pinned);
+  }
+
+  /** Start an enclave for an admitted bundle and swap it in; the previous one drains. */
+  private async start(name: string, bundle: VerifiedBundle, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     const log = this.opts.log;
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
@@ -168,7 +281,7 @@ export class TARuntime {
       // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
       log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),
     });
-    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin);
+    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin, pinned);
     enclave.on('event', (e) => {
       if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
       else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });
@@ -179,6 +292,7 @@ export class TARuntime {
     });
     const previous = this.tas.get(name);
     this.tas.set(name, loaded);
+    this.revoked.delete(name);
     this.setReport(name, this.describe(loaded));
     this.opts.events.event('ta.loaded', { ta: name, version: bundle.manifest.version, measurement: bundle.measurement, signerId: bundle.signerId, svn: bundle.manifest.securityVersion, replaced: previous !== undefined });
     log.info({ ta: name, measurement: bundle.measurement, replaced: previous !== undefined }, 'TA loaded');
@@ -187,20 +301,32 @@ export class TARuntime {
   }
 
   private describe(t: LoadedTA): TAReport {
-    const m = t.bundle.manifest;
+    return this.describeBundle(t.bundle, t.origin);
+  }
+
+  private describeBundle(b: VerifiedBundle, origin: 'desired' | 'method'): TAReport {
+    const m = b.manifest;
     return {
-      status: 'loaded', origin: t.origin, version: m.version, measurement: t.bundle.measurement, signerId: t.bundle.signerId,
-      svn: m.securityVersion, debug: m.debug, runtime: m.runtime, lastError: null, errorCode: null, since: new Date().toISOString(),
+      status: 'loaded', origin, version: m.version, measurement: b.measurement, signerId: b.signerId,
+      svn: m.securityVersion, debug: m.debug, runtime: m.runtime, lastError: null, errorCode: null, rule: null, since: new Date().toISOString(),
     };
   }
 
+  /**
+   * A bundle that failed to load. While the running version still passes the policy it keeps
+   * serving (a bad replacement changes nothing); a revoked TA stays reported revoked.
+   */
   private reject(name: string, origin: 'desired' | 'method', err: EnclaveEdgeError): void {
     const kept = this.tas.get(name);
+    const rev = kept ? undefined : this.revoked.get(name);
+    const rule = typeof err.detail?.rule === 'string' ? err.detail.rule : null;
+    const base = kept ? this.describe(kept) : rev ? this.describeBundle(rev.bundle, rev.origin) : { version: null, measurement: null, signerId: null, svn: null, debug: null, runtime: null };
     this.setReport(name, {
-      ...(kept ? this.describe(kept) : { version: null, measurement: null, signerId: null, svn: null, debug: null, runtime: null }),
-      status: kept ? 'loaded' : 'rejected', origin, lastError: `${err.code}: ${err.message}`, errorCode: err.code, since: new Date().toISOString(),
+      ...base,
+      status: kept ? 'loaded' : rev ? 'revoked' : 'rejected', origin, lastError: `${err.code}: ${err.message}`, errorCode: err.code,
+      rule: rev ? rev.refusal.rule : rule, since: new Date().toISOString(),
     });
-    this.opts.events.event('ta.rejected', { ta: name, code: err.code, reason: err.message, keptPrevious: kept !== undefined });
+    this.opts.events.event('ta.rejected', { ta: name, code: err.code, reason: err.message, ...(rule ? { rule } : {}), keptPrevious: kept !== undefined });
     this.opts.log.warn({ ta: name, code: err.code }, `TA rejected: ${err.message}`);
   }
 
@@ -241,6 +367,11 @@ export class TARuntime {
 
   async unloadMethod(name: string): Promise<void> {
     const ta = this.tas.get(name);
+    if (!ta && this.revoked.get(name)?.origin === 'method') {
+      this.revoked.delete(name);
+      await this.unload(name, 'method');
+      return;
+    }
     if (!ta) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no TA "${name}" is loaded`);
     if (ta.origin === 'desired') throw new EnclaveEdgeError('CONFLICT', `TA "${name}" is managed by desired properties; disable or remove it there`);
     await this.unload(name, 'method');
@@ -256,6 +387,8 @@ export class TARuntime {
   private get(name: string): LoadedTA {
     const ta = this.tas.get(name);
     if (!ta) {
+      const rev = this.revoked.get(name);
+      if (rev) throw refusalError({ ...rev.refusal, message: `TA "${name}" is revoked: ${rev.refusal.message}` });
       const r = this.reports.get(name);
       if (r?.status === 'rejected') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" was rejected: ${r.lastError ?? ''}`);
       if (r?.status === 'disabled') throw new EnclaveEdgeError('UNAVAILABLE', `TA "${name}" is disabled`);

@@ -61,6 +61,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     devSignerTrusted: false,
     allowRemoteLoad: false,
     maxLimits: { ...DEFAULT_MAX_LIMITS },
+    policyError: null,
     limits: { maxMessageBytes: LIMITS.maxMessageBytes, maxMethodPayloadBytes: LIMITS.maxMethodPayloadBytes, maxInlineBundleBytes: LIMITS.maxInlineBundleBytes, maxTimeoutMs: LIMITS.maxTimeoutMs, maxInFlight: MAX_IN_FLIGHT },
     methods: RUNTIME_METHOD_NAMES,
     startedAt: new Date(frame.startedAt).toISOString(),
@@ -138,14 +139,17 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     });
   };
 
-  const applyDesired = async (desired: Record<string, unknown>) => {
+  /** `patch`: the desired patch, when this is one; its null TA entries remove those TAs, whoever loaded them. */
+  const applyDesired = async (desired: Record<string, unknown>, patch?: unknown) => {
+    const patchTas = patch && typeof patch === 'object' ? (patch as { tas?: unknown }).tas : undefined;
+    const removed = patchTas && typeof patchTas === 'object' ? Object.keys(patchTas).filter((k) => (patchTas as Record<string, unknown>)[k] === null) : [];
     const settings = runtimeSettingsSchema.safeParse({ metricsIntervalSec: desired.metricsIntervalSec, logLevel: desired.logLevel });
     if (settings.success) {
       frame.setMetricsInterval(settings.data.metricsIntervalSec);
       if (settings.data.logLevel) setLogLevel(log, settings.data.logLevel);
     }
     // Later changes must not hold up the frame's queue of twin updates: only the first reconcile is awaited (readiness).
-    const done = runtime.reconcile({ tas: desired.tas, policy: desired.policy }).then(() => metrics.liveEnclaves.set(runtime.liveEnclaves));
+    const done = runtime.reconcile({ tas: desired.tas, policy: desired.policy }, removed).then(() => metrics.liveEnclaves.set(runtime.liveEnclaves));
     if (!frame.ready) await done;
   };
 

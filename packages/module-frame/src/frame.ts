@@ -35,8 +35,11 @@ export interface FrameOptions {
 }
 
 export interface ServeOptions {
-  /** Apply desired properties; the first call's completion is the moment the module is ready. */
-  applyDesired(desired: Record<string, unknown>): Promise<void> | void;
+  /**
+   * Apply desired properties; the first call's completion is the moment the module is ready.
+   * `patch`: the desired patch that caused this call (its nulls are deletions the merged document no longer shows).
+   */
+  applyDesired(desired: Record<string, unknown>, patch?: unknown): Promise<void> | void;
   /** Input name → handler. Subscribed only once the module is ready. */
   inputs: Map<string, (msg: Message) => void>;
   /** Messages on any other input (default: reported dropped). */
@@ -119,8 +122,8 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
       const desired = () => twin.properties.desired as Record<string, unknown>;
       // Changes that arrive while the first apply runs are applied after it, in order.
       let applying = Promise.resolve(s.applyDesired(desired()));
-      twin.on('properties.desired', () => {
-        applying = applying.catch(() => undefined).then(() => s.applyDesired(desired()));
+      twin.on('properties.desired', (patch: unknown) => {
+        applying = applying.catch(() => undefined).then(() => s.applyDesired(desired(), patch));
       });
       await applying;
       client.on('inputMessage', (input, msg) => {
