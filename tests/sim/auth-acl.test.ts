@@ -4,14 +4,13 @@
  * and the service API's 401 / 400 answers.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import https from 'node:https';
 import { randomBytes } from 'node:crypto';
-import mqtt from 'mqtt';
+import type mqtt from 'mqtt';
 import device from 'azure-iot-device';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import { createSas } from '@enclave-edge/edge-sim';
 import { HubClient } from '@enclave-edge/hub-client';
-import { startTestSim, eventually, type TestSim } from './helpers.js';
+import { startTestSim, eventually, rawMqttConnect, rawServiceRequest, hubKeyOf, moduleKeyOf, type TestSim } from './helpers.js';
 
 let t: TestSim;
 const DEVICE = 'edge-sim-device';
@@ -26,27 +25,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-function keyOf(moduleId: string): string {
-  // The module connection string carries the key, exactly as `sim module-credentials` prints it.
-  return /SharedAccessKey=([^;]+)/.exec(t.sim.moduleConnectionString(moduleId))![1]!;
-}
-
-function rawConnect(moduleId: string, password: string): Promise<{ client: mqtt.MqttClient; error?: Error & { code?: number } }> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect(`mqtts://localhost:${t.sim.mqttPort}`, {
-      clientId: `${DEVICE}/${moduleId}`,
-      username: `${t.sim.hubHostName}/${DEVICE}/${moduleId}/?api-version=2021-04-12`,
-      password,
-      ca: t.ca,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-      clean: true,
-    });
-    client.once('connect', () => resolve({ client }));
-    client.once('error', (error) => resolve({ client, error }));
-  });
-}
+const keyOf = (moduleId: string) => moduleKeyOf(t, moduleId);
+const rawConnect = (moduleId: string, password: string) => rawMqttConnect(t, `${DEVICE}/${moduleId}`, `${t.sim.hubHostName}/${DEVICE}/${moduleId}/?api-version=2021-04-12`, password);
 
 const resource = (m: string) => `${t.sim.hubHostName}/devices/${DEVICE}/modules/${m}`;
 
@@ -170,21 +150,5 @@ describe('service API authorization and validation', () => {
   });
 });
 
-function keyOfHub(): string {
-  return /SharedAccessKey=([^;]+)/.exec(t.sim.serviceConnectionString)![1]!;
-}
-
-function rawRequest(method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({ host: 'localhost', port: t.sim.httpsPort, method, path: `${path}?api-version=2021-04-12`, ca: t.ca, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const keyOfHub = () => hubKeyOf(t);
+const rawRequest = (method: string, path: string, body: string | undefined, headers: Record<string, string>) => rawServiceRequest(t, method, path, body, headers);

@@ -5,6 +5,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
+import mqtt from 'mqtt';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from '@enclave-edge/edge-sim';
 import { HubClient } from '@enclave-edge/hub-client';
 import { retryUntil } from '../support/eventually.js';
@@ -101,3 +103,40 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** A raw MQTT 3.1.1 CONNECT to the simulator's edgeHub with exactly this client id, user name and password. */
+export function rawMqttConnect(t: TestSim, clientId: string, username: string, password: string): Promise<{ client: mqtt.MqttClient; error?: Error & { code?: number } }> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect(`mqtts://localhost:${t.sim.mqttPort}`, { clientId, username, password, ca: t.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, clean: true });
+    client.once('connect', () => resolve({ client }));
+    client.once('error', (error) => resolve({ client, error }));
+  });
+}
+
+/** A raw HTTPS request to the simulator's service API; the body is parsed when it is JSON. */
+export function rawServiceRequest(t: TestSim, method: string, path: string, body: string | undefined, headers: Record<string, string>): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const sep = path.includes('?') ? '&' : '?';
+    const req = https.request({ host: 'localhost', port: t.sim.httpsPort, method, path: `${path}${sep}api-version=2021-04-12`, ca: t.ca, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown = text;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {
+          // not JSON: the raw text
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The hub owner key of the simulator (from its service connection string). */
+export const hubKeyOf = (t: TestSim): string => /SharedAccessKey=([^;]+)/.exec(t.sim.serviceConnectionString)![1]!;
+/** A module's key (from its connection string, as `sim module-credentials` prints it). */
+export const moduleKeyOf = (t: TestSim, moduleId: string): string => /SharedAccessKey=([^;]+)/.exec(t.sim.moduleConnectionString(moduleId))![1]!;

@@ -84,8 +84,8 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
     const statuses = pipelines.configure(desired.pipelines);
     // Replace the reported pipeline map: null removes pipelines no longer desired.
     const previous = (twin.properties.reported as unknown as { pipelines?: Record<string, unknown> }).pipelines ?? {};
-    const pipelinesPatch: Record<string, unknown> = {};
-    for (const k of Object.keys(previous)) if (!(k in statuses)) pipelinesPatch[k] = null;
+    const pipelinesPatch: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const k of Object.keys(previous)) if (!Object.hasOwn(statuses, k)) pipelinesPatch[k] = null;
     Object.assign(pipelinesPatch, statuses);
     reported.patch({ pipelines: pipelinesPatch, settings: { defaultTimeoutMs: settings.defaultTimeoutMs, metricsIntervalSec: settings.metricsIntervalSec, logLevel: log.level } });
     frame.setMetricsInterval(settings.metricsIntervalSec);

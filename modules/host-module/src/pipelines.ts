@@ -107,7 +107,8 @@ export class Pipelines {
   /** Replace the pipeline set from the `pipelines` desired property (a map; twins have no arrays). */
   configure(desired: unknown): Record<string, PipelineStatus> {
     const next = new Map<string, Array<[string, Pipeline]>>();
-    const statuses: Record<string, PipelineStatus> = {};
+    // Pipeline names are the twin writer's: a null-prototype map, so "__proto__" is a name like any other.
+    const statuses: Record<string, PipelineStatus> = Object.create(null) as Record<string, PipelineStatus>;
     const entries = desired && typeof desired === 'object' && !Array.isArray(desired) ? Object.entries(desired as Record<string, unknown>) : [];
     for (const [name, spec] of entries) {
       if (name.startsWith('$') || spec === null) continue;

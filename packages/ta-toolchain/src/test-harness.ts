@@ -81,7 +81,7 @@ export async function loadTAForTests(bundle: Uint8Array, options: Omit<FakeConte
     measurement,
     context,
     async invoke(command, params = null) {
-      const handler = def.commands[command];
+      const handler = Object.hasOwn(def.commands, command) ? def.commands[command] : undefined;
       if (typeof handler !== 'function') throw new EnclaveEdgeError('ITEM_NOT_FOUND', `TA ${s.manifest.name} has no command "${command}"`);
       try {
         const r = await handler(ctx, params);

@@ -78,7 +78,7 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   for (const [name, m] of Object.entries(agent.modules ?? {})) {
     const run = resolveRun(name, m.settings.image, locals, repoRoot);
     if (run.kind === 'skipped') warnings.push(`module ${name}: ${run.reason}`);
-    const desired = readDesired(mc[name], name);
+    const desired = readDesired(Object.hasOwn(mc, name) ? mc[name] : undefined, name);
     const spec: ModuleSpec = {
       name,
       image: m.settings.image,

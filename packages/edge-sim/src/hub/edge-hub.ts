@@ -443,7 +443,7 @@ export class EdgeHub extends EventEmitter {
     const version = this.twins.setDesired(moduleId, desired);
     // Keys that disappeared are sent as null so the module sees the removal.
     const patch: JsonObject = { ...desired };
-    for (const k of Object.keys(before)) if (!(k in desired)) patch[k] = null;
+    for (const k of Object.keys(before)) if (!Object.hasOwn(desired, k)) Object.defineProperty(patch, k, { value: null, enumerable: true, writable: true, configurable: true });
     this.pushDesired(moduleId, { ...patch, $version: version });
     return version;
   }

@@ -11,7 +11,8 @@ export interface PropertyBag {
 
 /** Decode `k=v&k2=v2` (each side URL-encoded); tolerant of empty or malformed pairs. */
 export function decodeBag(bag: string): PropertyBag {
-  const out: PropertyBag = { system: {}, app: {} };
+  // Null prototypes: property names are the sender's, and routes look them up by name.
+  const out: PropertyBag = { system: Object.create(null) as Record<string, string>, app: Object.create(null) as Record<string, string> };
   if (!bag) return out;
   for (const pair of bag.split('&')) {
     if (!pair) continue;

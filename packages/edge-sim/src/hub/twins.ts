@@ -25,8 +25,11 @@ export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
   for (const [k, v] of Object.entries(patch)) {
     if (k.startsWith('$')) continue;
     if (v === null) delete out[k];
-    else if (isObject(v)) out[k] = mergePatch(isObject(out[k]) ? (out[k] as JsonObject) : {}, v);
-    else out[k] = v;
+    else {
+      const before = Object.hasOwn(out, k) ? out[k] : undefined; // "constructor" is not a twin key
+      // defineProperty: a "__proto__" key stays a key instead of replacing the prototype.
+      Object.defineProperty(out, k, { value: isObject(v) ? mergePatch(isObject(before) ? before : {}, v) : v, enumerable: true, writable: true, configurable: true });
+    }
   }
   return out;
 }

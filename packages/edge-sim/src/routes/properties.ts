@@ -44,7 +44,8 @@ export const SYSTEM_PROPERTY_NAMES = [
 
 /** Returns a reader for `$name`, or undefined when the name is not a system property. */
 export function systemPropertyReader(name: string): ((ctx: EvalContext) => Value) | undefined {
-  const spec = SYSTEM_PROPERTIES[name.toLowerCase()];
+  const lower = name.toLowerCase();
+  const spec = Object.hasOwn(SYSTEM_PROPERTIES, lower) ? SYSTEM_PROPERTIES[lower] : undefined;
   if (!spec) return undefined;
   const { keys, fallback } = spec;
   return (ctx) => {

@@ -9,7 +9,10 @@ export const MethodRequestSchema = z.object({
   connectTimeoutInSeconds: z.number().min(0).max(300).optional(),
 });
 
-const JsonObject = z.record(z.string(), z.unknown());
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+// z.custom hands the parsed JSON on as it is: z.record would drop a "__proto__" key, and keys are the caller's data.
+const JsonObject = z.custom<Record<string, unknown>>(isObject, { message: 'expected a JSON object' });
+const StringMap = z.custom<Record<string, string>>((v) => isObject(v) && Object.values(v).every((x) => typeof x === 'string'), { message: 'expected an object of strings' });
 
 export const TwinPatchSchema = z.object({
   properties: z.object({ desired: JsonObject.optional() }).optional(),
@@ -18,7 +21,7 @@ export const TwinPatchSchema = z.object({
 });
 
 export const ConfigurationContentSchema = z.object({
-  modulesContent: z.record(z.string(), z.unknown()),
+  modulesContent: JsonObject,
 });
 
 export const ConfigurationSchema = z.object({
@@ -26,7 +29,7 @@ export const ConfigurationSchema = z.object({
   targetCondition: z.string().optional(),
   priority: z.number().int().optional(),
   content: ConfigurationContentSchema,
-  labels: z.record(z.string(), z.string()).optional(),
+  labels: StringMap.optional(),
 });
 
 export function describeZodError(err: z.ZodError): string {

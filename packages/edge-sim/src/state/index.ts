@@ -136,20 +136,22 @@ export class StateDir {
 
   /** The identity of `moduleId`, created (random 32-byte key) on first request when `create`. */
   moduleIdentity(moduleId: string, create = true): ModuleIdentity | undefined {
-    let entry = this.keys.modules[moduleId];
+    // Module ids come from outside (client ids, URLs, deployments): own entries only.
+    const own = (modules: Keys['modules']) => (Object.hasOwn(modules, moduleId) ? modules[moduleId] : undefined);
+    let entry = own(this.keys.modules);
     if (!entry) {
       // Another process (the CLI's module-credentials) may have added it since we loaded.
       const raw = readIfExists(join(this.dir, 'keys.json'));
       const fresh = raw ? KeysSchema.safeParse(JSON.parse(raw)) : undefined;
       if (fresh?.success && fresh.data.hubKey === this.keys.hubKey) {
         this.keys = { ...this.keys, modules: { ...fresh.data.modules, ...this.keys.modules } };
-        entry = this.keys.modules[moduleId];
+        entry = own(this.keys.modules);
       }
     }
     if (!entry) {
       if (!create) return undefined;
       entry = { key: randomBytes(32).toString('base64'), generationId: randomUUID() };
-      this.keys.modules[moduleId] = entry;
+      this.keys = { ...this.keys, modules: { ...this.keys.modules, [moduleId]: entry } }; // a computed key is always an own property
       this.saveKeys();
     }
     return { moduleId, key: Buffer.from(entry.key, 'base64'), keyBase64: entry.key, generationId: entry.generationId };
