@@ -1,4 +1,4 @@
-// The official IoT Edge schemas live in ../shared/schemas beside the repository (CI copies them there).
+// The official IoT Edge schemas, vendored unchanged in ./schemas (source and license: schemas/README.md).
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import AjvModule from 'ajv-draft-04';
 const Ajv = AjvModule.default;
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const schemaDir = resolve(repoRoot, '../shared/schemas');
+export const schemaDir = resolve(dirname(fileURLToPath(import.meta.url)), 'schemas');
 
 export function loadValidators() {
   const ajv = new Ajv({ allErrors: true, strict: false });
