@@ -1,12 +1,12 @@
 /**
  * The backend and the root of trust, chosen by the environment (ENCLAVE_BACKEND,
- * ENCLAVE_EDGE_ROT, ENCLAVE_EDGE_STATE_DIR, ENCLAVE_EDGE_PKCS11_URI, PKCS11_MODULE — see
+ * ENCLAVE_EDGE_ROT, ENCLAVE_EDGE_STATE_DIR, ENCLAVE_EDGE_PKCS11_URI, PKCS11_MODULE, ENCLAVE_EDGE_TPM_* — see
  * @enclave-edge/trust). If the root of trust cannot be opened, TAs still run but sealing,
  * storage and attestation fail NOT_SUPPORTED, and the runtime reports why: fail closed.
  */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { EmulatedBackend, type EnclaveBackend, type TrustServices } from '@enclave-edge/enclave';
-import { createRootOfTrust, createTrustServices, initDeviceIdentity, loadDeviceChain, rootOfTrustConfigFromEnv, devicePaths } from '@enclave-edge/trust';
+import { createRootOfTrust, createTrustServices, initDeviceIdentity, loadDeviceChain, rootOfTrustConfigFromEnv, devicePaths, freshnessOptionsFromEnv } from '@enclave-edge/trust';
 import type { Logger } from '@enclave-edge/observability';
 import type { RuntimeConfig } from './config.js';
 
@@ -53,7 +53,7 @@ export async function setupTrust(cfg: RuntimeConfig, log: Logger, env: NodeJS.Pr
       log.warn({ ca: devicePaths(root.stateDir).ca }, 'simulator: created a DEVELOPMENT device identity; verifiers need this CA as trust anchor');
     }
     if (cfg.simulated || root.developmentGrade) report.deviceCaPath = devicePaths(root.stateDir).ca;
-    const services = createTrustServices({ rootOfTrust: root, log: rotLog });
+    const services = createTrustServices({ rootOfTrust: root, log: rotLog, freshness: freshnessOptionsFromEnv(env) });
     if (root.developmentGrade) log.warn({ rootOfTrust: root.kind }, 'DEVELOPMENT root of trust: keys are in a file; never use this in production');
     return {
       backend,

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { admitLocal, type AdmitLocalOptions } from './admit-local.js';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { EmulatedBackend, type Enclave, type LogLevel } from '@enclave-edge/enclave';
-import { createRootOfTrust, createTrustServices, devicePaths, SOFTWARE_KEY_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
+import { createRootOfTrust, createTrustServices, devicePaths, SOFTWARE_KEY_FILE, TPM_ROOT_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
 
 /** Relative to the working directory; `.gitignore`d in this repository and in scaffolded TAs. */
 export const DEFAULT_DEV_STATE_DIR = join('.enclave-edge', 'dev');
@@ -19,6 +19,9 @@ export { admitLocal, type AdmitLocalOptions } from './admit-local.js';
 export interface LocalRunOptions extends AdmitLocalOptions {
   /** The software root of trust and sealed storage live here (default DEFAULT_DEV_STATE_DIR). */
   stateDir?: string;
+  /** `tpm`: keys in the TPM named by `tcti` (a swtpm in development), storage bound to its NV counter. Default `software`. */
+  rot?: 'software' | 'tpm';
+  tcti?: string;
   /** The TA's own log lines (ctx.log). */
   log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
   /** Called once the bundle is admitted and the root of trust is open, before the enclave starts (and the TA's onCreate logs). */
@@ -32,7 +35,7 @@ export interface LocalRootOfTrust {
   developmentGrade: boolean;
   stateDir: string;
   keyFile: string;
-  /** The development device CA: verifiers' trust anchor for this TA's evidence (created on the first attest). */
+  /** The development device CA: verifiers' trust anchor for this TA's evidence (software: created on the first attest). */
   deviceCaPath: string;
 }
 
@@ -65,8 +68,9 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions): Pro
   const bundle = await admitLocal(bytes, opts);
   const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
   prepareStateDir(stateDir);
-  const root = await createRootOfTrust({ kind: 'software', stateDir });
-  const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile: join(stateDir, SOFTWARE_KEY_FILE), deviceCaPath: devicePaths(stateDir).ca };
+  const root = await createRootOfTrust(opts.rot === 'tpm' ? { kind: 'tpm', stateDir, ...(opts.tcti ? { tcti: opts.tcti } : {}) } : { kind: 'software', stateDir });
+  const keyFile = join(stateDir, root.kind === 'tpm' ? TPM_ROOT_FILE : SOFTWARE_KEY_FILE);
+  const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile, deviceCaPath: devicePaths(stateDir).ca };
   let services: TrustServicesImpl | undefined;
   // One enclave, one run: no standby worker to keep warm for a next TA.
   const backend = new EmulatedBackend({ standby: 0 });

@@ -31,6 +31,20 @@ export interface FreshnessOptions {
 
 export const FRESHNESS_DEFAULTS = { epochSeconds: 900, maxIncrementsPerHour: 4 } as const;
 
+/** ENCLAVE_EDGE_TPM_EPOCH_SECONDS and ENCLAVE_EDGE_TPM_MAX_INCREMENTS_PER_HOUR, checked. */
+export function freshnessOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): FreshnessOptions {
+  const num = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new EnclaveEdgeError('CONFIG_INVALID', `${name} must be a positive number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const epochSeconds = num('ENCLAVE_EDGE_TPM_EPOCH_SECONDS');
+  const maxIncrementsPerHour = num('ENCLAVE_EDGE_TPM_MAX_INCREMENTS_PER_HOUR');
+  return { ...(epochSeconds ? { epochSeconds } : {}), ...(maxIncrementsPerHour ? { maxIncrementsPerHour } : {}) };
+}
+
 /** What a sealed store calls: the narrow hook between storage and freshness. */
 export interface StoreFreshnessHook {
   /** After the store scanned its directory (key → GCM tag of the file); throws ROLLBACK_DETECTED. */
@@ -122,30 +136,14 @@ export class FreshnessLedger {
     this.loading ??= this.serial(async () => {
       await mkdir(this.storageDir, { recursive: true, mode: 0o700 });
       const nv = await this.counter.read();
-      let raw: string | undefined;
-      try {
-        raw = await readFile(this.path, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+      const raw = await this.readRaw();
       if (raw === undefined) {
         if (await this.anyStoreHasData()) throw rollback(ta, `the freshness manifest ${this.path} is missing while stores hold data (deleted or restored without it)`);
         this.manifest = { version: 1, counter: nv.toString(), stores: Object.create(null), increments: [] };
         await this.write(this.manifest);
         return;
       }
-      let m: Manifest;
-      try {
-        const outer = JSON.parse(raw) as { body: string; mac: string };
-        const expect = Buffer.from(await this.mac(String(outer.body)), 'hex');
-        const got = Buffer.from(String(outer.mac), 'hex');
-        if (got.length !== expect.length || !timingSafeEqual(got, expect)) throw new Error('mac');
-        m = JSON.parse(outer.body) as Manifest;
-        if (m.version !== 1 || !/^\d+$/.test(m.counter) || typeof m.stores !== 'object' || !Array.isArray(m.increments)) throw new Error('shape');
-      } catch {
-        throw new EnclaveEdgeError('SEAL_INTEGRITY', `the freshness manifest ${this.path} failed its integrity check (altered, or from another device)`, { detail: { ta } });
-      }
-      m.stores = Object.assign(Object.create(null), m.stores) as Record<string, StoreRecord>;
+      const m = await this.parse(raw, ta);
       const mc = BigInt(m.counter);
       if (mc < nv) throw rollback(ta, `the state is from commit ${mc} but ${this.counter.description} is at ${nv}: an older copy of the state directory was restored`);
       if (mc > nv + 1n) {
@@ -163,6 +161,51 @@ export class FreshnessLedger {
     // Not cached when it fails: a TPM that was down is asked again, a rollback is found again (naming the TA that asks).
     this.loading.catch(() => (this.loading = undefined));
     return this.loading;
+  }
+
+  private async readRaw(): Promise<string | undefined> {
+    try {
+      return await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Verify the MAC and the shape; SEAL_INTEGRITY if either fails. */
+  private async parse(raw: string, ta: string): Promise<Manifest> {
+    let m: Manifest;
+    try {
+      const outer = JSON.parse(raw) as { body: string; mac: string };
+      const expect = Buffer.from(await this.mac(String(outer.body)), 'hex');
+      const got = Buffer.from(String(outer.mac), 'hex');
+      if (got.length !== expect.length || !timingSafeEqual(got, expect)) throw new Error('mac');
+      m = JSON.parse(outer.body) as Manifest;
+      if (m.version !== 1 || !/^\d+$/.test(m.counter) || typeof m.stores !== 'object' || !Array.isArray(m.increments)) throw new Error('shape');
+    } catch {
+      throw new EnclaveEdgeError('SEAL_INTEGRITY', `the freshness manifest ${this.path} failed its integrity check (altered, or from another device)`, { detail: { ta } });
+    }
+    m.stores = Object.assign(Object.create(null), m.stores) as Record<string, StoreRecord>;
+    return m;
+  }
+
+  /** For `device show`: the committed state on disk against the counter, without opening any store. */
+  async inspect(): Promise<{ counter: string; manifestCounter?: string; stores: number; openEpochs: number; incrementsLastHour: number; maxIncrementsPerHour: number; state: string }> {
+    const nv = await this.counter.read();
+    const raw = await this.readRaw();
+    const base = { counter: nv.toString(), maxIncrementsPerHour: this.maxPerHour };
+    if (raw === undefined) return { ...base, stores: 0, openEpochs: 0, incrementsLastHour: 0, state: 'no sealed storage yet' };
+    const m = await this.parse(raw, '(device show)');
+    const mc = BigInt(m.counter);
+    const recs = Object.values(m.stores);
+    return {
+      ...base,
+      manifestCounter: m.counter,
+      stores: recs.length,
+      openEpochs: recs.filter((r) => r.open).length,
+      incrementsLastHour: m.increments.filter((t) => t > Date.now() - 3_600_000).length,
+      state: mc === nv ? 'committed' : mc === nv + 1n ? 'interrupted commit (finished on next open)' : mc < nv ? 'ROLLBACK: storage is older than the counter' : 'counter behind storage (another TPM?)',
+    };
   }
 
   private async anyStoreHasData(): Promise<boolean> {

@@ -13,6 +13,6 @@ export { SealedFileStore, taStorageDirName, storageEntryCost, STORAGE_KEY_RE, DE
 export { initDeviceIdentity, importDeviceCertificate, loadDeviceChain, devicePaths, type DeviceInitResult } from './device.js';
 export { createTrustServices, DEFAULT_QUOTA_BYTES, type TrustServicesOptions, type TrustServicesImpl } from './services.js';
 export { writeFileAtomic } from './files.js';
-export { FreshnessLedger, FRESHNESS_MANIFEST, FRESHNESS_DEFAULTS, type FreshnessOptions, type StoreFreshnessHook } from './freshness.js';
+export { FreshnessLedger, FRESHNESS_MANIFEST, FRESHNESS_DEFAULTS, freshnessOptionsFromEnv, type FreshnessOptions, type StoreFreshnessHook } from './freshness.js';
 export { hkdfExpandSha256 } from './hkdf.js';
 export type { TAIdentity } from './identity.js';

@@ -9,13 +9,15 @@ import { emit, action, warn, type GlobalOptions } from '../output.js';
 interface RotOptions {
   rot?: string;
   pkcs11Uri?: string;
+  tcti?: string;
   stateDir?: string;
 }
 
 function addRotOptions(cmd: Command): Command {
   return cmd
-    .option('--rot <kind>', 'root of trust: software | pkcs11 | workload (default: $ENCLAVE_EDGE_ROT or software)')
+    .option('--rot <kind>', 'root of trust: software | pkcs11 | workload | tpm (default: $ENCLAVE_EDGE_ROT or software)')
     .option('--pkcs11-uri <uri>', 'PKCS#11 URI of the token (default: $ENCLAVE_EDGE_PKCS11_URI); PIN via pin-source=file:… or $PKCS11_PIN')
+    .option('--tcti <tcti>', 'with --rot tpm: which TPM, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 (default: $ENCLAVE_EDGE_TPM_TCTI or device:/dev/tpmrm0)')
     .option('--state-dir <dir>', 'state directory (default: $ENCLAVE_EDGE_STATE_DIR or ./.enclave-edge)');
 }
 
@@ -27,6 +29,8 @@ async function openRoot(o: RotOptions): Promise<RootOfTrust> {
   const env = { ...process.env };
   if (o.rot) env.ENCLAVE_EDGE_ROT = o.rot;
   if (o.pkcs11Uri) env.ENCLAVE_EDGE_PKCS11_URI = o.pkcs11Uri;
+  if (o.tcti) env.ENCLAVE_EDGE_TPM_TCTI = o.tcti;
+  if (o.tcti && env.ENCLAVE_EDGE_ROT !== 'tpm') throw new EnclaveEdgeError('BAD_PARAMETERS', '--tcti needs --rot tpm');
   if (o.stateDir) env.ENCLAVE_EDGE_STATE_DIR = o.stateDir;
   if (env.ENCLAVE_EDGE_ROT === 'pkcs11' && !env.ENCLAVE_EDGE_PKCS11_URI) {
     throw new EnclaveEdgeError('CONFIG_INVALID', '--rot pkcs11 needs the token: --pkcs11-uri pkcs11:token=… (or $ENCLAVE_EDGE_PKCS11_URI)');
@@ -94,9 +98,14 @@ export function register(program: Command): void {
   addRotOptions(device.command('show').description('show the root of trust, what it protects, and the device chain')).action(
     action(async (o: RotOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const { loadDeviceChain } = await trust();
+      const { loadDeviceChain, FreshnessLedger, freshnessOptionsFromEnv } = await trust();
       const info = await withRoot(o, async (root) => {
         const chain = await loadDeviceChain(root);
+        const tpm = root.kind === 'tpm' && 'fixedInfo' in root ? await (root as import('@enclave-edge/trust').TpmRootOfTrust).fixedInfo() : undefined;
+        const { join } = await import('node:path');
+        const counter = root.counter
+          ? { name: root.counter.description, ...(await new FreshnessLedger(join(root.stateDir, 'storage'), root.counter, (i) => root.deriveKey(i), freshnessOptionsFromEnv()).inspect()) }
+          : undefined;
         const { X509Certificate } = await import('node:crypto');
         return {
           rot: root.kind,
@@ -104,6 +113,8 @@ export function register(program: Command): void {
           stateDir: root.stateDir,
           protects: root.protects,
           rollbackProtection: root.rollbackProtection,
+          ...(tpm ? { tpm: { ...tpm, pcrSelection: root.quoter?.pcrSelection } } : {}),
+          ...(counter ? { rollbackCounter: counter } : {}),
           attestationKeySpkiSha256: createHash('sha256').update(root.attestationSigner.spki).digest('hex'),
           chain: (chain ?? []).map((c) => {
             const x = new X509Certificate(Buffer.from(c, 'base64'));
@@ -116,6 +127,14 @@ export function register(program: Command): void {
           `root of trust: ${v.rot}${v.developmentGrade ? ' (DEVELOPMENT-GRADE)' : ''}  state: ${v.stateDir}`,
           `protects: ${v.protects}`,
           `rollback protection: ${v.rollbackProtection}`,
+          ...(v.tpm ? [`TPM: ${v.tpm.manufacturer} ${v.tpm.vendor}, firmware ${v.tpm.firmwareVersion}, spec ${v.tpm.specRevision}; quotes ${v.tpm.pcrSelection}`] : []),
+          ...(v.rollbackCounter
+            ? [
+                `rollback counter: ${v.rollbackCounter.name} = ${v.rollbackCounter.counter}; sealed storage: ${v.rollbackCounter.state}` +
+                  (v.rollbackCounter.manifestCounter !== undefined ? ` (commit ${v.rollbackCounter.manifestCounter}, ${v.rollbackCounter.stores} store(s), ${v.rollbackCounter.openEpochs} open epoch(s))` : '') +
+                  `; increments in the last hour ${v.rollbackCounter.incrementsLastHour} of ${v.rollbackCounter.maxIncrementsPerHour}`,
+              ]
+            : []),
           `attestation key SPKI sha256: ${v.attestationKeySpkiSha256}`,
           v.chain.length ? `chain:\n${v.chain.map((c) => `  ${c.subject} (issuer ${c.issuer}, until ${c.validTo})`).join('\n')}` : 'chain: none (run `enclave-edge device init`)',
         ].join('\n'),

@@ -86,6 +86,8 @@ export function registerRun(ta: Command): void {
     .option('--signer <signer>', 'trusted signer: signer_id hex or PEM public key/certificate (repeatable; required: there is no "any signer")', (v: string, acc: string[] = []) => [...acc, v])
     .option('--allow-debug', 'admit a debug build (refused by default, as on a production device)')
     .option('--state-dir <dir>', 'development root of trust and sealed storage (kept across runs)', '.enclave-edge/dev')
+    .option('--rot <kind>', 'root of trust: software (development keys in --state-dir) or tpm (keys in the TPM, storage bound to its NV counter)', 'software')
+    .option('--tcti <tcti>', 'with --rot tpm: which TPM, e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0 (default: $ENCLAVE_EDGE_TPM_TCTI or device:/dev/tpmrm0)')
     .option('--session', 'open one session and make every call in it (default: each call in its own implicit session)')
     .option('--session-params <json>', 'with --session: params for the TA\'s onOpenSession (JSON)')
     .option('--repeat <n>', 'call the command n times (stops at the first failure; prints the last result, --json all of them)', positiveInt('--repeat', 100_000), 1)
@@ -112,17 +114,27 @@ export function registerRun(ta: Command): void {
       const repeat = opts.repeat as number;
       const timeoutMs = typeof opts.timeout === 'number' ? opts.timeout : undefined;
 
+      if (opts.rot !== 'software' && opts.rot !== 'tpm') throw new EnclaveEdgeError('BAD_PARAMETERS', `--rot must be software or tpm, got ${JSON.stringify(opts.rot)}`);
+      if (opts.tcti !== undefined && opts.rot !== 'tpm') throw new EnclaveEdgeError('BAD_PARAMETERS', '--tcti needs --rot tpm');
+      const tcti = typeof opts.tcti === 'string' ? opts.tcti : process.env.ENCLAVE_EDGE_TPM_TCTI;
       const policy = { trustedSigners: signers, allowDebug: opts.allowDebug === true };
       await admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
       const { openLocalTA } = await import('@enclave-edge/ta-toolchain/run-local');
       const local = await openLocalTA(bytes, {
         ...policy,
         stateDir: opts.stateDir as string,
+        rot: opts.rot,
+        ...(tcti ? { tcti } : {}),
         log: (level, name, message, fields) => {
           if (!opts.quiet) stderr(escapeLogText(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`));
         },
         onAdmitted: (b, rot) =>
-          warn(`running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`),
+          warn(
+            `running ${b.manifest.name} ${b.manifest.version}${b.manifest.debug ? ' (DEBUG)' : ''} in the emulated enclave — ` +
+              (rot.developmentGrade
+                ? `DEVELOPMENT-GRADE root of trust: keys in plain form in ${show(rot.keyFile)}, not for production`
+                : `root of trust "${rot.kind}": keys in the TPM (${show(rot.keyFile)} names them), sealed storage bound to its NV counter`),
+          ),
         trustLog: (level, message) => {
           // Not the command's failure line (that is `enclave-edge: CODE: reason`), so a warning either way.
           if (level === 'warn' || level === 'error') warn(level === 'error' ? `root of trust error: ${message}` : message);

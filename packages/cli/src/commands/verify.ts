@@ -32,6 +32,10 @@ function human(v: Verdict): string {
   const lines = [v.accepted ? 'ACCEPTED' : `REJECTED (${v.reason}): ${v.message}`];
   if (v.accepted) {
     lines.push(`chain: ${v.chain.join(' <- ')}`);
+    if (v.platform) {
+      lines.push(`TPM quote: verified (signed by the certified attestation key, bound to the nonce); reset count ${v.platform.resetCount}, restart count ${v.platform.restartCount}, firmware ${v.platform.firmwareVersion}`);
+      lines.push(`PCRs: ${Object.entries(v.platform.pcrs).map(([k, x]) => `${k}=${x.slice(0, 16)}…`).join(' ')}`);
+    }
     for (const w of v.warnings) lines.push(`warning: ${w}`);
   }
   if (v.claims) lines.push(`claims: ${JSON.stringify(v.claims, null, 2)}`);
@@ -44,7 +48,7 @@ export function register(program: Command): void {
     .description('verify attestation evidence (EAT JWT, a file holding it, or - for stdin): signature, chain, freshness, nonce, policy')
     .requiredOption('--trust <pem>', 'trust anchor certificate(s) (PEM), e.g. the device CA from `device init`')
     .option('--nonce <nonce>', 'the nonce you sent (hex or base64url)')
-    .option('--policy <file>', 'policy JSON: allowedMeasurements, allowedSigners, productIds, minSecurityVersion, allowDebug, allowEmulated, allowedRootsOfTrust, maxAgeSeconds')
+    .option('--policy <file>', 'policy JSON: allowedMeasurements, allowedSigners, productIds, minSecurityVersion, allowDebug, allowEmulated, allowedRootsOfTrust, pcrs ({"sha256:7":"<hex>"}: reference values the TPM quote must show), maxAgeSeconds')
     .option('--allow-emulated', 'accept evidence from emulated enclaves (development)')
     .option('--allow-debug', 'accept debug TAs (development)')
     .action(

@@ -90,6 +90,7 @@ export const TA_PASSABLE_CODES: ReadonlySet<string> = new Set([
   'CONFLICT',
   'TA_ERROR',
   'SEAL_INTEGRITY',
+  'ROLLBACK_DETECTED',
   'NOT_SUPPORTED',
   'QUOTA_EXCEEDED',
   'PAYLOAD_TOO_LARGE',
