@@ -38,6 +38,19 @@ describe('Value codec', () => {
     const literal = { $binary: 'AQID' };
     expect(decodeValue(JSON.parse(JSON.stringify(encodeValue(literal))))).toEqual(literal);
   });
+  it('keeps inherited names ("__proto__", "constructor") as own keys and never changes a prototype', () => {
+    const wire = JSON.parse('{"__proto__":{"polluted":1},"constructor":"c","toString":[1],"$x":{"$binary":"AQ=="}}');
+    const value = decodeValue(wire) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(value)).toBe(Object.prototype);
+    expect(Object.keys(value)).toEqual(['__proto__', 'constructor', 'toString', '$x']);
+    expect(Object.getOwnPropertyDescriptor(value, '__proto__')?.value).toEqual({ polluted: 1 });
+    expect(({} as { polluted?: number }).polluted).toBeUndefined();
+    const back = encodeValue(value as never) as Record<string, unknown>;
+    expect(JSON.stringify(back)).toBe(JSON.stringify(wire));
+    expect(encodeValue({ $only: 1 })).toEqual({ $literal: { $only: 1 } });
+    expect(decodeValue({ $literal: { $binary: 'AQ==' } })).toEqual({ $binary: 'AQ==' });
+  });
+
   it('refuses malformed base64 and excessive depth with BAD_PARAMETERS', () => {
     expect(() => decodeValue({ $binary: 'not base64!' })).toThrow(/base64/);
     let deep: unknown = 1;
