@@ -6,17 +6,15 @@
  * simulator with the repository's manifest, in child processes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBundles } from '../e2e/harness.js';
-import { cli, cliOk, ctrlC, eventually, repoRoot, simUp, type Started } from '../acceptance/user.js';
+import { cli, cliOk, repoRoot } from '../acceptance/user.js';
+import { startLocalEdge, type LocalEdge } from '../support/local-edge.js';
 
+let edge: LocalEdge | undefined;
 let stateDir: string;
 let work: string;
-let bundleDir: string;
-let sim: Started | undefined;
 const at = (): string[] => ['--state-dir', stateDir];
 
 /** npm as a user runs it, with every registry unreachable (a closed local port). */
@@ -41,31 +39,13 @@ describe('ta deploy: your own TA on the local edge', () => {
   const project = () => join(work, 'my-ta');
 
   beforeAll(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), 'ee-deploy-state-'));
-    work = mkdtempSync(join(tmpdir(), 'ee-deploy-work-'));
-    bundleDir = buildBundles();
-    const manifest = JSON.parse(readFileSync(join(repoRoot, 'deployment.template.json'), 'utf8'));
-    manifest.modulesContent.$edgeAgent['properties.desired'].modules['ta-runtime'].env.TA_BUNDLE_DIR = { value: bundleDir };
-    const manifestFile = join(work, 'deployment.template.json');
-    writeFileSync(manifestFile, JSON.stringify(manifest));
-    sim = await simUp(['--manifest', manifestFile, '--repo-root', repoRoot, '--state-dir', stateDir, '--mqtt-port', '0', '--https-port', '0']);
-    await eventually(async () => {
-      const r = await invoke({ ta: 'hello', command: 'ping' });
-      if (r.status !== 200) throw new Error(`hello.ping not answered yet: ${JSON.stringify(r)}`);
-    }, 45_000, 300);
+    edge = await startLocalEdge();
+    stateDir = edge.stateDir;
+    work = edge.work;
   }, 120_000);
 
   afterAll(async () => {
-    if (sim) {
-      ctrlC(sim.proc);
-      await Promise.race([sim.exited, new Promise((r) => setTimeout(r, 15_000))]);
-      try {
-        process.kill(-sim.proc.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    for (const d of [stateDir, work, bundleDir]) if (d) rmSync(d, { recursive: true, force: true });
+    await edge?.stop();
   }, 30_000);
 
   it('ta new outside the repository builds, tests and deploys with no registry, and its hints never need one', async () => {

@@ -258,7 +258,7 @@ describe('sim up banner', () => {
         expect(await exited).toBe(0);
       }
       const hints = out.split('\n').filter((l) => l.startsWith(`  node ${cliBin} `));
-      expect(hints.length).toBe(5);
+      expect(hints.length).toBe(6);
       for (const h of hints) expect(h).toContain(" --state-dir 'my state'");
       expect(out).toContain(`node ${cliBin} invoke host-module invokeTA '{"ta":"hello","command":"ping"}' --state-dir 'my state'`);
       expect(out).not.toMatch(/<method>/);

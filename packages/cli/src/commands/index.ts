@@ -59,6 +59,11 @@ export const commandGroups: CommandGroup[] = [
     load: () => import('./verify.js'),
   },
   {
+    file: 'console.ts',
+    commands: { console: { term: 'console [options]', description: 'serve the local web console (modules, TAs, telemetry, latency, attestation, twins) on 127.0.0.1 behind a random token' } },
+    load: () => import('./console.js'),
+  },
+  {
     file: 'deploy.ts',
     commands: { deploy: { term: 'deploy', description: 'generate deployment manifests and deploy them to a device or a fleet' } },
     load: () => import('./deploy.js'),

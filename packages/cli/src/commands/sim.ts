@@ -78,6 +78,7 @@ function nextSteps(sim: SimulatorHandle, stateDir: string): string {
     [`${ee} monitor${at}`, 'messages routed to $upstream'],
     invoke,
     [`${ee} twin show ${example}${at}`, ''],
+    [`${ee} console${at}`, 'the web console: TAs, telemetry, latency, attestation'],
     [`${ee} sim credentials${at}`, 'service connection string for other tools'],
     [`${ee} sim module-credentials <module>${at}`, 'run a module yourself (e.g. under a debugger)'],
   ];

@@ -1,0 +1,2 @@
+export { startConsole, type ConsoleHandle, type ConsoleOptions } from './server.js';
+export { mergePatch, validateDesiredPatch } from './twin-patch.js';
