@@ -7,20 +7,12 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { isAlive } from '@enclave-edge/edge-sim/state';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { addTargetOptions, type TargetOptions } from './target-options.js';
 import { cliCommand, shellQuote } from './cli-hint.js';
 
 const FILE = 'console.json';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function runningUrl(stateDir: string): string {
   let saved: { url?: unknown; pid?: unknown };
@@ -29,7 +21,7 @@ function runningUrl(stateDir: string): string {
   } catch {
     saved = {};
   }
-  if (typeof saved.url !== 'string' || typeof saved.pid !== 'number' || !alive(saved.pid)) {
+  if (typeof saved.url !== 'string' || typeof saved.pid !== 'number' || !isAlive(saved.pid)) {
     throw new EnclaveEdgeError('UNAVAILABLE', `no console is running for ${stateDir}; start one with \`${cliCommand()} console${stateDir === '.edge-sim' ? '' : ` --state-dir ${shellQuote(stateDir)}`}\``);
   }
   return saved.url;
