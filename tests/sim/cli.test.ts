@@ -10,7 +10,7 @@ import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cliBin, fixtureManifest, fixtureRepo, eventually, isAlive } from './helpers.js';
+import { cliBin, fixtureManifest, fixtureRepo, eventually, isAlive, here } from './helpers.js';
 
 const run = promisify(execFile);
 let cwd: string;
@@ -184,7 +184,7 @@ describe('sim up refuses what it cannot run', () => {
 });
 
 /** `sim up` in its own process that is expected to exit; its exit code and stderr. */
-function simUpExits(args: string[], opts: { cwd: string; uid?: number; gid?: number }): Promise<{ code: number | null; stderr: string }> {
+function simUpExits(args: string[], opts: { cwd: string }): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, ...args], { ...opts, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -225,12 +225,26 @@ describe('sim up names what blocks it', () => {
     expect(existsSync(join(dir, 'https', 'state.json'))).toBe(false);
   });
 
-  // Needs a folder owned by someone else: as root, make one and run the CLI as nobody.
+  // Needs a folder owned by someone else: as root, make one and run the CLI as nobody. The CLI
+  // is loaded before it drops to nobody, so this holds whatever the checkout's permissions are.
   it.skipIf(process.getuid?.() !== 0)('a state folder of another user is ACCESS_DENIED naming the folder', async () => {
     chmodSync(dir, 0o755);
     const theirs = join(dir, 'root-owned');
     mkdirSync(theirs, { mode: 0o700 });
-    const r = await simUpExits(['--mqtt-port', '0', '--https-port', '0', '--state-dir', theirs], { cwd: dir, uid: 65534, gid: 65534 });
+    // A manifest without local modules, beside the folder: nobody may not read the checkout.
+    const manifest = JSON.parse(readFileSync(fixtureManifest, 'utf8'));
+    manifest.modulesContent = { $edgeAgent: manifest.modulesContent.$edgeAgent, $edgeHub: manifest.modulesContent.$edgeHub };
+    manifest.modulesContent.$edgeAgent['properties.desired'].modules = {};
+    manifest.modulesContent.$edgeHub['properties.desired'].routes = {};
+    const manifestPath = join(dir, 'no-modules.json');
+    writeFileSync(manifestPath, JSON.stringify(manifest), { mode: 0o644 });
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const args = ['sim', 'up', '--manifest', manifestPath, '--mqtt-port', '0', '--https-port', '0', '--state-dir', theirs];
+      const p = spawn(process.execPath, [join(here, 'fixtures', 'cli-as-user.mjs'), '65534', '65534', ...args], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.once('exit', (code) => resolve({ code, stderr }));
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`enclave-edge: ACCESS_DENIED: state folder ${theirs} belongs to another user (uid 0); pass --state-dir`);
     expect(r.stderr).not.toMatch(/INTERNAL|EPERM/);
