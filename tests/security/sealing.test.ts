@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSoftwareRoot, createTrustServices, Sealer, sealKeyInfo, taStorageDirName, type RootOfTrust } from '@enclave-edge/trust';
-import { tempDir, identity, sha256hex } from './helpers.js';
+import { tempDir, identity, runtimeWithDevice, sha256hex } from './helpers.js';
 
 let t: ReturnType<typeof tempDir>;
 let root: RootOfTrust;
@@ -87,5 +87,39 @@ describe('sealed storage keys cannot leave the TA directory', () => {
     const dir = join(base, taStorageDirName(release));
     copyFileSync(join(dir, 'k_one'), join(dir, 'k_two'));
     await expect(a.get('two')).rejects.toMatchObject({ code: 'SEAL_INTEGRITY' });
+  });
+});
+
+describe('sealed storage belongs to the identity running now (SVN rule across in-place changes)', () => {
+  it('services: a store view per identity; the lower SVN cannot open what the higher one wrote', async () => {
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 'storage-svn') });
+    const v1 = identity({ measurement: sha256hex('svn-1'), securityVersion: 1 });
+    const v2 = identity({ measurement: sha256hex('svn-2'), securityVersion: 2 });
+    await svc.storage(v1).put('old', new TextEncoder().encode('from v1'));
+    await svc.storage(v2).put('new', new TextEncoder().encode('from v2'));
+    expect(new TextDecoder().decode(await svc.storage(v2).get('old'))).toBe('from v1'); // upgrades read older data
+    await expect(svc.storage(v1).get('new')).rejects.toMatchObject({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/sealed at security version 2/) });
+    expect((await svc.storage(v1).list()).sort()).toEqual(['new', 'old']); // one directory, one quota
+  });
+
+  it('runtime: upgrade SVN 1 → 2 (writes), point the source back at SVN 1: the downgrade cannot read it, with POLICY_VIOLATION', async () => {
+    const dir = join(t.dir, 'runtime-svn');
+    const { rt, deploy } = await runtimeWithDevice(dir, {});
+    try {
+      const code = `module.exports = { commands: {
+        put: (ctx, p) => ctx.storage.put('k', new Uint8Array([p])),
+        get: async (ctx) => { const v = await ctx.storage.get('k'); return v ? v[0] : null; },
+      } };`;
+      const call = (command: string, params?: number) => rt.dispatch({ id: `${command}${Math.random()}`, op: 'invoke', ta: 'kv', command, ...(params === undefined ? {} : { params }), deadline: Date.now() + 10_000 });
+      await deploy({ kv: { code, securityVersion: 1 } });
+      await call('put', 1);
+      await deploy({ kv: { code, securityVersion: 2 } });
+      expect(await call('get')).toBe(1);
+      await call('put', 2);
+      await deploy({ kv: { code, securityVersion: 1 } });
+      await expect(call('get')).rejects.toMatchObject({ code: 'POLICY_VIOLATION', message: expect.stringMatching(/sealed at security version 2/) });
+    } finally {
+      await rt.stop();
+    }
   });
 });

@@ -98,7 +98,7 @@ export function createTrustServices(opts: TrustServicesOptions): TrustServicesIm
         s = new SealedFileStore(storageDir, id, sealer, quota, opts.maxKeys ?? DEFAULT_MAX_KEYS, freshness?.hookFor(name, id.name));
         stores.set(name, s);
       }
-      return s;
+      return s.as(id);
     },
     async attest(id, o) {
       const token = await issueEvidence({

@@ -58,6 +58,7 @@ export class SealedFileStore implements SealedStore {
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private scratch: Buffer = Buffer.alloc(0);
+  private readonly views = new Map<string, SealedStore>();
 
   constructor(
     root: string,
@@ -117,7 +118,36 @@ export class SealedFileStore implements SealedStore {
     return this.usage;
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
+  /**
+   * This store as the identity running now sees it: its seals carry that identity's SVN and it
+   * opens only what that SVN may. One store (quota, queue, freshness) per directory, one view per
+   * identity, so a replacement or downgrade in the same process never reads with another version's identity.
+   */
+  as(id: TAIdentity): SealedStore {
+    if (taStorageDirName(id) !== taStorageDirName(this.id)) throw new EnclaveEdgeError('INTERNAL', `TA "${id.name}" is not the owner of store ${this.dir}`);
+    const key = `${id.measurement}/${id.securityVersion}/${id.name}`;
+    let view = this.views.get(key);
+    if (!view) {
+      view = {
+        get: (k) => this.getAs(id, k),
+        put: (k, value) => this.putAs(id, k, value),
+        delete: (k) => this.delete(k),
+        list: (prefix) => this.list(prefix),
+      };
+      this.views.set(key, view);
+    }
+    return view;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.getAs(this.id, key);
+  }
+
+  put(key: string, value: Uint8Array): Promise<void> {
+    return this.putAs(this.id, key, value);
+  }
+
+  private async getAs(id: TAIdentity, key: string): Promise<Uint8Array | undefined> {
     checkKey(key);
     return this.run(async () => {
       let blob: Buffer;
@@ -129,28 +159,28 @@ export class SealedFileStore implements SealedStore {
         return undefined;
       }
       this.freshness?.check(key, blob.subarray(blob.length - SEAL_TAG_BYTES));
-      return this.sealer.unseal(this.id, blob, { context: this.context(key) });
+      return this.sealer.unseal(id, blob, { context: this.context(key) });
     });
   }
 
-  async put(key: string, value: Uint8Array): Promise<void> {
+  private async putAs(id: TAIdentity, key: string, value: Uint8Array): Promise<void> {
     checkKey(key);
     if (!(value instanceof Uint8Array)) return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'storage values are bytes (Uint8Array)'));
     return this.run(async () => {
       // Operations run one at a time, so one scratch buffer serves every write of this store.
       const need = value.length + SEAL_OVERHEAD;
       if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, Math.min(2 * this.scratch.length, 8 << 20)));
-      const blob = await this.sealer.seal(this.id, value, { policy: 'product', context: this.context(key), output: this.scratch });
+      const blob = await this.sealer.seal(id, value, { policy: 'product', context: this.context(key), output: this.scratch });
       const old = this.costs.get(key);
       if (old === undefined && this.costs.size >= this.maxKeys) {
-        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage of TA "${this.id.name}" holds its maximum of ${this.maxKeys} keys (key "${key}" is new); delete keys first`, {
+        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage of TA "${id.name}" holds its maximum of ${this.maxKeys} keys (key "${key}" is new); delete keys first`, {
           detail: { maxKeys: this.maxKeys, keys: this.costs.size },
         });
       }
       const cost = storageEntryCost(blob.length, this.blockBytes);
       const next = this.usage - (old ?? 0) + cost;
       if (next > this.quotaBytes) {
-        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${this.id.name}" exceeded: ${next} of ${this.quotaBytes} bytes on disk (key "${key}", ${blob.length} bytes sealed, ${cost} with blocks and entry)`, {
+        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${id.name}" exceeded: ${next} of ${this.quotaBytes} bytes on disk (key "${key}", ${blob.length} bytes sealed, ${cost} with blocks and entry)`, {
           detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: cost },
         });
       }

@@ -28,12 +28,15 @@ function violation(what: string): never {
 
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 
-/** An error as the worker sends it: only codes a TA may pass out (toWire in the worker). */
-function checkWireError(e: unknown, wasm: boolean): WireError {
+/**
+ * An error as the worker sends it: only codes a TA may pass out (toWire in the worker), or a code
+ * this host itself refused one of the instance's service calls with (the TA rethrowing it).
+ */
+function checkWireError(e: unknown, wasm: boolean, hostCodes: ReadonlySet<string>): WireError {
   if (!e || typeof e !== 'object') violation('an error that is not an object');
   const w = e as Record<string, unknown>;
   if (typeof w.code !== 'string' || typeof w.message !== 'string') violation('an error without a string code and message');
-  if (!(TA_PASSABLE_CODES.has(w.code) || (wasm && w.code === 'OUT_OF_MEMORY'))) violation(`an error code the TA may not pass out (${w.code.slice(0, 40)})`);
+  if (!(TA_PASSABLE_CODES.has(w.code) || hostCodes.has(w.code) || (wasm && w.code === 'OUT_OF_MEMORY'))) violation(`an error code the TA may not pass out (${w.code.slice(0, 40)})`);
   if (w.stack !== undefined && typeof w.stack !== 'string') violation('an error stack that is not a string');
   return { code: w.code as WireError['code'], message: w.message.slice(0, 4096), ...(typeof w.stack === 'string' ? { stack: w.stack.slice(0, 16384) } : {}) };
 }
@@ -109,6 +112,8 @@ export class Instance extends EventEmitter {
   // Counted here, not trusted from the worker (threat model O1, O2).
   private readonly svc = new SvcBudget();
   private readonly svcPending = new Map<number, number>();
+  /** Codes this host refused the instance's service calls with: a TA may rethrow those (checkWireError). */
+  private readonly hostCodes = new Set<string>();
   private readonly logGate = new LogGate(HOST_LOG_LIMITS, (n, b, l) => this.o.hooks.log('warn', droppedSummary(n, b, l)));
 
   constructor(private readonly o: InstanceOptions) {
@@ -253,14 +258,14 @@ export class Instance extends EventEmitter {
         this.readyResolve(m);
         return;
       case 'initError': {
-        const e = checkWireError(m.error, this.wasm);
+        const e = checkWireError(m.error, this.wasm, this.hostCodes);
         this.kill({ code: e.code, reason: e.message });
         return;
       }
       case 'done': {
         if (!isId(m.id) || typeof m.ok !== 'boolean') violation('a done message without an integer id and ok flag');
         const value = m.ok ? this.checkValue(m.value) : undefined;
-        const error = m.ok ? undefined : checkWireError(m.error, this.wasm);
+        const error = m.ok ? undefined : checkWireError(m.error, this.wasm, this.hostCodes);
         const p = this.pending.get(m.id);
         if (!p) return;
         this.pending.delete(m.id);
@@ -307,6 +312,7 @@ export class Instance extends EventEmitter {
       (value) => reply({ t: 'svcReply', id, ok: true, value: value ?? null }),
       (err: unknown) => {
         const e = err instanceof EnclaveEdgeError ? err : new EnclaveEdgeError('INTERNAL', 'service call failed');
+        this.hostCodes.add(e.code);
         reply({ t: 'svcReply', id, ok: false, error: { code: e.code, message: e.message } });
       },
     );

@@ -9,7 +9,7 @@ import type { CallKind, FromWorker, ToWorker, WireError, WorkerBoot, WorkerInit 
 import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 import { makeContextBase } from './context.cjs';
-import { ServiceRpc, codedError } from './rpc.cjs';
+import { ServiceRpc, codedError, hostRefusalCode } from './rpc.cjs';
 import { LogPoster } from './log-poster.cjs';
 import { checkBinaryMemory, watchBinaryMemory } from './memory-watch.cjs';
 import { lockdownRealm, loadJsTA } from './js-ta.cjs';
@@ -30,7 +30,7 @@ function toWire(err: unknown): WireError {
   try {
     if (err && typeof err === 'object') {
       const e = err as { code?: unknown; message?: unknown; stack?: unknown };
-      const code = typeof e.code === 'string' && (TA_PASSABLE_CODES.has(e.code) || (e.code === 'OUT_OF_MEMORY' && init?.manifest.runtime === 'wasm')) ? e.code : 'TA_ERROR';
+      const code = hostRefusalCode(err) ?? (typeof e.code === 'string' && (TA_PASSABLE_CODES.has(e.code) || (e.code === 'OUT_OF_MEMORY' && init?.manifest.runtime === 'wasm')) ? e.code : 'TA_ERROR');
       const message = typeof e.message === 'string' ? e.message.slice(0, 4096) : 'the TA threw a non-Error value';
       const w: WireError = { code: code as WireError['code'], message };
       if (init?.ta.debug && typeof e.stack === 'string') w.stack = e.stack.slice(0, 16384);

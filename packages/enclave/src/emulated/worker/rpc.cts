@@ -11,6 +11,14 @@ export function codedError(code: string, message: string): Error {
   return e;
 }
 
+/** Refusals the host answered a service call with (e.g. the SVN rule of sealed data), with the code the host gave. */
+const hostRefusals = new WeakMap<object, string>();
+
+/** The host's code of a refusal a TA rethrew (the TA did not choose it, so it forges nothing; changing `code` changes nothing). */
+export function hostRefusalCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? hostRefusals.get(err) : undefined;
+}
+
 export class ServiceRpc {
   private next = 1;
   private readonly pending = new Map<number, { resolve: (v: Value | undefined) => void; reject: (e: Error) => void; bytes: number }>();
@@ -46,6 +54,10 @@ export class ServiceRpc {
     this.pending.delete(id);
     this.budget.release(p.bytes);
     if (ok) p.resolve(value);
-    else p.reject(codedError(error?.code ?? 'INTERNAL', error?.message ?? 'service call failed'));
+    else {
+      const e = codedError(error?.code ?? 'INTERNAL', error?.message ?? 'service call failed');
+      hostRefusals.set(e, error?.code ?? 'INTERNAL');
+      p.reject(e);
+    }
   }
 }
