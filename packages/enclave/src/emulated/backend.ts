@@ -1,4 +1,8 @@
-/** The emulated backend: each enclave instance is a worker thread (own V8 isolate) with SES inside. */
+/**
+ * The emulated backend: each TA runs in an OS process of its own (its fault domain, memory
+ * bounded by the OS), each enclave instance a worker thread (own V8 isolate) with SES inside.
+ * `isolation: 'thread'` keeps the workers in this process (tests, one-shot tools).
+ */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admissionOf } from '@enclave-edge/bundle/admission';
@@ -6,7 +10,10 @@ import type { EnclaveBackend, EnclaveCreateOptions } from '../contract.js';
 import { EmulatedEnclave } from './threads/enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
 import { StandbyPool, type StandbyStats } from './threads/standby-pool.js';
-import { shapeOf, type WorkerShape } from './threads/worker-shape.js';
+import { shapeOf, THREAD_HOST, type WorkerShape } from './threads/worker-shape.js';
+import { limitsForProcess, processIsolation, type TaUidRange } from './process/isolation.js';
+import type { ProcessIsolation } from './process/ta-process.js';
+import { TaProcess } from './process/ta-process.js';
 
 /** The shape most TAs have (the toolchain's default limits): the pool prepares it from the start. */
 export const DEFAULT_STANDBY_SHAPE: WorkerShape = shapeOf({ runtime: 'js', debug: false, limits: { heapMb: 64, stackKb: 1024, maxConcurrency: 4, callTimeoutMs: 5000 } });
@@ -21,18 +28,37 @@ export interface EmulatedBackendOptions {
    * them; each serves one instance only (default 1; 0 disables). See docs/enclave-backends.md.
    */
   standby?: number;
+  /**
+   * `process` (default): each TA in an OS process of its own, bounded by the OS; `thread`: the
+   * TA's workers run in this process (a V8 fatal error in one then ends every TA).
+   */
+  isolation?: 'process' | 'thread';
+  /** Process isolation as root: each TA process under its own uid/gid from this range. */
+  taUids?: TaUidRange;
 }
+
+/** Instances one TA may have at once when its manifest names no limit. */
+export const DEFAULT_MAX_INSTANCES = 16;
 
 export class EmulatedBackend implements EnclaveBackend {
   readonly kind = 'emulated';
 
   /** The standby pool (diagnostics and tests; prewarm/standbyStats/destroy are the everyday API). */
   readonly pool: StandbyPool;
+  readonly isolation: 'process' | 'thread';
+  private readonly processes: ProcessIsolation | undefined;
 
   constructor(private readonly opts: EmulatedBackendOptions = {}) {
     const n = opts.standby ?? 1;
     if (!Number.isInteger(n) || n < 0 || n > 16) throw new EnclaveEdgeError('BAD_PARAMETERS', `standby must be an integer from 0 to 16 (got ${String(n)})`);
-    this.pool = new StandbyPool(n);
+    const isolation = opts.isolation ?? 'process';
+    if (isolation !== 'process' && isolation !== 'thread') throw new EnclaveEdgeError('BAD_PARAMETERS', `isolation must be "process" or "thread" (got ${String(isolation)})`);
+    if (isolation === 'process') {
+      this.processes = processIsolation({ ...(opts.taUids ? { taUids: opts.taUids } : {}), maxInstancesOf: () => DEFAULT_MAX_INSTANCES });
+    } else if (opts.taUids) throw new EnclaveEdgeError('BAD_PARAMETERS', 'taUids needs isolation "process"');
+    this.isolation = isolation;
+    // A standby in process isolation is a fresh process of its own, with one prepared worker in it.
+    this.pool = new StandbyPool(n, undefined, isolation === 'process' ? (shape) => new TaProcess(limitsForProcess(shape.heapMb, 2), true) : () => THREAD_HOST);
     // Ahead of time: a create() right after construction then adopts this worker while it prepares.
     if (n > 0) void this.pool.prewarm(DEFAULT_STANDBY_SHAPE);
   }
@@ -67,6 +93,7 @@ export class EmulatedBackend implements EnclaveBackend {
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },
       startAllowanceMs: this.opts.startAllowanceMs ?? 5000,
       pool: this.pool,
+      ...(this.processes ? { processes: this.processes } : {}),
     });
     try {
       await enclave.start();

@@ -10,3 +10,4 @@ export { SVC_MAX_IN_FLIGHT, SVC_MAX_BYTES_IN_FLIGHT } from './wire/service-quota
 export { HOST_LOG_LIMITS, WORKER_LOG_LIMITS } from './wire/log-limiter.cjs';
 export { binaryLimitBytes } from './wire/binary-memory.cjs';
 export { capWasmMemory } from './wire/wasm-memory.cjs';
+export { probeOsLimits } from './process/os-limits.js';

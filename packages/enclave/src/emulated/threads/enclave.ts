@@ -17,6 +17,8 @@ import { CrashTracker, type RestartPolicy } from '../restart-policy.js';
 import { rememberSesCache } from './ses-source.js';
 import type { StandbyPool } from './standby-pool.js';
 import { shapeOf } from './worker-shape.js';
+import type { WorkerHost } from './enclave-worker.js';
+import { RemoteWorker, TaProcess, type ProcessIsolation } from '../process/ta-process.js';
 
 export interface EmulatedEnclaveConfig {
   kind: string;
@@ -25,6 +27,8 @@ export interface EmulatedEnclaveConfig {
   startAllowanceMs: number;
   /** Prepared workers to start instances on (absent or empty: spawn fresh). */
   pool?: StandbyPool;
+  /** Present: the TA's instances run in an OS process of its own (its fault domain). */
+  processes?: ProcessIsolation;
 }
 
 /**
@@ -72,6 +76,8 @@ export class EmulatedEnclave implements Enclave {
   private readonly maxPayloadBytes: number;
   private readonly idleMs: number;
   private main: Instance | undefined;
+  /** The TA's own process (process isolation), while it lives. */
+  private proc: TaProcess | undefined;
   private mainStarting: Promise<Instance> | undefined;
   private spare: Instance | undefined;
   private state: EnclaveStats['state'] = 'ready';
@@ -221,6 +227,8 @@ export class EmulatedEnclave implements Enclave {
     this.state = 'destroyed';
     await Promise.all([...this.instances].map((i) => i.destroy()));
     this.instances.clear();
+    this.proc?.close();
+    this.proc = undefined;
     this.main = undefined;
     this.spare = undefined;
   }
@@ -233,6 +241,13 @@ export class EmulatedEnclave implements Enclave {
       queued += i.queued;
     }
     return { state: this.state, instances: [...this.instances].filter((i) => !i.isDead).length, sessions: this.sessions.size, inFlight, queued, ...this.counters };
+  }
+
+  /** The TA's own process (process isolation): its pid and the uid it runs under. */
+  processInfo(): { pid: number; uid: number | undefined } | undefined {
+    const p = this.proc;
+    if (!p || p.isGone || p.pid === undefined) return undefined;
+    return { pid: p.pid, uid: p.uid };
   }
 
   on(_event: 'event', listener: (e: EnclaveEvent) => void): this {
@@ -305,11 +320,29 @@ export class EmulatedEnclave implements Enclave {
     const shape = shapeOf(m);
     const pool = this.config.pool;
     // An inspected TA opens its inspector before anything else runs: never a standby.
-    const standby = init.inspect ? undefined : pool?.take(shape);
+    let standby: ReturnType<StandbyPool['take']>;
+    let host: WorkerHost | undefined;
+    const procs = this.config.processes;
+    if (!procs) standby = init.inspect ? undefined : pool?.take(shape);
+    else {
+      // One process per TA: every instance of this TA runs in it. When none is left (first start,
+      // a restart after a crash, a keepAlive:false TA starting again), the next starts in a fresh
+      // process (a prepared standby when there is one) and the old one ends after its last worker.
+      if (!this.proc || this.proc.isGone || this.instances.size === 0) {
+        this.proc?.closeWhenIdle();
+        const s = init.inspect ? undefined : pool?.take(shape);
+        const limits = procs.limitsFor(m);
+        this.proc = s && s.worker instanceof RemoteWorker ? s.worker.proc : procs.create(limits);
+        this.proc.assign(m.name, limits, procs.runAsFor(m.name));
+        standby = s;
+      }
+      if (!standby) host = this.proc;
+    }
     const inst = new Instance({
       init,
       shape,
       ...(standby ? { standby } : {}),
+      ...(host ? { host } : {}),
       heapMb: m.limits.heapMb,
       stackKb: m.limits.stackKb,
       maxConcurrency: m.limits.maxConcurrency,

@@ -3,14 +3,14 @@
  * the bounded wait queue (maxConcurrency, then queueLimit, then BUSY) and per-call deadlines.
  * It reports its death; the enclave decides about restarting.
  */
-import type { Worker } from 'node:worker_threads';
 import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
 import type { StandbyWorker } from './standby-pool.js';
-import { prepFor, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
+import { prepFor, THREAD_HOST, type WorkerShape } from './worker-shape.js';
+import { WORKER_OUT_OF_MEMORY, type EnclaveWorker, type WorkerHost } from './enclave-worker.js';
 import { SvcBudget, wireBytes } from '../wire/service-quota.cjs';
 import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory.cjs';
 import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../wire/log-limiter.cjs';
@@ -62,6 +62,8 @@ export interface InstanceOptions {
   shape: WorkerShape;
   /** A prepared worker from the standby pool to adopt instead of spawning one. */
   standby?: StandbyWorker;
+  /** Where a fresh worker is spawned (default: a thread of this process). */
+  host?: WorkerHost;
 }
 
 interface Pending {
@@ -91,7 +93,7 @@ export interface DeathReason {
 export { RUNTIME_HEAP_FLOOR_MB } from './worker-shape.js';
 
 export class Instance extends EventEmitter {
-  readonly worker: Worker;
+  readonly worker: EnclaveWorker;
   readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }>;
   /** When the worker was spawned, or adopted from the standby pool (ms since the epoch). */
   readonly spawnedAt = performance.timeOrigin + performance.now();
@@ -126,7 +128,7 @@ export class Instance extends EventEmitter {
       this.worker.postMessage({ t: 'init', init } satisfies ToWorker);
     } else {
       this.origin = 'fresh';
-      this.worker = spawnEnclaveWorker(o.shape, { prep: prepFor(o.shape), init }, `enclave:${o.init.ta.name}`);
+      this.worker = (o.host ?? THREAD_HOST).spawn(o.shape, { prep: prepFor(o.shape), init }, `enclave:${o.init.ta.name}`);
     }
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
@@ -138,11 +140,12 @@ export class Instance extends EventEmitter {
       if (!this.started) this.kill({ code: 'TIMEOUT', reason: `the TA did not finish loading and onCreate within ${o.startTimeoutMs} ms` });
     }, o.startTimeoutMs);
     this.worker.on('message', (m: FromWorker) => this.guarded(() => this.onMessage(m)));
-    this.worker.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') this.die({ code: 'OUT_OF_MEMORY', reason: `the TA exceeded its heap limit (${o.heapMb} MB)` });
-      else this.die({ code: 'TA_CRASHED', reason: `the enclave worker crashed: ${err.message}` });
+    this.worker.on('error', (err: Error & { code?: string; taProcess?: boolean }) => {
+      // A TA process's own end (out of memory, or a crash) names its cause itself.
+      if (err.code === WORKER_OUT_OF_MEMORY) this.die({ code: 'OUT_OF_MEMORY', reason: err.taProcess ? err.message : `the TA exceeded its heap limit (${o.heapMb} MB)` });
+      else this.die({ code: 'TA_CRASHED', reason: err.taProcess ? err.message : `the enclave worker crashed: ${err.message}` });
     });
-    this.worker.on('exit', (code) => {
+    this.worker.on('exit', (code: number) => {
       this.destroyedResolve?.();
       if (this.exiting) return;
       if (code === BINARY_MEMORY_EXIT_CODE) {

@@ -8,10 +8,10 @@
  * (runtime, debug, heap, stack). The pool keeps `size` workers per shape for the few most
  * recently used shapes (default shape first); other TAs spawn fresh.
  */
-import type { Worker } from 'node:worker_threads';
 import type { FromWorker } from '../wire/protocol.cjs';
 import { rememberSesCache } from './ses-source.js';
-import { prepFor, shapeKey, spawnEnclaveWorker, type WorkerShape } from './worker-shape.js';
+import { prepFor, shapeKey, THREAD_HOST, type WorkerShape } from './worker-shape.js';
+import type { EnclaveWorker, WorkerHost } from './enclave-worker.js';
 
 export type StandbyState = 'booting' | 'ready' | 'dead';
 
@@ -32,7 +32,7 @@ export class StandbyWorker {
 
   constructor(
     readonly shape: WorkerShape,
-    readonly worker: Worker,
+    readonly worker: EnclaveWorker,
     private readonly gone: (why: 'ready' | 'dead', w: StandbyWorker) => void,
   ) {
     worker.on('message', this.onMessage);
@@ -50,7 +50,7 @@ export class StandbyWorker {
   private attached = true;
 
   /** Hand the worker to its one instance: the pool lets go of it for good. */
-  adopt(): Worker {
+  adopt(): EnclaveWorker {
     this.detach();
     this.worker.ref();
     return this.worker;
@@ -105,6 +105,8 @@ export class StandbyPool {
   constructor(
     readonly size: number,
     private readonly maxShapes = MAX_STANDBY_SHAPES,
+    /** Where a standby is spawned: a thread here, or (process isolation) a fresh TA process of its own. */
+    private readonly hostFor: (shape: WorkerShape) => WorkerHost = () => THREAD_HOST,
   ) {}
 
   get enabled(): boolean {
@@ -223,7 +225,7 @@ export class StandbyPool {
 
   private spawn(shape: WorkerShape): StandbyWorker {
     this.counters.spawned++;
-    const worker = spawnEnclaveWorker(shape, { prep: prepFor(shape) }, 'enclave:standby');
+    const worker = this.hostFor(shape).spawn(shape, { prep: prepFor(shape) }, 'enclave:standby');
     return new StandbyWorker(shape, worker, (why, w) => {
       if (why === 'dead') {
         this.counters.discarded++;

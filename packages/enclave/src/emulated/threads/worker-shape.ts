@@ -2,10 +2,13 @@
  * What an enclave worker is fixed to at spawn time (its shape: runtime, lockdown flavour,
  * resource limits) and the one place enclave workers are spawned.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { TAManifest } from '@enclave-edge/bundle/types';
 import type { WorkerBoot, WorkerPrep } from '../wire/protocol.cjs';
 import { sesScript } from './ses-source.js';
+import { spawnWorkerThread } from '../wire/worker-spawn.cjs';
+import type { WorkerHost } from './enclave-worker.js';
 
 export const RUNTIME_HEAP_FLOOR_MB = 16;
 
@@ -39,18 +42,12 @@ export function prepFor(s: WorkerShape): WorkerPrep {
   return s.runtime === 'js' ? { ses: sesScript(), debug: s.debug } : { debug: s.debug };
 }
 
-const WORKER_URL = new URL('../worker/main.cjs', import.meta.url);
+/** The enclave worker's entry (also spawned inside a TA's own process, see ../child/main.cts). */
+export const WORKER_FILE = fileURLToPath(new URL('../worker/main.cjs', import.meta.url));
 
 export function spawnEnclaveWorker(shape: WorkerShape, boot: WorkerBoot, name: string): Worker {
-  return new Worker(WORKER_URL, {
-    // No inherited loaders/flags, no environment, no shared env: the enclave starts bare.
-    execArgv: [],
-    env: {},
-    argv: [],
-    stdout: false,
-    stderr: false,
-    workerData: boot,
-    resourceLimits: { maxOldGenerationSizeMb: shape.heapMb, stackSizeMb: shape.stackMb },
-    name,
-  });
+  return spawnWorkerThread(WORKER_FILE, shape, boot, name);
 }
+
+/** Workers as threads of this process (the `thread` isolation: no process boundary). */
+export const THREAD_HOST: WorkerHost = { spawn: spawnEnclaveWorker };

@@ -1,0 +1,112 @@
+/**
+ * A fault domain is one TA: each TA's instances run in an OS process of its own, so whatever a
+ * TA allocates ends as OUT_OF_MEMORY for that TA alone while every other TA keeps answering and
+ * this (the runtime's) process lives on.
+ */
+import { describe, it, expect, afterAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
+import { makeTestBundle } from '@enclave-edge/enclave/testing';
+import { probeOsLimits } from '@enclave-edge/enclave/internals';
+
+const backend = new EmulatedBackend({ restart: { backoffMs: 10, backoffMaxMs: 50 } });
+const live: EmulatedEnclave[] = [];
+afterAll(async () => {
+  await Promise.all(live.map((e) => e.destroy()));
+  await backend.destroy();
+});
+const track = (e: EmulatedEnclave) => (live.push(e), e);
+
+const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
+
+/** Allocation patterns a TA can use to run a process out of memory, each in a command. */
+const HOG = String.raw`
+module.exports = { commands: {
+  ping: () => 'pong',
+  jsArray: () => new Array(3e7).fill(1.5).length,
+  splitString: () => 'x'.repeat(1 << 24).split('').length,
+  arrayBuffers: () => { const l = []; for (;;) l.push(new Uint8Array(64 << 20).fill(1)); },
+} };`;
+
+const CREATE_HOG = `module.exports = { onCreate() { globalThis.keep = new Array(3e7).fill(1.5); }, commands: { ping: () => 'pong' } };`;
+
+/** Keep calling `hello` until stopped; every answer must be right. */
+function keepCalling(e: EmulatedEnclave): { stop: () => Promise<{ ok: number; failed: unknown[] }> } {
+  let running = true;
+  let ok = 0;
+  const failed: unknown[] = [];
+  const loop = (async () => {
+    for (let n = 0; running; n++) {
+      try {
+        const r = await e.invoke(undefined, 'ping', n);
+        if ((r as { pong: number }).pong === n) ok++;
+        else failed.push(r);
+      } catch (err) {
+        failed.push(err);
+        break;
+      }
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      // One more answered call after the fault (the marker).
+      expect(await e.invoke(undefined, 'ping', -1)).toEqual({ pong: -1 });
+      return { ok, failed };
+    },
+  };
+}
+
+describe('fault domain: a process per TA', () => {
+  it('runs each TA in an OS process of its own, apart from this one', async () => {
+    const a = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-a' })));
+    const b = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-b' })));
+    const pa = a.processInfo()!.pid;
+    const pb = b.processInfo()!.pid;
+    expect(new Set([pa, pb, process.pid]).size).toBe(3);
+    // The TA's process starts bare: none of the runtime's environment.
+    expect(readFileSync(`/proc/${pa}/environ`, 'latin1').split('\0').filter((v) => v && !v.startsWith('NODE_CHANNEL_'))).toEqual(['MALLOC_ARENA_MAX=2']);
+  });
+
+  it.each(['jsArray', 'splitString', 'arrayBuffers'])('%s in a command: OUT_OF_MEMORY for that TA only; the others answer throughout', async (command) => {
+    const hello = track(await backend.create(makeTestBundle(HELLO, { name: `fd-hello-${command.toLowerCase()}` })));
+    const hog = track(await backend.create(makeTestBundle(HOG, { name: `fd-hog-${command.toLowerCase()}` })));
+    const crashed = new Promise<EnclaveEvent>((r) => hog.on('event', (ev) => ev.type === 'crashed' && r(ev)));
+    const before = hog.processInfo()!.pid;
+    const calls = keepCalling(hello);
+    // Either the call itself ends OUT_OF_MEMORY, or (a split that just fits) it answers and the
+    // TA's process dies of it right after: OUT_OF_MEMORY for the TA either way.
+    const answer = await hog.invoke(undefined, command).then(
+      () => undefined,
+      (err: { code: string }) => err.code,
+    );
+    expect([undefined, 'OUT_OF_MEMORY']).toContain(answer);
+    expect(await crashed).toMatchObject({ type: 'crashed', code: 'OUT_OF_MEMORY' });
+    const { ok, failed } = await calls.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+    // The TA serves again, in a new instance (a new process when its process was the one that died).
+    expect(await hog.invoke(undefined, 'ping')).toBe('pong');
+    expect(hog.processInfo()!.pid).toBeGreaterThan(0);
+    expect([before, hog.processInfo()!.pid]).not.toContain(process.pid);
+  });
+
+  it('OOM in onCreate: create() fails OUT_OF_MEMORY, the other TAs answer throughout', async () => {
+    const hello = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-hello-create' })));
+    const calls = keepCalling(hello);
+    for (let i = 0; i < 3; i++) {
+      await expect(backend.create(makeTestBundle(CREATE_HOG, { name: 'fd-create-hog' }))).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
+    }
+    const { ok, failed } = await calls.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+  });
+
+  it('says what the OS bounds here', () => {
+    const p = probeOsLimits();
+    expect(typeof p.addressSpace.enforced).toBe('boolean');
+    expect(p.residentWatch.enforced).toBe(process.platform === 'linux');
+    if (!p.addressSpace.enforced) expect(p.addressSpace.reason).toMatch(/prlimit/);
+  });
+});
