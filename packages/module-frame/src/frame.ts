@@ -6,13 +6,17 @@
  *      call recording. No input is subscribed and no method is registered yet.
  *   2. The module builds its parts.
  *   3. `frame.serve(...)`: apply the desired properties and wait until the module can handle
- *      messages (pipelines built, TAs loaded or refused); only then subscribe to the inputs
- *      and register the methods. Until then edgeHub keeps the module's messages (store and
- *      forward) and method callers are told the module is not connected.
+ *      messages (pipelines built, TAs loaded or refused); only then are input messages handed
+ *      to the module and its methods registered (callers meanwhile are told the module is not
+ *      connected).
  *
- * The MQTT transport acknowledges a message when it arrives (complete() is a no-op, abandon()
- * and reject() are not supported), so a message the module takes is its responsibility: the
- * handler must finish it, retry it, or report it dropped (`DropReporter`) — never ignore it.
+ * Input messages cannot simply wait at edgeHub: the SDK connects with a persistent session
+ * (clean=false), so edgeHub resumes the previous subscription and delivers at once, and the
+ * SDK emits a message with no `inputMessage` listener to nobody. The frame therefore listens
+ * from the first moment and holds what arrives before ready, in order (bounded; beyond the
+ * bound a message is reported dropped), then hands it over. The MQTT transport acknowledges a
+ * message when it arrives (complete() is a no-op; abandon() and reject() are not supported),
+ * so a message taken is the module's: handled, retried, or reported dropped — never ignored.
  */
 import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -74,6 +78,8 @@ export interface ModuleFrame {
 }
 
 const DEFAULT_METRICS_INTERVAL_SEC = 60;
+/** Messages held while the module gets ready (edgeHub's store is the place for more). */
+const MAX_EARLY = 10_000;
 
 export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> {
   const { client, log, moduleId, metrics, telemetryOutput } = opts;
@@ -85,16 +91,24 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
 
   client.on('error', (err) => log.error({ err: err?.message }, 'module client error'));
   client.on('disconnect', (err) => log.warn({ err: err?.message }, 'disconnected from edgeHub'));
-  await client.open();
-  const twin = await client.getTwin();
-  const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
-
   const emit = (type: string, body: Record<string, unknown>): void => {
     void sendTelemetry(client, telemetryOutput, type, { module: moduleId, ...body }).catch((err: Error) =>
       log.warn({ type, err: err.message }, 'could not send event'),
     );
   };
   const drops = new DropReporter(metrics, emit);
+  // Listening before open: messages of a resumed session arrive right after the connect.
+  let early: Array<[string, Message]> | undefined = [];
+  let deliver: ((input: string, msg: Message) => void) | undefined;
+  client.on('inputMessage', (input, msg) => {
+    metrics.messages.inc({ input, output: '' });
+    if (deliver) return deliver(input, msg);
+    if (early!.length < MAX_EARLY) early!.push([input, msg]);
+    else drops.drop(`input:${input}`, 'BUSY', `${MAX_EARLY} messages already wait for ${moduleId} to be ready`);
+  });
+  await client.open();
+  const twin = await client.getTwin();
+  const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
 
   const flushMetrics = async (): Promise<void> => {
     const { from, to, stats: rows } = stats.drain();
@@ -126,13 +140,17 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
         applying = applying.catch(() => undefined).then(() => s.applyDesired(desired(), patch));
       });
       await applying;
-      client.on('inputMessage', (input, msg) => {
-        metrics.messages.inc({ input, output: '' });
+      const handle = (input: string, msg: Message): void => {
         const handler = s.inputs.get(input);
         if (handler) handler(msg);
         else if (s.onOtherInput) s.onOtherInput(input, msg);
         else drops.drop(`input:${input}`, 'NO_HANDLER', `${moduleId} has no input "${input}"`);
-      });
+      };
+      const held = early!;
+      early = undefined;
+      deliver = handle;
+      if (held.length > 0) log.info({ messages: held.length }, 'handing over the messages that arrived before ready');
+      for (const [input, msg] of held) handle(input, msg);
       for (const name of s.methods.keys()) {
         client.onMethod(name, (req, res) => {
           void dispatchMethod(s.methods, name, req.payload, s.methodGuard)

@@ -7,7 +7,7 @@ import { X509Certificate, createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { createDevelopmentCa, issueDeviceCertificate, createCsr, pemToX5c } from '@enclave-edge/attestation';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '@enclave-edge/durable-files';
 import type { RootOfTrust } from './rot/types.js';
 
 export const DEVICE_DIR = 'device';

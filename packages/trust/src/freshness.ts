@@ -16,7 +16,7 @@ import { readFile, readdir, mkdir } from 'node:fs/promises';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '@enclave-edge/durable-files';
 import type { MonotonicCounter, RotLog } from './rot/types.js';
 
 export const FRESHNESS_MANIFEST = 'freshness.json';

@@ -12,7 +12,7 @@ export { Sealer, sealKeyInfo, inspectSealedBlob, SEAL_MAGIC, SEAL_VERSION, SEAL_
 export { SealedFileStore, taStorageDirName, storageEntryCost, STORAGE_KEY_RE, DEFAULT_MAX_KEYS, ENTRY_OVERHEAD_BYTES, type SealedStore } from './storage.js';
 export { initDeviceIdentity, importDeviceCertificate, loadDeviceChain, devicePaths, type DeviceInitResult } from './device.js';
 export { createTrustServices, DEFAULT_QUOTA_BYTES, type TrustServicesOptions, type TrustServicesImpl } from './services.js';
-export { writeFileAtomic } from './files.js';
+export { writeFileAtomic } from '@enclave-edge/durable-files';
 export { FreshnessLedger, FRESHNESS_MANIFEST, FRESHNESS_DEFAULTS, freshnessOptionsFromEnv, type FreshnessOptions, type StoreFreshnessHook } from './freshness.js';
 export { hkdfExpandSha256 } from './hkdf.js';
 export type { TAIdentity } from './identity.js';

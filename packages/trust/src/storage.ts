@@ -7,7 +7,7 @@ import { mkdir, open, readdir, readFile, stat, statfs, unlink } from 'node:fs/pr
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from './files.js';
+import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from '@enclave-edge/durable-files';
 import { SEAL_OVERHEAD, SEAL_TAG_BYTES, type Sealer } from './seal.js';
 import type { StoreFreshnessHook } from './freshness.js';
 import type { TAIdentity } from './identity.js';

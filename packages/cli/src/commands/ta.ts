@@ -1,5 +1,6 @@
 /** `enclave-edge ta …`: create, build, sign (PEM, PKCS#11 or offline), inspect, verify and run (ta-run.ts) TA bundles. */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '@enclave-edge/durable-files';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -31,14 +32,11 @@ const readPem = (path: string, what: string): string => new TextDecoder().decode
 const certChainOption = (opts: Opts): { certificateChain?: string[] } =>
   typeof opts.cert === 'string' ? { certificateChain: certificateChainFromPem(readPem(opts.cert, 'certificate chain')) } : {};
 
-/** Replace a file atomically (temp + rename), so an interrupted sign never leaves half a bundle. */
-function writeAtomic(path: string, data: Uint8Array | string, mode?: number): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+/** Replace a file atomically and durably, so an interrupted sign never leaves half a bundle. */
+function writeAtomic(path: string, data: Uint8Array | string, mode = 0o644): void {
   try {
-    writeFileSync(tmp, data, mode === undefined ? undefined : { mode });
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, data, mode);
   } catch (err) {
-    rmSync(tmp, { force: true });
     // Name the file the user asked for, not the temp file, with a taxonomy code.
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new EnclaveEdgeError('ITEM_NOT_FOUND', `cannot write ${path}: folder ${dirname(path)} does not exist`);

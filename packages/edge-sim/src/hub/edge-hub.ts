@@ -195,6 +195,14 @@ export class EdgeHub extends EventEmitter {
     this.client(moduleId)?.close();
   }
 
+  /** Direct-method calls waiting for `moduleId`'s answer. */
+  pendingMethodCalls(moduleId: string): number {
+    const prefix = `${this.opts.deviceId}/${moduleId}|`;
+    let n = 0;
+    for (const k of this.pending.keys()) if (k.startsWith(prefix)) n++;
+    return n;
+  }
+
   /** Messages held by store-and-forward (all destinations). */
   pendingForwarding(): number {
     return this.saf.total();

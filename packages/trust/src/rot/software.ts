@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { nodeKeySigner } from '@enclave-edge/attestation';
-import { createFileExclusive } from '../files.js';
+import { createFileExclusive } from '@enclave-edge/durable-files';
 import { hkdfExpandSha256 } from '../hkdf.js';
 import type { RootOfTrust, RotLog } from './types.js';
 

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { EvidenceSigner } from '@enclave-edge/attestation';
 import { TpmDriver, NON_EXPORTABLE_ATTRS, TPM_NT_COUNTER, hex32, parsePcrSelection, type TpmFixedInfo, type TpmKeyKind, type TpmPublicInfo } from '../tpm/driver.js';
-import { createFileExclusive } from '../files.js';
+import { createFileExclusive } from '@enclave-edge/durable-files';
 import { withLockFile } from '../lock.js';
 import type { MonotonicCounter, PlatformQuoter, RootOfTrust, RotLog } from './types.js';
 

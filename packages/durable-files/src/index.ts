@@ -1,4 +1,9 @@
-/** Durable file writes: temp file, fsync, rename, fsync of the directory. */
+/**
+ * Durable file writes, the one owner for the whole project: temp file in the same folder,
+ * fsync, rename over the target, fsync of the folder. Readers see the old or the new content,
+ * never a mix, even after kill -9 or a power cut; a failed write leaves the old file as it was.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, rename, mkdir, unlink, link } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, basename } from 'node:path';
@@ -62,4 +67,44 @@ export async function createFileExclusive(path: string, data: Uint8Array, mode =
   }
   await fsyncDir(dir);
   return true;
+}
+
+/** writeFileAtomic for synchronous callers (start-up state, small JSON documents). */
+export function writeFileAtomicSync(path: string, data: Uint8Array | string, mode = 0o600): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `${TEMP_PREFIX}${basename(path)}.${randomBytes(6).toString('hex')}`);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (err) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never created */
+    }
+    throw err;
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* gone */
+    }
+    throw err;
+  }
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
 }
