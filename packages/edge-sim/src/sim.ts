@@ -3,10 +3,11 @@
  * supervisor, driven by a deployment manifest. One handle stops everything.
  */
 import { resolve, join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { escapeLogText } from '@enclave-edge/observability/escape';
 import { StateDir } from './state/index.js';
+import { HUB_STATE_FILE, HubStateFile, manifestFingerprint } from './state/hub-state.js';
 import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
 import type { JsonObject } from './hub/twins.js';
 import { moduleNotFound } from './hub/hub-error.js';
@@ -49,6 +50,8 @@ export interface SimulatorOptions {
   extraModules?: string[];
   /** Write state.json so the CLI finds this simulator (default true). */
   writeState?: boolean;
+  /** Keep twins and the applied deployment in <stateDir>/hub-state.json across restarts (default true). */
+  persistHubState?: boolean;
   /** Simulator log lines (default: stderr with a `[edge-sim]` prefix). */
   log?: (line: string) => void;
   /** Where module output goes (default stdout). */
@@ -112,6 +115,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const running = state.readRuntime();
   if (running && options.writeState !== false) {
     throw new EnclaveEdgeError('CONFLICT', `a simulator (pid ${running.pid}) already uses ${state.dir}; stop it or pass another --state-dir`);
+  }
+  // Hub state (twins, the applied deployment) kept from the last run of this manifest.
+  const hubState = options.persistHubState === false
+    ? undefined
+    : new HubStateFile(join(state.dir, HUB_STATE_FILE), manifestFingerprint(manifestPath ? readFileSync(manifestPath, 'utf8') : options.manifest), log);
+  const saved = hubState?.load();
+  let appliedDeployment = saved?.deployment ?? null;
+  if (appliedDeployment) {
+    spec = parseDeployment(appliedDeployment, { repoRoot }, 'saved deployment');
+    routes = compileRoutes(spec.routes);
   }
   const deviceId = options.deviceId ?? 'edge-sim-device';
   const hubHostName = options.hubHostName ?? 'edge-sim.local';
@@ -271,14 +284,21 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         for (const n of diff.desiredChanged) hub.setDesired(n, (byName.get(n)?.desired ?? {}) as JsonObject);
         system.deployed(newSpec);
         for (const m of newSpec.modules) if (diff.start.includes(m.name) || diff.restart.includes(m.name)) startModule(m);
+        appliedDeployment = { modulesContent: content.modulesContent };
+        persist();
       });
       applying = next.catch(() => {});
       return next;
     }
 
-    // Twins are seeded from the manifest before any module connects.
-    for (const m of spec.modules) hub.twins.setDesired(m.name, m.desired as JsonObject);
+    // Twins are restored, or seeded from the manifest, before any module connects; from then on
+    // every change is on disk before it is acknowledged.
+    if (saved) hub.twins.restore(saved.twins);
+    for (const m of spec.modules) if (!saved || !hub.twins.has(m.name)) hub.twins.setDesired(m.name, m.desired as JsonObject);
+    const persist = (): void => hubState?.save({ deployment: appliedDeployment, twins: hub.twins.snapshot() });
+    hub.twins.onChange = persist;
     system.deployed(spec);
+    persist();
     if (options.writeState !== false) {
       state.writeRuntime({
         pid: process.pid,

@@ -40,8 +40,20 @@ function stripReserved(o: JsonObject): JsonObject {
 
 export class TwinStore {
   private readonly twins = new Map<string, Twin>();
+  /** Called after every change, before the caller acknowledges it (the simulator persists here). */
+  onChange: (() => void) | undefined;
 
   constructor(private readonly deviceId: string) {}
+
+  /** Copies of every twin (for persistence). */
+  snapshot(): Twin[] {
+    return [...this.twins.values()].map((t) => structuredClone(t));
+  }
+
+  /** Put saved twins back (at start, before any module connects). */
+  restore(twins: Twin[]): void {
+    for (const t of twins) if (typeof t?.moduleId === 'string') this.twins.set(t.moduleId, { ...structuredClone(t), deviceId: this.deviceId });
+  }
 
   get(moduleId: string): Twin {
     let t = this.twins.get(moduleId);
@@ -62,6 +74,7 @@ export class TwinStore {
     t.desired = stripReserved(desired);
     t.desiredVersion++;
     t.version++;
+    this.onChange?.();
     return t.desiredVersion;
   }
 
@@ -87,17 +100,22 @@ export class TwinStore {
   /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
   patchDesired(moduleId: string, patch: JsonObject): number {
     const t = this.applyPatch('desired', moduleId, patch);
-    return ++t.desiredVersion;
+    ++t.desiredVersion;
+    this.onChange?.();
+    return t.desiredVersion;
   }
 
   /** Throws HubError 400 (IoT Hub's limits) and leaves the twin unchanged when the patch is too large. */
   patchReported(moduleId: string, patch: JsonObject, jsonBytes?: number): number {
     const t = this.applyPatch('reported', moduleId, patch, jsonBytes);
-    return ++t.reportedVersion;
+    ++t.reportedVersion;
+    this.onChange?.();
+    return t.reportedVersion;
   }
 
   patchTags(moduleId: string, patch: JsonObject): void {
     this.applyPatch('tags', moduleId, patch);
+    this.onChange?.();
   }
 
   /** Check the patch and the merged section against IoT Hub's limits, then apply it (twin version + 1). */
