@@ -18,6 +18,8 @@ export const ErrorCodes = {
   OUT_OF_MEMORY: { status: 500, summary: 'the enclave ran out of memory' },
   PAYLOAD_TOO_LARGE: { status: 413, summary: 'the payload exceeds the size limit' },
   QUOTA_EXCEEDED: { status: 413, summary: 'the storage quota is exhausted' },
+  /** The device's storage itself failed (disk full, read-only, I/O error), not the caller's quota: retry later. */
+  STORAGE_UNAVAILABLE: { status: 503, summary: 'the storage cannot be written right now (disk full, read-only or failing)' },
   MEASUREMENT_MISMATCH: { status: 400, summary: 'the measurement does not match' },
   SIGNATURE_INVALID: { status: 400, summary: 'the signature does not verify' },
   POLICY_VIOLATION: { status: 403, summary: 'the policy forbids this' },
@@ -99,4 +101,25 @@ export function toEnclaveEdgeError(err: unknown, fallback: ErrorCode = 'INTERNAL
 
 export function statusOf(code: ErrorCode): number {
   return ErrorCodes[code].status;
+}
+
+/** File-system error codes that mean the device's storage failed, and how to say it. */
+const STORAGE_FAULTS: ReadonlyMap<string, string> = new Map([
+  ['ENOSPC', 'the disk is full'],
+  ['EDQUOT', 'the disk quota is exhausted'],
+  ['EROFS', 'the file system is read-only'],
+  ['EACCES', 'the storage folder is not writable'],
+  ['EPERM', 'the storage folder is not writable'],
+  ['EIO', 'the disk reported an I/O error'],
+]);
+
+/**
+ * A file-system failure of `what` (e.g. `storage of TA "x"`) as STORAGE_UNAVAILABLE, named by
+ * its cause and without the host path the raw error carries; anything else is returned as is.
+ */
+export function storageFault(err: unknown, what: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  const cause = typeof code === 'string' ? STORAGE_FAULTS.get(code) : undefined;
+  if (cause === undefined || err instanceof EnclaveEdgeError) return err;
+  return new EnclaveEdgeError('STORAGE_UNAVAILABLE', `${what} is unavailable: ${cause} (${code})`, { detail: { errno: code } });
 }

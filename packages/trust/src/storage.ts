@@ -6,7 +6,7 @@
 import { mkdir, open, readdir, readFile, stat, statfs, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { EnclaveEdgeError, storageFault } from '@enclave-edge/errors';
 import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from '@enclave-edge/durable-files';
 import { SEAL_OVERHEAD, SEAL_TAG_BYTES, type Sealer } from './seal.js';
 import type { StoreFreshnessHook } from './freshness.js';
@@ -101,6 +101,9 @@ export class SealedFileStore implements SealedStore {
     const next = this.queue.then(async () => {
       await this.init();
       return fn();
+    }).catch((err: unknown) => {
+      // Disk full, read-only, I/O: a named code, never the host path of the raw error.
+      throw storageFault(err, `storage of TA "${this.id.name}"`);
     });
     this.queue = next.catch(() => undefined);
     return next;

@@ -93,6 +93,7 @@ export const TA_PASSABLE_CODES: ReadonlySet<string> = new Set([
   'ROLLBACK_DETECTED',
   'NOT_SUPPORTED',
   'QUOTA_EXCEEDED',
+  'STORAGE_UNAVAILABLE',
   'PAYLOAD_TOO_LARGE',
   'UNAVAILABLE',
   // A confidential envelope sealed for an older measurement: the caller fetches fresh evidence.
