@@ -1,9 +1,9 @@
 /** A listen failure on a port the caller asked for, as a taxonomy error naming the port. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 
-export type Listener = 'mqtt' | 'https';
+export type Listener = 'mqtt' | 'https' | 'amqp';
 
-const LABEL: Record<Listener, string> = { mqtt: 'MQTT', https: 'HTTPS' };
+const LABEL: Record<Listener, string> = { mqtt: 'MQTT', https: 'HTTPS', amqp: 'AMQP' };
 
 /** EADDRINUSE → CONFLICT, EACCES → ACCESS_DENIED (a port below 1024 without privileges); anything else unchanged. */
 export function listenError(err: unknown, listener: Listener, port: number): unknown {

@@ -7,6 +7,8 @@ export interface GatewayInfo {
   httpsPort: number;
   workloadUri: string;
   caCertPath: string;
+  /** The Event Hub-compatible endpoint (AMQP/TLS); absent in states written before it existed. */
+  amqpPort?: number;
   /** The loopback address every listener binds (default 127.0.0.1, spelled `localhost` in host names). */
   host?: string;
 }
@@ -61,6 +63,18 @@ export function serviceHost(g: GatewayInfo): string {
 /** The service (iothubowner) connection string for the simulator's HTTPS API. */
 export function serviceConnectionString(g: GatewayInfo, hubKey: string): string {
   return `HostName=${serviceHost(g)};SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey}`;
+}
+
+/** The Event Hub-compatible name of the built-in endpoint: the hub's name, as IoT Hub names it. */
+export function eventHubName(g: Pick<GatewayInfo, 'hubHostName'>): string {
+  return g.hubHostName.split('.')[0]!;
+}
+
+/** The built-in endpoint's Event Hub-compatible connection string (what `az iot hub connection-string show --eh` gives). */
+export function eventHubConnectionString(g: GatewayInfo, hubKey: string): string | undefined {
+  if (g.amqpPort === undefined) return undefined;
+  const host = g.amqpPort === 5671 ? listenHostName(g) : `${listenHostName(g)}:${g.amqpPort}`;
+  return `Endpoint=sb://${host}/;SharedAccessKeyName=iothubowner;SharedAccessKey=${hubKey};EntityPath=${eventHubName(g)}`;
 }
 
 /** What a child process inherits from the simulator (nothing else leaks in). */

@@ -16,8 +16,9 @@ export function encodeUriStrict(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 }
 
-function sign(keyBase64: string, sr: string, se: number): string {
-  return createHmac('sha256', Buffer.from(keyBase64, 'base64')).update(`${sr}\n${se}`).digest('base64');
+/** `key`: base64 text (IoT Hub decodes it), or the raw HMAC key bytes (Event Hubs signs with the key text's UTF-8 bytes). */
+function sign(key: string | Buffer, sr: string, se: number): string {
+  return createHmac('sha256', typeof key === 'string' ? Buffer.from(key, 'base64') : key).update(`${sr}\n${se}`).digest('base64');
 }
 
 /** `SharedAccessSignature sr=…&sig=…&se=…[&skn=…]` for `resource` (unencoded), valid `ttlSecs`. */
@@ -63,8 +64,8 @@ function safeDecode(s: string): string {
 
 export type SasCheck = { ok: true; token: SasToken } | { ok: false; reason: string };
 
-/** Check a token's signature with `keyBase64` and its expiry; `resourceOk` validates the resource. */
-export function verifySas(token: string | undefined, keyBase64: string, resourceOk: (resource: string) => boolean, nowSecs = Date.now() / 1000): SasCheck {
+/** Check a token's signature with `key` (see sign) and its expiry; `resourceOk` validates the resource. */
+export function verifySas(token: string | undefined, keyBase64: string | Buffer, resourceOk: (resource: string) => boolean, nowSecs = Date.now() / 1000): SasCheck {
   const t = parseSas(token);
   if (!t) return { ok: false, reason: 'not a SharedAccessSignature token' };
   if (!resourceOk(t.resource)) return { ok: false, reason: `token is for another resource (${t.resource})` };

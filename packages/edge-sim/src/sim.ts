@@ -19,7 +19,9 @@ import { startWorkloadApi } from './workload/index.js';
 import { ModuleLogBuffer } from './agent/log-buffer.js';
 import { attachEdgeAgent, isSystemModule, runtimeLogLine } from './agent/attach.js';
 import { BlobTarget, containerSasUrl, blobKey } from './agent/blob-target.js';
-import { edgeModuleEnv, loopbackProblem, moduleConnectionString, serviceHost, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
+import { EventStore } from './eventhub/event-store.js';
+import { EventHubEndpoint } from './eventhub/amqp-endpoint.js';
+import { edgeModuleEnv, eventHubConnectionString, eventHubName, loopbackProblem, moduleConnectionString, serviceHost, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
 
 export interface SimulatorOptions {
   /** deployment.template.json path, or the parsed manifest. Default `<repoRoot>/deployment.template.json`. */
@@ -38,6 +40,10 @@ export interface SimulatorOptions {
    * have the ports official clients dial (443, 8883, 5671); it is then the host name clients use.
    */
   host?: string;
+  /** The Event Hub-compatible endpoint (AMQP 1.0/TLS). Default 5671, falling back to a free port. */
+  amqpPort?: number;
+  /** Partitions of the Event Hub-compatible endpoint (default 4, as IoT Hub) and its retention bound per partition. */
+  eventHub?: { partitions?: number; maxEventsPerPartition?: number; maxBytesPerPartition?: number };
   /** Workload API port on 127.0.0.1. Default: a free port. */
   workloadPort?: number;
   /** Serve the workload API on this unix socket instead (IOTEDGE_WORKLOADURI=unix://…, as aziot-edged does). */
@@ -70,6 +76,11 @@ export interface SimulatorHandle extends GatewayInfo {
   stateDir: string;
   gatewayHostName: string;
   serviceConnectionString: string;
+  /** The Event Hub-compatible connection string of `$upstream` (for @azure/event-hubs consumers). */
+  eventHubConnectionString: string;
+  eventHubName: string;
+  /** Event Hub partition receivers attached right now. */
+  eventHubReceivers(): number;
   hub: EdgeHub;
   supervisor: Supervisor;
   spec(): DeploymentSpec;
@@ -168,8 +179,26 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     });
     closers.push(() => workload.close());
 
+    const events = new EventStore(options.eventHub?.partitions, {
+      ...(options.eventHub?.maxEventsPerPartition !== undefined ? { maxEventsPerPartition: options.eventHub.maxEventsPerPartition } : {}),
+      ...(options.eventHub?.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: options.eventHub.maxBytesPerPartition } : {}),
+    });
+    const eventHub = new EventHubEndpoint({
+      tls: tlsPair,
+      host,
+      port: options.amqpPort ?? 5671,
+      portFallback: options.amqpPort === undefined,
+      entity: eventHubName({ hubHostName }),
+      hubKey: state.hubKey,
+      store: events,
+      log,
+    });
+    const amqpPort = await eventHub.start();
+    closers.push(() => eventHub.stop());
+
     const upstreamListeners = new Set<(m: UpstreamMessage) => void>();
     hub.on('upstream', (m: UpstreamMessage) => {
+      events.append(m);
       for (const l of upstreamListeners) l(m);
     });
     const onUpstream = (l: (m: UpstreamMessage) => void): (() => void) => {
@@ -244,7 +273,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     );
     closers.push(() => service.close());
 
-    gateway = { hubHostName, deviceId, mqttPort, httpsPort: service.port, workloadUri: workload.uri, caCertPath: state.caCertPath, host };
+    gateway = { hubHostName, deviceId, mqttPort, httpsPort: service.port, workloadUri: workload.uri, caCertPath: state.caCertPath, host, amqpPort };
 
     const moduleEnv = (m: string): Record<string, string> => {
       const ident = state.moduleIdentity(m);
@@ -309,6 +338,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         httpsPort: service.port,
         workloadUri: workload.uri,
         host,
+        amqpPort,
         ...(manifestPath ? { manifest: manifestPath } : {}),
         modules: spec.modules.map((m) => m.name),
       });
@@ -322,6 +352,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       stateDir: state.dir,
       gatewayHostName: gatewayHostName(gateway),
       serviceConnectionString: serviceConnectionString(gateway, state.hubKey),
+      eventHubConnectionString: eventHubConnectionString(gateway, state.hubKey)!,
+      eventHubName: eventHubName(gateway),
+      eventHubReceivers: () => eventHub.receivers(),
       hub,
       supervisor,
       spec: () => spec,

@@ -37,6 +37,6 @@ export function findSimulator(stateDir = '.edge-sim') {
   const state = StateDir.openExisting(stateDir);
   const rt = state.readRuntime();
   if (!rt) throw new EnclaveEdgeError('UNAVAILABLE', `no simulator is running for ${state.dir}; start one with \`npm start\` or \`enclave-edge sim up\``);
-  const gateway = { hubHostName: rt.hubHostName, deviceId: rt.deviceId, mqttPort: rt.mqttPort, httpsPort: rt.httpsPort, workloadUri: rt.workloadUri, caCertPath: state.caCertPath, ...(rt.host ? { host: rt.host } : {}) };
+  const gateway = { hubHostName: rt.hubHostName, deviceId: rt.deviceId, mqttPort: rt.mqttPort, httpsPort: rt.httpsPort, workloadUri: rt.workloadUri, caCertPath: state.caCertPath, ...(rt.host ? { host: rt.host } : {}), ...(rt.amqpPort !== undefined ? { amqpPort: rt.amqpPort } : {}) };
   return { state, runtime: rt, gateway, deviceId: rt.deviceId, caCertPath: state.caCertPath, connectionString: serviceConnectionString(gateway, state.hubKey) };
 }

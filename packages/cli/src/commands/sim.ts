@@ -3,7 +3,7 @@ import { resolve, relative } from 'node:path';
 import type { Command } from 'commander';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { SimulatorHandle } from '@enclave-edge/edge-sim';
-import { loopbackProblem, moduleConnectionString, serviceHost } from '@enclave-edge/edge-sim/module-env';
+import { eventHubConnectionString, loopbackProblem, moduleConnectionString, serviceHost } from '@enclave-edge/edge-sim/module-env';
 import { blobKey, containerSasUrl } from '@enclave-edge/edge-sim/blob-target';
 import { emit, action, table, warn, type GlobalOptions } from '../output.js';
 import { cliCommand, shellQuote } from './cli-hint.js';
@@ -189,10 +189,12 @@ export function register(program: Command): void {
             deviceId: s.deviceId,
             hubHostName: s.runtime.hubHostName,
             serviceUrl: `https://${serviceHost(s.gateway)}`,
+            // What @azure/event-hubs consumers (back ends, Functions, Stream Analytics) read $upstream through.
+            eventHubCompatibleConnectionString: eventHubConnectionString(s.gateway, s.state.hubKey) ?? null,
             // For $edgeAgent UploadModuleLogs / UploadSupportBundle: the simulator's local blob target.
             blobContainerSasUrl: containerSasUrl(`https://${serviceHost(s.gateway)}`, 'edge-logs', blobKey(s.state.hubKey)),
           },
-          (v) => `${v.connectionString}\n# trust ${v.caCertPath} (the simulator's CA); device ${v.deviceId}`,
+          (v) => `${v.connectionString}\n${v.eventHubCompatibleConnectionString ? `# Event Hub-compatible endpoint: ${v.eventHubCompatibleConnectionString}\n` : ''}# trust ${v.caCertPath} (the simulator's CA, e.g. NODE_EXTRA_CA_CERTS); device ${v.deviceId}`,
         );
       }),
     );

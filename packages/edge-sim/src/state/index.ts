@@ -27,6 +27,7 @@ export const RuntimeStateSchema = z.object({
   httpsPort: z.number().int(),
   workloadUri: z.string(),
   host: z.string().optional(),
+  amqpPort: z.number().int().optional(),
   manifest: z.string().optional(),
   modules: z.array(z.string()).default([]),
 });
