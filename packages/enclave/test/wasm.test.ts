@@ -44,8 +44,12 @@ describe('Wasm TAs (emulated backend)', () => {
     await expect(e.invoke(undefined, 'nope')).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND', message: 'no such command: nope' });
   });
 
-  it('refuses binary params for Wasm TAs', async () => {
-    await expect(e.invoke(undefined, 'echo', new Uint8Array(2))).rejects.toMatchObject({ code: 'BAD_PARAMETERS' });
+  it('refuses binary params for Wasm TAs, at any depth, and keeps serving', async () => {
+    const refused = { code: 'BAD_PARAMETERS', message: 'Wasm TAs take JSON parameters only (no Uint8Array)' };
+    await expect(e.invoke(undefined, 'echo', new Uint8Array(2))).rejects.toMatchObject(refused);
+    await expect(e.invoke(undefined, 'echo', { a: [1, { b: [null, new Uint8Array(1)] }] })).rejects.toMatchObject(refused);
+    await expect(e.invoke(undefined, 'echo', [[[Buffer.from('x')]]])).rejects.toMatchObject(refused);
+    expect(await e.invoke(undefined, 'echo', { a: [1, { b: [null, 'x'] }] })).toEqual({ a: [1, { b: [null, 'x'] }] });
   });
 
   it('logs through ta.log tagged with the TA name', async () => {

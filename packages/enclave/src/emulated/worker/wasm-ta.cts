@@ -79,15 +79,8 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
       return undefined;
     },
     invoke(_session: WorkerSession, command: string, params: Value) {
-      let json: string;
-      try {
-        json = JSON.stringify(params ?? null, (_k, v) => {
-          if (v instanceof Uint8Array) throw new TypeError('binary');
-          return v;
-        });
-      } catch {
-        throw codedError('BAD_PARAMETERS', 'Wasm TAs take JSON parameters only (no Uint8Array)');
-      }
+      if (containsBinary(params)) throw codedError('BAD_PARAMETERS', 'Wasm TAs take JSON parameters only (no Uint8Array)');
+      const json = JSON.stringify(params ?? null);
       const cmd = encoder.encode(command);
       const par = encoder.encode(json);
       result = undefined;
@@ -128,4 +121,26 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
     },
     async destroy() {},
   };
+}
+
+/**
+ * Whether a boundary Value (already checked by copyValue: JSON or Uint8Array, bounded depth)
+ * holds a Uint8Array anywhere. A scan, so that JSON.stringify keeps its fast path: with a
+ * replacer function it is several times slower on large params.
+ */
+function containsBinary(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return false;
+  if (v instanceof Uint8Array) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (x !== null && typeof x === 'object' && containsBinary(x)) return true;
+    }
+    return false;
+  }
+  for (const k of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === 'object' && containsBinary(x)) return true;
+  }
+  return false;
 }
