@@ -10,6 +10,10 @@ import { admit, admittedOrThrow, canonicalJson, generateSigningKey, pemSigner, t
 import { runtimePolicySchema } from '@enclave-edge/protocol';
 import { EmulatedBackend, type Enclave } from '@enclave-edge/enclave';
 import { InMemoryTrustServicesForTests } from '@enclave-edge/enclave/testing';
+import { CONFIDENTIAL_COMMAND, ENCLAVE_ATTEST_COMMAND, importHpkePublicKey, rawPublicKeyOf, sealRequest } from '@enclave-edge/confidential';
+import { decodeValue, encodeValue } from '@enclave-edge/protocol';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import type { Value } from '@enclave-edge/ta-sdk';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples', 'tas');
 const key = generateSigningKey();
@@ -56,15 +60,27 @@ describe('sample TAs in the emulated enclave', () => {
     expect(((await again.invoke(undefined, 'publicKey')) as { kid: string }).kid).toBe(jwk.kid);
   });
 
-  it('key-vault: put/get/list/delete through sealed storage', async () => {
-    const { enclave } = await load('key-vault');
-    await enclave.invoke(undefined, 'put', { name: 'a', value: 'alpha' });
-    await enclave.invoke(undefined, 'put', { name: 'b', value: new Uint8Array([1, 2]) });
-    expect(await enclave.invoke(undefined, 'get', { name: 'a' })).toEqual({ name: 'a', value: 'alpha' });
-    expect(await enclave.invoke(undefined, 'get', { name: 'b' })).toEqual({ name: 'b', value: new Uint8Array([1, 2]) });
+  it('key-vault: put/get answer only confidential calls; list/delete plain; values through sealed storage', async () => {
+    const services = new InMemoryTrustServicesForTests();
+    const { enclave, bundle } = await load('key-vault', services);
+    await expect(enclave.invoke(undefined, 'put', { name: 'a', value: 'alpha' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+    await expect(enclave.invoke(undefined, 'get', { name: 'a' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+    // These test services sign no evidence: the key the enclave bound is read from their record.
+    await enclave.invoke(undefined, ENCLAVE_ATTEST_COMMAND, { nonce: '00'.repeat(16) });
+    const recipient = await importHpkePublicKey(rawPublicKeyOf(services.attestCalls.at(-1)!.publicKey)!);
+    const sealed = async (command: string, params: Value) => {
+      const s = await sealRequest({ recipient, ta: 'key-vault', measurement: bundle.measurement, command, params: encodeValue(params) as never });
+      const inner = await s.openResponse(await enclave.invoke(undefined, CONFIDENTIAL_COMMAND, s.envelope as never));
+      if (!inner.ok) throw new EnclaveEdgeError(inner.error.code, inner.error.message);
+      return decodeValue(inner.result);
+    };
+    await sealed('put', { name: 'a', value: 'alpha' });
+    await sealed('put', { name: 'b', value: new Uint8Array([1, 2]) });
+    expect(await sealed('get', { name: 'a' })).toEqual({ name: 'a', value: 'alpha' });
+    expect(await sealed('get', { name: 'b' })).toEqual({ name: 'b', value: new Uint8Array([1, 2]) });
     expect(await enclave.invoke(undefined, 'list')).toEqual({ names: ['a', 'b'] });
     expect(await enclave.invoke(undefined, 'delete', { name: 'a' })).toEqual({ name: 'a', deleted: true });
-    await expect(enclave.invoke(undefined, 'get', { name: 'a' })).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
+    await expect(sealed('get', { name: 'a' })).rejects.toMatchObject({ code: 'ITEM_NOT_FOUND' });
   });
 
   it('wasm-stats: the AssemblyScript TA through the Wasm ABI', async () => {

@@ -22,6 +22,8 @@ export interface E2E {
   ca: string;
   bundleDir: string;
   output: string[];
+  /** The simulator's own log lines (edgeHub, supervisor, service API). */
+  simLog: string[];
   upstream: Array<{ moduleId: string; output?: string; properties: Record<string, string>; body: any }>;
   invoke(moduleId: string, method: string, payload?: unknown, timeoutSec?: number): Promise<{ status: number; payload: any }>;
   pidOf(moduleId: string): number | undefined;
@@ -54,6 +56,7 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
   const stateDir = mkdtempSync(join(tmpdir(), 'ee-e2e-sim-'));
   const deviceId = `e2e-${randomBytes(4).toString('hex')}`;
   const output: string[] = [];
+  const simLog: string[] = [];
   const out = new PassThrough();
   out.on('data', (d: Buffer) => {
     output.push(d.toString());
@@ -71,6 +74,8 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
     extraModules: ['fuzzer', 'trivial'],
     backoff: { initialMs: 200, maxMs: 1000, resetAfterMs: 5000 },
     log: (l) => {
+      simLog.push(l);
+      if (simLog.length > 5000) simLog.splice(0, 1000);
       if (process.env.E2E_VERBOSE) process.stderr.write(`[edge-sim] ${l}\n`);
     },
     moduleOutput: out,
@@ -94,6 +99,7 @@ export async function startE2E(edit?: (m: any) => void): Promise<E2E> {
     ca,
     bundleDir,
     output,
+    simLog,
     upstream,
     invoke: (moduleId, method, payload, timeoutSec = 15) =>
       hub.invokeModuleMethod(deviceId, moduleId, { methodName: method, payload, responseTimeoutInSeconds: timeoutSec }) as Promise<{ status: number; payload: any }>,

@@ -7,6 +7,7 @@ import { createPublicKey, randomBytes, verify as verifySig } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyEvidence } from '@enclave-edge/attestation';
+import { ConfidentialClient, methodTransport } from '@enclave-edge/confidential';
 import { canonicalJson } from '@enclave-edge/ta-sdk';
 import { eventually, startE2E, type E2E } from './harness.js';
 
@@ -142,11 +143,15 @@ describe('runtime changes from desired properties', () => {
 
     await t.hub.updateModuleTwin(t.sim.deviceId, 'ta-runtime', { properties: { desired: { tas: { 'key-vault': { source: 'key-vault.tab' } } } } });
     await eventually(async () => {
-      const r = await t.invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'put', params: { name: 'k1', value: 's3cret' } });
+      const r = await t.invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'list' });
       if (r.status !== 200) throw new Error(JSON.stringify(r));
     });
-    const got = await t.invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'k1' } });
-    expect(got).toMatchObject({ status: 200, payload: { result: { name: 'k1', value: 's3cret' } } });
+    // put and get answer only confidential calls (tests/e2e/confidential.test.ts has the rest).
+    const plain = await t.invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'put', params: { name: 'k1', value: 's3cret' } });
+    expect(plain).toMatchObject({ status: 403, payload: { error: { code: 'ACCESS_DENIED' } } });
+    const kv = new ConfidentialClient({ transport: methodTransport((m, p) => t.invoke('host-module', m, p)), trustAnchors: await deviceCa(), allowEmulated: true });
+    await kv.invoke('key-vault', 'put', { name: 'k1', value: 's3cret' });
+    expect(await kv.invoke('key-vault', 'get', { name: 'k1' })).toEqual({ name: 'k1', value: 's3cret' });
     expect(t.upstream.some((m) => m.properties.type === 'ta.loaded' && m.body.ta === 'key-vault')).toBe(true);
   });
 

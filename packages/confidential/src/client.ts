@@ -5,7 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { verifyEvidence, parsePolicy, type EvidenceClaims, type VerifierPolicyInput } from '@enclave-edge/attestation';
+import { verifyEvidence } from '@enclave-edge/attestation/verify';
+import { parsePolicy, type VerifierPolicyInput } from '@enclave-edge/attestation/policy';
+import type { EvidenceClaims } from '@enclave-edge/attestation/claims';
 import { decodeValue, encodeValue } from '@enclave-edge/protocol/value-codec';
 import type { Value } from '@enclave-edge/ta-sdk';
 import { sealRequest, type JsonValue } from './envelope.js';

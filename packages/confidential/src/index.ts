@@ -7,3 +7,4 @@ export {
   type EnvelopeHeader, type RequestEnvelope, type JsonValue, type ResponseEnvelope, type InnerResult, type EnvelopeRefusal, type SealedRequest, type OpenedRequest, type ParsedRequest,
 } from './envelope.js';
 export { SUITE_IDS, SUITE_NAME, hpkeSuite, publicJwkOf, rawPublicKeyOf, generateHpkeKeyPair, importHpkeKeyPair, importHpkePublicKey, type HpkePublicJwk, type HpkeKeyPair, type HpkeKey } from './suite.js';
+export { methodTransport, type InvokeMethod } from './method-transport.js';

@@ -15,6 +15,7 @@ import {
   LIMITS, RUNTIME_READY_TYPE, TA_REQUEST_INPUT, TA_RESPONSE_OUTPUT, checkTARequest, decodeValue, encodeValue, parseTAResponse, serializeMessage,
   type JsonValue, type TARequest, type TAResponse,
 } from '@enclave-edge/protocol';
+import type { ConfidentialClient, ConfidentialClientOptions } from '@enclave-edge/confidential/client';
 import { jsonMessage, messageBytes, messageType } from './messages.js';
 import type { ModuleClientLike } from './module-client-like.js';
 
@@ -34,6 +35,11 @@ export interface TAClientOptions {
    * answers in with `acceptResponse`.
    */
   listen?: boolean;
+  /**
+   * Confidential calls (`invoke(…, { confidential: true })`): the TA's evidence is verified against
+   * this policy, then params and result travel sealed to its attested key (docs/confidential-calls.md).
+   */
+  confidential?: Omit<ConfidentialClientOptions, 'transport'>;
 }
 
 export interface CallOptions {
@@ -44,6 +50,8 @@ export interface CallOptions {
    * ta-runtime answers it from its duplicate cache instead of running it twice. Default: new.
    */
   requestId?: string;
+  /** Seal params and result to the TA's attested key (needs TAClientOptions.confidential). */
+  confidential?: boolean;
 }
 
 export interface TAListing {
@@ -78,6 +86,7 @@ export class TAClient {
   private lastAnswerAt = 0;
   private started = false;
   private readonly listen: boolean;
+  private readonly confidentialOptions: TAClientOptions['confidential'];
   private readonly listener = (inputName: string, msg: Message): void => {
     if (inputName === this.input) this.acceptResponse(msg);
   };
@@ -89,6 +98,7 @@ export class TAClient {
     this.maxPending = opts.maxPending ?? 4096;
     this.unreachableAfter = opts.unreachableAfter ?? 3;
     this.listen = opts.listen ?? true;
+    this.confidentialOptions = opts.confidential;
   }
 
   /** The input the answers arrive on (for a module frame that owns the input subscription). */
@@ -151,6 +161,7 @@ export class TAClient {
   }
 
   async invoke(ta: string, command: string, params?: Value, opts: CallOptions = {}): Promise<Value> {
+    if (opts.confidential) return (await this.confidentialClient()).invoke(ta, command, params, { ...(opts.sessionId ? { sessionId: opts.sessionId } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
     const body: Body = { op: 'invoke', ta, command, ...(params === undefined ? {} : { params: encodeValue(params) }), ...(opts.sessionId ? { sessionId: opts.sessionId } : {}) };
     return decodeValue(await this.call(body, opts.timeoutMs, opts.requestId));
   }
@@ -190,6 +201,24 @@ export class TAClient {
     const r = await this.call({ op: 'listTAs' }, opts.timeoutMs);
     const tas = (r as { tas?: unknown } | undefined)?.tas;
     return Array.isArray(tas) ? (tas as TAListing[]) : [];
+  }
+
+  private confidentialCalls: Promise<ConfidentialClient> | undefined;
+
+  /** The ConfidentialClient of this TAClient: evidence and envelopes over the same edgeHub path (loaded on first use). */
+  confidentialClient(): Promise<ConfidentialClient> {
+    const options = this.confidentialOptions;
+    if (!options) return Promise.reject(new EnclaveEdgeError('CONFIG_INVALID', 'confidential calls need TAClientOptions.confidential (trust anchors and a verifier policy)'));
+    return (this.confidentialCalls ??= import('@enclave-edge/confidential/client').then(
+      ({ ConfidentialClient }) =>
+        new ConfidentialClient({
+          ...options,
+          transport: {
+            attest: (ta, nonce) => this.attest(ta, nonce),
+            invoke: async (ta, command, params, o) => (await this.invokeJson(ta, command, params, o ?? {})) ?? null,
+          },
+        }),
+    ));
   }
 
   /** Evidence (an EAT as a JWT) for a TA, bound to the verifier's nonce. */

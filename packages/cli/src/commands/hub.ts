@@ -6,6 +6,7 @@ import { EXIT, emit, action, oneLine, warn, type GlobalOptions } from '../output
 import { HOST_METHODS, RUNTIME_METHODS } from '@enclave-edge/protocol';
 import { cliCommand } from './cli-hint.js';
 import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
+import type { ConfidentialInvokeOptions } from './confidential-invoke.js';
 
 // The hub client and the simulator state are imported when an action runs, not to show help.
 async function resolveTarget(o: TargetOptions) {
@@ -62,19 +63,31 @@ export function register(program: Command): void {
     program
       .command('invoke <module> <method> [payload]')
       .description('invoke a direct method on a module (payload is JSON; default null)')
-      .option('--timeout <s>', 'response timeout in seconds', seconds, 30),
+      .option('--timeout <s>', 'response timeout in seconds', seconds, 30)
+      .option('--confidential', 'invokeTA only: verify the TA\'s evidence, then send params and get the result sealed to its attested key (see docs/confidential-calls.md)')
+      .option('--trust <pem>', 'with --confidential: trust anchor certificate(s) for the evidence (PEM)')
+      .option('--policy <file>', 'with --confidential: verifier policy JSON (allowedSigners, allowedMeasurements, minSecurityVersion, …)')
+      .option('--allow-emulated', 'with --confidential: accept evidence from emulated enclaves (development)'),
   ).action(
-    action(async (moduleId: string, methodName: string, payload: string | undefined, o: TargetOptions & { timeout: number }, cmd: Command) => {
+    action(async (moduleId: string, methodName: string, payload: string | undefined, o: TargetOptions & ConfidentialInvokeOptions & { confidential?: boolean }, cmd: Command) => {
       const body = parseJsonArg(payload, 'payload'); // local input first: no hub needed to refuse it
+      const g = cmd.optsWithGlobals() as GlobalOptions;
       const t = await resolveTarget(o);
       try {
+        if (o.confidential) {
+          const { invokeConfidential } = await import('./confidential-invoke.js');
+          const r = await invokeConfidential(t.client, t.deviceId, moduleId, methodName, body, o);
+          for (const w of r.confidential.warnings) warn(w);
+          emit(g, r, (v: typeof r) => `status ${v.status} (confidential: ${v.confidential.ta} ${v.confidential.measurement.slice(0, 12)}…, tee ${v.confidential.tee})\n${pretty(v.payload)}`);
+          return;
+        }
         let r;
         try {
           r = await t.client.invokeModuleMethod(t.deviceId, moduleId, { methodName, payload: body, responseTimeoutInSeconds: o.timeout });
         } catch (err) {
           throw explainTimeout(err, moduleId, methodName, o.timeout, t.simulator);
         }
-        emit(cmd.optsWithGlobals() as GlobalOptions, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);
+        emit(g, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);
         if (r.status < 200 || r.status > 299) {
           const e = (r.payload as { error?: { code?: unknown; message?: unknown } } | null)?.error;
           const code = typeof e?.code === 'string' ? e.code : `STATUS_${r.status}`;

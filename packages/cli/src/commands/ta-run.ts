@@ -10,6 +10,8 @@ import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import { computeSignerId, spkiFromPem } from '@enclave-edge/bundle';
 import { escapeLogText } from '@enclave-edge/observability/escape';
 import { action, emit, warn, type GlobalOptions } from '../output.js';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { LocalTA } from '@enclave-edge/ta-toolchain/run-local';
 
 type Opts = GlobalOptions & Record<string, unknown>;
 
@@ -75,6 +77,27 @@ function fieldsText(fields?: Record<string, unknown>): string {
 }
 
 /** One line when it is short, indented JSON otherwise. */
+/**
+ * Calls through the enclave's confidential endpoint, verified against the local development
+ * device CA (made by the first attest): the same path a remote ConfidentialClient takes.
+ */
+async function localConfidentialCall(local: LocalTA, sid: string | undefined, callOpts: { timeoutMs?: number }, allowDebug: boolean): Promise<(command: string, params: Value) => Promise<Value>> {
+  const [{ ConfidentialClient }, { ENCLAVE_ATTEST_COMMAND }, { encodeValue, decodeValue }, { randomBytes }] = await Promise.all([
+    import('@enclave-edge/confidential/client'), import('@enclave-edge/confidential/names'), import('@enclave-edge/protocol/value-codec'), import('node:crypto'),
+  ]);
+  const attest = async (nonce: string) => (await local.enclave.invoke(undefined, ENCLAVE_ATTEST_COMMAND, { nonce })) as string;
+  await attest(randomBytes(16).toString('hex'));
+  const client = new ConfidentialClient({
+    trustAnchors: readFileSync(local.rootOfTrust.deviceCaPath, 'utf8'),
+    policy: { allowEmulated: true, allowDebug },
+    transport: {
+      attest: (_ta, nonce) => attest(nonce),
+      invoke: async (_ta, command, params) => encodeValue(await local.enclave.invoke(sid, command, decodeValue(params), callOpts)) as never,
+    },
+  });
+  return (command, params) => client.invoke(local.bundle.manifest.name, command, params);
+}
+
 function renderResult(r: unknown): string {
   const line = JSON.stringify(r);
   return line.length <= 100 ? line : JSON.stringify(r, null, 2);
@@ -143,11 +166,15 @@ export function registerRun(ta: Command): void {
       try {
         const m = local.bundle.manifest;
         const sid = opts.session ? await local.enclave.openSession(sessionParams) : undefined;
+        const callOpts = timeoutMs === undefined ? {} : { timeoutMs };
+        // A confidential-only command is called as a remote caller would: evidence verified, then sealed.
+        const confidential = m.confidentialCommands?.includes(command) === true;
+        const call = confidential ? await localConfidentialCall(local, sid, callOpts, opts.allowDebug === true) : (c: string, p: Value) => local.enclave.invoke(sid, c, p, callOpts);
         const results: unknown[] = [];
         const started = performance.now();
         for (let i = 0; i < repeat; i++) {
           try {
-            results.push(encodeValue(await local.enclave.invoke(sid, command, input, timeoutMs === undefined ? {} : { timeoutMs })));
+            results.push(encodeValue(await call(command, input)));
           } catch (err) {
             const e = toEnclaveEdgeError(err);
             const stack = e.detail?.stack;
@@ -163,6 +190,7 @@ export function registerRun(ta: Command): void {
           backend: local.enclave.backend,
           rootOfTrust: local.rootOfTrust,
           session: sid !== undefined,
+          confidential,
           calls: repeat,
           durationMs,
           result: results[results.length - 1],

@@ -5,7 +5,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { Verdict } from '@enclave-edge/attestation';
 import { emit, action, type GlobalOptions } from '../output.js';
 
-function readText(what: string, path: string): string {
+export function readText(what: string, path: string): string {
   try {
     return readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (err) {
@@ -42,6 +42,22 @@ function human(v: Verdict): string {
   return lines.join('\n');
 }
 
+/** `--policy <file>` JSON with `--allow-emulated` / `--allow-debug` on top: the verifier policy input both `verify` and `invoke --confidential` use. */
+export function policyInput(o: { policy?: string; allowEmulated?: boolean; allowDebug?: boolean }): Record<string, unknown> {
+  let policy: Record<string, unknown> = {};
+  if (o.policy) {
+    try {
+      policy = JSON.parse(readText('policy', o.policy));
+    } catch (err) {
+      if (err instanceof EnclaveEdgeError) throw err;
+      throw new EnclaveEdgeError('CONFIG_INVALID', `policy ${o.policy} is not valid JSON`);
+    }
+  }
+  if (o.allowEmulated) policy.allowEmulated = true;
+  if (o.allowDebug) policy.allowDebug = true;
+  return policy;
+}
+
 export function register(program: Command): void {
   program
     .command('verify <token>')
@@ -56,18 +72,7 @@ export function register(program: Command): void {
         const g = cmd.optsWithGlobals<GlobalOptions>();
         // The verifier's own modules only: the package index also loads the development CA (X.509).
         const [{ verifyEvidence }, { parsePolicy }] = await Promise.all([import('@enclave-edge/attestation/verify'), import('@enclave-edge/attestation/policy')]);
-        let policy: Record<string, unknown> = {};
-        if (o.policy) {
-          try {
-            policy = JSON.parse(readText('policy', o.policy));
-          } catch (err) {
-            if (err instanceof EnclaveEdgeError) throw err;
-            throw new EnclaveEdgeError('CONFIG_INVALID', `policy ${o.policy} is not valid JSON`);
-          }
-        }
-        if (o.allowEmulated) policy.allowEmulated = true;
-        if (o.allowDebug) policy.allowDebug = true;
-        const parsed = parsePolicy(policy);
+        const parsed = parsePolicy(policyInput(o));
         const v = await verifyEvidence(loadToken(tokenArg), { trustAnchors: readText('trust anchors', o.trust), nonce: o.nonce, policy: parsed });
         // A rejection keeps the CLI's failure shape too: `error` beside the verdict with --json.
         const rejected = v.accepted ? undefined : { code: v.code, message: `evidence rejected (${v.reason}): ${v.message}` };
