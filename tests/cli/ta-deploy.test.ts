@@ -105,7 +105,7 @@ describe('ta deploy: your own TA on the local edge', () => {
     expect(r.stderr).toMatch(/^enclave-edge: SIGNATURE_INVALID: .*unsigned\.tab is not signed: name a key with --key/);
   });
 
-  it('invoke: exit 0 for 2xx, 3 for any other method status (answer still on stdout), 1 with what to check for a method that is not there', async () => {
+  it('invoke: exit 0 for 2xx, 3 for any other method status (answer still on stdout); a method our modules lack is answered at once; a silent one times out with what to check', async () => {
     const ok = await cli(['invoke', 'host-module', 'invokeTA', '{"ta":"hello","command":"ping"}', ...at()]);
     expect(ok.code).toBe(0);
 
@@ -117,9 +117,17 @@ describe('ta deploy: your own TA on the local edge', () => {
     const bad = await cli(['invoke', 'host-module', 'invokeTA', '{"command":"ping"}', ...at()]);
     expect(bad.code).toBe(3);
 
-    const typo = await cli(['invoke', 'host-module', 'invokeTa', '{}', '--timeout', '1', ...at()]);
-    expect(typo.code).toBe(1);
-    expect(typo.stderr).toMatch(/TIMEOUT: no answer from host-module invokeTa within 1 s: host-module has no method "invokeTa"; its methods: invokeTA, listTAs/);
+    // Our modules answer a method they do not have at once, with their method list.
+    const typo = await cli(['invoke', 'host-module', 'invokeTa', '{}', '--timeout', '60', ...at()]);
+    expect(typo.code).toBe(3);
+    expect(typo.stderr).toMatch(/^enclave-edge: ITEM_NOT_FOUND: host-module invokeTa answered 404: host-module has no method "invokeTa"; its methods: invokeTA, listTAs/);
+    const runtimeTypo = await cli(['--json', 'invoke', 'ta-runtime', 'loadTa', '{}', '--timeout', '60', ...at()]);
+    expect(runtimeTypo.code).toBe(3);
+    expect(JSON.parse(runtimeTypo.stdout).payload.error.message).toMatch(/ta-runtime has no method "loadTa"; its methods: .*loadTA/);
+    // Another module that does not answer: the timeout says what to check.
+    const silent = await cli(['invoke', 'SimulatedTemperatureSensor', 'noSuchMethod', '{}', '--timeout', '1', ...at()]);
+    expect(silent.code).toBe(1);
+    expect(silent.stderr).toMatch(/TIMEOUT: no answer from SimulatedTemperatureSensor noSuchMethod within 1 s: check that module "SimulatedTemperatureSensor" exists and implements method "noSuchMethod"/);
   });
 
   it('sim status prints the modules as an aligned table', async () => {

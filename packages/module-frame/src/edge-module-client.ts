@@ -1,6 +1,7 @@
 /** The ModuleClient surface the enclave-edge modules use (the real SDK client satisfies it). */
 import type { Message, Twin } from 'azure-iot-device';
 import type { ModuleClientLike } from '@enclave-edge/ta-client';
+import type { UnknownMethodHandler } from './unknown-methods.js';
 
 export interface MethodRequestLike {
   methodName: string;
@@ -18,4 +19,6 @@ export interface EdgeModuleClient extends ModuleClientLike {
   onMethod(name: string, cb: (req: MethodRequestLike, res: MethodResponseLike) => void): void;
   on(event: 'inputMessage', listener: (inputName: string, msg: Message) => void): unknown;
   on(event: 'error' | 'disconnect', listener: (err?: Error) => void): unknown;
+  /** Where the transport can tell (runModule's), calls to methods without a handler go here. */
+  onUnknownMethod?: (handler: UnknownMethodHandler) => void;
 }

@@ -20,6 +20,7 @@
  */
 import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { methodError } from '@enclave-edge/protocol';
 import { IntervalStats, type EdgeMetrics, type Logger } from '@enclave-edge/observability';
 import { CallRecorder } from './call-recorder.js';
 import { DropReporter } from './drop-reporter.js';
@@ -158,6 +159,11 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
             .catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
         });
       }
+      // A method this module does not have is answered at once, naming the ones it has.
+      client.onUnknownMethod?.((name, respond) => {
+        const r = methodError(new EnclaveEdgeError('ITEM_NOT_FOUND', `${moduleId} has no method "${name}"; its methods: ${[...s.methods.keys()].join(', ')}`));
+        respond(r.status, r.payload);
+      });
       ready = true;
       log.info({ methods: [...s.methods.keys()], inputs: [...s.inputs.keys()], startMs: Date.now() - startedAt }, `${moduleId} ready`);
     },

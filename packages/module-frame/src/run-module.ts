@@ -9,6 +9,7 @@ import {
   createLogger, createMetrics, logUnhandledRejections, startMetricsEndpoint, stopOnSignals, type EdgeMetrics, type Logger,
 } from '@enclave-edge/observability';
 import { enableLowLatencySockets } from './low-latency.js';
+import { unknownMethodTransport } from './unknown-methods.js';
 import type { EdgeModuleClient } from './edge-module-client.js';
 
 export interface RunContext {
@@ -28,7 +29,9 @@ export async function runModule(opts: RunOptions): Promise<void> {
   logUnhandledRejections(log);
   enableLowLatencySockets();
   try {
-    const client = (await device.ModuleClient.fromEnvironment(mqtt.Mqtt)) as unknown as EdgeModuleClient;
+    const transport = unknownMethodTransport();
+    const client = (await device.ModuleClient.fromEnvironment(transport.Transport)) as unknown as EdgeModuleClient;
+    client.onUnknownMethod = transport.onUnknown;
     const metrics = createMetrics({ module: opts.moduleId });
     const server = await startMetricsEndpoint(log, { registry: metrics.registry, ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });
     const mod = await opts.start({ client, log, metrics });
