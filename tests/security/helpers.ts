@@ -31,7 +31,7 @@ export function identity(over: Partial<TAIdentity> = {}): TAIdentity {
  * identity, running the given JS TAs signed by a fresh signer. `ca` verifies its evidence;
  * `deploy` reconciles other TAs (code and manifest fields) signed by the same signer, uuid kept per name.
  */
-export async function runtimeWithDevice(dir: string, tas: Record<string, string>, destination: { write(line: string): unknown } = { write: () => undefined }): Promise<{
+export async function runtimeWithDevice(dir: string, tas: Record<string, string | ({ code: string } & Partial<TAManifest>)>, destination: { write(line: string): unknown } = { write: () => undefined }): Promise<{
   rt: TARuntime;
   ca: string;
   deploy: (tas: Record<string, { code: string } & Partial<TAManifest>>) => Promise<void>;
@@ -52,6 +52,6 @@ export async function runtimeWithDevice(dir: string, tas: Record<string, string>
     }
     await rt.reconcile({ policy: { trustedSigners: { mine: signer.signerId }, allowEmulated: true }, tas: sources });
   };
-  await deploy(Object.fromEntries(Object.entries(tas).map(([name, code]) => [name, { code }])));
+  await deploy(Object.fromEntries(Object.entries(tas).map(([name, ta]) => [name, typeof ta === 'string' ? { code: ta } : ta])));
   return { rt, ca, deploy };
 }

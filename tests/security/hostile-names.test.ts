@@ -39,7 +39,7 @@ let rt: TARuntime;
 let ca: string;
 
 beforeAll(async () => {
-  ({ rt, ca } = await runtimeWithDevice(t.dir, { names: NAMES_TA }, { write: (l: string) => lines.push(l) }));
+  ({ rt, ca } = await runtimeWithDevice(t.dir, { names: { code: NAMES_TA, attest: true } }, { write: (l: string) => lines.push(l) }));
 });
 afterAll(async () => {
   await rt?.stop();

@@ -18,7 +18,7 @@ import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admit, admitVerified, admittedOrThrow, refusalError, type AdmissionResult, type Refusal } from '@enclave-edge/bundle/admission';
 import { readSource, type SourceOptions } from './sources.js';
 import { LoadedTA, type TAReport } from './loaded-ta.js';
-import { decodeNonce } from './nonce.js';
+import { decodeNonce } from '@enclave-edge/attestation/nonce';
 import { ENCLAVE_ATTEST_COMMAND } from '@enclave-edge/confidential/names';
 
 export interface RuntimeEvents {
@@ -468,27 +468,21 @@ export class TARuntime {
    * issues evidence for the TA's identity only, and refuses caller claims (O4).
    */
   async attest(name: string, nonceText: string, claims?: Record<string, Value>): Promise<string> {
-    decodeNonce(nonceText); // refuse a bad nonce before anything runs
+    decodeNonce(nonceText); // refuse a bad nonce before anything runs, with the one codec's error
     const ta = this.get(name);
     let token: string | undefined;
-    try {
+    // Declared in the signed manifest, never discovered by calling it: the TA's own failure is the caller's answer.
+    if (ta.bundle.manifest.attest === true) {
       const r = await ta.use((e) => e.invoke(undefined, 'attest', { nonce: nonceText, ...(claims ? { claims } : {}) }));
-      if (typeof r === 'string') token = r;
-      else if (r && typeof r === 'object' && !(r instanceof Uint8Array)) {
-        const o = r as Record<string, Value>;
-        if (typeof o.token === 'string') token = o.token;
-        else if (typeof o.evidence === 'string') token = o.evidence;
-      }
-    } catch (err) {
-      const e = toEnclaveEdgeError(err);
-      if (e.code !== 'ITEM_NOT_FOUND' && e.code !== 'BAD_PARAMETERS' && e.code !== 'NOT_SUPPORTED') throw e;
-    }
-    if (token === undefined) {
+      const o = r && typeof r === 'object' && !(r instanceof Uint8Array) && !Array.isArray(r) ? (r as Record<string, Value>) : undefined;
+      token = typeof r === 'string' ? r : typeof o?.token === 'string' ? o.token : typeof o?.evidence === 'string' ? o.evidence : undefined;
+      if (token === undefined) throw new EnclaveEdgeError('TA_ERROR', `TA "${name}" declares attest but its attest command returned no token (a string, { token } or { evidence })`);
+    } else {
       if (!this.opts.services) throw new EnclaveEdgeError('NOT_SUPPORTED', 'this runtime has no root of trust, so it cannot attest');
       // O4: runtime-issued evidence states only what the runtime measured. Caller claims would
       // be signed by the device key as if the TA asserted them (the caller is the untrusted host).
       if (claims && Object.keys(claims).length > 0) {
-        throw new EnclaveEdgeError('BAD_PARAMETERS', `TA "${name}" has no attest command, so it cannot assert claims; the runtime does not sign caller claims. Bind your context in the nonce instead (e.g. SHA-256 of it)`);
+        throw new EnclaveEdgeError('BAD_PARAMETERS', `TA "${name}" does not declare attest in its manifest, so it cannot assert claims; the runtime does not sign caller claims. Bind your context in the nonce instead (e.g. SHA-256 of it)`);
       }
       // Issued through the enclave, so the evidence binds the TA's HPKE key (created in there).
       const r = await ta.use((e) => e.invoke(undefined, ENCLAVE_ATTEST_COMMAND, { nonce: nonceText }));

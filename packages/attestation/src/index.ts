@@ -5,7 +5,8 @@ export { parsePolicy, VerifierPolicySchema, type VerifierPolicy, type VerifierPo
 export { MemoryReplayCache, replayId, type ReplayCache } from './replay.js';
 export { verifyChain, parseTrustAnchors, ChainError } from './chain.js';
 export { nodeKeySigner, type EvidenceSigner } from './signer.js';
-export { nonceBytes, b64u, fromB64u } from './b64.js';
+export { b64u, fromB64u } from './b64.js';
+export { decodeNonce, encodeNonce, NONCE_MIN, NONCE_MAX } from './nonce.js';
 export {
   EAT_PROFILE, EAT_JWT_TYP, DBGSTAT_ENABLED, DBGSTAT_DISABLED, ATTRIBUTE_DEBUG, ATTRIBUTE_REMOTE,
   EvidenceClaimsSchema, type EvidenceClaims, type AttestedTA,

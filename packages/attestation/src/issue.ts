@@ -1,7 +1,8 @@
 /** Issue evidence: an EAT as a compact JWS (ES256) with the device certificate chain in `x5c`. */
 import { createHash } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { b64u, nonceBytes } from './b64.js';
+import { b64u } from './b64.js';
+import { decodeNonce, encodeNonce } from './nonce.js';
 import {
   EAT_PROFILE, EAT_JWT_TYP, DBGSTAT_DISABLED, DBGSTAT_ENABLED, ATTRIBUTE_DEBUG, ATTRIBUTE_REMOTE,
   type AttestedTA, type EvidenceClaims,
@@ -47,10 +48,10 @@ export async function issueEvidence(input: IssueEvidenceInput): Promise<string> 
     ueidCache.set(input.signer.spki, ueid);
   }
   const t = input.ta;
-  const nonce = nonceBytes(input.nonce);
+  const nonce = decodeNonce(input.nonce);
   const claims: EvidenceClaims = {
     eat_profile: EAT_PROFILE,
-    eat_nonce: b64u(nonce),
+    eat_nonce: encodeNonce(nonce),
     ueid,
     iat: now,
     exp: now + ttl,

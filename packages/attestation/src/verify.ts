@@ -5,7 +5,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader } from 'jose';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { fromB64u, nonceBytes } from './b64.js';
+import { fromB64u } from './b64.js';
+import { decodeNonce } from './nonce.js';
 import { verifyChain, parseTrustAnchors, chainCacheKey, checkIssuerConstraints, ChainError, type ChainResult } from './chain.js';
 import { EvidenceClaimsSchema, EAT_JWT_TYP, DBGSTAT_ENABLED, ATTRIBUTE_DEBUG, type EvidenceClaims } from './claims.js';
 import { parsePolicy, type VerifierPolicy, type VerifierPolicyInput } from './policy.js';
@@ -92,7 +93,7 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 export async function verifyEvidence(token: string, options: VerifyOptions): Promise<Verdict> {
   const policy = parsePolicy(options.policy);
   const anchors = anchorsOf(options.trustAnchors);
-  const expectedNonce = options.nonce === undefined ? undefined : nonceBytes(options.nonce);
+  const expectedNonce = options.nonce === undefined ? undefined : decodeNonce(options.nonce);
   const now = options.now ?? new Date();
   const nowS = Math.floor(now.getTime() / 1000);
 

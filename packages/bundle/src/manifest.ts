@@ -61,6 +61,8 @@ export const manifestSchema = z.strictObject({
     .max(MANIFEST_LIMITS.confidentialCommands.max, `must list at most ${MANIFEST_LIMITS.confidentialCommands.max} commands`)
     .refine((a) => new Set(a).size === a.length, 'must not repeat a name')
     .optional(),
+  /** The TA answers `attest` itself (its `attest` command makes the evidence); absent/false: the runtime issues it. */
+  attest: z.boolean().optional(),
   description: z.string().max(MANIFEST_LIMITS.description.max, `must be at most ${MANIFEST_LIMITS.description.max} characters`).optional(),
 });
 

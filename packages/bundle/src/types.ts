@@ -33,6 +33,8 @@ export interface TAManifest {
   hostCalls: string[];
   /** Commands callable only through a confidential envelope (see docs/confidential-calls.md). */
   confidentialCommands?: string[];
+  /** The TA answers `attest` itself (declared, never discovered by calling it). */
+  attest?: boolean;
   description?: string;
 }
 

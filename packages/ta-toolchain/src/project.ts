@@ -34,6 +34,7 @@ export const projectSchema = z.strictObject({
   }).optional(),
   hostCalls: m.hostCalls.optional(),
   confidentialCommands: m.confidentialCommands,
+  attest: m.attest,
   description: m.description,
   /** Entry file relative to the project (default src/index.ts for js, assembly/index.ts for wasm). */
   entry: z.string().min(1).max(256).regex(/^[^\0]+$/, 'must be a relative path').optional(),

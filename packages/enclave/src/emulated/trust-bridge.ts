@@ -5,24 +5,13 @@
  */
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { JsonWebKeyPublic, SealPolicy, Value } from '@enclave-edge/ta-sdk';
+import { decodeNonce } from '@enclave-edge/attestation/nonce';
 import type { EnclaveCreateOptions, SealedStore, TAIdentity } from '../contract.js';
 import type { SvcOp } from './wire/protocol.cjs';
 import { copyValue, isProblem } from './wire/values.cjs';
 import { ConfidentialState } from './confidential-state.js';
 
-const HEX = /^(?:[0-9a-fA-F]{2})+$/;
-const B64URL = /^[A-Za-z0-9_-]+$/;
-
-export function decodeNonce(nonce: unknown): Uint8Array {
-  let bytes: Uint8Array | undefined;
-  if (nonce instanceof Uint8Array) bytes = nonce;
-  else if (typeof nonce === 'string' && HEX.test(nonce)) bytes = Buffer.from(nonce, 'hex');
-  else if (typeof nonce === 'string' && B64URL.test(nonce)) bytes = Buffer.from(nonce, 'base64url');
-  if (!bytes || bytes.length < 8 || bytes.length > 64) {
-    throw new EnclaveEdgeError('BAD_PARAMETERS', 'attest nonce must be 8..64 bytes (Uint8Array, hex or base64url)');
-  }
-  return new Uint8Array(bytes);
-}
+export { decodeNonce };
 
 export class TrustBridge {
   private store: SealedStore | undefined;
