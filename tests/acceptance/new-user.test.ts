@@ -154,7 +154,7 @@ describe('a new user on a fresh clone', () => {
     expect(replay.stdout).toMatch(/^REJECTED/);
   });
 
-  it('verify reads the token from the saved `invoke --json` answer (file and stdin)', async () => {
+  it('verify reads the token from a saved `invoke` answer (--json or human; file and stdin)', async () => {
     const nonce = randomBytes(16).toString('hex');
     const saved = (await cliOk(['--json', 'invoke', 'host-module', 'attest', JSON.stringify({ ta: 'hello', nonce }), ...at()])).stdout;
     const file = join(work, 'attest.json');
@@ -164,6 +164,14 @@ describe('a new user on a fresh clone', () => {
     expect(fromFile.code, fromFile.stdout + fromFile.stderr).toBe(0);
     const fromStdin = await cli(['verify', '-', '--trust', trust, '--nonce', nonce, '--allow-emulated'], { input: saved });
     expect(fromStdin.code, fromStdin.stdout + fromStdin.stderr).toBe(0);
+    // …and the human answer saved as it is (`invoke … attest > att.txt`: "status 200" then the payload).
+    const humanNonce = randomBytes(16).toString('hex');
+    const humanSaved = (await cliOk(['invoke', 'host-module', 'attest', JSON.stringify({ ta: 'hello', nonce: humanNonce }), ...at()])).stdout;
+    expect(humanSaved).toMatch(/^status 200\n/);
+    const humanFile = join(work, 'attest.txt');
+    writeFileSync(humanFile, humanSaved);
+    const fromHuman = await cli(['verify', humanFile, '--trust', trust, '--nonce', humanNonce, '--allow-emulated']);
+    expect(fromHuman.code, fromHuman.stdout + fromHuman.stderr).toBe(0);
   });
 
   it('monitor shows the signed temperature readings (verifiable with the attested key) and TA lifecycle events', async () => {

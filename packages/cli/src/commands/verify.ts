@@ -17,6 +17,9 @@ export function readText(what: string, path: string): string {
 function loadToken(arg: string): string {
   let text = arg === '-' || (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(arg) && existsSync(arg)) ? readText('token', arg) : arg;
   text = text.trim();
+  // A saved human `invoke … attest` answer: `status 200` on the first line, the payload after it.
+  const human = /^status \d{3}\n/.exec(text);
+  if (human) text = text.slice(human[0].length).trim();
   if (text.startsWith('{')) {
     try {
       const j = JSON.parse(text) as Record<string, unknown>;
