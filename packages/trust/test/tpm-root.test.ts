@@ -9,6 +9,7 @@ import {
   createRootOfTrust, openTpmRoot, TpmDriver, Sealer, createTrustServices, TPM_ROOT_FILE, TPM_DEFAULTS, rootOfTrustConfigFromEnv,
   type TpmRootOfTrust,
 } from '@enclave-edge/trust';
+import { classifyToolFailure } from '@enclave-edge/trust/tpm/tools';
 import { startSwtpm, type Swtpm } from '../../../tests/support/swtpm.js';
 import { tempDir, identity } from './helpers.js';
 
@@ -163,6 +164,14 @@ describe('tpm root of trust: bad input and faults', () => {
       await d.close();
       s3.cleanup();
     }
+  });
+
+  it('TPM response codes become errors that name the problem (lockout, retry, missing handle)', () => {
+    // stderr as tpm2-tools prints it for these response codes
+    const rc = (hex: string) => `ERROR:esys:src/tss2-esys/api/Esys_HMAC.c:100:Esys_HMAC() Esys Finish ErrorCode (0x${hex}) \nERROR: Esys_HMAC(0x${hex}) - tpm:warn(2.0): …\nERROR: Unable to run tpm2_hmac`;
+    expect(classifyToolFailure('tpm2_hmac', tpm.tcti, rc('00000921'))).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('dictionary-attack lockout (TPM_RC_LOCKOUT)') });
+    expect(classifyToolFailure('tpm2_nvincrement', tpm.tcti, rc('00000920'))).toMatchObject({ code: 'BUSY', message: expect.stringContaining('NV write rate limit') });
+    expect(classifyToolFailure('tpm2_hmac', tpm.tcti, rc('0000018b'))).toMatchObject({ code: 'ITEM_NOT_FOUND', rc: 0x8b });
   });
 
   it('a corrupt root file is CONFIG_INVALID', async () => {
