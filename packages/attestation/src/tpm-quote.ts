@@ -97,6 +97,7 @@ export interface VerifiedQuote {
   pcrs: Record<string, string>;
   resetCount: number;
   restartCount: number;
+  /** TPM_PT_FIRMWARE_VERSION_1.TPM_PT_FIRMWARE_VERSION_2 in hex (vendor-defined meaning). */
   firmwareVersion: string;
 }
 
@@ -139,7 +140,7 @@ export function checkTpmQuote(claim: TpmQuoteClaim, key: KeyObject, eatNonce: Ui
       pcrs: { ...claim.pcrs },
       resetCount: q.resetCount,
       restartCount: q.restartCount,
-      firmwareVersion: `${(fw >> 48n) & 0xffffn}.${(fw >> 32n) & 0xffffn}.${(fw >> 16n) & 0xffffn}.${fw & 0xffffn}`,
+      firmwareVersion: `${(fw >> 32n).toString(16).padStart(8, '0')}.${(fw & 0xffffffffn).toString(16).padStart(8, '0')}`,
     },
   };
 }

@@ -137,7 +137,7 @@ export class TpmDriver {
     return {
       manufacturer: prop('TPM2_PT_MANUFACTURER').value || hex32(prop('TPM2_PT_MANUFACTURER').raw),
       vendor,
-      firmwareVersion: `${fw1 >>> 16}.${fw1 & 0xffff}.${fw2 >>> 16}.${fw2 & 0xffff}`,
+      firmwareVersion: `${fw1.toString(16).padStart(8, '0')}.${fw2.toString(16).padStart(8, '0')}`,
       specRevision: prop('TPM2_PT_REVISION').value,
     };
   }
