@@ -2,7 +2,7 @@
  * ta-runtime against a hostile TA or caller: log-line forgery, malformed and oversized direct
  * method payloads, error bodies, and the bounds of the dedupe cache.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { EmulatedBackend } from '@enclave-edge/enclave';
 import { TARuntime, DedupeCache, handleRuntimeMethod } from '@enclave-edge/ta-runtime';
 import { createLogger } from '@enclave-edge/observability';
@@ -33,9 +33,7 @@ describe('TA log lines', () => {
   // another TA, at another severity (GetModuleLogs filters on it) and with a forged time.
   it('a TA cannot forge its name, the severity or the timestamp of its log lines (fixed)', async () => {
     await rt.dispatch({ id: 'l1', op: 'invoke', ta: 'probe', command: 'spoof', deadline: Date.now() + 5000 } as never);
-    await new Promise((r) => setTimeout(r, 200));
-    const line = lines.find((l) => l.includes('payment approved'));
-    expect(line).toBeDefined();
+    const line = await vi.waitUntil(() => lines.find((l) => l.includes('payment approved')), { timeout: 20_000, interval: 10 });
     expect(line!.startsWith('<3>')).toBe(true); // error severity, as the TA called log.error
     expect(line).not.toMatch(/^<\d> 1970-/);
     const extra = JSON.parse(line!.slice(line!.indexOf('payment approved ') + 'payment approved '.length)) as Record<string, unknown>;

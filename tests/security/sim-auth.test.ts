@@ -12,6 +12,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { StateDir, EdgeHub, startServiceApi, createSas, verifySas, type ServiceBackend, type UpstreamMessage } from '@enclave-edge/edge-sim';
 import { compileRoutes } from '@enclave-edge/edge-sim/routes';
 import { tempDir } from './helpers.js';
+import { retryUntil } from '../support/eventually.js';
 
 const HUB = 'sec-hub.azure-devices.net';
 const DEVICE = 'sec-device';
@@ -113,13 +114,21 @@ describe('edgeHub ACL', () => {
     const { client: a } = await connect('alpha', token('alpha'));
     const before = upstream.length;
     await new Promise<void>((resolve) => a.publish(`devices/${DEVICE}/modules/alpha/messages/events/%24.cdid=evil&%24.cmid=beta&k=v`, 'mine', { qos: 1 }, () => resolve()));
-    await new Promise((r) => setTimeout(r, 100));
-    expect(upstream.slice(before).map((m) => [m.moduleId, m.systemProperties['$.cmid'], m.systemProperties['$.cdid']])).toEqual([['alpha', 'alpha', DEVICE]]);
+    // A marker from the same connection comes after what must already be there (one ordered stream).
+    const marker = async (c: MqttClient, body: string) => {
+      c.publish(`devices/${DEVICE}/modules/alpha/messages/events/`, body, { qos: 1 });
+      await retryUntil(() => expect(upstream.some((m) => m.body.toString() === body)).toBe(true), 20_000, 20);
+    };
+    await marker(a, 'marker-1');
+    expect(upstream.slice(before).filter((m) => m.body.toString() === 'mine').map((m) => [m.moduleId, m.systemProperties['$.cmid'], m.systemProperties['$.cdid']])).toEqual([['alpha', 'alpha', DEVICE]]);
     const { client: a2 } = await connect('alpha', token('alpha'));
     const closed = new Promise<void>((resolve) => a2.once('close', () => resolve()));
     a2.publish(`devices/${DEVICE}/modules/beta/messages/events/`, 'forged', { qos: 1 });
     await closed; // refused publishes end the connection (MQTT 3.1.1 has no PUBACK error)
-    await new Promise((r) => setTimeout(r, 50));
+    // The refusal happened while a2's publish was handled; a marker sent after it has come through.
+    const { client: a3 } = await connect('alpha', token('alpha'));
+    await marker(a3, 'marker-2');
+    a3.end(true);
     expect(upstream.some((m) => m.body.toString() === 'forged')).toBe(false);
   });
 });

@@ -3,7 +3,7 @@
  * bags, WHERE filters, upstream, direct methods (service API and module-to-module), twins,
  * store-and-forward, restart policy, and both environment styles (IOTEDGE_* / connection string).
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { startTestSim, eventually, spawnProbe, type TestSim } from './helpers.js';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
 import { statSync } from 'node:fs';
@@ -110,7 +110,11 @@ describe('routes', () => {
         if (e.properties.seq === '2') break;
       }
     })();
-    await new Promise((r) => setTimeout(r, 200)); // the stream is open before we send
+    // The stream is open once a marker sent through it arrives (resent until it does).
+    await eventually(async () => {
+      await sendFromA([{ output: 'telemetry', body: 'open?', properties: { seq: 'open' } }]);
+      await vi.waitUntil(() => seen.some((e) => e.properties.seq === 'open'), { timeout: 500, interval: 10 });
+    });
     await sendFromA([
       { output: 'telemetry', body: { temp: 21.5 }, contentType: 'application/json', properties: { seq: '1' } },
       { output: 'toB', body: 'not upstream' },
@@ -118,10 +122,11 @@ describe('routes', () => {
     ]);
     await reader;
     ac.abort();
-    expect(seen.map((e) => e.properties.seq)).toEqual(['1', '2']);
-    expect(seen[0]).toMatchObject({ deviceId: 'edge-sim-device', moduleId: 'probeA', output: 'telemetry', body: { temp: 21.5 } });
-    expect(seen[0]!.systemProperties['$.ct']).toBe('application/json');
-    expect(seen[1]!.body).toBe('plain text');
+    const after = seen.filter((e) => e.properties.seq !== 'open');
+    expect(after.map((e) => e.properties.seq)).toEqual(['1', '2']);
+    expect(after[0]).toMatchObject({ deviceId: 'edge-sim-device', moduleId: 'probeA', output: 'telemetry', body: { temp: 21.5 } });
+    expect(after[0]!.systemProperties['$.ct']).toBe('application/json');
+    expect(after[1]!.body).toBe('plain text');
   });
 });
 

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { EmulatedBackend } from '@enclave-edge/enclave';
 import { pemSigner } from '@enclave-edge/bundle';
 import { buildTA } from '@enclave-edge/ta-toolchain';
@@ -23,8 +23,7 @@ describe('TA crash reporting', () => {
     try {
       await rt.reconcile({ policy: devPolicy, tas: { spin: { source: 'spin.tab' } } });
       await expect(rt.dispatch({ id: 's1', op: 'invoke', ta: 'spin', command: 'spin', deadline: Date.now() + 10_000 })).rejects.toMatchObject({ code: 'TIMEOUT' });
-      const deadline = Date.now() + 10_000;
-      while (!events.some((e) => e.type === 'ta.restarted') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await vi.waitUntil(() => events.some((e) => e.type === 'ta.restarted'), { timeout: 20_000, interval: 20 });
       expect(events.find((e) => e.type === 'ta.crashed')?.body).toMatchObject({ ta: 'spin', reason: expect.any(String) });
       expect(events.find((e) => e.type === 'ta.restarted')?.body).toMatchObject({ ta: 'spin', attempt: expect.any(Number) });
       expect(await rt.dispatch({ id: 's2', op: 'invoke', ta: 'spin', command: 'ping', deadline: Date.now() + 10_000 })).toBe('pong');

@@ -1,5 +1,5 @@
 /** Emulated-backend specifics beyond the conformance suite: crash loops, debugging. */
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect, afterAll, vi } from 'vitest';
 import { build } from 'esbuild';
 import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
 import { makeTestBundle, KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing';
@@ -60,8 +60,7 @@ describe('crash loops', () => {
     const events: EnclaveEvent[] = [];
     e.on('event', (ev) => events.push(ev));
     for (let i = 0; i < 3; i++) await expect(e.invoke(undefined, 'spin')).rejects.toMatchObject({ code: 'TIMEOUT' });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(e.stats().state).toBe('failed');
+    await vi.waitUntil(() => e.stats().state === 'failed', { timeout: 20_000, interval: 10 });
     const err = (await e.invoke(undefined, 'echo', 1).catch((x: unknown) => x)) as { code: string; message: string };
     expect(err.code).toBe('TA_FAILED');
     expect(err.message).toMatch(/3 crashes.*TIMEOUT/);
@@ -82,10 +81,9 @@ describe('crash loops', () => {
     const code = `module.exports = { commands: { leak: () => { Promise.reject(new Error('forgotten')); return 1; }, ok: () => 2 } };`;
     const e = track(await new EmulatedBackend().create(makeTestBundle(code, { name: 'leaky' }), { log: (l, ta, m) => logs.push(`${l}:${ta}:${m}`) }));
     expect(await e.invoke(undefined, 'leak')).toBe(1);
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.waitUntil(() => logs.some((l) => l.startsWith('warn:leaky:') && l.includes('forgotten')), { timeout: 20_000, interval: 10 });
     expect(await e.invoke(undefined, 'ok')).toBe(2);
     expect(e.stats().restarts).toBe(0);
-    expect(logs.some((l) => l.startsWith('warn:leaky:') && l.includes('forgotten'))).toBe(true);
   });
 });
 

@@ -1,4 +1,4 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import asc from 'assemblyscript/asc';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
@@ -54,8 +54,7 @@ describe('Wasm TAs (emulated backend)', () => {
 
   it('logs through ta.log tagged with the TA name', async () => {
     await e.invoke(undefined, 'log');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(logs).toContain('warn:wasm-ta:hello from wasm');
+    await vi.waitUntil(() => logs.includes('warn:wasm-ta:hello from wasm'), { timeout: 20_000, interval: 10 });
   });
 
   it('a trap is TA_ERROR and the instance starts afresh', async () => {
