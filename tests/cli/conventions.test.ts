@@ -139,7 +139,8 @@ const cases: Record<string, Case[]> = {
     [['ta'], 'BAD_PARAMETERS', USAGE],
     [['ta', 'inspect'], 'BAD_PARAMETERS', USAGE],
     [['ta', 'inspect', 'missing.tab'], 'ITEM_NOT_FOUND', FAILED],
-    [['ta', 'verify', 'junk.tab'], 'BAD_FORMAT', FAILED],
+    [['ta', 'verify', 'junk.tab', '--signer', '0'.repeat(64)], 'BAD_FORMAT', FAILED],
+    [['ta', 'verify', 'junk.tab'], 'BAD_PARAMETERS', FAILED], // the caller names the signer it trusts: no any-signer default
     [['ta', 'sign', 'junk.tab'], 'BAD_PARAMETERS', USAGE],
     [['ta', 'keygen', '--out', 'key.pem'], 'CONFLICT', FAILED],
     [['ta', 'digest', 'junk.tab', '--public-key', 'missing.pem'], 'ITEM_NOT_FOUND', FAILED],
