@@ -59,14 +59,14 @@ export function applySignerOptions(manifest: Record<string, any>, opts: SignerOp
   const policies = runtimePolicies(manifest);
   if (opts.trustedSigners?.length) {
     if (policies.length === 0) throw new EnclaveEdgeError('CONFIG_INVALID', '--trusted-signer: the template has no module with a policy.trustedSigners (ta-runtime) to replace');
-    const signers: Record<string, string> = {};
+    const signers: Record<string, string> = Object.create(null) as Record<string, string>; // labels are the operator's text
     opts.trustedSigners.forEach((spec, i) => {
       const [label, id] = resolveTrustedSigner(spec, i);
-      signers[label in signers ? `${label}-${i + 1}` : label] = id;
+      signers[Object.hasOwn(signers, label) ? `${label}-${i + 1}` : label] = id;
     });
     for (const p of policies) p.policy.trustedSigners = { ...signers };
   }
-  const out: Record<string, Record<string, string>> = {};
+  const out: Record<string, Record<string, string>> = Object.create(null) as Record<string, Record<string, string>>;
   for (const p of policies) {
     const trusted = p.policy.trustedSigners ?? {};
     out[p.module] = trusted;
