@@ -1,4 +1,4 @@
-/** Management direct methods of ta-runtime: listTAs, loadTA, unloadTA, getEvidence. */
+/** Management direct methods of ta-runtime: listTAs, loadTA, unloadTA, resetTA, getEvidence. */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { LIMITS, emptySchema, getEvidenceSchema, loadTASchema, parseWith, unloadTASchema, type MethodResult } from '@enclave-edge/protocol';
 import { dispatchMethod, type MethodTable } from '@enclave-edge/module-frame';
@@ -24,6 +24,11 @@ const handlers: Record<string, Handler> = {
     const p = parseWith(unloadTASchema, payload, 'unloadTA payload');
     await rt.unloadMethod(p.name);
     return { name: p.name, unloaded: true };
+  },
+  /** A failed TA serves again now (instead of after its back-off); it changes no TA, so it needs no allowRemoteLoad. */
+  async resetTA(payload, rt) {
+    const p = parseWith(unloadTASchema, payload, 'resetTA payload');
+    return { name: p.name, ...(await rt.reset(p.name)) };
   },
   async getEvidence(payload, rt) {
     const p = parseWith(getEvidenceSchema, payload, 'getEvidence payload');

@@ -286,8 +286,11 @@ export class TARuntime {
       if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
       else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });
       else if (e.type === 'failed') {
-        this.opts.events.event('ta.failed', { ta: name, reason: e.reason });
+        this.opts.events.event('ta.failed', { ta: name, reason: e.reason, retryInMs: e.retryInMs });
         this.setReport(name, { ...this.describe(loaded), status: 'failed', lastError: e.reason, errorCode: 'TA_FAILED' });
+      } else if (e.type === 'recovering') {
+        this.opts.events.event('ta.recovering', { ta: name, after: e.after, failures: e.failures });
+        if (this.tas.get(name) === loaded) this.setReport(name, this.describe(loaded));
       }
     });
     const previous = this.tas.get(name);
@@ -363,6 +366,15 @@ export class TARuntime {
       this.reject(name, 'method', e);
       throw e;
     }
+  }
+
+  /** Operator reset of a failed TA: it serves again now instead of after its back-off. */
+  async reset(name: string): Promise<{ state: string }> {
+    const ta = this.tas.get(name);
+    if (!ta) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no TA "${name}" is loaded`);
+    if (!ta.enclave.reset) throw new EnclaveEdgeError('NOT_SUPPORTED', `the ${ta.enclave.backend} backend cannot reset a TA`);
+    await ta.enclave.reset();
+    return { state: ta.enclave.stats().state };
   }
 
   async unloadMethod(name: string): Promise<void> {

@@ -12,6 +12,7 @@ export const MANIFEST_LIMITS = {
   stackKb: { min: 64, max: 65536 },
   maxConcurrency: { min: 1, max: 256 },
   callTimeoutMs: { min: 10, max: 3_600_000 },
+  maxInstances: { min: 1, max: 256 },
   hostCalls: { max: 64 },
   confidentialCommands: { max: 256 },
   description: { max: 1024 },
@@ -33,6 +34,7 @@ export const limitsSchema = z.strictObject({
   stackKb: intIn(MANIFEST_LIMITS.stackKb),
   maxConcurrency: intIn(MANIFEST_LIMITS.maxConcurrency),
   callTimeoutMs: intIn(MANIFEST_LIMITS.callTimeoutMs),
+  maxInstances: intIn(MANIFEST_LIMITS.maxInstances).optional(),
 });
 
 export const sessionSchema = z.strictObject({

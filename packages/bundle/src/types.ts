@@ -9,6 +9,8 @@ export interface TALimits {
   /** Calls that may run at once (the TCS count). */
   maxConcurrency: number;
   callTimeoutMs: number;
+  /** Instances at once (instance-per-session TAs); absent: the runtime's default. */
+  maxInstances?: number;
 }
 
 export interface TASessionModel {

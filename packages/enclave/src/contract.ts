@@ -41,6 +41,8 @@ export interface EnclaveCreateOptions {
   log?: (level: LogLevel, ta: string, message: string, fields?: Record<string, unknown>) => void;
   /** Sessions idle longer than this are closed (default 10 minutes). */
   sessionIdleTimeoutMs?: number;
+  /** The operator's cap on instances of this TA at once; the manifest's limits.maxInstances is capped by it. */
+  maxInstances?: number;
   /** Calls waiting beyond maxConcurrency before BUSY (default 64). */
   queueLimit?: number;
   /** Largest params/result in bytes (default 1 MiB). */
@@ -52,7 +54,9 @@ export interface EnclaveCreateOptions {
 export type EnclaveEvent =
   | { type: 'crashed'; reason: string; code: string }
   | { type: 'restarted'; attempt: number }
-  | { type: 'failed'; reason: string };
+  | { type: 'failed'; reason: string; retryInMs: number }
+  /** A failed TA serves again: after its back-off, or an operator's reset. */
+  | { type: 'recovering'; after: 'back-off' | 'reset'; failures: number };
 
 export interface EnclaveStats {
   state: 'ready' | 'restarting' | 'failed' | 'destroyed';
@@ -63,6 +67,9 @@ export interface EnclaveStats {
   calls: number;
   errors: number;
   restarts: number;
+  /** Failed TAs: when the next retry is due (ms from now), and failures in a row. */
+  retryInMs?: number;
+  failures?: number;
 }
 
 export interface InvokeOptions {
@@ -74,10 +81,15 @@ export interface Enclave {
   readonly identity: TAIdentity;
   readonly backend: string;
   openSession(params?: Value): Promise<string>;
-  /** Without a session id the call runs in an implicit, short-lived session. */
+  /**
+   * Without a session id the call runs in an implicit, short-lived session. `timeoutMs` bounds
+   * only how long this caller waits (TIMEOUT to it); only the TA's own callTimeoutMs ends an instance.
+   */
   invoke(sessionId: string | undefined, command: string, params?: Value, opts?: InvokeOptions): Promise<Value>;
   closeSession(sessionId: string): Promise<void>;
   destroy(): Promise<void>;
+  /** Operator reset: a failed TA serves again at once (no-op otherwise). */
+  reset?(): Promise<void>;
   stats(): EnclaveStats;
   on(event: 'event', listener: (e: EnclaveEvent) => void): this;
   off(event: 'event', listener: (e: EnclaveEvent) => void): this;

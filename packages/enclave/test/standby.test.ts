@@ -46,12 +46,16 @@ describe('standby pool', () => {
     const backend = backendWith();
     await backend.prewarm();
     const e = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'per-session', session: { singleInstance: false, multiSession: true, keepAlive: false } })));
-    // create() proved the code loads on a spare instance; the first session takes that one.
+    // create() proved the code loads on a spare instance (on a standby); the first session takes
+    // that one. Later instances start in the TA's own process (a standby lives in a process of
+    // its own, so it cannot serve a second instance of a TA that already has one): fresh workers.
     const ids = new Set<number>();
+    const pid = e.processInfo()!.pid;
     for (let i = 0; i < 3; i++) {
       await backend.prewarm();
       const sid = await e.openSession();
-      expect(e.lastStartup!.origin).toBe('standby');
+      expect(e.lastStartup!.origin).toBe(i === 0 ? 'standby' : 'fresh');
+      expect(e.processInfo()!.pid).toBe(pid);
       ids.add(e.lastStartup!.threadId);
       await e.closeSession(sid);
     }

@@ -7,7 +7,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admissionOf } from '@enclave-edge/bundle/admission';
 import type { EnclaveBackend, EnclaveCreateOptions } from '../contract.js';
-import { EmulatedEnclave } from './threads/enclave.js';
+import { EmulatedEnclave, InstanceBudget } from './threads/enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
 import { StandbyPool, type StandbyStats } from './threads/standby-pool.js';
 import { shapeOf, THREAD_HOST, type WorkerShape } from './threads/worker-shape.js';
@@ -35,10 +35,14 @@ export interface EmulatedBackendOptions {
   isolation?: 'process' | 'thread';
   /** Process isolation as root: each TA process under its own uid/gid from this range. */
   taUids?: TaUidRange;
+  /** Enclave instances of all TAs together (default 64): beyond it, openSession and starts answer BUSY. */
+  maxInstancesTotal?: number;
 }
 
 /** Instances one TA may have at once when its manifest names no limit. */
 export const DEFAULT_MAX_INSTANCES = 16;
+/** Instances of all TAs together when the backend is not told otherwise. */
+export const DEFAULT_MAX_INSTANCES_TOTAL = 64;
 
 export class EmulatedBackend implements EnclaveBackend {
   readonly kind = 'emulated';
@@ -47,6 +51,7 @@ export class EmulatedBackend implements EnclaveBackend {
   readonly pool: StandbyPool;
   readonly isolation: 'process' | 'thread';
   private readonly processes: ProcessIsolation | undefined;
+  private readonly total: InstanceBudget;
 
   constructor(private readonly opts: EmulatedBackendOptions = {}) {
     const n = opts.standby ?? 1;
@@ -54,9 +59,12 @@ export class EmulatedBackend implements EnclaveBackend {
     const isolation = opts.isolation ?? 'process';
     if (isolation !== 'process' && isolation !== 'thread') throw new EnclaveEdgeError('BAD_PARAMETERS', `isolation must be "process" or "thread" (got ${String(isolation)})`);
     if (isolation === 'process') {
-      this.processes = processIsolation({ ...(opts.taUids ? { taUids: opts.taUids } : {}), maxInstancesOf: () => DEFAULT_MAX_INSTANCES });
+      this.processes = processIsolation({ ...(opts.taUids ? { taUids: opts.taUids } : {}), maxInstancesOf: (m) => m.limits.maxInstances ?? DEFAULT_MAX_INSTANCES });
     } else if (opts.taUids) throw new EnclaveEdgeError('BAD_PARAMETERS', 'taUids needs isolation "process"');
     this.isolation = isolation;
+    const total = opts.maxInstancesTotal ?? DEFAULT_MAX_INSTANCES_TOTAL;
+    if (!Number.isInteger(total) || total < 1) throw new EnclaveEdgeError('BAD_PARAMETERS', `maxInstancesTotal must be a positive integer (got ${String(total)})`);
+    this.total = new InstanceBudget(total);
     // A standby in process isolation is a fresh process of its own, with one prepared worker in it.
     this.pool = new StandbyPool(n, undefined, isolation === 'process' ? (shape) => new TaProcess(limitsForProcess(shape.heapMb, 2), true) : () => THREAD_HOST);
     // Ahead of time: a create() right after construction then adopts this worker while it prepares.
@@ -93,6 +101,8 @@ export class EmulatedBackend implements EnclaveBackend {
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },
       startAllowanceMs: this.opts.startAllowanceMs ?? 5000,
       pool: this.pool,
+      defaultMaxInstances: DEFAULT_MAX_INSTANCES,
+      total: this.total,
       ...(this.processes ? { processes: this.processes } : {}),
     });
     try {

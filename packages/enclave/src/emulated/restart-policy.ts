@@ -6,9 +6,12 @@ export interface RestartPolicy {
   /** First backoff delay, doubled per recent crash, capped at backoffMaxMs. */
   backoffMs: number;
   backoffMaxMs: number;
+  /** A failed TA is retried after this, doubled per failure in a row, capped at failedRetryMaxMs. */
+  failedRetryMs: number;
+  failedRetryMaxMs: number;
 }
 
-export const DEFAULT_RESTART_POLICY: RestartPolicy = { maxRestarts: 5, windowMs: 60_000, backoffMs: 50, backoffMaxMs: 5_000 };
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { maxRestarts: 5, windowMs: 60_000, backoffMs: 50, backoffMaxMs: 5_000, failedRetryMs: 30_000, failedRetryMaxMs: 600_000 };
 
 export class CrashTracker {
   private crashes: number[] = [];
@@ -21,6 +24,15 @@ export class CrashTracker {
     this.crashes.push(now);
     if (this.crashes.length > this.policy.maxRestarts) return undefined;
     return Math.min(this.policy.backoffMaxMs, this.policy.backoffMs * 2 ** (this.crashes.length - 1));
+  }
+
+  /** How long a TA that failed for the `failures`-th time in a row waits before it is retried. */
+  retryDelay(failures: number): number {
+    return Math.min(this.policy.failedRetryMaxMs, this.policy.failedRetryMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  clear(): void {
+    this.crashes = [];
   }
 
   get recent(): number {

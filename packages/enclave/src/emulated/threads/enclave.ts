@@ -29,6 +29,16 @@ export interface EmulatedEnclaveConfig {
   pool?: StandbyPool;
   /** Present: the TA's instances run in an OS process of its own (its fault domain). */
   processes?: ProcessIsolation;
+  /** Instances of one TA at once when neither manifest nor operator says less. */
+  defaultMaxInstances: number;
+  /** Instances of every enclave of the backend together. */
+  total: InstanceBudget;
+}
+
+/** The backend-wide cap on live enclave instances, shared by its enclaves. */
+export class InstanceBudget {
+  readonly live = new Set<object>();
+  constructor(readonly max: number) {}
 }
 
 /**
@@ -78,6 +88,7 @@ export class EmulatedEnclave implements Enclave {
   private main: Instance | undefined;
   /** The TA's own process (process isolation), while it lives. */
   private proc: TaProcess | undefined;
+  private procCrashed = false;
   private mainStarting: Promise<Instance> | undefined;
   private spare: Instance | undefined;
   private state: EnclaveStats['state'] = 'ready';
@@ -86,6 +97,14 @@ export class EmulatedEnclave implements Enclave {
   private waitingForStart = 0;
   private opening = 0;
   private counters = { calls: 0, errors: 0, restarts: 0 };
+  private readonly maxInstances: number;
+  private readonly maxInstancesWhy: string;
+  private failures = 0;
+  private retryAt = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Implicit-session calls of an instance-per-session TA running now, and those waiting (maxConcurrency). */
+  private implicitRunning = 0;
+  private readonly implicitWaiting: (() => void)[] = [];
 
   constructor(
     private readonly bundle: VerifiedBundle,
@@ -109,6 +128,16 @@ export class EmulatedEnclave implements Enclave {
     this.crashes = new CrashTracker(config.restart);
     this.mapper = new StackMapper(m.debug ? bundle.sourceMap : undefined, 1);
     this.bridge = new TrustBridge(this.identity, config.kind, m.hostCalls, options, this.maxPayloadBytes);
+    const own = m.limits.maxInstances ?? config.defaultMaxInstances;
+    const cap = options.maxInstances;
+    if (cap !== undefined && !(Number.isInteger(cap) && cap >= 1)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'maxInstances must be a positive integer');
+    this.maxInstances = cap !== undefined ? Math.min(own, cap) : own;
+    this.maxInstancesWhy =
+      cap !== undefined && cap < own
+        ? `the operator's cap of ${cap} instances per TA`
+        : m.limits.maxInstances !== undefined
+          ? `its limits.maxInstances of ${own}`
+          : `the default of ${own} instances per TA`;
   }
 
   /** Spawn the first instance: proves the code loads before create() returns. */
@@ -163,7 +192,23 @@ export class EmulatedEnclave implements Enclave {
     if (typeof command !== 'string' || command.length === 0 || command.length > 256) throw new EnclaveEdgeError('BAD_PARAMETERS', 'command must be a non-empty string of at most 256 characters');
     if (sessionId !== undefined && typeof sessionId !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', 'session id must be a string');
     const p = this.checkParams(params, 'params');
-    const timeout = this.timeoutOf(opts);
+    const waitMs = this.callerWaitOf(opts);
+    const run = this.run(sessionId, command, p);
+    if (waitMs === undefined) return run;
+    return new Promise<Value>((resolve, reject) => {
+      const t = setTimeout(() => {
+        reject(new EnclaveEdgeError('TIMEOUT', `TA "${this.identity.name}" command "${command}" did not answer within the caller's ${waitMs} ms; the call goes on in the TA, bounded by its callTimeoutMs`));
+      }, waitMs);
+      run.then(
+        (v) => (clearTimeout(t), resolve(v)),
+        (e: unknown) => (clearTimeout(t), reject(e)),
+      );
+    });
+  }
+
+  /** One call, bounded only by the TA's own callTimeoutMs (which ends the instance). */
+  private async run(sessionId: string | undefined, command: string, p: Value): Promise<Value> {
+    const timeout = this.bundle.manifest.limits.callTimeoutMs;
     this.counters.calls++;
     try {
       if (sessionId !== undefined) {
@@ -185,14 +230,21 @@ export class EmulatedEnclave implements Enclave {
           this.maybeStopMain();
         }
       }
-      // One instance per session: an implicit session gets its own short-lived instance.
-      const inst = this.spare ?? this.spawn();
-      this.spare = undefined;
+      // One instance per session: an implicit session gets its own short-lived instance, at most
+      // maxConcurrency of them at once (the rest wait in the bounded queue, then BUSY).
+      await this.implicitSlot();
       try {
-        await this.awaitReady(inst);
-        return await inst.call('invoke', undefined, command, p, timeout);
+        const inst = this.spare ?? this.spawn();
+        this.spare = undefined;
+        try {
+          await this.awaitReady(inst);
+          return await inst.call('invoke', undefined, command, p, timeout);
+        } finally {
+          void this.retire(inst);
+        }
       } finally {
-        void this.retire(inst);
+        this.implicitRunning--;
+        this.implicitWaiting.shift()?.();
       }
     } catch (err) {
       this.counters.errors++;
@@ -225,7 +277,9 @@ export class EmulatedEnclave implements Enclave {
       if (!entry.instance.isDead) await entry.instance.call('close', sid, '', null).catch(() => undefined);
     }
     this.state = 'destroyed';
+    clearTimeout(this.retryTimer);
     await Promise.all([...this.instances].map((i) => i.destroy()));
+    for (const i of this.instances) this.config.total.live.delete(i);
     this.instances.clear();
     this.proc?.close();
     this.proc = undefined;
@@ -240,7 +294,21 @@ export class EmulatedEnclave implements Enclave {
       inFlight += i.inFlight;
       queued += i.queued;
     }
-    return { state: this.state, instances: [...this.instances].filter((i) => !i.isDead).length, sessions: this.sessions.size, inFlight, queued, ...this.counters };
+    return {
+      state: this.state,
+      instances: [...this.instances].filter((i) => !i.isDead).length,
+      sessions: this.sessions.size,
+      inFlight,
+      queued,
+      ...this.counters,
+      ...(this.state === 'failed' ? { retryInMs: Math.max(0, this.retryAt - Date.now()) } : {}),
+      ...(this.failures ? { failures: this.failures } : {}),
+    };
+  }
+
+  /** Operator reset: a failed TA serves again now, with a fresh crash window. */
+  async reset(): Promise<void> {
+    this.recover('reset');
   }
 
   /** The TA's own process (process isolation): its pid and the uid it runs under. */
@@ -285,12 +353,40 @@ export class EmulatedEnclave implements Enclave {
     return c.value;
   }
 
-  private timeoutOf(opts: InvokeOptions | undefined): number {
+  /** How long this caller waits, when shorter than the TA's own call timeout (which then applies alone). */
+  private callerWaitOf(opts: InvokeOptions | undefined): number | undefined {
     const t = opts?.timeoutMs;
-    const limit = this.bundle.manifest.limits.callTimeoutMs;
-    if (t === undefined) return limit;
+    if (t === undefined) return undefined;
     if (typeof t !== 'number' || !(t > 0)) throw new EnclaveEdgeError('BAD_PARAMETERS', 'timeoutMs must be a positive number');
-    return Math.min(t, limit); // a caller may shorten the deadline, never extend the manifest's
+    return t < this.bundle.manifest.limits.callTimeoutMs ? t : undefined;
+  }
+
+  private implicitSlot(): Promise<void> {
+    const limit = this.bundle.manifest.limits.maxConcurrency;
+    if (this.implicitRunning < limit) {
+      this.implicitRunning++;
+      return Promise.resolve();
+    }
+    if (this.implicitWaiting.length >= (this.options.queueLimit ?? 64)) {
+      return Promise.reject(new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" is busy: ${this.implicitRunning} calls running (maxConcurrency ${limit}) and ${this.implicitWaiting.length} waiting`));
+    }
+    return new Promise<void>((r) => this.implicitWaiting.push(() => (this.implicitRunning++, r())));
+  }
+
+  /** Live instances of this TA and of the backend, against their caps: BUSY naming the cap. */
+  private admitInstance(): void {
+    if (this.instances.size >= this.maxInstances) {
+      throw new EnclaveEdgeError('BUSY', `TA "${this.identity.name}" already runs ${this.instances.size} instances, ${this.maxInstancesWhy}`);
+    }
+    const total = this.config.total;
+    if (total.live.size >= total.max) {
+      throw new EnclaveEdgeError('BUSY', `the runtime already runs ${total.live.size} enclave instances, its cap in total (maxInstancesTotal ${total.max})`);
+    }
+  }
+
+  private forget(inst: Instance): void {
+    this.instances.delete(inst);
+    this.config.total.live.delete(inst);
   }
 
   private session(sid: string): SessionEntry {
@@ -315,6 +411,7 @@ export class EmulatedEnclave implements Enclave {
   }
 
   private spawn(): Instance {
+    this.admitInstance();
     const m = this.bundle.manifest;
     const init = this.workerInit();
     const shape = shapeOf(m);
@@ -325,11 +422,12 @@ export class EmulatedEnclave implements Enclave {
     const procs = this.config.processes;
     if (!procs) standby = init.inspect ? undefined : pool?.take(shape);
     else {
-      // One process per TA: every instance of this TA runs in it. When none is left (first start,
-      // a restart after a crash, a keepAlive:false TA starting again), the next starts in a fresh
-      // process (a prepared standby when there is one) and the old one ends after its last worker.
-      if (!this.proc || this.proc.isGone || this.instances.size === 0) {
+      // One process per TA: every instance of this TA runs in it. After an instance crashed, the
+      // next one starts in a fresh process (a prepared standby when there is one) and the old one
+      // ends after its last worker.
+      if (!this.proc || this.proc.isGone || this.procCrashed) {
         this.proc?.closeWhenIdle();
+        this.procCrashed = false;
         const s = init.inspect ? undefined : pool?.take(shape);
         const limits = procs.limitsFor(m);
         this.proc = s && s.worker instanceof RemoteWorker ? s.worker.proc : procs.create(limits);
@@ -356,6 +454,7 @@ export class EmulatedEnclave implements Enclave {
       },
     });
     this.instances.add(inst);
+    this.config.total.live.add(inst);
     inst.on('death', (d: DeathReason) => this.onDeath(inst, d));
     pool?.track(inst.ready);
     return inst;
@@ -366,7 +465,7 @@ export class EmulatedEnclave implements Enclave {
     try {
       r = await inst.ready;
     } catch (err) {
-      this.instances.delete(inst);
+      this.forget(inst);
       throw err;
     }
     if (r.sesCache) rememberSesCache(r.sesCache);
@@ -405,7 +504,7 @@ export class EmulatedEnclave implements Enclave {
         },
         (err) => {
           this.mainStarting = undefined;
-          this.instances.delete(inst);
+          this.forget(inst);
           throw err;
         },
       );
@@ -427,12 +526,13 @@ export class EmulatedEnclave implements Enclave {
   }
 
   private async retire(inst: Instance): Promise<void> {
-    this.instances.delete(inst);
+    this.forget(inst);
     await inst.destroy().catch(() => undefined);
   }
 
   private onDeath(inst: Instance, d: DeathReason): void {
-    this.instances.delete(inst);
+    this.forget(inst);
+    this.procCrashed = true;
     if (this.state === 'destroyed') return;
     for (const [sid, e] of this.sessions) {
       if (e.instance !== inst) continue;
@@ -466,10 +566,16 @@ export class EmulatedEnclave implements Enclave {
     const delay = this.crashes.record();
     if (delay === undefined) {
       this.state = 'failed';
-      this.failedReason = `${this.crashes.recent} crashes within ${Math.round(this.config.restart.windowMs / 1000)} s; last: ${d.code}: ${d.reason}`;
+      this.failures++;
+      const retryInMs = this.crashes.retryDelay(this.failures);
+      this.retryAt = Date.now() + retryInMs;
+      this.failedReason = `${this.crashes.recent} crashes within ${Math.round(this.config.restart.windowMs / 1000)} s; last: ${d.code}: ${d.reason}; retried in ${retryInMs} ms (failure ${this.failures} in a row)`;
       this.log('error', `TA marked failed: ${this.failedReason}`);
-      this.emitEvent({ type: 'failed', reason: this.failedReason });
+      this.emitEvent({ type: 'failed', reason: this.failedReason, retryInMs });
       void Promise.all([...this.instances].map((i) => this.retire(i)));
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.recover('back-off'), retryInMs);
+      this.retryTimer.unref();
       return;
     }
     const s = this.bundle.manifest.session;
@@ -506,6 +612,25 @@ export class EmulatedEnclave implements Enclave {
     this.mainStarting.catch(() => undefined);
   }
 
+  /** Leave `failed`: a fresh crash window; keepAlive TAs start their shared instance again at once. */
+  private recover(after: 'back-off' | 'reset'): void {
+    if (this.state !== 'failed') return;
+    clearTimeout(this.retryTimer);
+    if (after === 'reset') this.failures = 0;
+    this.crashes.clear();
+    this.state = 'ready';
+    this.failedReason = '';
+    this.log('info', `TA serving again after ${after === 'reset' ? "an operator's reset" : 'its back-off'}`);
+    this.emitEvent({ type: 'recovering', after, failures: this.failures });
+    const s = this.bundle.manifest.session;
+    if (s.singleInstance && s.keepAlive) {
+      this.getMain().catch((err: unknown) => {
+        const e = err instanceof EnclaveEdgeError ? err : new EnclaveEdgeError('TA_CRASHED', String(err));
+        this.afterCrash({ code: e.code, reason: `start after ${after} failed: ${e.message}` });
+      });
+    }
+  }
+
   private wireError(w: WireError): EnclaveEdgeError {
     if (w.stack && this.identity.debug) {
       return new EnclaveEdgeError(w.code, w.message, { detail: { stack: this.mapper.map(w.stack) } });
@@ -524,8 +649,10 @@ export class EmulatedEnclave implements Enclave {
     const now = Date.now();
     for (const [sid, e] of this.sessions) {
       if (e.busy === 0 && now - e.lastUsed > this.idleMs) {
-        this.log('info', `session ${sid} expired after ${this.idleMs} ms idle`);
-        void this.closeSession(sid).catch(() => undefined);
+        // Logged once it is closed (and its instance, for instance-per-session TAs, retired).
+        void this.closeSession(sid)
+          .catch(() => undefined)
+          .then(() => this.log('info', `session ${sid} expired after ${this.idleMs} ms idle`));
       }
     }
     if (this.sessions.size === 0 && this.sweeper) {
