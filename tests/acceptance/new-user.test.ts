@@ -19,8 +19,12 @@ let runtime: { pid: number; workloadUri: string };
 const at = (): string[] => ['--state-dir', stateDir];
 const SAMPLE_TAS = ['hello', 'sensor-signer', 'key-vault', 'wasm-stats'];
 
+/** The method's answer; exit 0 for a 2xx status and 3 for any other (the answer is on stdout either way). */
 async function invoke(module: string, method: string, payload: unknown): Promise<{ status: number; payload: any }> {
-  return JSON.parse((await cliOk(['--json', 'invoke', module, method, JSON.stringify(payload), ...at()])).stdout);
+  const r = await cli(['--json', 'invoke', module, method, JSON.stringify(payload), ...at()]);
+  const answer = JSON.parse(r.stdout);
+  expect(r.code, r.stderr).toBe(answer.status >= 200 && answer.status < 300 ? 0 : 3);
+  return answer;
 }
 
 async function deviceCaPath(): Promise<string> {
