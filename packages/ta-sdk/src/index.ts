@@ -65,6 +65,18 @@ export interface TACrypto {
   /** ES256 signature (raw r||s, 64 bytes, as JWS uses) over `data` with a PKCS#8 private key. */
   sign(alg: 'ES256', privateKey: Uint8Array, data: Uint8Array | string): Uint8Array;
   verify(alg: 'ES256', publicKey: JsonWebKeyPublic, data: Uint8Array | string, signature: Uint8Array): boolean;
+  /** A fresh X25519 key pair for HPKE: the raw 32-byte private key, the public key as an OKP JWK. */
+  generateKeyPair(alg: 'X25519'): { privateKey: Uint8Array; publicKey: JsonWebKeyPublic };
+  /**
+   * Authenticated encryption with a 32-byte key: AES-256-GCM (`A256GCM`, 12-byte nonce) or
+   * XChaCha20-Poly1305 (`XC20P`, 24-byte nonce, safe with random nonces). Returns ciphertext ‖ tag.
+   */
+  aeadSeal(alg: 'A256GCM' | 'XC20P', key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array | string, aad?: Uint8Array | string): Uint8Array;
+  /** Throws SEAL_INTEGRITY unless key, nonce, AAD and every byte are right. */
+  aeadOpen(alg: 'A256GCM' | 'XC20P', key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, aad?: Uint8Array | string): Uint8Array;
+  /** HPKE (RFC 9180, X25519 / HKDF-SHA256 / AES-256-GCM, base mode) to a recipient's X25519 OKP JWK. */
+  hpkeSeal(recipient: JsonWebKeyPublic, plaintext: Uint8Array | string, options?: { info?: Uint8Array | string; aad?: Uint8Array | string }): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }>;
+  hpkeOpen(privateKey: Uint8Array, enc: Uint8Array, ciphertext: Uint8Array, options?: { info?: Uint8Array | string; aad?: Uint8Array | string }): Promise<Uint8Array>;
 }
 
 /** Identity of the running TA, as measured and verified by the runtime. */

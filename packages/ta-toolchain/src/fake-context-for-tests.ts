@@ -5,6 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { aeadOpen, aeadSeal, hpkeOpen, hpkeSeal, x25519KeyPair } from '@enclave-edge/confidential/ta-crypto';
 import type { TAManifest } from '@enclave-edge/bundle';
 import type { JsonWebKeyPublic, TAContext, TAInfo, TALogger, Value } from '@enclave-edge/ta-sdk';
 
@@ -83,12 +84,18 @@ export function fakeContextForTests(opts: FakeContextForTestsOptions): FakeConte
     crypto: {
       sha256: (d) => new Uint8Array(createHash('sha256').update(bytes(d)).digest()),
       hmacSha256: (k, d) => new Uint8Array(createHmac('sha256', bytes(k)).update(bytes(d)).digest()),
-      generateKeyPair() {
+      generateKeyPair(alg: 'ES256' | 'X25519') {
+        if (alg === 'X25519') return x25519KeyPair() as { privateKey: Uint8Array; publicKey: JsonWebKeyPublic };
         const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
         return { privateKey: new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' })), publicKey: publicKey.export({ format: 'jwk' }) as JsonWebKeyPublic };
       },
       sign: (_alg, pk, d) => new Uint8Array(sign('sha256', bytes(d), { key: createPrivateKey({ key: bytes(pk), format: 'der', type: 'pkcs8' }), dsaEncoding: 'ieee-p1363' })),
       verify: (_alg, jwk, d, s) => verify('sha256', bytes(d), { key: createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' }), dsaEncoding: 'ieee-p1363' }, bytes(s)),
+      // The enclave's own implementation: these are real, only the context around them is fake.
+      aeadSeal: (alg, k, n, p, aad) => aeadSeal(alg, k, n, bytes(p), aad === undefined ? undefined : bytes(aad)),
+      aeadOpen: (alg, k, n, c, aad) => aeadOpen(alg, k, n, c, aad === undefined ? undefined : bytes(aad)),
+      hpkeSeal: (r, p, o) => hpkeSeal(r, bytes(p), { ...(o?.info !== undefined ? { info: bytes(o.info) } : {}), ...(o?.aad !== undefined ? { aad: bytes(o.aad) } : {}) }),
+      hpkeOpen: (k, e, c, o) => hpkeOpen(k, e, c, { ...(o?.info !== undefined ? { info: bytes(o.info) } : {}), ...(o?.aad !== undefined ? { aad: bytes(o.aad) } : {}) }),
     },
     log: logger,
     untrustedTime: { now: () => Date.now() },

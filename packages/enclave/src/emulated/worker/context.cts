@@ -19,6 +19,18 @@ declare const harden: <T>(v: T) => T;
 let cryptoModule: typeof NodeCrypto | undefined;
 const nc = (): typeof NodeCrypto => (cryptoModule ??= require('node:crypto') as typeof NodeCrypto);
 const signingKeys = new PrivateKeyCache(nc);
+// AEAD and HPKE load on first use too (see @enclave-edge/confidential/ta-crypto for which library does what).
+let taCryptoModule: typeof import('@enclave-edge/confidential/ta-crypto') | undefined;
+const taCrypto = () => (taCryptoModule ??= require('@enclave-edge/confidential/ta-crypto') as typeof import('@enclave-edge/confidential/ta-crypto'));
+
+function hpkeOptions(o: unknown): { info?: Uint8Array; aad?: Uint8Array } {
+  if (o === undefined || o === null) return {};
+  if (typeof o !== 'object') throw codedError('BAD_PARAMETERS', 'HPKE options must be { info?, aad? }');
+  const { info, aad } = o as { info?: unknown; aad?: unknown };
+  const i = optionalBytes(info, 'HPKE info');
+  const a = optionalBytes(aad, 'HPKE aad');
+  return { ...(i ? { info: i } : {}), ...(a ? { aad: a } : {}) };
+}
 
 const MAX_RANDOM = 1 << 20;
 const STORAGE_KEY = /^[A-Za-z0-9._-]{1,128}$/;
@@ -113,8 +125,12 @@ export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceR
       hmacSha256(key, data) {
         return fresh(nc().createHmac('sha256', bytesOf(key, 'hmac key')).update(bytesOf(data, 'hmac data')).digest());
       },
-      generateKeyPair(alg) {
-        if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `generateKeyPair: only ES256 is supported, not ${String(alg)}`);
+      generateKeyPair(alg: 'ES256' | 'X25519') {
+        if (alg === 'X25519') {
+          const k = taCrypto().x25519KeyPair();
+          return { privateKey: fresh(k.privateKey), publicKey: { ...k.publicKey } as JsonWebKeyPublic };
+        }
+        if (alg !== 'ES256') throw codedError('NOT_SUPPORTED', `generateKeyPair: only ES256 and X25519 are supported, not ${String(alg)}`);
         const { privateKey, publicKey } = nc().generateKeyPairSync('ec', { namedCurve: 'P-256' });
         const jwk = publicKey.export({ format: 'jwk' });
         return { privateKey: fresh(privateKey.export({ format: 'der', type: 'pkcs8' })), publicKey: { kty: 'EC', crv: 'P-256', x: String(jwk.x), y: String(jwk.y) } };
@@ -139,6 +155,19 @@ export function makeContextBase(init: WorkerInit, logs: LogPoster, rpc: ServiceR
           throw codedError('BAD_PARAMETERS', 'verify: the public key is not a P-256 JWK');
         }
         return nc().verify('sha256', bytesOf(data, 'verify data'), { key, dsaEncoding: 'ieee-p1363' }, bytesOf(signature, 'signature'));
+      },
+      aeadSeal(alg, key, nonce, plaintext, aad) {
+        return fresh(taCrypto().aeadSeal(alg, bytesOf(key, 'AEAD key'), bytesOf(nonce, 'AEAD nonce'), bytesOf(plaintext, 'AEAD plaintext'), optionalBytes(aad, 'AEAD aad')));
+      },
+      aeadOpen(alg, key, nonce, ciphertext, aad) {
+        return fresh(taCrypto().aeadOpen(alg, bytesOf(key, 'AEAD key'), bytesOf(nonce, 'AEAD nonce'), bytesOf(ciphertext, 'AEAD ciphertext'), optionalBytes(aad, 'AEAD aad')));
+      },
+      async hpkeSeal(recipient, plaintext, options) {
+        const r = await taCrypto().hpkeSeal(recipient, bytesOf(plaintext, 'HPKE plaintext'), hpkeOptions(options));
+        return { enc: fresh(r.enc), ciphertext: fresh(r.ciphertext) };
+      },
+      async hpkeOpen(privateKey, enc, ciphertext, options) {
+        return fresh(await taCrypto().hpkeOpen(bytesOf(privateKey, 'HPKE private key'), bytesOf(enc, 'HPKE enc'), bytesOf(ciphertext, 'HPKE ciphertext'), hpkeOptions(options)));
       },
     },
     log: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
