@@ -1,9 +1,11 @@
 /**
  * The one HPKE suite of confidential calls (RFC 9180, base mode):
- * DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, from @hpke/core. Keys travel as
+ * DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM, from @hpke/core (its KDF and AEAD steps on
+ * node:crypto, native-primitives.ts). Keys travel as
  * raw 32-byte X25519 values; the public key as an OKP JWK in the evidence (`cnf.jwk`).
  */
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { CipherSuite, DhkemX25519HkdfSha256 } from '@hpke/core';
+import { NodeAes256Gcm, NodeHkdfSha256 } from './native-primitives.js';
 import type { webcrypto } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 
@@ -15,7 +17,7 @@ export const SUITE_NAME = 'DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GC
 
 let suite: CipherSuite | undefined;
 export function hpkeSuite(): CipherSuite {
-  return (suite ??= new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() }));
+  return (suite ??= new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new NodeHkdfSha256(), aead: new NodeAes256Gcm() }));
 }
 
 /** The public half as evidence carries it (RFC 8037 OKP JWK). */
