@@ -65,7 +65,7 @@ export default defineSuite({
         const o = await openRequest(parseRequestEnvelope(s.envelope, { ta: 'hello', measurement: m }), kp.privateKey);
         await s.openResponse(o.sealResponse({ ok: true, result: o.params }));
       }, { iterations: 500, warmup: 50 });
-      ctx.compare({ name: 'envelope crypto in one process (@hpke/core on WebCrypto)', subject: crypto, baseline, notes: 'the part of the confidential overhead that is crypto; baseline: a plain invokeTA' });
+      ctx.compare({ name: 'envelope crypto in one process (@hpke/core: X25519 on WebCrypto, KDF/AEAD on node:crypto)', subject: crypto, baseline, notes: 'the part of the confidential overhead that is crypto; baseline: a plain invokeTA' });
 
       // ctx.crypto AEAD paths, 4 KiB: node:crypto AES-256-GCM (what A256GCM uses) beside
       // @noble/ciphers (XC20P, and its AES-256-GCM for scale), alternating.
