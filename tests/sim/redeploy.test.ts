@@ -81,7 +81,7 @@ describe('applyConfigurationContent', () => {
   it('also applies a fleet configuration (PUT /configurations/{id})', async () => {
     const c = nextContent();
     c.modulesContent.probeA['properties.desired'] = { greeting: 'fleet' };
-    const r = await t.hub.createOrUpdateConfiguration('fleet-1', { targetCondition: "tags.environment='dev'", priority: 10, content: c });
+    const r = await t.hub.createOrUpdateConfiguration('fleet-1', { targetCondition: "deviceId='edge-sim-device'", priority: 10, content: c });
     expect(r.id).toBe('fleet-1');
     await eventually(async () => expect((await t.invoke('probeA', 'twin')).payload.patches.some((p: any) => p.greeting === 'fleet')).toBe(true));
   });
@@ -97,7 +97,7 @@ describe('applyConfigurationContent', () => {
 
     const f = nextContent();
     f.modulesContent.probeA['properties.desired'] = { greeting: 'fleet ${HOME}' };
-    await t.hub.createOrUpdateConfiguration('fleet-2', { targetCondition: "tags.environment='dev'", priority: 10, content: f });
+    await t.hub.createOrUpdateConfiguration('fleet-2', { targetCondition: "deviceId='edge-sim-device'", priority: 10, content: f });
     await eventually(async () => expect(((await t.hub.getModuleTwin(DEVICE, 'probeA')) as any).properties.desired.greeting).toBe('fleet ${HOME}'));
     expect(JSON.stringify(await t.hub.getModuleTwin(DEVICE, 'probeA'))).not.toContain(process.env.HOME!);
   });

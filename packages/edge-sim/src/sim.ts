@@ -17,9 +17,12 @@ import { loadDeployment, parseDeployment, diffDeployments, type DeploymentSpec, 
 import { Supervisor } from './supervisor/index.js';
 import { startWorkloadApi } from './workload/index.js';
 import { ModuleLogBuffer } from './agent/log-buffer.js';
-import { attachEdgeAgent, isSystemModule, runtimeLogLine } from './agent/attach.js';
+import { attachEdgeAgent, isSystemModule, runtimeLogLine, SYSTEM_MODULES } from './agent/attach.js';
 import { BlobTarget, containerSasUrl, blobKey } from './agent/blob-target.js';
 import { EventStore } from './eventhub/event-store.js';
+import { SimRegistry } from './registry/registry.js';
+import type { ConfigurationInput } from './registry/configurations.js';
+import { mergePatch } from './hub/twins.js';
 import { EventHubEndpoint } from './eventhub/amqp-endpoint.js';
 import { edgeModuleEnv, eventHubConnectionString, eventHubName, loopbackProblem, moduleConnectionString, serviceHost, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
 
@@ -214,6 +217,17 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     closers.push(() => supervisor.stopAll());
     const system = attachEdgeAgent({ hub, supervisor, logs, spec: () => spec, deviceId, iotHub: hubHostName, ca: state.caCertPem });
     const blobs = new BlobTarget(join(state.dir, 'blobs'), blobKey(state.hubKey));
+    let ownSpec = spec;
+    let appliedSpec: DeploymentSpec | undefined = spec;
+    const registry = new SimRegistry({
+      deviceId,
+      twins: hub.twins,
+      moduleIds: () => [...SYSTEM_MODULES, ...new Set([...spec.modules.map((m) => m.name), ...(options.extraModules ?? [])])],
+      connected: (m) => isSystemModule(m) || hub.isConnected(m),
+      generationId: (m) => state.moduleIdentity(m, false)?.generationId,
+      redeploy: () => redeploy(),
+    });
+    const moduleTwin = (m: string): JsonObject => hub.twins.serviceView(m, isSystemModule(m) || hub.isConnected(m));
 
     // Apply/redeploy serialised: a second applyConfigurationContent waits for the first.
     let applying: Promise<void> = Promise.resolve();
@@ -231,7 +245,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           if (!state.moduleIdentity(m, false)) return Promise.reject(moduleNotFound(`${deviceId}/${m}`));
           return hub.invokeMethod(m, name, payload, timeout, connectTimeout);
         },
-        getTwin: (m) => hub.twins.serviceView(m, isSystemModule(m) || hub.isConnected(m)),
+        getTwin: moduleTwin,
+        registry: {
+          device: () => registry.device(),
+          modules: () => registry.modules(),
+          module: (m) => registry.module(m),
+          deviceTwin: () => registry.deviceTwin(),
+          patchDeviceTwin: (patch, ifMatch) => registry.patchDeviceTwin(patch as { tags?: JsonObject; desired?: JsonObject }, ifMatch),
+          checkModuleEtag: (m, ifMatch) => registry.checkModuleEtag(m, ifMatch),
+          query: (sql) => registry.query(sql, moduleTwin),
+          putConfiguration: (id, body, ifMatch) => registry.putConfiguration(id, body as unknown as ConfigurationInput, ifMatch),
+          getConfiguration: (id) => registry.configurations.get(id),
+          listConfigurations: () => registry.configurations.list(),
+          removeConfiguration: (id, ifMatch) => registry.removeConfiguration(id, ifMatch),
+        },
         patchTwin: (m, patch) => {
           // Check both sections first so an over-limit part leaves the twin untouched.
           if (patch.desired) hub.twins.checkPatch('desired', m, patch.desired as JsonObject);
@@ -296,29 +323,59 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       });
     };
 
-    async function applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void> {
-      const next = applying.then(async () => {
-        const newSpec = parseDeployment(content, { repoRoot, expandVariables: false }, 'configuration content');
-        const newRoutes = compileRoutes(newSpec.routes);
-        const diff = diffDeployments(spec, newSpec);
-        for (const w of newSpec.warnings) log(`warning: ${w}`);
-        log(`redeploy: start [${diff.start.join(', ')}] stop [${diff.stop.join(', ')}] restart [${diff.restart.join(', ')}] desired [${diff.desiredChanged.join(', ')}]${diff.routesChanged ? ' routes changed' : ''}`);
-        for (const m of newSpec.modules) state.moduleIdentity(m.name);
-        const byName = new Map(newSpec.modules.map((m) => [m.name, m]));
-        await Promise.all([...diff.stop, ...diff.restart].map((n) => supervisor.stop(n).catch(() => {})));
-        for (const n of diff.stop) hub.disconnect(n);
-        spec = newSpec;
-        routes = newRoutes;
-        hub.setRoutes(routes, spec.storeAndForward.timeToLiveSecs);
-        for (const n of diff.desiredChanged) hub.setDesired(n, (byName.get(n)?.desired ?? {}) as JsonObject);
-        system.deployed(newSpec);
-        for (const m of newSpec.modules) if (diff.start.includes(m.name) || diff.restart.includes(m.name)) startModule(m);
-        appliedDeployment = { modulesContent: content.modulesContent };
-        persist();
-      });
+    /** Run `newSpec`: stop, restart and start what changed; desired properties become the deployment's (IoT Hub replaces them). */
+    async function applySpec(newSpec: DeploymentSpec): Promise<void> {
+      const newRoutes = compileRoutes(newSpec.routes);
+      const diff = diffDeployments(spec, newSpec);
+      for (const w of newSpec.warnings) log(`warning: ${w}`);
+      // Compared with the twin, not the previous deployment: a desired patch made since is replaced too.
+      const desiredChanged = newSpec.modules.filter((m) => JSON.stringify(hub.twins.get(m.name).desired) !== JSON.stringify(mergePatch({}, m.desired as JsonObject))).map((m) => m.name);
+      log(`redeploy: start [${diff.start.join(', ')}] stop [${diff.stop.join(', ')}] restart [${diff.restart.join(', ')}] desired [${desiredChanged.join(', ')}]${diff.routesChanged ? ' routes changed' : ''}`);
+      for (const m of newSpec.modules) state.moduleIdentity(m.name);
+      const byName = new Map(newSpec.modules.map((m) => [m.name, m]));
+      await Promise.all([...diff.stop, ...diff.restart].map((n) => supervisor.stop(n).catch(() => {})));
+      for (const n of diff.stop) hub.disconnect(n);
+      spec = newSpec;
+      routes = newRoutes;
+      hub.setRoutes(routes, spec.storeAndForward.timeToLiveSecs);
+      for (const n of desiredChanged) hub.setDesired(n, (byName.get(n)?.desired ?? {}) as JsonObject);
+      system.deployed(newSpec);
+      for (const m of newSpec.modules) if (diff.start.includes(m.name) || diff.restart.includes(m.name)) startModule(m);
+    }
+
+    /** Serialised: a second deployment waits for the first. */
+    function serialised(run: () => Promise<void>): Promise<void> {
+      const next = applying.then(run);
       applying = next.catch(() => {});
       return next;
     }
+
+    /** What the device runs: the highest-priority configuration targeting it (plus layers), else its own deployment. */
+    function redeploy(): Promise<void> {
+      return serialised(async () => {
+        const eff = registry.effectiveDeployment();
+        const target = eff ? parseDeployment({ modulesContent: eff.modulesContent }, { repoRoot, expandVariables: false }, `configuration ${eff.base}${eff.layers.length ? ` + layers ${eff.layers.join(', ')}` : ''}`) : ownSpec;
+        if (target !== appliedSpec) await applySpec(target);
+        appliedSpec = target;
+      });
+    }
+
+    /**
+     * applyConfigurationContent: the device's own deployment, run now. Configurations that target
+     * the device take over again when they (or the device's tags) change.
+     */
+    async function applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void> {
+      const own = parseDeployment(content, { repoRoot, expandVariables: false }, 'configuration content');
+      await serialised(async () => {
+        await applySpec(own);
+        ownSpec = own;
+        appliedSpec = own;
+      });
+      // What is saved is the device's own deployment; configurations re-target it when they are applied again.
+      appliedDeployment = { modulesContent: content.modulesContent };
+      persist();
+    }
+
 
     // Twins are restored, or seeded from the manifest, before any module connects; from then on
     // every change is on disk before it is acknowledged.

@@ -24,13 +24,17 @@ export const ConfigurationContentSchema = z.object({
   modulesContent: JsonObject,
 });
 
-export const ConfigurationSchema = z.object({
+export const ConfigurationSchema = z.looseObject({
   id: z.string().optional(),
-  targetCondition: z.string().optional(),
-  priority: z.number().int().optional(),
-  content: ConfigurationContentSchema,
+  schemaVersion: z.string().optional(),
+  targetCondition: z.string().max(1024).optional(),
+  priority: z.number().int().min(0).optional(),
+  content: z.looseObject({ modulesContent: JsonObject.optional() }),
   labels: StringMap.optional(),
+  metrics: z.looseObject({ queries: StringMap.optional() }).optional(),
 });
+
+export const QuerySchema = z.object({ query: z.string().min(1).max(8192) });
 
 export function describeZodError(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(body)'}: ${i.message}`).join('; ');

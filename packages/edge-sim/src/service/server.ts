@@ -6,7 +6,10 @@
  *   GET   /twins/{d}/modules/{m}                module twin             (hub SAS)
  *   PATCH /twins/{d}/modules/{m}                desired/tags patch      (hub SAS)
  *   POST  /devices/{d}/applyConfigurationContent redeploy               (hub SAS)
- *   PUT   /configurations/{id}                  fleet deployment (applied to the simulated device)
+ *   GET   /devices[/{d}[/modules[/{m}]]]       identities                (hub SAS)
+ *   GET/PATCH /twins/{d}                        device twin (If-Match)    (hub SAS)
+ *   POST  /devices/query                        twin query                (hub SAS)
+ *   PUT/GET/DELETE /configurations[/{id}]       deployments at scale, targetCondition on the device twin
  *   GET   /edge-sim/upstream                    NDJSON stream of $upstream messages (simulator only)
  *   GET   /edge-sim/status                      modules and connections (simulator only)
  */
@@ -23,7 +26,7 @@ import { listenError } from '../listen-error.js';
 import { privilegedPortAdvice } from '../port-advice.js';
 import { BLOB_PATH_PREFIX } from '../agent/blob-target.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
-import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, describeZodError } from './schemas.js';
+import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, QuerySchema, describeZodError } from './schemas.js';
 
 export interface ServiceBackend {
   hubHostName: string;
@@ -37,6 +40,22 @@ export interface ServiceBackend {
   applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
   onUpstream(listener: (m: UpstreamMessage) => void): () => void;
   status(): unknown;
+  registry: RegistryApi;
+}
+
+/** The registry calls of the service API (the simulated device, its modules, twins, queries, configurations). */
+export interface RegistryApi {
+  device(): unknown;
+  modules(): unknown[];
+  module(moduleId: string): unknown;
+  deviceTwin(): unknown;
+  patchDeviceTwin(patch: { desired?: Record<string, unknown>; tags?: Record<string, unknown> }, ifMatch: string | undefined): Promise<unknown>;
+  checkModuleEtag(moduleId: string, ifMatch: string | undefined): void;
+  query(sql: string): unknown[];
+  putConfiguration(id: string, body: Record<string, unknown>, ifMatch: string | undefined): Promise<unknown>;
+  getConfiguration(id: string): unknown;
+  listConfigurations(): unknown[];
+  removeConfiguration(id: string, ifMatch: string | undefined): Promise<void>;
 }
 
 export interface ServiceApiOptions {
@@ -160,6 +179,8 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       if (caller.kind === 'module') opts.log?.(`${caller.moduleId} invoked ${target}.${body.methodName} (${Date.now() - t0} ms)`);
       return sendJson(res, 200, result);
     }
+    const ifMatch = typeof req.headers['if-match'] === 'string' ? req.headers['if-match'] : undefined;
+    const reg = backend.registry;
     if (parts[0] === 'twins' && parts[2] === 'modules' && parts.length === 4) {
       hubOnly();
       device(parts[1]);
@@ -167,8 +188,31 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       if (method === 'GET') return sendJson(res, 200, backend.getTwin(m));
       if (method === 'PATCH') {
         const body = parse(TwinPatchSchema, await readJson(req));
+        reg.checkModuleEtag(m, ifMatch);
         return sendJson(res, 200, backend.patchTwin(m, { ...(body.properties?.desired ? { desired: body.properties.desired } : {}), ...(body.tags ? { tags: body.tags } : {}) }));
       }
+    }
+    if (parts[0] === 'twins' && parts.length === 2) {
+      hubOnly();
+      device(parts[1]);
+      if (method === 'GET') return sendJson(res, 200, reg.deviceTwin());
+      if (method === 'PATCH') {
+        const body = parse(TwinPatchSchema, await readJson(req));
+        return sendJson(res, 200, await reg.patchDeviceTwin({ ...(body.properties?.desired ? { desired: body.properties.desired } : {}), ...(body.tags ? { tags: body.tags } : {}) }, ifMatch));
+      }
+    }
+    if (parts[0] === 'devices' && parts[1] === 'query' && parts.length === 2 && method === 'POST') {
+      hubOnly();
+      const body = parse(QuerySchema, await readJson(req));
+      return sendJson(res, 200, reg.query(body.query));
+    }
+    if (parts[0] === 'devices' && method === 'GET') {
+      hubOnly();
+      if (parts.length === 1) return sendJson(res, 200, [reg.device()]);
+      device(parts[1]);
+      if (parts.length === 2) return sendJson(res, 200, reg.device());
+      if (parts[2] === 'modules' && parts.length === 3) return sendJson(res, 200, reg.modules());
+      if (parts[2] === 'modules' && parts.length === 4) return sendJson(res, 200, reg.module(mod(parts[3])));
     }
     if (parts[0] === 'devices' && parts[2] === 'applyConfigurationContent' && parts.length === 3 && method === 'POST') {
       hubOnly();
@@ -178,11 +222,19 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       res.writeHead(204).end();
       return;
     }
-    if (parts[0] === 'configurations' && parts.length === 2 && method === 'PUT') {
+    if (parts[0] === 'configurations') {
       hubOnly();
-      const body = parse(ConfigurationSchema, await readJson(req));
-      await backend.applyConfiguration(body.content);
-      return sendJson(res, 200, { ...body, id: parts[1], etag: Buffer.from(String(Date.now())).toString('base64'), createdTimeUtc: new Date().toISOString() });
+      if (parts.length === 1 && method === 'GET') return sendJson(res, 200, reg.listConfigurations());
+      if (parts.length === 2 && method === 'GET') return sendJson(res, 200, reg.getConfiguration(parts[1]!));
+      if (parts.length === 2 && method === 'PUT') {
+        const body = parse(ConfigurationSchema, await readJson(req));
+        return sendJson(res, 200, await reg.putConfiguration(parts[1]!, body as Record<string, unknown>, ifMatch));
+      }
+      if (parts.length === 2 && method === 'DELETE') {
+        await reg.removeConfiguration(parts[1]!, ifMatch);
+        res.writeHead(204).end();
+        return;
+      }
     }
     if (parts[0] === 'edge-sim' && parts[1] === 'upstream' && method === 'GET') {
       hubOnly();
