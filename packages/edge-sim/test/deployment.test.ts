@@ -246,3 +246,34 @@ describe("the repository's own manifests", () => {
     }
   });
 });
+
+describe('manifests run as IoT Edge would, where it matters to a Node module', () => {
+  it('createOptions.Env reaches the module, the manifest env over it; WorkingDir/Cmd are named as not applied', () => {
+    const spec = parseDeployment(
+      manifest({
+        p: mod('example/plain:1', { env: { B: { value: 'from-env' } }, settings: { image: 'example/plain:1', createOptions: JSON.stringify({ Env: ['A=from-create', 'B=from-create', 'C=x=y'], WorkingDir: '/app', Cmd: ['node', 'x.js'] }) } }),
+      }),
+      { repoRoot: root },
+    );
+    expect(spec.modules[0]!.env).toEqual({ A: 'from-create', B: 'from-env', C: 'x=y' });
+    expect(spec.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/module p: createOptions\.WorkingDir names a path in the container; not applied/), expect.stringMatching(/module p: createOptions\.Cmd/)]));
+    expect(() => parseDeployment(manifest({ p: mod('example/plain:1', { settings: { image: 'example/plain:1', createOptions: { Env: ['NOEQUALS'] } } }) }), { repoRoot: root })).toThrow(
+      /modules\.p\.settings\.createOptions\.Env\[0\]: expected "NAME=value", got "NOEQUALS"/,
+    );
+  });
+
+  it('a Python or C# module folder is skipped with a warning naming it; the rest of the solution still runs', () => {
+    for (const [folder, files] of [['pysensor', ['main.py', 'requirements.txt']], ['csfilter', ['csfilter.csproj', 'Program.cs']]] as const) {
+      const dir = join(root, 'modules', folder);
+      mkdirSync(dir, { recursive: true });
+      writeJson(join(dir, 'module.json'), { image: { repository: `example/${folder}` } } as never);
+      for (const f of files) writeFileSync(join(dir, f), '');
+    }
+    const spec = parseDeployment(manifest({ py: mod('${MODULES.pysensor}'), cs: mod('example/csfilter:1.0'), p: mod('example/plain:1') }), { repoRoot: root });
+    const run = Object.fromEntries(spec.modules.map((m) => [m.name, m.run]));
+    expect(run.py).toEqual({ kind: 'skipped', reason: expect.stringMatching(/^modules\/pysensor is a Python module \(no package\.json\); the simulator runs Node\.js modules only/) });
+    expect(run.cs).toMatchObject({ kind: 'skipped', reason: expect.stringMatching(/^modules\/csfilter is a C# module/) });
+    expect(run.p!.kind).toBe('local');
+    expect(spec.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^module py: modules\/pysensor is a Python module/)]));
+  });
+});

@@ -1,6 +1,6 @@
 /** Reads a deployment manifest (template or generated deployment.json) into a DeploymentSpec. */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { compileRoutes } from '../routes/compile.js';
@@ -78,6 +78,10 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   for (const [name, m] of Object.entries(agent.modules ?? {})) {
     const run = resolveRun(name, m.settings.image, locals, repoRoot);
     if (run.kind === 'skipped') warnings.push(`module ${name}: ${run.reason}`);
+    const createOptions = readCreateOptions(name, m);
+    for (const k of ['WorkingDir', 'Cmd', 'Entrypoint'] as const) {
+      if (createOptions[k] !== undefined && run.kind !== 'skipped') warnings.push(`module ${name}: createOptions.${k} names a path in the container; not applied (the simulator runs node <entry> in the module's folder)`);
+    }
     const desired = readDesired(Object.hasOwn(mc, name) ? mc[name] : undefined, name);
     const spec: ModuleSpec = {
       name,
@@ -85,8 +89,9 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
       status: m.status,
       restartPolicy: m.restartPolicy,
       startupOrder: m.startupOrder ?? DEFAULT_STARTUP_ORDER,
-      env: Object.fromEntries(Object.entries(m.env ?? {}).map(([k, v]) => [k, String(v.value)])),
-      createOptions: readCreateOptions(name, m),
+      // As edgeAgent builds a container's environment: createOptions.Env, then the manifest's env over it.
+      env: { ...createOptionsEnv(name, createOptions), ...Object.fromEntries(Object.entries(m.env ?? {}).map(([k, v]) => [k, String(v.value)])) },
+      createOptions,
       desired,
       run,
     };
@@ -117,6 +122,14 @@ function definedOnly(env: Record<string, string | undefined>): Record<string, st
   return out;
 }
 
+/** A local module folder runs as `node <entry>`; one that is not Node.js is skipped, saying what it is. */
+function localRun(dir: string, folder: string): ModuleRun {
+  if (existsSync(join(dir, 'package.json'))) return { kind: 'local', dir, entry: moduleEntry(dir) };
+  const files = readdirSync(dir);
+  const lang = files.some((f) => f.endsWith('.csproj')) ? 'C#' : files.includes('requirements.txt') || files.some((f) => f.endsWith('.py')) ? 'Python' : files.includes('pom.xml') ? 'Java' : files.includes('CMakeLists.txt') ? 'C' : undefined;
+  return { kind: 'skipped', reason: `modules/${folder} is ${lang ? `a ${lang}` : 'not a Node.js'} module (no package.json); the simulator runs Node.js modules only, skipped — the rest of the solution runs` };
+}
+
 function resolveRun(name: string, image: string, locals: LocalModule[], repoRoot: string): ModuleRun {
   const ph = MODULES_PLACEHOLDER.exec(image);
   if (ph) {
@@ -125,7 +138,7 @@ function resolveRun(name: string, image: string, locals: LocalModule[], repoRoot
     if (!local) {
       throw new EnclaveEdgeError('CONFIG_INVALID', `${AGENT}.modules.${name}.settings.image: ${image} names ${resolve(repoRoot, 'modules', folder)}/module.json, which does not exist`);
     }
-    return { kind: 'local', dir: local.dir, entry: moduleEntry(local.dir) };
+    return localRun(local.dir, folder);
   }
   if (image.startsWith('${')) return { kind: 'skipped', reason: `image placeholder ${image} is not resolvable here` };
   const repo = imageRepository(image);
@@ -133,8 +146,22 @@ function resolveRun(name: string, image: string, locals: LocalModule[], repoRoot
     return { kind: 'builtin', builtin: 'simulated-temperature-sensor', entry: SIMULATED_TEMPERATURE_SENSOR_ENTRY };
   }
   const local = locals.find((l) => l.repository !== undefined && l.repository === repo);
-  if (local) return { kind: 'local', dir: local.dir, entry: moduleEntry(local.dir) };
+  if (local) return localRun(local.dir, local.folder);
   return { kind: 'skipped', reason: `image ${image} is not a local module (no modules/*/module.json with that repository) nor a built-in; skipped` };
+}
+
+/** Docker's `Env: ["NAME=value", …]` as a map; anything else is refused naming the entry. */
+function createOptionsEnv(name: string, co: Record<string, unknown>): Record<string, string> {
+  if (co.Env === undefined) return {};
+  const field = `${AGENT}.modules.${name}.settings.createOptions.Env`;
+  if (!Array.isArray(co.Env)) throw new EnclaveEdgeError('CONFIG_INVALID', `${field}: expected an array of "NAME=value" strings`);
+  const out: Record<string, string> = {};
+  co.Env.forEach((e, i) => {
+    const eq = typeof e === 'string' ? e.indexOf('=') : -1;
+    if (typeof e !== 'string' || eq <= 0) throw new EnclaveEdgeError('CONFIG_INVALID', `${field}[${i}]: expected "NAME=value", got ${JSON.stringify(e)}`);
+    out[e.slice(0, eq)] = e.slice(eq + 1);
+  });
+  return out;
 }
 
 function readCreateOptions(name: string, m: EdgeAgentModule): Record<string, unknown> {
