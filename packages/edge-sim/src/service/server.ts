@@ -40,7 +40,8 @@ export interface ServiceBackend {
   applyConfiguration(content: { modulesContent: Record<string, unknown> }): Promise<void>;
   onUpstream(listener: (m: UpstreamMessage) => void): () => void;
   status(): unknown;
-  registry: RegistryApi;
+  /** Absent: the registry routes answer 404 (a service API without a device registry behind it). */
+  registry?: RegistryApi;
 }
 
 /** The registry calls of the service API (the simulated device, its modules, twins, queries, configurations). */
@@ -188,11 +189,11 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       if (method === 'GET') return sendJson(res, 200, backend.getTwin(m));
       if (method === 'PATCH') {
         const body = parse(TwinPatchSchema, await readJson(req));
-        reg.checkModuleEtag(m, ifMatch);
+        reg?.checkModuleEtag(m, ifMatch);
         return sendJson(res, 200, backend.patchTwin(m, { ...(body.properties?.desired ? { desired: body.properties.desired } : {}), ...(body.tags ? { tags: body.tags } : {}) }));
       }
     }
-    if (parts[0] === 'twins' && parts.length === 2) {
+    if (reg && parts[0] === 'twins' && parts.length === 2) {
       hubOnly();
       device(parts[1]);
       if (method === 'GET') return sendJson(res, 200, reg.deviceTwin());
@@ -201,12 +202,12 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
         return sendJson(res, 200, await reg.patchDeviceTwin({ ...(body.properties?.desired ? { desired: body.properties.desired } : {}), ...(body.tags ? { tags: body.tags } : {}) }, ifMatch));
       }
     }
-    if (parts[0] === 'devices' && parts[1] === 'query' && parts.length === 2 && method === 'POST') {
+    if (reg && parts[0] === 'devices' && parts[1] === 'query' && parts.length === 2 && method === 'POST') {
       hubOnly();
       const body = parse(QuerySchema, await readJson(req));
       return sendJson(res, 200, reg.query(body.query));
     }
-    if (parts[0] === 'devices' && method === 'GET') {
+    if (reg && parts[0] === 'devices' && method === 'GET') {
       hubOnly();
       if (parts.length === 1) return sendJson(res, 200, [reg.device()]);
       device(parts[1]);
@@ -222,7 +223,7 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
       res.writeHead(204).end();
       return;
     }
-    if (parts[0] === 'configurations') {
+    if (reg && parts[0] === 'configurations') {
       hubOnly();
       if (parts.length === 1 && method === 'GET') return sendJson(res, 200, reg.listConfigurations());
       if (parts.length === 2 && method === 'GET') return sendJson(res, 200, reg.getConfiguration(parts[1]!));
