@@ -7,6 +7,6 @@ export { startSimulator, type SimulatorOptions, type SimulatorHandle } from './s
 export { StateDir, RuntimeStateSchema, type RuntimeState, type ModuleIdentity } from './state/index.js';
 export { EdgeHub, type EdgeHubOptions, type UpstreamMessage } from './hub/edge-hub.js';
 export { HubError } from './hub/hub-error.js';
-export { startServiceApi, upstreamJson, type ServiceBackend } from './service/server.js';
+export { startServiceApi, upstreamJson, type ServiceBackend, type RegistryApi } from './service/server.js';
 export { createSas, parseSas, verifySas, encodeUriStrict } from './sas.js';
 export { edgeModuleEnv, moduleConnectionString, serviceConnectionString, gatewayHostName, type GatewayInfo } from './module-env.js';

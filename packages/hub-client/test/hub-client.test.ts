@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { HubClient, parseServiceConnectionString, hubErrorFromResponse, serviceSas, type UpstreamEvent } from '@enclave-edge/hub-client';
-import { startServiceApi, generatePkiForTests, HubError } from './support.js';
+import { startServiceApi, generatePkiForTests, HubError, type RegistryApi } from './support.js';
 
 const hubKey = randomBytes(32).toString('base64');
 let api: { port: number; close(): Promise<void> };
@@ -44,6 +44,11 @@ beforeAll(async () => {
         return () => upstreamListeners.delete(l);
       },
       status: () => ({ ok: true }),
+      // Only what these tests call; the simulator's real registry is tested in tests/sim/registry.test.ts.
+      registry: {
+        putConfiguration: async (id: string, body: Record<string, unknown>) => ({ ...body, id, etag: 'e1' }),
+        checkModuleEtag: () => {},
+      } as unknown as RegistryApi,
     },
     { tls: { key: pki.serverKeyPem, cert: pki.serverCertPem }, port: 0 },
   );

@@ -161,6 +161,9 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     const hubOnly = (): void => {
       if (caller.kind !== 'hub') throw new HttpError(401, 401002, 'unauthorized: module credentials may only invoke methods');
     };
+    // Module credentials reach the methods route only, whatever else this server serves.
+    const isMethodCall = parts[0] === 'twins' && parts[2] === 'modules' && parts.length === 5 && parts[4] === 'methods' && method === 'POST';
+    if (!isMethodCall) hubOnly();
     const device = (d: string | undefined): void => {
       if (d !== backend.deviceId) throw new HttpError(404, 404001, `Device ${d} not found (the simulator runs device ${backend.deviceId}).`);
     };
