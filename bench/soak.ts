@@ -130,7 +130,8 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
         outcome = String(r.status);
         if (r.status === 200) acked.set(name, String(i));
       } catch (err) {
-        outcome = (err as { code?: string }).code ?? 'ERROR';
+        const e = err as { code?: string; detail?: { errorCode?: unknown } };
+        outcome = `${e.code ?? 'ERROR'}${e.detail?.errorCode !== undefined ? ` ${String(e.detail.errorCode)}` : ''}`;
       }
       const took = Date.now() - started;
       if (took <= deadlineMs + 2000) calls.answered++;

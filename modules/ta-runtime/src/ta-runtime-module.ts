@@ -107,7 +107,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       .catch((err: Error) => log.warn({ id: res.id, err: err.message }, 'could not send taResponse'));
   };
 
-  const onRequest = (msg: Message) => {
+  const onRequest = (msg: Message, held: boolean) => {
     const body = messageBytes(msg);
     let req;
     try {
@@ -117,6 +117,14 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
       const e = toEnclaveEdgeError(err);
       if (id) void reply(errorResponse(id, e));
       else frame.drops.drop(`input:${TA_REQUEST_INPUT}`, e.code, `malformed taRequest without an id: ${e.message}`);
+      return;
+    }
+    // Sent to the previous instance (edgeHub resumed its session): the sender is told by the
+    // ready notice that the call may not have run, and retries it under the same id. Running
+    // it now would spend the TA on a deadline mostly gone (and a call past its deadline ends
+    // its TA instance); answering 503 leaves the retry to run it once.
+    if (held) {
+      void reply(errorResponse(req.id, new EnclaveEdgeError('UNAVAILABLE', 'ta-runtime restarted; the request arrived before it was ready and did not run: retry', { detail: { retryAfterMs: 0 } })));
       return;
     }
     // In flight counts invocations: a batch counts as many as it carries.

@@ -7,8 +7,8 @@
  *   2. The module builds its parts.
  *   3. `frame.serve(...)`: apply the desired properties and wait until the module can handle
  *      messages (pipelines built, TAs loaded or refused); only then are input messages handed
- *      to the module and its methods registered (callers meanwhile are told the module is not
- *      connected).
+ *      to the module and its methods run (until then a method call is answered 503 UNAVAILABLE
+ *      with `retryAfterMs`: the module is connected but not ready).
  *
  * Input messages cannot simply wait at edgeHub: the SDK connects with a persistent session
  * (clean=false), so edgeHub resumes the previous subscription and delivers at once, and the
@@ -45,8 +45,8 @@ export interface ServeOptions {
    * `patch`: the desired patch that caused this call (its nulls are deletions the merged document no longer shows).
    */
   applyDesired(desired: Record<string, unknown>, patch?: unknown): Promise<void> | void;
-  /** Input name → handler. Subscribed only once the module is ready. */
-  inputs: Map<string, (msg: Message) => void>;
+  /** Input name → handler, called once the module is ready; `held`: the message arrived before. */
+  inputs: Map<string, (msg: Message, held: boolean) => void>;
   /** Messages on any other input (default: reported dropped). */
   onOtherInput?: (input: string, msg: Message) => void;
   methods: MethodTable;
@@ -134,6 +134,18 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
     async serve(s) {
       if (serveOpts) throw new EnclaveEdgeError('CONFLICT', 'the module frame is already serving');
       serveOpts = s;
+      // Methods answer from the start: 503 with a retry hint until ready, rather than IoT Hub's
+      // "not connected" (404103) for a module that is connected and only getting ready.
+      for (const name of s.methods.keys()) {
+        client.onMethod(name, (req, res) => {
+          const answer = ready
+            ? dispatchMethod(s.methods, name, req.payload, s.methodGuard)
+            : Promise.resolve(methodError(new EnclaveEdgeError('UNAVAILABLE', `${moduleId} is starting (applying its desired properties); retry shortly`, { detail: { retryAfterMs: 1000 } })));
+          void answer
+            .then((r) => res.send(r.status, r.payload))
+            .catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
+        });
+      }
       const desired = () => twin.properties.desired as Record<string, unknown>;
       // Changes that arrive while the first apply runs are applied after it, in order.
       let applying = Promise.resolve(s.applyDesired(desired()));
@@ -141,9 +153,9 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
         applying = applying.catch(() => undefined).then(() => s.applyDesired(desired(), patch));
       });
       await applying;
-      const handle = (input: string, msg: Message): void => {
+      const handle = (input: string, msg: Message, held = false): void => {
         const handler = s.inputs.get(input);
-        if (handler) handler(msg);
+        if (handler) handler(msg, held);
         else if (s.onOtherInput) s.onOtherInput(input, msg);
         else drops.drop(`input:${input}`, 'NO_HANDLER', `${moduleId} has no input "${input}"`);
       };
@@ -151,14 +163,7 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
       early = undefined;
       deliver = handle;
       if (held.length > 0) log.info({ messages: held.length }, 'handing over the messages that arrived before ready');
-      for (const [input, msg] of held) handle(input, msg);
-      for (const name of s.methods.keys()) {
-        client.onMethod(name, (req, res) => {
-          void dispatchMethod(s.methods, name, req.payload, s.methodGuard)
-            .then((r) => res.send(r.status, r.payload))
-            .catch((err: Error) => log.warn({ method: name, err: err.message }, 'could not send the method response'));
-        });
-      }
+      for (const [input, msg] of held) handle(input, msg, true);
       // A method this module does not have is answered at once, naming the ones it has.
       client.onUnknownMethod?.((name, respond) => {
         const r = methodError(new EnclaveEdgeError('ITEM_NOT_FOUND', `${moduleId} has no method "${name}"; its methods: ${[...s.methods.keys()].join(', ')}`));
