@@ -247,20 +247,28 @@ describe('the second day: stop, start again, reset', () => {
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }, 30_000);
 
+  /** key-vault's put and get answer confidential calls only: sealed to the TA's attested key, verified against the device CA. */
+  async function vault(command: 'put' | 'get', params: Record<string, string>): Promise<{ status: number; payload: any }> {
+    const r = await cli(['--json', 'invoke', 'host-module', 'invokeTA', JSON.stringify({ ta: 'key-vault', command, params }), '--confidential', '--trust', await deviceCaPath(), '--allow-emulated', ...at()]);
+    const answer = JSON.parse(r.stdout);
+    expect(r.code, r.stderr).toBe(answer.status === 200 ? 0 : 3);
+    return answer;
+  }
+
   it('sealed secrets and the device identity survive a restart; deleting the state folder starts over cleanly', async () => {
     const secret = `s-${randomBytes(8).toString('hex')}`;
-    expect((await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'put', params: { name: 'acceptance', value: secret } })).status).toBe(200);
+    expect((await vault('put', { name: 'acceptance', value: secret })).status).toBe(200);
     const ca1 = readFileSync(await deviceCaPath(), 'utf8');
     await down();
 
     await up('sim up'); // same state folder: the next day
-    expect(await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } })).toEqual({ status: 200, payload: { result: { name: 'acceptance', value: secret } } });
+    expect(await vault('get', { name: 'acceptance' })).toMatchObject({ status: 200, payload: { result: { name: 'acceptance', value: secret } } });
     expect(readFileSync(await deviceCaPath(), 'utf8')).toBe(ca1);
     await down();
 
     rmSync(stateDir, { recursive: true, force: true }); // the documented reset
     await up('sim up');
-    const gone = await invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'get', params: { name: 'acceptance' } });
+    const gone = await vault('get', { name: 'acceptance' });
     expect(gone.status).toBe(404);
     const trust = await deviceCaPath();
     expect(readFileSync(trust, 'utf8')).not.toBe(ca1);
