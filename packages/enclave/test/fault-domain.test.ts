@@ -103,6 +103,25 @@ describe('fault domain: a process per TA', () => {
     expect(ok).toBeGreaterThan(0);
   });
 
+  it.runIf(process.getuid?.() === 0)('as root, taUids runs each TA process under a uid of its own', async () => {
+    const b = new EmulatedBackend({ standby: 0, taUids: { from: 61_000, count: 4 } });
+    const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))![1]);
+    try {
+      const a = await b.create(makeTestBundle(HELLO, { name: 'uid-a' }));
+      const c = await b.create(makeTestBundle(HELLO, { name: 'uid-b' }));
+      expect(await a.invoke(undefined, 'ping', 1)).toEqual({ pong: 1 });
+      expect(await c.invoke(undefined, 'ping', 2)).toEqual({ pong: 2 });
+      expect([uidOf(a.processInfo()!.pid), uidOf(c.processInfo()!.pid)]).toEqual([61_000, 61_001]);
+      await Promise.all([a.destroy(), c.destroy()]);
+    } finally {
+      await b.destroy();
+    }
+  });
+
+  it('refuses taUids unless it runs as root, or without process isolation', () => {
+    expect(() => new EmulatedBackend({ isolation: 'thread', taUids: { from: 61_000, count: 1 } })).toThrow(/process/);
+  });
+
   it('says what the OS bounds here', () => {
     const p = probeOsLimits();
     expect(typeof p.addressSpace.enforced).toBe('boolean');
