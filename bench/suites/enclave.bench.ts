@@ -3,7 +3,7 @@
  * start (from a standby worker, back to back, fully cold), and idle memory with 50 enclaves live.
  */
 import { Worker } from 'node:worker_threads';
-import { fork } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
@@ -40,7 +40,7 @@ function rawPostMessageCall(): { call: () => Promise<void>; close: () => Promise
 
 /** A bare child process that echoes over the same IPC channel kind TA processes use: the floor of the process boundary. */
 async function rawIpcCall(): Promise<{ call: () => Promise<void>; close: () => void }> {
-  const c = fork('-e', [], { execArgv: ['-e', "process.on('message', (m) => process.send(m)); process.send(0)"], serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} });
+  const c = spawn(process.execPath, ['-e', "process.on('message', (m) => process.send(m)); process.send(0)"], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} });
   await new Promise((r) => c.once('message', r));
   let next = 0;
   const pending = new Map<number, () => void>();

@@ -5,7 +5,7 @@
  * storage and attestation fail NOT_SUPPORTED, and the runtime reports why: fail closed.
  */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { EmulatedBackend, type EnclaveBackend, type TrustServices } from '@enclave-edge/enclave';
+import { createBackend as createRegisteredBackend, probeBackend, type EnclaveBackend, type TrustServices } from '@enclave-edge/enclave';
 import { createRootOfTrust, createTrustServices, initDeviceIdentity, loadDeviceChain, rootOfTrustConfigFromEnv, devicePaths, freshnessOptionsFromEnv } from '@enclave-edge/trust';
 import type { Logger } from '@enclave-edge/observability';
 import type { RuntimeConfig } from './config.js';
@@ -28,15 +28,15 @@ export interface TrustSetup {
   close(): Promise<void>;
 }
 
+/** The backend named by configuration, from the one registry; refused with the registry's reason when it cannot run here. */
 export function createBackend(kind: string): EnclaveBackend {
-  if (kind !== 'emulated') throw new EnclaveEdgeError('NOT_SUPPORTED', `enclave backend "${kind}" is not available in this build (only "emulated")`);
-  return new EmulatedBackend();
+  const probe = probeBackend(kind);
+  if (!probe.available) throw new EnclaveEdgeError('NOT_SUPPORTED', `enclave backend "${kind}" is not available here: ${probe.reason ?? 'unknown reason'}`);
+  return createRegisteredBackend(kind);
 }
 
-/** Backends with a standby pool (the emulated one) end its workers at shutdown; others have nothing to end. */
 async function endBackend(backend: EnclaveBackend): Promise<void> {
-  const b = backend as EnclaveBackend & { destroy?: () => Promise<void> };
-  if (typeof b.destroy === 'function') await b.destroy().catch(() => undefined);
+  await backend.close?.().catch(() => undefined);
 }
 
 export async function setupTrust(cfg: RuntimeConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<TrustSetup> {

@@ -99,4 +99,6 @@ export interface EnclaveBackend {
   /** `emulated`, later `sgx`, `optee`: also the `tee` claim of evidence. */
   readonly kind: string;
   create(bundle: VerifiedBundle, options?: EnclaveCreateOptions): Promise<Enclave>;
+  /** Release what the backend holds itself (standby processes, …); enclaves already created are the caller's to destroy. */
+  close?(): Promise<void>;
 }

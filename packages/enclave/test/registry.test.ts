@@ -1,11 +1,19 @@
 import { describe, it, expect } from 'vitest';
-import { createBackend, registerBackend, backendKinds, EmulatedBackend, type EnclaveBackend } from '@enclave-edge/enclave';
+import { createBackend, registerBackend, backendKinds, probeBackend, EmulatedBackend, type EnclaveBackend } from '@enclave-edge/enclave';
 
 describe('backend registry', () => {
-  it('creates the emulated backend by kind', () => {
-    const b = createBackend('emulated');
+  it('creates the emulated backend by kind, and closes it', async () => {
+    const b = createBackend('emulated', { standby: 0 });
     expect(b).toBeInstanceOf(EmulatedBackend);
     expect(b.kind).toBe('emulated');
+    await b.close?.();
+  });
+
+  it('probes: emulated is available here (with its OS bounds), sgx/optee/unknown say why not', () => {
+    expect(probeBackend('emulated')).toMatchObject({ available: true, details: { isolation: 'process', os: { residentWatch: expect.any(Object) } } });
+    expect(probeBackend('sgx')).toMatchObject({ available: false, reason: expect.stringContaining('SGX') });
+    expect(probeBackend('optee')).toMatchObject({ available: false });
+    expect(probeBackend('tpm-magic')).toMatchObject({ available: false, reason: expect.stringContaining('emulated') });
   });
 
   it('names sgx and optee but refuses them clearly (NOT_SUPPORTED)', () => {

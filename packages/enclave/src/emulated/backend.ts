@@ -80,6 +80,10 @@ export class EmulatedBackend implements EnclaveBackend {
     return { ...this.pool.stats(), threadIds: this.pool.threadIds() };
   }
 
+  close(): Promise<void> {
+    return this.destroy();
+  }
+
   /** Terminate the standby workers and stop refilling; enclaves already created are not touched (destroy them yourself). Later creates spawn fresh. */
   destroy(): Promise<void> {
     return this.pool.destroy();
