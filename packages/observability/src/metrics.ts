@@ -1,4 +1,5 @@
 /** Prometheus metrics (prom-client) with the names both modules share. */
+import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface EdgeMetrics {
@@ -13,9 +14,25 @@ export interface EdgeMetrics {
   dropped: Counter<'source' | 'code'>;
 }
 
-export function createMetrics(opts: { module: string; defaultMetrics?: boolean }): EdgeMetrics {
+/**
+ * IoT Edge's own metrics label set (edgeAgent/edgeHub, and Microsoft's monitoring workbooks):
+ * `iothub`, `edge_device`, `instance_number` (one per process start) and `module_name`. The hub and
+ * device come from the environment edgeAgent gives modules; absent ones are left out.
+ */
+export function edgeMetricLabels(module: string, env: Record<string, string | undefined> = process.env, instance = INSTANCE_NUMBER): Record<string, string> {
+  return {
+    module_name: module,
+    ...(env.IOTEDGE_IOTHUBHOSTNAME ? { iothub: env.IOTEDGE_IOTHUBHOSTNAME } : {}),
+    ...(env.IOTEDGE_DEVICEID ? { edge_device: env.IOTEDGE_DEVICEID } : {}),
+    instance_number: instance,
+  };
+}
+
+const INSTANCE_NUMBER = randomUUID();
+
+export function createMetrics(opts: { module: string; defaultMetrics?: boolean; env?: Record<string, string | undefined> }): EdgeMetrics {
   const registry = new Registry();
-  registry.setDefaultLabels({ module_name: opts.module });
+  registry.setDefaultLabels(edgeMetricLabels(opts.module, opts.env));
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'enclave_edge_' });
   const registers = [registry];
   return {

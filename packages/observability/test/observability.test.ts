@@ -61,7 +61,7 @@ describe('metrics', () => {
   afterEach(async () => server?.close());
 
   it('serves /metrics with invocation counters and latency histograms', async () => {
-    const m = createMetrics({ module: 'test', defaultMetrics: false });
+    const m = createMetrics({ module: 'test', defaultMetrics: false, env: {} });
     m.invocations.inc({ ta: 'hello', command: 'ping' });
     m.latency.observe({ ta: 'hello', command: 'ping' }, 0.002);
     m.liveEnclaves.set(3);
@@ -69,10 +69,16 @@ describe('metrics', () => {
     const res = await fetch(server.url);
     expect(res.status).toBe(200);
     const text = await res.text();
-    expect(text).toContain('enclave_edge_ta_invocations_total{ta="hello",command="ping",module_name="test"} 1');
-    expect(text).toContain('enclave_edge_live_enclaves{module_name="test"} 3');
+    expect(text).toMatch(/enclave_edge_ta_invocations_total\{ta="hello",command="ping",module_name="test",instance_number="[0-9a-f-]{36}"\} 1/);
+    expect(text).toMatch(/enclave_edge_live_enclaves\{module_name="test",instance_number="[0-9a-f-]{36}"\} 3/);
     expect(text).toContain('enclave_edge_ta_latency_seconds_bucket');
     expect((await fetch(server.url.replace('/metrics', '/other'))).status).toBe(404);
+  });
+  it("carries IoT Edge's label set: iothub, edge_device, instance_number, module_name", async () => {
+    const m = createMetrics({ module: 'ta-runtime', defaultMetrics: false, env: { IOTEDGE_IOTHUBHOSTNAME: 'hub.azure-devices.net', IOTEDGE_DEVICEID: 'dev-7' } });
+    m.messages.inc({ input: 'in', output: '' });
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/enclave_edge_messages_total\{input="in",output="",module_name="ta-runtime",iothub="hub\.azure-devices\.net",edge_device="dev-7",instance_number="[0-9a-f-]{36}"\} 1/);
   });
   it('refuses an invalid port clearly', async () => {
     const m = createMetrics({ module: 'test', defaultMetrics: false });
