@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { HubClient, type UpstreamEvent } from '@enclave-edge/hub-client';
+import { ConfidentialClient, methodTransport } from '@enclave-edge/confidential';
 import { buildBundles, e2eManifest, repoRoot, rssKb, startE2E } from '../tests/e2e/harness.js';
 import { retryUntil } from '../tests/support/eventually.js';
 
@@ -114,6 +115,19 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
     if ((await invoke({ ta: 'key-vault', command: 'list', params: {} }, 5)).status !== 200) throw new Error('not serving');
   }, 120_000, 500);
 
+  let cc: { hub: HubClient; client: ConfidentialClient } | undefined;
+  const caPem = async () => {
+    const twin = await sim.hub.getModuleTwin(sim.deviceId, 'ta-runtime');
+    return readFileSync((twin as any).properties.reported.runtime.rootOfTrust.deviceCaPath as string, 'utf8');
+  };
+  const anchors = await caPem();
+  const confidential = (): ConfidentialClient => {
+    if (cc?.hub !== sim.hub) {
+      const hub = sim.hub;
+      cc = { hub, client: new ConfidentialClient({ transport: methodTransport((m, p) => hub.invokeModuleMethod(sim.deviceId, 'host-module', { methodName: m, payload: p, responseTimeoutInSeconds: 10 })), trustAnchors: anchors, allowEmulated: true }) };
+    }
+    return cc.client;
+  };
   // Writers: each acknowledged put must be readable at the end.
   const acked = new Map<string, string>();
   const calls = { total: 0, answered: 0, late: 0, statuses: new Map<string, number>() };
@@ -126,9 +140,10 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
       calls.total++;
       let outcome: string;
       try {
-        const r = await invoke({ ta: 'key-vault', command: 'put', params: { name, value: String(i) }, timeoutMs: 5000 }, deadlineMs / 1000);
-        outcome = String(r.status);
-        if (r.status === 200) acked.set(name, String(i));
+        // key-vault's put answers only confidential calls: sealed to its attested key.
+        await confidential().invoke('key-vault', 'put', { name, value: String(i) });
+        outcome = '200';
+        acked.set(name, String(i));
       } catch (err) {
         const e = err as { code?: string; detail?: { errorCode?: unknown } };
         outcome = `${e.code ?? 'ERROR'}${e.detail?.errorCode !== undefined ? ` ${String(e.detail.errorCode)}` : ''}`;
@@ -182,8 +197,8 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
 
   let writesLost = 0;
   for (const [name, value] of acked) {
-    const r = await invoke({ ta: 'key-vault', command: 'get', params: { name } }, 10).catch(() => undefined);
-    if (r?.status !== 200 || (r.payload as { result?: { value?: unknown } }).result?.value !== value) writesLost++;
+    const r = (await confidential().invoke('key-vault', 'get', { name }).catch(() => undefined)) as { value?: unknown } | undefined;
+    if (r?.value !== value) writesLost++;
   }
   const nearSimKill = (at: number) => simKills.some((s) => at <= s && at >= s - 5000);
   let lost = 0;
