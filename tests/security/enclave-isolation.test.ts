@@ -86,7 +86,8 @@ describe('the compartment grants no ambient authority', () => {
     const e = await create();
     expect(await e.invoke(undefined, 'ctxShape')).toEqual({
       frozen: true, ctorEscape: 'threw', randomEscape: 'threw',
-      keys: 'attest,crypto,host,log,random,seal,session,storage,ta,unseal,untrustedTime',
+      // caller: how this call came (ctx.caller.confidential); data only, frozen with the rest.
+      keys: 'attest,caller,crypto,host,log,random,seal,session,storage,ta,unseal,untrustedTime',
     });
   });
 
