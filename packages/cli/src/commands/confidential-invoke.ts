@@ -3,7 +3,7 @@
  * nonce (the module's `attest` method) and verified against the policy before anything is sent;
  * params and result then travel sealed through the ordinary `invokeTA` method.
  */
-import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { EnclaveEdgeError, statusOf } from '@enclave-edge/errors';
 import type { HubClient } from '@enclave-edge/hub-client';
 import type { Value } from '@enclave-edge/ta-sdk';
 import { readText, policyInput } from './verify.js';
@@ -16,8 +16,8 @@ export interface ConfidentialInvokeOptions {
 }
 
 export interface ConfidentialAnswer {
-  status: 200;
-  payload: { result: unknown };
+  status: number;
+  payload: { result: unknown } | { error: { code: string; message: string } };
   confidential: { ta: string; measurement: string; tee: string; warnings: string[] };
 }
 
@@ -34,9 +34,17 @@ export async function invokeConfidential(hub: HubClient, deviceId: string, modul
   const client = new ConfidentialClient({ transport, trustAnchors: readText('trust anchors', o.trust), policy: policyInput(o) });
   // Fails with the verifier's reason before anything is sent.
   const key = await client.attestedKey(p.ta);
-  const result = await client.invoke(p.ta, p.command, decodeValue(p.params ?? null) as Value, {
-    ...(typeof p.sessionId === 'string' ? { sessionId: p.sessionId } : {}),
-    ...(typeof p.timeoutMs === 'number' ? { timeoutMs: p.timeoutMs } : {}),
-  });
-  return { status: 200, payload: { result: encodeValue(result) }, confidential: { ta: key.ta, measurement: key.measurement, tee: key.claims.tee, warnings: key.warnings } };
+  const confidential = { ta: key.ta, measurement: key.measurement, tee: key.claims.tee, warnings: key.warnings };
+  try {
+    const result = await client.invoke(p.ta, p.command, decodeValue(p.params ?? null) as Value, {
+      ...(typeof p.sessionId === 'string' ? { sessionId: p.sessionId } : {}),
+      ...(typeof p.timeoutMs === 'number' ? { timeoutMs: p.timeoutMs } : {}),
+    });
+    return { status: 200, payload: { result: encodeValue(result) }, confidential };
+  } catch (err) {
+    // The evidence was accepted and the call was sent: a refusal now is the call's answer, shaped
+    // as a plain invoke's (status and error), so scripts see the same exit status either way.
+    if (!(err instanceof EnclaveEdgeError)) throw err;
+    return { status: statusOf(err.code), payload: { error: { code: err.code, message: err.message } }, confidential };
+  }
 }

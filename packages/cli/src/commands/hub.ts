@@ -46,6 +46,15 @@ function explainTimeout(err: unknown, moduleId: string, methodName: string, time
   return new EnclaveEdgeError('TIMEOUT', `no answer from ${moduleId} ${methodName} within ${timeoutS} s: ${hints.join('; ')}`, { cause: err });
 }
 
+/** A non-2xx answer: one line on stderr and exit status 3 (the answer itself is already on stdout). */
+function reportStatus(moduleId: string, methodName: string, r: { status: number; payload: unknown }): void {
+  if (r.status >= 200 && r.status <= 299) return;
+  const e = (r.payload as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof e?.code === 'string' ? e.code : `STATUS_${r.status}`;
+  process.stderr.write(`enclave-edge: ${code}: ${moduleId} ${methodName} answered ${r.status}${typeof e?.message === 'string' ? `: ${oneLine(e.message)}` : ''}\n`);
+  process.exitCode = EXIT.METHOD_STATUS;
+}
+
 function pretty(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v, null, 2);
 }
@@ -79,6 +88,7 @@ export function register(program: Command): void {
           const r = await invokeConfidential(t.client, t.deviceId, moduleId, methodName, body, o);
           for (const w of r.confidential.warnings) warn(w);
           emit(g, r, (v: typeof r) => `status ${v.status} (confidential: ${v.confidential.ta} ${v.confidential.measurement.slice(0, 12)}…, tee ${v.confidential.tee})\n${pretty(v.payload)}`);
+          reportStatus(moduleId, methodName, r);
           return;
         }
         let r;
@@ -88,12 +98,7 @@ export function register(program: Command): void {
           throw explainTimeout(err, moduleId, methodName, o.timeout, t.simulator);
         }
         emit(g, r, (v: typeof r) => `status ${v.status}\n${pretty(v.payload)}`);
-        if (r.status < 200 || r.status > 299) {
-          const e = (r.payload as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-          const code = typeof e?.code === 'string' ? e.code : `STATUS_${r.status}`;
-          process.stderr.write(`enclave-edge: ${code}: ${moduleId} ${methodName} answered ${r.status}${typeof e?.message === 'string' ? `: ${oneLine(e.message)}` : ''}\n`);
-          process.exitCode = EXIT.METHOD_STATUS;
-        }
+        reportStatus(moduleId, methodName, r);
       } finally {
         t.client.close();
       }
