@@ -104,9 +104,13 @@ describe('enclave-edge device + verify', () => {
   });
 
   it('fails clearly on a bad root-of-trust choice', async () => {
-    const r = await cli(['device', 'init', '--rot', 'tpm', '--state-dir', 'x']);
+    const r = await cli(['device', 'init', '--rot', 'nonsense', '--state-dir', 'x']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/CONFIG_INVALID: invalid root-of-trust configuration/);
+    expect(r.stderr).toMatch(/CONFIG_INVALID: invalid root-of-trust configuration: kind: .*'software' \| 'pkcs11' \| 'workload' \| 'tpm'/);
+    // tpm is a valid choice; with no TPM behind the TCTI it says so and how to fix it.
+    const t = await cli(['device', 'init', '--rot', 'tpm', '--tcti', 'device:/dev/no-such-tpm', '--state-dir', 'x']);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(/UNAVAILABLE: TPM absent: the device of TCTI "device:\/dev\/no-such-tpm" cannot be opened/);
     const p = await cli(['device', 'init', '--rot', 'pkcs11', '--state-dir', 'x']);
     expect(p.stderr).toMatch(/CONFIG_INVALID/);
   });

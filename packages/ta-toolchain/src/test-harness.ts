@@ -64,7 +64,15 @@ async function loadWasm(code: Uint8Array, ctx: FakeContextForTests): Promise<TAD
     if (rc === 0) return out === undefined ? null : (JSON.parse(out) as Value);
     throw new EnclaveEdgeError(rc === 1 ? 'BAD_PARAMETERS' : rc === 2 ? 'ITEM_NOT_FOUND' : 'TA_ERROR', out ?? `ta_invoke returned ${rc}`);
   };
-  return { commands: new Proxy({}, { get: (_t, name) => (typeof name === 'string' ? (_c: unknown, p: Value) => invoke(name, p) : undefined), has: () => true }) };
+  // A Wasm TA dispatches every command name itself: each name is an own command to the harness's lookup (Object.hasOwn).
+  const command = (name: string | symbol) => (typeof name === 'string' ? (_c: unknown, p: Value) => invoke(name, p) : undefined);
+  return {
+    commands: new Proxy({}, {
+      get: (_t, name) => command(name),
+      has: (_t, name) => typeof name === 'string',
+      getOwnPropertyDescriptor: (_t, name) => (typeof name === 'string' ? { value: command(name), writable: false, enumerable: true, configurable: true } : undefined),
+    }),
+  };
 }
 
 /** Load a .tab (signed or not) and run its commands against a fake context. */
