@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { EnclaveEdgeError, isEnclaveEdgeError } from '@enclave-edge/errors';
 import type { UpstreamEvent } from '@enclave-edge/hub-client';
 import { EXIT, emit, action, oneLine, warn, type GlobalOptions } from '../output.js';
-import { HOST_METHODS, RUNTIME_METHODS } from '@enclave-edge/protocol';
 import { cliCommand } from './cli-hint.js';
 import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
 import type { ConfidentialInvokeOptions } from './confidential-invoke.js';
@@ -32,16 +31,10 @@ function count(v: string): number {
   return n;
 }
 
-/** Our own modules' methods, so a timeout can say when the name was not one of them. */
-const KNOWN_METHODS = new Map<string, readonly string[]>([['host-module', HOST_METHODS], ['ta-runtime', RUNTIME_METHODS]]);
-
-/** A method timeout says what to check: the method name (where we know the module's list), the module's connection. */
+/** A method timeout says what to check. (Our own modules answer a method they lack at once, with their list.) */
 function explainTimeout(err: unknown, moduleId: string, methodName: string, timeoutS: number, simulator: boolean): unknown {
   if (!isEnclaveEdgeError(err, 'TIMEOUT')) return err;
-  const known = KNOWN_METHODS.get(moduleId);
-  const hints: string[] = [];
-  if (known && !known.includes(methodName)) hints.push(`${moduleId} has no method "${methodName}"; its methods: ${known.join(', ')}`);
-  else if (!known) hints.push(`check that module "${moduleId}" exists and implements method "${methodName}" (names are case-sensitive)`);
+  const hints = [`check that module "${moduleId}" exists and implements method "${methodName}" (names are case-sensitive)`];
   hints.push(simulator ? `check that ${moduleId} is connected: ${cliCommand()} sim status` : `check that ${moduleId} is running and connected on the device`);
   return new EnclaveEdgeError('TIMEOUT', `no answer from ${moduleId} ${methodName} within ${timeoutS} s: ${hints.join('; ')}`, { cause: err });
 }
