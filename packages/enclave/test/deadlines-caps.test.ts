@@ -3,22 +3,12 @@
  * failed TA comes back (bounded back-off, operator reset), and the instance caps (per TA, in
  * total, implicit calls within maxConcurrency).
  */
-import { describe, it, expect, afterAll } from 'vitest';
-import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
+import { describe, it, expect } from 'vitest';
+import { type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
+import { trackedEnclaves } from './tracked.js';
 import { makeTestBundle } from '@enclave-edge/enclave/testing';
 
-const backends: EmulatedBackend[] = [];
-const live: EmulatedEnclave[] = [];
-afterAll(async () => {
-  await Promise.all(live.map((e) => e.destroy()));
-  await Promise.all(backends.map((b) => b.destroy()));
-});
-const track = (e: EmulatedEnclave) => (live.push(e), e);
-const backendWith = (o: ConstructorParameters<typeof EmulatedBackend>[0] = {}) => {
-  const b = new EmulatedBackend(o);
-  backends.push(b);
-  return b;
-};
+const { track, backendWith } = trackedEnclaves();
 
 /** `hold` waits until `release` (same instance); `bump` counts per instance; `spin` never returns. */
 const GATED = String.raw`

@@ -1,23 +1,13 @@
 /** The standby pool: prepared workers, each used by one enclave instance only. */
-import { describe, it, expect, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
+import { EmulatedBackend } from '@enclave-edge/enclave';
+import { trackedEnclaves } from './tracked.js';
 import { makeTestBundle, testManifest, KITCHEN_SINK_TA } from '@enclave-edge/enclave/testing';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const live: EmulatedEnclave[] = [];
-const backends: EmulatedBackend[] = [];
-afterAll(async () => {
-  await Promise.all(live.map((e) => e.destroy()));
-  await Promise.all(backends.map((b) => b.destroy()));
-});
-const track = (e: EmulatedEnclave) => (live.push(e), e);
-const backendWith = (o: ConstructorParameters<typeof EmulatedBackend>[0] = {}) => {
-  const b = new EmulatedBackend(o);
-  backends.push(b);
-  return b;
-};
+const { track, backendWith } = trackedEnclaves();
 
 describe('standby pool', () => {
   it('hands each prepared worker to one enclave only: TAs created in sequence never share a thread', async () => {
