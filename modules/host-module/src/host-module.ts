@@ -20,6 +20,8 @@ export interface HostModuleOptions {
   log: Logger;
   moduleId?: string;
   metrics?: EdgeMetrics;
+  /** Persistent storage: pipeline input messages taken but not finished are kept there through a crash. */
+  stateDir?: string | undefined;
 }
 
 export interface HostModule {
@@ -34,12 +36,16 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
   const { client, log } = opts;
   const moduleId = opts.moduleId ?? 'host-module';
   const metrics = opts.metrics ?? createMetrics({ module: moduleId });
-  const frame = await openModuleFrame({ client, log, moduleId, metrics, telemetryOutput: TELEMETRY_OUTPUT });
-  const { twin, reported, recorder } = frame;
   let settings: HostSettings = hostSettingsSchema.parse({});
   const defaultTimeoutMs = () => settings.defaultTimeoutMs;
 
   const taClient = new TAClient(client, { defaultTimeoutMs: settings.defaultTimeoutMs, listen: false });
+
+  // Every input but the TA answers is a pipeline's: those messages are journaled until their output is sent.
+  const journal = opts.stateDir ? { dir: opts.stateDir, covers: (input: string) => input !== taClient.responseInput } : undefined;
+  if (!journal) log.warn('no module storage (EDGE_MODULE_STATE_DIR): pipeline messages taken but not finished are lost if host-module dies');
+  const frame = await openModuleFrame({ client, log, moduleId, metrics, telemetryOutput: TELEMETRY_OUTPUT, ...(journal ? { journal } : {}) });
+  const { twin, reported, recorder } = frame;
   const errorCounts = new Map<string, number>();
   const pipelines = new Pipelines({
     ta: taClient,
@@ -96,7 +102,7 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
   // Every other input goes to the pipelines; one that no pipeline takes is reported dropped.
   const onOtherInput = (input: string, msg: Message) => {
     if (!pipelines.handles(input)) return frame.drops.drop(`input:${input}`, 'NO_PIPELINE', `no enabled pipeline takes input "${input}"`);
-    void pipelines.onMessage(input, msg);
+    return pipelines.onMessage(input, msg);
   };
 
   const methods = hostMethods(ctx);

@@ -3,4 +3,4 @@ import { runModule } from '@enclave-edge/module-frame';
 import { startHostModule } from './host-module.js';
 
 const moduleId = process.env.IOTEDGE_MODULEID ?? 'host-module';
-await runModule({ moduleId, start: ({ client, log, metrics }) => startHostModule({ client, log, metrics, moduleId }) });
+await runModule({ moduleId, start: ({ client, log, metrics, stateDir }) => startHostModule({ client, log, metrics, moduleId, stateDir }) });

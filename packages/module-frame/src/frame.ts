@@ -17,6 +17,9 @@
  * bound a message is reported dropped), then hands it over. The MQTT transport acknowledges a
  * message when it arrives (complete() is a no-op; abandon() and reject() are not supported),
  * so a message taken is the module's: handled, retried, or reported dropped — never ignored.
+ * With a journal (FrameOptions.journal), inputs it covers are also on disk from before that
+ * acknowledgement until the module is finished with them, so a kill -9 loses none of them: the
+ * next instance gets them first (input-journal.ts).
  */
 import type { Message, Twin } from 'azure-iot-device';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -29,6 +32,7 @@ import { dispatchMethod, type MethodTable } from './methods.js';
 import { ReportedBatcher } from './reported.js';
 import { sendTelemetry } from './telemetry.js';
 import type { EdgeModuleClient } from './edge-module-client.js';
+import { InputJournal } from './input-journal.js';
 
 export interface FrameOptions {
   client: EdgeModuleClient;
@@ -37,7 +41,15 @@ export interface FrameOptions {
   metrics: EdgeMetrics;
   /** Output for lifecycle events and `metrics.invocations` telemetry. */
   telemetryOutput: string;
+  /**
+   * Keep taken-but-unfinished input messages in `dir` (the module's persistent storage) for the
+   * inputs `covers` names; a handler's returned promise settling is the moment it is finished.
+   */
+  journal?: { dir: string; covers(input: string): boolean };
 }
+
+/** A handler is finished with its message when its returned promise settles (or at once when it returns nothing). */
+export type InputHandler = (msg: Message, held: boolean) => unknown;
 
 export interface ServeOptions {
   /**
@@ -46,9 +58,9 @@ export interface ServeOptions {
    */
   applyDesired(desired: Record<string, unknown>, patch?: unknown): Promise<void> | void;
   /** Input name → handler, called once the module is ready; `held`: the message arrived before. */
-  inputs: Map<string, (msg: Message, held: boolean) => void>;
-  /** Messages on any other input (default: reported dropped). */
-  onOtherInput?: (input: string, msg: Message) => void;
+  inputs: Map<string, InputHandler>;
+  /** Messages on any other input (default: reported dropped); finished as for `inputs`. */
+  onOtherInput?: (input: string, msg: Message) => unknown;
   methods: MethodTable;
   /** Checked before a method runs (throw to refuse it). */
   methodGuard?: (name: string) => void;
@@ -98,14 +110,37 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
     );
   };
   const drops = new DropReporter(metrics, emit);
+  const journal = opts.journal ? new InputJournal(opts.journal.dir) : undefined;
+  const covers = opts.journal?.covers;
+  let journalFault = false;
   // Listening before open: messages of a resumed session arrive right after the connect.
-  let early: Array<[string, Message]> | undefined = [];
-  let deliver: ((input: string, msg: Message) => void) | undefined;
+  // What the previous instance took and did not finish comes first, in its order.
+  let early: Array<[string, Message, number | undefined]> | undefined = (journal?.recovered() ?? []).map((j) => [j.input, j.msg, j.key]);
+  if (early.length > 0) log.info({ messages: early.length }, 'input messages the previous instance took and did not finish are handled again');
+  let deliver: ((input: string, msg: Message, key: number | undefined) => void) | undefined;
   client.on('inputMessage', (input, msg) => {
     metrics.messages.inc({ input, output: '' });
-    if (deliver) return deliver(input, msg);
-    if (early!.length < MAX_EARLY) early!.push([input, msg]);
-    else drops.drop(`input:${input}`, 'BUSY', `${MAX_EARLY} messages already wait for ${moduleId} to be ready`);
+    let key: number | undefined;
+    if (journal && covers!(input)) {
+      try {
+        key = journal.take(input, msg);
+        if (key === undefined) {
+          log.info({ input, messageId: String(msg.messageId) }, 'input message already taken (re-sent after a restart): not run again');
+          return;
+        }
+        journalFault = false;
+      } catch (err) {
+        // Handled all the same; only a crash before it is finished would lose it. Said once per fault.
+        if (!journalFault) log.error({ input, err: (err as Error).message }, 'could not write the input journal: messages are handled but not kept through a crash');
+        journalFault = true;
+      }
+    }
+    if (deliver) return deliver(input, msg, key);
+    if (early!.length < MAX_EARLY) early!.push([input, msg, key]);
+    else {
+      drops.drop(`input:${input}`, 'BUSY', `${MAX_EARLY} messages already wait for ${moduleId} to be ready`);
+      if (key !== undefined) journal!.done(key);
+    }
   });
   await client.open();
   const twin = await client.getTwin();
@@ -153,17 +188,25 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
         applying = applying.catch(() => undefined).then(() => s.applyDesired(desired(), patch));
       });
       await applying;
-      const handle = (input: string, msg: Message, held = false): void => {
+      const handle = (input: string, msg: Message, key: number | undefined, held = false): void => {
         const handler = s.inputs.get(input);
-        if (handler) handler(msg, held);
-        else if (s.onOtherInput) s.onOtherInput(input, msg);
-        else drops.drop(`input:${input}`, 'NO_HANDLER', `${moduleId} has no input "${input}"`);
+        let result: unknown;
+        try {
+          if (handler) result = handler(msg, held);
+          else if (s.onOtherInput) result = s.onOtherInput(input, msg);
+          else drops.drop(`input:${input}`, 'NO_HANDLER', `${moduleId} has no input "${input}"`);
+        } catch (err) {
+          drops.drop(`input:${input}`, 'INTERNAL', `the handler of input "${input}" threw: ${(err as Error).message}`);
+        }
+        if (key === undefined) return;
+        if (result instanceof Promise) void result.catch(() => undefined).finally(() => journal!.done(key));
+        else journal!.done(key);
       };
       const held = early!;
       early = undefined;
       deliver = handle;
       if (held.length > 0) log.info({ messages: held.length }, 'handing over the messages that arrived before ready');
-      for (const [input, msg] of held) handle(input, msg, true);
+      for (const [input, msg, key] of held) handle(input, msg, key, true);
       // A method this module does not have is answered at once, naming the ones it has.
       client.onUnknownMethod?.((name, respond) => {
         const r = methodError(new EnclaveEdgeError('ITEM_NOT_FOUND', `${moduleId} has no method "${name}"; its methods: ${[...s.methods.keys()].join(', ')}`));
@@ -179,6 +222,7 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
       await beforeClose?.();
       await reported.flush();
       await client.close().catch(() => undefined);
+      journal?.close();
     },
   };
   return frame;

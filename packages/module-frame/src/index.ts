@@ -1,4 +1,5 @@
-export { openModuleFrame, type FrameOptions, type ModuleFrame, type ServeOptions } from './frame.js';
+export { openModuleFrame, type FrameOptions, type InputHandler, type ModuleFrame, type ServeOptions } from './frame.js';
+export { InputJournal, INPUT_JOURNAL_FILE, type JournaledMessage } from './input-journal.js';
 export { dispatchMethod, type MethodHandler, type MethodTable } from './methods.js';
 export { CallRecorder } from './call-recorder.js';
 export { DropReporter } from './drop-reporter.js';
@@ -6,5 +7,5 @@ export { IntervalTimer } from './interval-timer.js';
 export { ReportedBatcher, reportProperties } from './reported.js';
 export { sendTelemetry } from './telemetry.js';
 export { enableLowLatencySockets } from './low-latency.js';
-export { runModule, type RunContext, type RunOptions } from './run-module.js';
+export { moduleStateDir, runModule, type RunContext, type RunOptions } from './run-module.js';
 export type { EdgeModuleClient, MethodRequestLike, MethodResponseLike } from './edge-module-client.js';

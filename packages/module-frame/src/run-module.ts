@@ -16,6 +16,12 @@ export interface RunContext {
   client: EdgeModuleClient;
   log: Logger;
   metrics: EdgeMetrics;
+  /** The module's persistent storage (EDGE_MODULE_STATE_DIR; the simulator gives each module one), if any. */
+  stateDir: string | undefined;
+}
+
+export function moduleStateDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.EDGE_MODULE_STATE_DIR || env.EDGESIM_MODULE_STATE_DIR || undefined;
 }
 
 export interface RunOptions {
@@ -34,7 +40,7 @@ export async function runModule(opts: RunOptions): Promise<void> {
     client.onUnknownMethod = transport.onUnknown;
     const metrics = createMetrics({ module: opts.moduleId });
     const server = await startMetricsEndpoint(log, { registry: metrics.registry, ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });
-    const mod = await opts.start({ client, log, metrics });
+    const mod = await opts.start({ client, log, metrics, stateDir: moduleStateDir() });
     stopOnSignals(log, async () => {
       await mod.stop().catch(() => undefined);
       await server?.close();
