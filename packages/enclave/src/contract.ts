@@ -47,8 +47,16 @@ export interface EnclaveCreateOptions {
   queueLimit?: number;
   /** Largest params/result in bytes (default 1 MiB). */
   maxPayloadBytes?: number;
-  /** Debug TAs only: open an inspector for the enclave worker (see docs/debugging.md). */
-  inspect?: boolean;
+  /**
+   * Debug TAs only (a release TA is refused POLICY_VIOLATION, see inspectRefusal): each instance
+   * opens a V8 inspector on 127.0.0.1. `true` listens; `'wait'` also waits for a debugger and
+   * pauses before the TA's first line, and create() returns once the inspector listens.
+   * Inspected instances have no call or start deadline of their own (a breakpoint would hit
+   * it); a caller's own timeoutMs still applies. See docs/debugging.md.
+   */
+  inspect?: boolean | 'wait';
+  /** With inspect: told each instance's inspector URL as soon as it listens, before the TA's code runs. */
+  onInspector?: (url: string, info: { waiting: boolean }) => void;
 }
 
 export type EnclaveEvent =

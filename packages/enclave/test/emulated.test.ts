@@ -99,11 +99,17 @@ describe('debugging', () => {
     expect(err.detail?.stack).not.toMatch(/file:\/\/|node:internal/);
   });
 
-  it('release TAs get neither stacks nor an inspector', async () => {
-    const warnings: string[] = [];
-    const e = track(await new EmulatedBackend().create(makeTestBundle(KITCHEN_SINK_TA, { name: 'release' }), { inspect: true, log: (_l, _t, m) => warnings.push(m) }));
+  it('refuses to inspect a release TA, naming why; without inspect it runs with no inspector', async () => {
+    const backend = new EmulatedBackend({ standby: 0 });
+    for (const inspect of [true, 'wait'] as const) {
+      await expect(backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'release' }), { inspect })).rejects.toMatchObject({
+        code: 'POLICY_VIOLATION',
+        message: expect.stringMatching(/TA "release" is a release build: only debug builds .* can be inspected, because an inspector has full control of the TA/),
+      });
+    }
+    const e = track(await backend.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'release' })));
     expect(e.inspectorUrl).toBeUndefined();
-    expect(warnings.join()).toMatch(/inspect ignored/);
+    expect(await e.invoke(undefined, 'echo', 1)).toBe(1);
   });
 
   it('opens an inspector (DevTools protocol on 127.0.0.1) for a debug TA when asked', async () => {

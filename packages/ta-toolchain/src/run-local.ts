@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { admitLocal, type AdmitLocalOptions } from './admit-local.js';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import { EmulatedBackend, type Enclave, type LogLevel } from '@enclave-edge/enclave';
+import { EmulatedBackend, type Enclave, type EnclaveCreateOptions, type LogLevel } from '@enclave-edge/enclave';
 import { createRootOfTrust, createTrustServices, devicePaths, SOFTWARE_KEY_FILE, TPM_ROOT_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
 
 /** Relative to the working directory; `.gitignore`d in this repository and in scaffolded TAs. */
@@ -28,6 +28,9 @@ export interface LocalRunOptions extends AdmitLocalOptions {
   onAdmitted?: (bundle: VerifiedBundle, rootOfTrust: LocalRootOfTrust) => void;
   /** Trust-service diagnostics (storage, device identity). Opening the development root is not logged here: say so yourself. */
   trustLog?: RotLog;
+  /** Debug TAs only: open an inspector in the enclave (the backend refuses it for a release TA); see docs/debugging.md. */
+  inspect?: EnclaveCreateOptions['inspect'];
+  onInspector?: EnclaveCreateOptions['onInspector'];
 }
 
 export interface LocalRootOfTrust {
@@ -80,6 +83,8 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions): Pro
     const enclave = await backend.create(bundle, {
       services,
       ...(opts.log ? { log: opts.log } : {}),
+      ...(opts.inspect ? { inspect: opts.inspect } : {}),
+      ...(opts.onInspector ? { onInspector: opts.onInspector } : {}),
     });
     let closed: Promise<void> | undefined;
     const svc = services;

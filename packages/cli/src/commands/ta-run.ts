@@ -98,6 +98,17 @@ async function localConfidentialCall(local: LocalTA, sid: string | undefined, ca
   return (command, params) => client.invoke(local.bundle.manifest.name, command, params);
 }
 
+/** Where to point a debugger (stderr: stdout stays the result). */
+export function inspectorBanner(ta: string, url: string, waiting: boolean): string {
+  const u = new URL(url);
+  return [
+    `enclave-edge: debugger listening for TA ${ta} at ${url} (DEBUG TA: whoever attaches has full control of it)`,
+    `  Chrome: devtools://devtools/bundled/js_app.html?ws=${u.host}${u.pathname}  (or chrome://inspect, Configure… ${u.host})`,
+    `  VS Code: attach to ${u.hostname} port ${u.port} (docs/debugging.md); the TA's sources are ta:///src/…`,
+    ...(waiting ? [`enclave-edge: waiting for the debugger; the TA stops before its first line`] : []),
+  ].join('\n');
+}
+
 function renderResult(r: unknown): string {
   const line = JSON.stringify(r);
   return line.length <= 100 ? line : JSON.stringify(r, null, 2);
@@ -116,6 +127,8 @@ export function registerRun(ta: Command): void {
     .option('--repeat <n>', 'call the command n times (stops at the first failure; prints the last result, --json all of them)', positiveInt('--repeat', 100_000), 1)
     .option('--timeout <ms>', 'per-call deadline in ms (default: the manifest\'s callTimeoutMs)', positiveInt('--timeout', 3_600_000))
     .option('--quiet', 'do not print TA log lines')
+    .option('--inspect', 'DEBUG TAs only (with --allow-debug): open a V8 inspector for the TA on 127.0.0.1 and print its URL')
+    .option('--inspect-brk', 'as --inspect, and wait for a debugger to attach; the TA stops before its first line')
     .action(action(async (bundlePath: string, command: string, params: string | undefined, _o: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals() as Opts;
       const [{ decodeValue, encodeValue }, { admitLocal }] = await Promise.all([
@@ -141,13 +154,20 @@ export function registerRun(ta: Command): void {
       if (opts.tcti !== undefined && opts.rot !== 'tpm') throw new EnclaveEdgeError('BAD_PARAMETERS', '--tcti needs --rot tpm');
       const tcti = typeof opts.tcti === 'string' ? opts.tcti : process.env.ENCLAVE_EDGE_TPM_TCTI;
       const policy = { trustedSigners: signers, allowDebug: opts.allowDebug === true };
-      await admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
+      const admitted = await admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
+      const inspect = opts.inspectBrk ? 'wait' : opts.inspect ? true : undefined;
+      if (inspect) {
+        const { inspectRefusal } = await import('@enclave-edge/enclave');
+        const why = inspectRefusal(admitted.manifest);
+        if (why) throw new EnclaveEdgeError('POLICY_VIOLATION', `--inspect${inspect === 'wait' ? '-brk' : ''}: ${why}; rebuild it with \`enclave-edge ta build --debug\` and run it with --allow-debug`);
+      }
       const { openLocalTA } = await import('@enclave-edge/ta-toolchain/run-local');
       const local = await openLocalTA(bytes, {
         ...policy,
         stateDir: opts.stateDir as string,
         rot: opts.rot,
         ...(tcti ? { tcti } : {}),
+        ...(inspect ? { inspect, onInspector: (url: string, i: { waiting: boolean }) => stderr(inspectorBanner(admitted.manifest.name, url, i.waiting)) } : {}),
         log: (level, name, message, fields) => {
           if (!opts.quiet) stderr(escapeLogText(`[${name}] ${level.padEnd(5)} ${message}${fieldsText(fields)}`));
         },

@@ -6,6 +6,7 @@
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admissionOf } from '@enclave-edge/bundle/admission';
+import { inspectRefusal } from '../inspect.js';
 import type { EnclaveBackend, EnclaveCreateOptions } from '../contract.js';
 import { EmulatedEnclave, InstanceBudget } from './threads/enclave.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicy } from './restart-policy.js';
@@ -97,9 +98,8 @@ export class EmulatedBackend implements EnclaveBackend {
     if (admissionOf(bundle) !== this.kind) {
       throw new EnclaveEdgeError('POLICY_VIOLATION', `TA "${m.name}" was not admitted for the ${this.kind} backend: run bundles through admit() (@enclave-edge/bundle) first`);
     }
-    if (options.inspect && !m.debug) {
-      options.log?.('warn', m.name, 'inspect ignored: only debug TAs can be inspected');
-    }
+    const noInspect = options.inspect ? inspectRefusal(m) : undefined;
+    if (noInspect) throw new EnclaveEdgeError('POLICY_VIOLATION', `cannot inspect: ${noInspect}`);
     const enclave = new EmulatedEnclave(bundle, options, {
       kind: this.kind,
       restart: { ...DEFAULT_RESTART_POLICY, ...this.opts.restart },

@@ -142,12 +142,34 @@ export class EmulatedEnclave implements Enclave {
 
   /** Spawn the first instance: proves the code loads before create() returns. */
   async start(): Promise<void> {
-    if (this.bundle.manifest.session.singleInstance) await this.getMain();
+    const started = this.bundle.manifest.session.singleInstance
+      ? this.getMain().then(() => undefined)
+      : (async () => {
+          const inst = this.spawn();
+          await this.awaitReady(inst);
+          this.spare = inst;
+        })();
+    if (!(this.options.inspect === 'wait' && this.identity.debug)) return started;
+    // Its debugger decides when the TA's code runs: return once the inspector listens; calls wait for the instance.
+    started.catch(() => undefined);
+    await Promise.race([started, new Promise<void>((r) => this.inspectorListeners.push(r))]);
+  }
+
+  private readonly inspectorListeners: (() => void)[] = [];
+
+  private onInspector(url: string, waiting: boolean): void {
+    this.inspectorUrl = url;
+    const tell = this.options.onInspector;
+    // A caller that listens says it in its own words; otherwise the log says it.
+    if (!tell) this.log('warn', `debugger listening for TA "${this.identity.name}" at ${url} (debug TA, inspect enabled${waiting ? '; waiting for the debugger before its first line' : ''})`);
     else {
-      const inst = this.spawn();
-      await this.awaitReady(inst);
-      this.spare = inst;
+      try {
+        tell(url, { waiting });
+      } catch {
+        // the caller's listener: its failure is not the enclave's
+      }
     }
+    for (const r of this.inspectorListeners.splice(0)) r();
   }
 
   // ---------------- public API ----------------
@@ -399,6 +421,7 @@ export class EmulatedEnclave implements Enclave {
 
   private workerInit(): WorkerInit {
     const m = this.bundle.manifest;
+    // The backend refused inspect for a release TA before this enclave existed (inspectRefusal).
     const inspect = !!(this.options.inspect && m.debug);
     return {
       manifest: m,
@@ -406,6 +429,8 @@ export class EmulatedEnclave implements Enclave {
       code: this.bundle.code,
       maxPayloadBytes: this.maxPayloadBytes,
       inspect,
+      ...(inspect && this.options.inspect === 'wait' ? { inspectWait: true } : {}),
+      ...(inspect && this.bundle.sourceMap ? { sourceMap: this.bundle.sourceMap } : {}),
       ...(m.runtime === 'wasm' ? { wasmMaxPages: Math.max(1, Math.floor((m.limits.heapMb * 1024 * 1024) / 65536)) } : {}),
     };
   }
@@ -445,12 +470,14 @@ export class EmulatedEnclave implements Enclave {
       stackKb: m.limits.stackKb,
       maxConcurrency: m.limits.maxConcurrency,
       queueLimit: this.options.queueLimit ?? 64,
-      callTimeoutMs: m.limits.callTimeoutMs,
-      startTimeoutMs: m.limits.callTimeoutMs + this.config.startAllowanceMs,
+      // Inspected: a paused debugger must not look like a runaway TA (a caller's own timeoutMs still applies).
+      callTimeoutMs: init.inspect ? Infinity : m.limits.callTimeoutMs,
+      startTimeoutMs: init.inspect ? undefined : m.limits.callTimeoutMs + this.config.startAllowanceMs,
       hooks: {
         service: (op, args) => this.bridge.handle(op, args),
         log: (level, message, fields) => this.log(level, message, fields),
         error: (w) => this.wireError(w),
+        inspector: (url) => this.onInspector(url, init.inspectWait === true),
       },
     });
     this.instances.add(inst);
@@ -484,10 +511,6 @@ export class EmulatedEnclave implements Enclave {
       readyMs: ms(end - t.created),
       totalMs: ms(end - inst.spawnedAt),
     };
-    if (r.inspectorUrl) {
-      this.inspectorUrl = r.inspectorUrl;
-      this.log('warn', `debugger listening for TA "${this.identity.name}" at ${r.inspectorUrl} (debug TA, inspect enabled)`);
-    }
     return inst;
   }
 

@@ -16,6 +16,7 @@ import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory
 import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../wire/log-limiter.cjs';
 import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
+import { INSPECTOR_URL } from '../../inspect.js';
 
 const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host', 'hpkeKey.get', 'hpkeKey.swap', 'requestId.check']);
 
@@ -46,6 +47,8 @@ export interface InstanceHooks {
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, Value>): void;
   /** Turn a wire error from the TA into the error the caller gets (maps debug stacks). */
   error(w: WireError): EnclaveEdgeError;
+  /** Inspected instances: the inspector listens at this URL (loopback, checked here). */
+  inspector?(url: string): void;
 }
 
 export interface InstanceOptions {
@@ -56,8 +59,8 @@ export interface InstanceOptions {
   queueLimit: number;
   callTimeoutMs: number;
   hooks: InstanceHooks;
-  /** Load + onCreate must finish within this, or the instance is killed (TIMEOUT). */
-  startTimeoutMs: number;
+  /** Load + onCreate must finish within this, or the instance is killed (TIMEOUT); undefined: no bound (inspected). */
+  startTimeoutMs: number | undefined;
   /** Fixed at spawn: resource limits and lockdown flavour. */
   shape: WorkerShape;
   /** A prepared worker from the standby pool to adopt instead of spawning one. */
@@ -94,7 +97,7 @@ export { RUNTIME_HEAP_FLOOR_MB } from './worker-shape.js';
 
 export class Instance extends EventEmitter {
   readonly worker: EnclaveWorker;
-  readonly ready: Promise<{ inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }>;
+  readonly ready: Promise<{ sesCache?: Uint8Array; startup: StartupTimings }>;
   /** When the worker was spawned, or adopted from the standby pool (ms since the epoch). */
   readonly spawnedAt = performance.timeOrigin + performance.now();
   /** Where the worker came from: spawned for this instance, or a standby that was prepared / still preparing. */
@@ -108,7 +111,8 @@ export class Instance extends EventEmitter {
   private destroyedResolve: (() => void) | undefined;
   private started = false;
   private startTimer: NodeJS.Timeout | undefined;
-  private readyResolve!: (r: { inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }) => void;
+  private readyResolve!: (r: { sesCache?: Uint8Array; startup: StartupTimings }) => void;
+  private inspectorSeen = false;
   private readyReject!: (e: Error) => void;
   private sweep: NodeJS.Timeout | undefined;
   // Counted here, not trusted from the worker (threat model O1, O2).
@@ -136,9 +140,11 @@ export class Instance extends EventEmitter {
     });
     this.ready.catch(() => undefined);
     // A TA whose top level or onCreate never finishes must not leave create() pending forever.
-    this.startTimer = setTimeout(() => {
-      if (!this.started) this.kill({ code: 'TIMEOUT', reason: `the TA did not finish loading and onCreate within ${o.startTimeoutMs} ms` });
-    }, o.startTimeoutMs);
+    if (o.startTimeoutMs !== undefined) {
+      this.startTimer = setTimeout(() => {
+        if (!this.started) this.kill({ code: 'TIMEOUT', reason: `the TA did not finish loading and onCreate within ${o.startTimeoutMs} ms` });
+      }, o.startTimeoutMs);
+    }
     this.worker.on('message', (m: FromWorker) => this.guarded(() => this.onMessage(m)));
     this.worker.on('error', (err: Error & { code?: string; taProcess?: boolean }) => {
       // A TA process's own end (out of memory, or a crash) names its cause itself.
@@ -255,10 +261,16 @@ export class Instance extends EventEmitter {
       case 'ready':
         if (!m.startup || typeof m.startup !== 'object') violation('a ready message without start-up timings');
         if (m.sesCache !== undefined && !(m.sesCache instanceof Uint8Array)) violation('a ready message whose SES cache is not bytes');
-        if (m.inspectorUrl !== undefined && typeof m.inspectorUrl !== 'string') violation('a ready message whose inspector URL is not a string');
         this.started = true;
         clearTimeout(this.startTimer);
         this.readyResolve(m);
+        return;
+      case 'inspector':
+        // Only asked-for, once, before ready, and only a loopback URL: a worker cannot make the host print anything else.
+        if (!this.o.init.inspect || this.inspectorSeen || this.started) violation('an inspector message it was not asked for');
+        if (typeof m.url !== 'string' || !INSPECTOR_URL.test(m.url)) violation('an inspector URL that is not ws://127.0.0.1:<port>/<id>');
+        this.inspectorSeen = true;
+        this.o.hooks.inspector?.(m.url);
         return;
       case 'initError': {
         const e = checkWireError(m.error, this.wasm, this.hostCodes);

@@ -17,6 +17,10 @@ export interface WorkerInit {
   code: Uint8Array;
   maxPayloadBytes: number;
   inspect: boolean;
+  /** With inspect: wait for a debugger, then pause before the TA's first line. */
+  inspectWait?: boolean;
+  /** With inspect: the bundle's source map, inlined into the evaluated script for the debugger. */
+  sourceMap?: Uint8Array;
   /** Wasm TAs: pages the linear memory may reach. */
   wasmMaxPages?: number;
 }
@@ -72,7 +76,9 @@ export type SvcOp =
   | 'requestId.check';
 
 export type FromWorker =
-  | { t: 'ready'; inspectorUrl?: string; sesCache?: Uint8Array; startup: StartupTimings }
+  | { t: 'ready'; sesCache?: Uint8Array; startup: StartupTimings }
+  /** Inspected instances, before the TA's code runs: where the inspector listens. */
+  | { t: 'inspector'; url: string }
   | { t: 'standby'; sesCache?: Uint8Array }
   | { t: 'initError'; error: WireError }
   | { t: 'done'; id: number; ok: true; value: Value }

@@ -36,6 +36,22 @@ export function lockdownRealm(prep: WorkerPrep): Uint8Array | undefined {
   return !ses.cache || script.cachedDataRejected ? new Uint8Array(script.createCachedData()) : undefined;
 }
 
+/**
+ * The bundle's source map as a data URL the debugger reads, shifted by the wrapper's lines so
+ * breakpoints in the TypeScript land where they are set. None (or a broken one): no mapping.
+ */
+function inlineSourceMap(map: Uint8Array | undefined): string {
+  if (!map) return '';
+  try {
+    const m = JSON.parse(new TextDecoder().decode(map)) as { mappings?: unknown };
+    if (typeof m.mappings !== 'string') return '';
+    m.mappings = ';'.repeat(WRAPPER_LINES) + m.mappings;
+    return `\n//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(m)).toString('base64')}`;
+  } catch {
+    return '';
+  }
+}
+
 export function taSourceUrl(name: string): string {
   return `ta:///${name}.js`;
 }
@@ -74,7 +90,9 @@ export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['
   const source = new TextDecoder('utf-8', { fatal: true }).decode(init.code);
   let factory: unknown;
   try {
-    factory = compartment.evaluate(`(function (module, exports) {\n${source}\n})\n//# sourceURL=${taSourceUrl(init.ta.name)}`);
+    // Inspected: `debugger;` on the wrapper line (line numbers unchanged) is where a waiting debugger first stops.
+    const head = init.inspectWait ? '(function (module, exports) {debugger;' : '(function (module, exports) {';
+    factory = compartment.evaluate(`${head}\n${source}\n})\n//# sourceURL=${taSourceUrl(init.ta.name)}${init.inspect ? inlineSourceMap(init.sourceMap) : ''}`);
   } catch (err) {
     throw codedError('BAD_FORMAT', `TA code was refused by the compartment: ${(err as Error).message}`);
   }

@@ -127,7 +127,6 @@ const CONFIDENTIAL_CALLER = Object.freeze({ confidential: true });
 async function main(): Promise<void> {
   const rpc = new ServiceRpc(port);
   let sesCache: Uint8Array | undefined;
-  let inspectorUrl: string | undefined;
   let lockedDown = entered;
   let loaded = entered;
   let assign: ((i: WorkerInit) => void) | undefined;
@@ -155,15 +154,21 @@ async function main(): Promise<void> {
       case 'destroy':
         void (ta ? ta.destroy() : Promise.resolve())
           .catch(() => undefined)
-          .then(() => post({ t: 'destroyed' }));
+          .then(() => {
+            // A debugger still attached would keep the worker from ending: let it go first.
+            if (init?.inspect) (require('node:inspector') as typeof import('node:inspector')).close();
+            post({ t: 'destroyed' });
+          });
         break;
     }
   });
   try {
     if (boot.init?.inspect) {
+      // Loopback only; the host prints the URL before any TA code runs, so a debugger can attach to set breakpoints.
       const inspector = require('node:inspector') as typeof import('node:inspector');
       inspector.open(0, '127.0.0.1', false);
-      inspectorUrl = inspector.url();
+      post({ t: 'inspector', url: inspector.url() ?? '' });
+      if (boot.init.inspectWait) inspector.waitForDebugger();
     }
     if (boot.prep.ses) sesCache = lockdownRealm(boot.prep);
     lockedDown = now();
@@ -192,7 +197,7 @@ async function main(): Promise<void> {
     return;
   }
   const startup = { entered, lockedDown, assigned: got, loaded, created: now() };
-  post({ t: 'ready', startup, ...(inspectorUrl ? { inspectorUrl } : {}), ...(sesCache ? { sesCache } : {}) });
+  post({ t: 'ready', startup, ...(sesCache ? { sesCache } : {}) });
 }
 
 void main();
