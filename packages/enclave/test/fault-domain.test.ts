@@ -30,6 +30,52 @@ module.exports = { commands: {
 
 const CREATE_HOG = `module.exports = { onCreate() { globalThis.keep = new Array(3e7).fill(1.5); }, commands: { ping: () => 'pong' } };`;
 
+/** LEB128, unsigned and signed, for the hand-assembled modules below. */
+const uleb = (n: number): number[] => {
+  const o: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n) b |= 0x80;
+    o.push(b);
+  } while (n);
+  return o;
+};
+const sleb = (n: number): number[] => {
+  const o: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...o, b];
+    o.push(b | 0x80);
+  }
+};
+
+/**
+ * A Wasm TA (the ABI's memory, ta_alloc, ta_invoke) with `tables` funcref tables of `initial`
+ * entries each; every ta_invoke grows each table by `grow` entries. Tables live on the V8 heap,
+ * outside what the linear-memory cap bounds: millions of entries are a fatal OOM for V8.
+ */
+function tableModule(tables: number, initial: number, grow: number): Uint8Array {
+  const sec = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+  const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+  const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
+  const growAll = Array.from({ length: tables }, (_, k) => [0xd0, 0x70, 0x41, ...sleb(grow), 0xfc, 0x0f, ...uleb(k), 0x1a]).flat();
+  const bodies = [
+    [0x00, 0x41, 0x00, 0x0b],
+    [0x00, ...growAll, 0x41, 0x00, 0x0b],
+  ].map((b) => [...uleb(b.length), ...b]);
+  return new Uint8Array([
+    ...[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...sec(1, vec([[0x60, 1, 0x7f, 1, 0x7f], [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f]])),
+    ...sec(3, vec([[0], [1]])),
+    ...sec(4, vec(Array.from({ length: tables }, () => [0x70, 0x00, ...uleb(initial)]))),
+    ...sec(5, vec([[0x00, 0x01]])),
+    ...sec(7, vec([[...str('memory'), 2, 0], [...str('ta_alloc'), 0, 0], [...str('ta_invoke'), 0, 1]])),
+    ...sec(10, vec(bodies)),
+  ]);
+}
+
 /** Keep calling `hello` until stopped; every answer must be right. */
 function keepCalling(e: EmulatedEnclave): { stop: () => Promise<{ ok: number; failed: unknown[] }> } {
   let running = true;
@@ -98,6 +144,27 @@ describe('fault domain: a process per TA', () => {
     for (let i = 0; i < 3; i++) {
       await expect(backend.create(makeTestBundle(CREATE_HOG, { name: 'fd-create-hog' }))).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
     }
+    const { ok, failed } = await calls.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+  });
+
+  it('a Wasm table grown to millions of entries in a command: OUT_OF_MEMORY for that TA only; the others answer throughout', async () => {
+    const hello = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-hello-table' })));
+    const hog = track(await backend.create(makeTestBundle(tableModule(8, 0, 10_000_000), { name: 'fd-table-grow', runtime: 'wasm', limits: { heapMb: 4 } })));
+    const crashed = new Promise<EnclaveEvent>((r) => hog.on('event', (ev) => ev.type === 'crashed' && r(ev)));
+    const calls = keepCalling(hello);
+    await expect(hog.invoke(undefined, 'grow')).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
+    expect(await crashed).toMatchObject({ type: 'crashed', code: 'OUT_OF_MEMORY' });
+    const { ok, failed } = await calls.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+  });
+
+  it('a Wasm module declaring tables of millions of entries: create() fails OUT_OF_MEMORY, the others answer throughout', async () => {
+    const hello = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-hello-table-decl' })));
+    const calls = keepCalling(hello);
+    await expect(backend.create(makeTestBundle(tableModule(8, 10_000_000, 0), { name: 'fd-table-declared', runtime: 'wasm', limits: { heapMb: 4 } }))).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
     const { ok, failed } = await calls.stop();
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(0);

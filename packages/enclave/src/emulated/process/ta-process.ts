@@ -16,6 +16,8 @@ import type { EnclaveWorker, WorkerHost } from '../threads/enclave-worker.js';
 import { WORKER_OUT_OF_MEMORY } from '../threads/enclave-worker.js';
 import type { WorkerShape } from '../threads/worker-shape.js';
 import { probeOsLimits, residentOf } from './os-limits.js';
+import type { ChannelAddress, FrameChannel } from '../wire/frame-channel.cjs';
+import { directChannels, expectChannel, forgetChannel } from './channel-server.js';
 
 const CHILD_FILE = fileURLToPath(new URL('../child/main.cjs', import.meta.url));
 /** What V8 or the allocator prints when a process runs out of memory. */
@@ -55,18 +57,35 @@ export class RemoteWorker extends EventEmitter implements EnclaveWorker {
   }
 
   private refd = true;
+  /** Direct channel to the worker (see channel-server): absent until it connects, or when messages go through the process. */
+  private channel: FrameChannel | undefined;
+  /** Messages posted before the worker's channel is up. */
+  private outbox: unknown[] | undefined;
+  private channelClosed = false;
+  private exitCode: number | undefined;
 
   constructor(readonly proc: TaProcess) {
     super();
   }
 
+  /** Messages go over a channel of this worker's own, once it connects: the address it is spawned with. */
+  expectDirect(): ChannelAddress {
+    this.outbox = [];
+    return expectChannel(this.wid, (ch) => this.attach(ch));
+  }
+
   postMessage(m: unknown): void {
-    if (!this.exited) this.proc.send({ t: 'post', wid: this.wid, m });
+    if (this.exited) return;
+    if (this.channel) this.channel.postMessage(m);
+    else if (this.outbox) this.outbox.push(m);
+    else this.proc.send({ t: 'post', wid: this.wid, m });
   }
 
   terminate(): Promise<number> {
     if (this.exited) return Promise.resolve(1);
     const done = new Promise<number>((r) => this.once('exit', r));
+    // Whoever awaits the end is held until it comes (a standby is unref'd; ended() lets go).
+    this.ref();
     this.proc.send({ t: 'terminate', wid: this.wid });
     return done;
   }
@@ -74,20 +93,49 @@ export class RemoteWorker extends EventEmitter implements EnclaveWorker {
   ref(): void {
     if (!this.refd) this.proc.refs(+1);
     this.refd = true;
+    this.channel?.socket.ref();
   }
 
   unref(): void {
     if (this.refd) this.proc.refs(-1);
     this.refd = false;
+    this.channel?.socket.unref();
+  }
+
+  /** From the process: the worker thread exited. What it sent before is still read off its channel first. */
+  exitReported(code: number): void {
+    if (!this.channel || this.channelClosed) return this.ended(code);
+    this.exitCode = code;
+    // A thread's sockets close when it ends; should this one not, stop waiting for it.
+    setTimeout(() => this.channel?.close(), 2000).unref();
   }
 
   /** From the process: the worker's exit (or the process's). */
   ended(code: number): void {
     if (this.exited) return;
     this.exited = true;
+    forgetChannel(this.wid);
+    this.channel?.close();
+    this.outbox = undefined;
     if (this.refd) this.proc.refs(-1);
     this.refd = false;
     this.emit('exit', code);
+  }
+
+  private attach(ch: FrameChannel): void {
+    if (this.exited) return ch.close();
+    this.channel = ch;
+    if (this.refd) ch.socket.ref();
+    ch.on('message', (m: unknown) => {
+      if (!this.exited) this.emit('message', m);
+    });
+    ch.on('error', (e: Error) => this.proc.violated(`the channel of one of its workers broke (${e.message.slice(0, 200)})`));
+    ch.on('close', () => {
+      this.channelClosed = true;
+      if (this.exitCode !== undefined) this.ended(this.exitCode);
+    });
+    for (const m of this.outbox?.splice(0) ?? []) ch.postMessage(m);
+    this.outbox = undefined;
   }
 }
 
@@ -132,7 +180,8 @@ export class TaProcess implements WorkerHost {
     });
     this.child.on('message', (m: FromChild) => this.onMessage(m));
     this.child.on('error', () => this.end(null, null));
-    this.child.on('exit', (code, signal) => this.end(code, signal));
+    // 'close', not 'exit': by then its stderr is read to the end (what V8 printed when it ran out of memory).
+    this.child.on('close', (code, signal) => this.end(code, signal));
     this.unrefHandles();
     if (probeOsLimits().residentWatch.enforced) {
       this.watch = setInterval(() => this.checkResident(), WATCH_EVERY_MS);
@@ -162,7 +211,10 @@ export class TaProcess implements WorkerHost {
     this.workers.set(w.wid, w);
     this.refs(+1);
     if (this.gone) queueMicrotask(() => this.fail(w, this.deathError()));
-    else this.send({ t: 'spawn', wid: w.wid, heapMb: shape.heapMb, stackMb: shape.stackMb, boot, name });
+    else {
+      const channel = directChannels() ? w.expectDirect() : undefined;
+      this.send({ t: 'spawn', wid: w.wid, heapMb: shape.heapMb, stackMb: shape.stackMb, boot: channel ? { ...boot, channel } : boot, name });
+    }
     return w;
   }
 
@@ -216,6 +268,11 @@ export class TaProcess implements WorkerHost {
   /** End the process (orderly: its workers are terminated first by their instances). */
   close(): void {
     this.kill('closed');
+  }
+
+  /** A worker broke the protocol: nothing this process says can be trusted any more. */
+  violated(why: string): void {
+    this.kill(why);
   }
 
   private kill(why: string): void {
@@ -274,7 +331,7 @@ export class TaProcess implements WorkerHost {
         return;
       case 'exit':
         this.workers.delete(w.wid);
-        w.ended(typeof m.code === 'number' ? m.code : 1);
+        w.exitReported(typeof m.code === 'number' ? m.code : 1);
         if ((this.owner === undefined || this.retiring) && this.workers.size === 0) this.close(); // a standby let go, or a retired process
         return;
       default:

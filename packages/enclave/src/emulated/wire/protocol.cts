@@ -37,6 +37,14 @@ export interface WorkerPrep {
 export interface WorkerBoot {
   prep: WorkerPrep;
   init?: WorkerInit;
+  /** In a TA's own process: talk to the runtime over this socket instead of the parent port (see frame-channel). */
+  channel?: { path: string; wid: number; token: string };
+}
+
+/** What the worker's side needs of its link to the host: a worker's parent port, or a frame channel. */
+export interface HostPort {
+  postMessage(m: unknown): void;
+  on(event: 'message', listener: (m: any) => void): unknown;
 }
 
 /** Wall-clock marks (ms since the epoch, sub-ms precision) of a worker's start-up steps. */

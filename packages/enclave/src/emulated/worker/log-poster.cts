@@ -1,15 +1,14 @@
 /** The worker's side of TA logging: every line passes the instance's log budget before it is posted. */
-import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { LogLevel } from '../../contract.js';
-import type { FromWorker } from '../wire/protocol.cjs';
+import type { FromWorker, HostPort } from '../wire/protocol.cjs';
 import { checkBinaryMemory } from './memory-watch.cjs';
 import { LogGate, WORKER_LOG_LIMITS, droppedSummary } from '../wire/log-limiter.cjs';
 
 export class LogPoster {
   private readonly gate: LogGate;
 
-  constructor(private readonly port: MessagePort) {
+  constructor(private readonly port: HostPort) {
     this.gate = new LogGate(WORKER_LOG_LIMITS, (n, b, l) => this.port.postMessage({ t: 'log', level: 'warn', message: droppedSummary(n, b, l) } satisfies FromWorker));
   }
 

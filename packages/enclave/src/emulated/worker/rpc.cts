@@ -1,7 +1,6 @@
 /** The worker's side of service calls to the enclave host (seal, storage, attest, host calls). */
-import type { MessagePort } from 'node:worker_threads';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { FromWorker, SvcOp, WireError } from '../wire/protocol.cjs';
+import type { FromWorker, HostPort, SvcOp, WireError } from '../wire/protocol.cjs';
 import { checkBinaryMemory } from './memory-watch.cjs';
 import { SVC_MAX_BYTES_IN_FLIGHT, SVC_MAX_IN_FLIGHT, SvcBudget, wireBytes } from '../wire/service-quota.cjs';
 
@@ -24,7 +23,7 @@ export class ServiceRpc {
   private readonly pending = new Map<number, { resolve: (v: Value | undefined) => void; reject: (e: Error) => void; bytes: number }>();
   private readonly budget = new SvcBudget();
 
-  constructor(private readonly port: MessagePort) {}
+  constructor(private readonly port: HostPort) {}
 
   call(op: SvcOp, args: Value[]): Promise<Value | undefined> {
     checkBinaryMemory();
