@@ -1,7 +1,8 @@
 /**
  * The simulator's hub state survives kill -9 as IoT Hub's does: desired properties, tags and
- * reported properties set before the crash, and a deployment applied through the service API,
- * are there after `sim up` starts again on the same state folder. `sim up` runs as a real child
+ * reported properties set before the crash, the device twin's tags, configurations, and a
+ * deployment applied through the service API, are there after `sim up` starts again on the same
+ * state folder; so are the messages stored for a module that is not running (store and forward). `sim up` runs as a real child
  * process; the test kills it with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,15 @@ let up: ChildProcess | undefined;
 function startSim(): ChildProcess {
   return spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0', '--state-dir', 'state'], { cwd, stdio: ['ignore', 'ignore', 'ignore'] });
 }
+
+/** The service API's own calls the typed client does not wrap (device twin, one configuration). */
+const raw = (hub: HubClient, method: string, path: string, body?: unknown): Promise<any> =>
+  (hub as unknown as { request(m: string, p: string, b: unknown, o: { what: string }): Promise<unknown> }).request(method, path, body, { what: `${method} ${path}` });
+
+const storedFor = async (hub: HubClient, module: string, input: string): Promise<number> => {
+  const s = (await hub.simulatorStatus()) as { storeAndForward: { destinations: Array<{ module: string; input: string; messages: number }> } };
+  return s.storeAndForward.destinations.find((d) => d.module === module && d.input === input)?.messages ?? 0;
+};
 
 async function connect(): Promise<{ hub: HubClient; deviceId: string }> {
   const { stdout } = await eventually(() => run(process.execPath, [cliBin, '--json', 'sim', 'credentials', '--state-dir', 'state'], { cwd, timeout: 20_000 }), 60_000, 200);
@@ -46,6 +56,12 @@ describe('hub state across a simulator crash', () => {
       if (r.status !== 200) throw new Error(JSON.stringify(r));
     }, 30_000);
     const before = (await hub.getModuleTwin(deviceId, 'probeA')) as any;
+    // probeLate is stopped: what probeA sends it waits in store and forward.
+    const sent = await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'send', payload: { messages: [{ output: 'toLate', body: 'kept-1' }, { output: 'toLate', body: 'kept-2' }] }, responseTimeoutInSeconds: 10 });
+    expect(sent.status).toBe(200);
+    expect(await storedFor(hub, 'probeLate', 'queued')).toBe(2);
+    await raw(hub, 'PATCH', `/twins/${deviceId}`, { tags: { ring: 'canary' } });
+    const config = await hub.createOrUpdateConfiguration('kept-config', { content: { modulesContent: {} }, targetCondition: "tags.ring = 'never'", priority: 3 } as never);
     hub.close();
 
     const pid = up.pid!;
@@ -61,6 +77,9 @@ describe('hub state across a simulator crash', () => {
     expect(after.properties.desired).toMatchObject({ greeting: 'after-crash', added: { deep: true }, nested: { x: 1 } });
     expect(after.properties.desired.$version).toBeGreaterThanOrEqual(before.properties.desired.$version);
     expect(after.properties.reported).toMatchObject({ seen: 'before-crash' });
+    expect((await raw(hub, 'GET', `/twins/${deviceId}`)).tags).toEqual({ ring: 'canary' });
+    expect(await raw(hub, 'GET', '/configurations/kept-config')).toMatchObject({ id: 'kept-config', priority: 3, targetCondition: "tags.ring = 'never'", etag: config.etag });
+    expect(await storedFor(hub, 'probeLate', 'queued')).toBe(2);
     // The restarted module reads the kept desired properties, not the manifest's.
     await eventually(async () => {
       const r = await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'freshTwin', payload: null, responseTimeoutInSeconds: 5 });

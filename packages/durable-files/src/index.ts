@@ -108,3 +108,4 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string, mod
     closeSync(dfd);
   }
 }
+export { LineJournal } from './line-journal.js';

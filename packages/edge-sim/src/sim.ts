@@ -8,6 +8,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { escapeLogText } from '@enclave-edge/observability/escape';
 import { StateDir } from './state/index.js';
 import { HUB_STATE_FILE, HubStateFile, manifestFingerprint } from './state/hub-state.js';
+import { FORWARDING_FILE, ForwardingJournal } from './state/hub-state-forwarding.js';
 import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
 import type { JsonObject } from './hub/twins.js';
 import { moduleNotFound } from './hub/hub-error.js';
@@ -152,6 +153,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     for (const c of closers.splice(0).reverse()) await c().catch((err) => log(`shutdown: ${(err as Error).message}`));
   };
   try {
+    // Messages for module inputs not yet acknowledged, kept with the hub state.
+    const forwarding = hubState ? new ForwardingJournal(join(state.dir, FORWARDING_FILE), log) : undefined;
+    if (forwarding) closers.push(async () => forwarding.close());
     const hub = new EdgeHub({
       hubHostName,
       deviceId,
@@ -166,6 +170,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         ...(options.limits?.storeMaxMessages !== undefined ? { maxMessages: options.limits.storeMaxMessages } : {}),
         ...(options.limits?.storeMaxBytes !== undefined ? { maxBytes: options.limits.storeMaxBytes } : {}),
       },
+      ...(forwarding ? { forwarding } : {}),
       log: hubLog,
     });
     const mqttPort = await hub.start();
@@ -228,6 +233,19 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       redeploy: () => redeploy(),
     });
     const moduleTwin = (m: string): JsonObject => hub.twins.serviceView(m, isSystemModule(m) || hub.isConnected(m));
+    // The device twin and configurations as they were; what they target is what runs.
+    if (saved?.deviceTwins?.length) registry.deviceTwins.restore(saved.deviceTwins);
+    for (const c of saved?.configurations ?? []) registry.configurations.items.set(c.id, c);
+    const targeted = registry.effectiveDeployment();
+    if (targeted) {
+      spec = parseDeployment({ modulesContent: targeted.modulesContent }, { repoRoot, expandVariables: false }, `configuration ${targeted.base}`);
+      routes = compileRoutes(spec.routes);
+      hub.setRoutes(routes, spec.storeAndForward.timeToLiveSecs);
+      appliedSpec = spec;
+    }
+
+    const persist = (): void =>
+      hubState?.save({ deployment: appliedDeployment, twins: hub.twins.snapshot(), deviceTwins: registry.deviceTwins.snapshot(), configurations: registry.configurations.list() });
 
     // Apply/redeploy serialised: a second applyConfigurationContent waits for the first.
     let applying: Promise<void> = Promise.resolve();
@@ -353,6 +371,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     /** What the device runs: the highest-priority configuration targeting it (plus layers), else its own deployment. */
     function redeploy(): Promise<void> {
       return serialised(async () => {
+        persist(); // configurations and device tags are on disk before the change is acknowledged
         const eff = registry.effectiveDeployment();
         const target = eff ? parseDeployment({ modulesContent: eff.modulesContent }, { repoRoot, expandVariables: false }, `configuration ${eff.base}${eff.layers.length ? ` + layers ${eff.layers.join(', ')}` : ''}`) : ownSpec;
         if (target !== appliedSpec) await applySpec(target);
@@ -381,8 +400,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     // every change is on disk before it is acknowledged.
     if (saved) hub.twins.restore(saved.twins);
     for (const m of spec.modules) if (!saved || !hub.twins.has(m.name)) hub.twins.setDesired(m.name, m.desired as JsonObject);
-    const persist = (): void => hubState?.save({ deployment: appliedDeployment, twins: hub.twins.snapshot() });
     hub.twins.onChange = persist;
+    registry.deviceTwins.onChange = persist;
     system.deployed(spec);
     persist();
     if (options.writeState !== false) {

@@ -18,10 +18,9 @@
  * Done marks are written without fsync: the page cache survives a kill -9; only a power cut
  * can lose one, and then a finished message runs again (at least once allows it).
  */
-import { closeSync, fdatasyncSync, mkdirSync, openSync, readFileSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import device, { type Message } from 'azure-iot-device';
-import { writeFileAtomicSync } from '@enclave-edge/durable-files';
+import { LineJournal } from '@enclave-edge/durable-files';
 
 export const INPUT_JOURNAL_FILE = 'inputs.journal';
 /** Message ids remembered for duplicate detection (finished ones; unfinished ones always). */
@@ -75,24 +74,20 @@ function restore(s: StoredMessage): Message {
 }
 
 export class InputJournal {
-  private fd: number;
+  private readonly file: LineJournal<Entry>;
   private nextKey = 1;
-  private bytes = 0;
   /** Unfinished messages by key, in the order taken. */
   private readonly open = new Map<number, { input: string; msg: StoredMessage }>();
   /** Message ids of finished messages, oldest first (a Map keeps insertion order). */
   private readonly finishedIds = new Map<string, true>();
   private readonly openIds = new Map<string, number>();
-  private readonly path: string;
   /** What the previous instance left unfinished, in order; taken once by `recovered()`. */
-  private leftOver: JournaledMessage[];
+  private leftOver: JournaledMessage[] = [];
 
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.path = join(dir, INPUT_JOURNAL_FILE);
-    this.leftOver = [];
-    if (existsSync(this.path)) this.load(readFileSync(this.path, 'utf8'));
-    this.fd = this.compact();
+    this.file = new LineJournal<Entry>(join(dir, INPUT_JOURNAL_FILE));
+    this.load(this.file.read().entries);
+    this.compact();
     for (const [key, e] of this.open) this.leftOver.push({ key, input: e.input, msg: restore(e.msg) });
   }
 
@@ -117,7 +112,7 @@ export class InputJournal {
     if (id !== undefined && (this.openIds.has(id) || this.finishedIds.has(id))) return undefined;
     const key = this.nextKey++;
     const stored = store(msg);
-    this.append({ t: 'in', k: key, input, msg: stored }, true);
+    this.file.appendSync({ t: 'in', k: key, input, msg: stored });
     this.open.set(key, { input, msg: stored });
     if (id !== undefined) this.openIds.set(id, key);
     return key;
@@ -134,21 +129,15 @@ export class InputJournal {
       this.remember(id);
     }
     try {
-      this.append({ t: 'done', k: key }, false);
+      this.file.append({ t: 'done', k: key });
+      if (this.file.bytes > COMPACT_BYTES) this.compact();
     } catch {
-      // Not marked: after a crash it runs again (at least once); the next take reports the fault.
-    }
-    if (this.bytes > COMPACT_BYTES) {
-      try {
-        this.fd = this.compact(this.fd);
-      } catch {
-        // Kept appending to the old file; compacted at the next chance.
-      }
+      // Not marked (or not compacted): after a crash it runs again (at least once); the next take reports the fault.
     }
   }
 
   close(): void {
-    closeSync(this.fd);
+    this.file.close();
   }
 
   private remember(id: string): void {
@@ -156,23 +145,9 @@ export class InputJournal {
     if (this.finishedIds.size > REMEMBER_IDS) this.finishedIds.delete(this.finishedIds.keys().next().value as string);
   }
 
-  private append(e: Entry, sync: boolean): void {
-    const line = Buffer.from(`${JSON.stringify(e)}\n`);
-    writeSync(this.fd, line);
-    if (sync) fdatasyncSync(this.fd);
-    this.bytes += line.length;
-  }
-
-  private load(text: string): void {
+  private load(entries: Entry[]): void {
     const byKey = new Map<number, { input: string; msg: StoredMessage }>();
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      let e: Entry;
-      try {
-        e = JSON.parse(line) as Entry;
-      } catch {
-        continue; // the line a crash cut short: its message was never acknowledged, edgeHub sends it again
-      }
+    for (const e of entries) {
       if (e.t === 'in' && typeof e.k === 'number' && typeof e.input === 'string' && e.msg && typeof e.msg.data === 'string') byKey.set(e.k, { input: e.input, msg: e.msg });
       else if (e.t === 'done' && typeof e.k === 'number') {
         const m = byKey.get(e.k);
@@ -187,15 +162,11 @@ export class InputJournal {
     }
   }
 
-  /** Rewrite the file with only what is still needed (open messages, remembered ids); returns the new append fd. */
-  private compact(oldFd?: number): number {
-    const lines: string[] = [];
-    for (const id of this.finishedIds.keys()) lines.push(JSON.stringify({ t: 'seen', id } satisfies Entry));
-    for (const [k, e] of this.open) lines.push(JSON.stringify({ t: 'in', k, input: e.input, msg: e.msg } satisfies Entry));
-    const text = lines.length ? `${lines.join('\n')}\n` : '';
-    writeFileAtomicSync(this.path, text, 0o600);
-    if (oldFd !== undefined) closeSync(oldFd);
-    this.bytes = Buffer.byteLength(text);
-    return openSync(this.path, 'a', 0o600);
+  /** Keep only what is still needed: open messages and remembered ids. */
+  private compact(): void {
+    const entries: Entry[] = [];
+    for (const id of this.finishedIds.keys()) entries.push({ t: 'seen', id });
+    for (const [k, e] of this.open) entries.push({ t: 'in', k, input: e.input, msg: e.msg });
+    this.file.rewrite(entries);
   }
 }

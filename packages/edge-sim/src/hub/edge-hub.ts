@@ -16,6 +16,7 @@ import { verifySas } from '../sas.js';
 import { listenError } from '../listen-error.js';
 import { TwinStore, type JsonObject } from './twins.js';
 import { StoreAndForward, type StoreLimits } from './store-forward.js';
+import type { ForwardingJournal } from '../state/hub-state-forwarding.js';
 import { deviceNotOnline, gatewayTimeout, HubError, moduleDisconnected } from './hub-error.js';
 import {
   decodeBag,
@@ -57,6 +58,8 @@ export interface EdgeHubOptions {
   timeToLiveSecs?: number;
   /** Bounds of store-and-forward per destination (default 10,000 messages / 64 MiB). */
   storeLimits?: Partial<StoreLimits>;
+  /** Messages for module inputs kept on disk until the module acknowledges them (survives a simulator crash). */
+  forwarding?: ForwardingJournal;
   log?: (line: string) => void;
 }
 
@@ -80,6 +83,7 @@ interface PendingMethod {
 interface Delivery {
   input: string;
   topicBag: string;
+  /** Its own Buffer object per delivery: the module's acknowledgement names it by this payload. */
   body: Buffer;
 }
 
@@ -93,6 +97,8 @@ export class EdgeHub extends EventEmitter {
   /** When each destination last warned about dropped messages (one warning per 10 s at most). */
   private readonly dropWarned = new Map<string, { at: number; since: number }>();
   private readonly pending = new Map<string, PendingMethod>();
+  /** Forwarding-journal key of each delivery not yet acknowledged, by its payload object. */
+  private readonly unacked = new Map<Buffer, number>();
   private nextRid = 1;
   private sweeper?: NodeJS.Timeout;
   private readonly log: (line: string) => void;
@@ -114,6 +120,17 @@ export class EdgeHub extends EventEmitter {
     this.aedes.on('subscribe', (subs, client) => {
       if (subs.some((s) => s.topic === inputFilter(this.opts.deviceId, moduleOf(client)) && (s.qos as number) !== 128)) this.flush(moduleOf(client));
     });
+    // A module's PUBACK: the delivery is done (aedes hands back the packet it kept, same payload).
+    this.aedes.on('ack', (packet) => {
+      const payload = (packet as { payload?: unknown } | undefined)?.payload;
+      if (Buffer.isBuffer(payload)) this.acknowledged(payload);
+    });
+    for (const { key, message: m } of opts.forwarding?.pending() ?? []) {
+      const d: Delivery = { input: m.input, topicBag: m.topicBag, body: m.body };
+      this.unacked.set(d.body, key);
+      this.store(m.module, `${m.module}\u0000${m.input}`, d, Math.max(1, (m.expiresAt - Date.now()) / 1000));
+    }
+    if (opts.forwarding && opts.forwarding.size > 0) this.log(`store and forward: ${opts.forwarding.size} message(s) kept from before the restart`);
     this.aedes.on('clientReady', (client) => {
       this.log(`module ${moduleOf(client)} connected`);
       this.emit('connected', moduleOf(client));
@@ -263,7 +280,8 @@ export class EdgeHub extends EventEmitter {
           return cb(new Error('message too large'));
         }
         this.route(moduleId, t.bag, payload);
-        return cb(null);
+        // Acknowledged once what it was routed to is on disk.
+        return this.opts.forwarding ? this.opts.forwarding.sync((err) => cb(err)) : cb(null);
       case 'methodResponse': {
         const p = this.pending.get(`${client.id}|${t.rid}`);
         if (p) {
@@ -336,10 +354,35 @@ export class EdgeHub extends EventEmitter {
         };
         this.emit('upstream', up);
       } else {
-        const d: Delivery = { input: sink.input, topicBag: encodeBag(system, props.app), body };
+        const d: Delivery = { input: sink.input, topicBag: encodeBag(system, props.app), body: body.subarray(0) };
+        this.keep(sink.module, d, sink.timeToLiveSecs ?? this.ttlSecs);
         this.deliver(sink.module, d, sink.timeToLiveSecs ?? this.ttlSecs);
       }
     }
+  }
+
+  /** On disk until the module acknowledges it; a journal that cannot be written is said, and the message still goes. */
+  private keep(moduleId: string, d: Delivery, ttlSecs: number): void {
+    const journal = this.opts.forwarding;
+    if (!journal) return;
+    try {
+      this.unacked.set(d.body, journal.add({ module: moduleId, input: d.input, topicBag: d.topicBag, body: d.body, expiresAt: Date.now() + ttlSecs * 1000 }));
+    } catch (err) {
+      this.log(`warning: store and forward could not write its journal (${(err as Error).message}); a message to ${moduleId} is not kept through a crash`);
+    }
+  }
+
+  private acknowledged(body: Buffer): void {
+    const key = this.unacked.get(body);
+    if (key === undefined) return;
+    this.unacked.delete(body);
+    this.opts.forwarding!.done(key);
+  }
+
+  /** Send a delivery; a clean-session client gets no redelivery from aedes, so it is done once written. */
+  private sendDelivery(c: Client, moduleId: string, d: Delivery): void {
+    this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
+    if ((c as { clean?: boolean }).clean) this.acknowledged(d.body);
   }
 
   private canDeliver(moduleId: string): Client | undefined {
@@ -351,7 +394,7 @@ export class EdgeHub extends EventEmitter {
     const key = `${moduleId}\u0000`;
     const c = this.canDeliver(moduleId);
     if (c && this.saf.size(key + d.input) > 0) this.flush(moduleId); // keep order behind anything stored
-    if (c) this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
+    if (c) this.sendDelivery(c, moduleId, d);
     else this.store(moduleId, key + d.input, d, ttlSecs);
   }
 
@@ -378,7 +421,7 @@ export class EdgeHub extends EventEmitter {
     if (!c) return;
     const items = this.saf.takeAll(`${moduleId}\u0000`);
     if (items.length) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
-    for (const { item } of items) this.send(c, inputTopic(this.opts.deviceId, moduleId, item.input, item.topicBag), item.body, 1);
+    for (const { item } of items) this.sendDelivery(c, moduleId, item);
   }
 
   // ---- direct methods and twins -------------------------------------------------------------

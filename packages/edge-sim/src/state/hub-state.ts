@@ -1,7 +1,9 @@
 /**
  * The simulator's hub state on disk, kept across a crash and restart as IoT Hub keeps it:
- * module twins (desired, reported, tags and their versions) and the deployment last applied
- * through the service API. One JSON file, replaced with the project's durable write (temp,
+ * module twins (desired, reported, tags and their versions), the device twin (its tags target
+ * configurations), the configurations (deployments at scale) and the deployment last applied
+ * through the service API. Messages for module inputs not yet acknowledged are kept beside it
+ * (hub-state-forwarding.ts). One JSON file, replaced with the project's durable write (temp,
  * fsync, rename, fsync of the folder) on every change, before the change is acknowledged.
  * The state belongs to the manifest the simulator started from: started with another manifest,
  * the simulator begins again from that manifest (and says so).
@@ -10,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { writeFileAtomicSync } from '@enclave-edge/durable-files';
 import type { Twin } from '../hub/twins.js';
+import type { Configuration } from '../registry/configurations.js';
 
 export const HUB_STATE_FILE = 'hub-state.json';
 
@@ -17,6 +20,9 @@ export interface HubState {
   /** `modulesContent` last applied with applyConfigurationContent, or null (the manifest's). */
   deployment: { modulesContent: Record<string, unknown> } | null;
   twins: Twin[];
+  /** The device twin (tags, desired); absent in a state written before it was kept. */
+  deviceTwins?: Twin[];
+  configurations?: Configuration[];
 }
 
 interface HubStateDoc extends HubState {
@@ -49,8 +55,9 @@ export class HubStateFile {
       this.log('the manifest changed since the last run: twins and deployment start again from it');
       return undefined;
     }
-    this.log(`hub state restored: ${doc.twins.length} twin(s)${doc.deployment ? ', the deployment applied through the service API' : ''}`);
-    return { deployment: doc.deployment, twins: doc.twins };
+    const configurations = Array.isArray(doc.configurations) ? doc.configurations : [];
+    this.log(`hub state restored: ${doc.twins.length} twin(s), ${configurations.length} configuration(s)${doc.deployment ? ', the deployment applied through the service API' : ''}`);
+    return { deployment: doc.deployment, twins: doc.twins, deviceTwins: Array.isArray(doc.deviceTwins) ? doc.deviceTwins : [], configurations };
   }
 
   save(state: HubState): void {
