@@ -26,7 +26,7 @@ afterAll(() => rt.stop());
 
 describe('operator caps on manifest limits (policy.maxLimits)', () => {
   it('has safe defaults', () => {
-    expect(runtimePolicySchema.parse({}).maxLimits).toEqual({ heapMb: 256, stackKb: 8192, maxConcurrency: 16, callTimeoutMs: 60_000 });
+    expect(runtimePolicySchema.parse({}).maxLimits).toEqual({ heapMb: 256, stackKb: 8192, maxConcurrency: 16, callTimeoutMs: 60_000, maxInstances: 16 });
     expect(DEFAULT_MAX_LIMITS.heapMb).toBe(256);
   });
 

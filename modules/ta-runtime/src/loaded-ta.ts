@@ -35,6 +35,8 @@ export class LoadedTA {
     readonly origin: 'desired' | 'method',
     /** The measurement its configuration pins, re-checked on every policy change. */
     readonly pinned?: string,
+    /** The policy's maxLimits.maxInstances it was started under. */
+    readonly instanceCap?: number,
   ) {}
 
   /** Run a call against this enclave, counted for draining. */

@@ -125,6 +125,11 @@ export class TARuntime {
       for (const [name, ta] of [...this.tas]) {
         const r = this.readmit(ta.bundle, name, ta.origin, ta.pinned);
         if (r.refused) this.revoke(name, ta, r.refused);
+        // Admitted, but started under another instance cap (its manifest names none): a fresh
+        // enclave under the cap now in force takes over, the old one drains.
+        else if (!ta.bundle.manifest.session.singleInstance && ta.bundle.manifest.limits.maxInstances === undefined && ta.instanceCap !== policy?.maxLimits.maxInstances) {
+          await this.start(name, ta.bundle, ta.fingerprint, ta.origin, ta.pinned).catch((err) => this.revoke(name, ta, { code: 'POLICY_VIOLATION', rule: 'maxLimits.maxInstances', message: `it could not be restarted under the new instance cap: ${toEnclaveEdgeError(err).message}` }));
+        }
       }
     }
     for (const [name, raw] of Object.entries(tas)) if (raw === null) removed.add(name);
@@ -274,14 +279,17 @@ export class TARuntime {
   /** Start an enclave for an admitted bundle and swap it in; the previous one drains. */
   private async start(name: string, bundle: VerifiedBundle, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     const log = this.opts.log;
+    // The operator's cap on instances of one TA (a manifest asking for more was refused by admission).
+    const instanceCap = this.policy?.maxLimits.maxInstances;
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
+      ...(instanceCap !== undefined ? { maxInstances: instanceCap } : {}),
       ...(this.opts.services ? { services: this.opts.services } : {}),
       // The TA's fields stay nested: spread at the top they could overwrite `ta`, `level`, `time`
       // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
       log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),
     });
-    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin, pinned);
+    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin, pinned, instanceCap);
     enclave.on('event', (e) => {
       if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
       else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });

@@ -138,3 +138,42 @@ describe('replacements and invalid policies', () => {
     expect(reports.get('key-vault')?.status).toBe('loaded');
   });
 });
+
+describe('policy.maxLimits.maxInstances', () => {
+  it('caps instances of a TA (beyond it openSession answers BUSY naming the cap); lowered below a running TA\'s limits.maxInstances, it revokes that TA', async () => {
+    const key = generateSigningKey();
+    const hello = decodeBundle(bundles.bytes('hello')).manifest;
+    const perSession = { singleInstance: false, multiSession: false, keepAlive: false };
+    const bundleOf = async (name: string, uuid: string, limits: Record<string, number>) =>
+      `base64:${Buffer.from(await signBundle(encodeBundle({ manifest: { ...hello, name, uuid, session: perSession, limits: { ...hello.limits, ...limits } }, code: new TextEncoder().encode(`module.exports = { commands: { ping: () => 'pong' } };`) }), pemSigner(key.privateKeyPem))).toString('base64')}`;
+    const tas = {
+      ...desiredTAs,
+      'per-session': { source: await bundleOf('per-session', '6d1f1c2a-5b7e-4c1d-9a0b-3e2f4d5c6b71', {}) },
+      'asks-two': { source: await bundleOf('asks-two', '6d1f1c2a-5b7e-4c1d-9a0b-3e2f4d5c6b72', { maxInstances: 2 }) },
+    };
+    const policy = (maxInstances: number) => ({ ...devPolicy, trustedSigners: { ...devPolicy.trustedSigners, test: key.signerId }, maxLimits: { maxInstances } });
+    const open = (ta: string) => rt.dispatch({ id: `o${Math.random()}`, op: 'openSession', ta, deadline: deadline() });
+    try {
+      await rt.reconcile({ policy: policy(2), tas });
+      await open('per-session');
+      await open('per-session');
+      await expect(open('per-session')).rejects.toMatchObject({ code: 'BUSY', message: expect.stringMatching(/operator's cap of 2 instances per TA \(maxLimits\.maxInstances\)/) });
+      await open('asks-two');
+      const kvLoads = loadedCount('key-vault');
+
+      await rt.reconcile({ policy: policy(1), tas });
+      // Its manifest asks for 2: refused under a cap of 1, and retired.
+      expect(reports.get('asks-two')).toMatchObject({ status: 'revoked', rule: 'maxLimits.maxInstances', errorCode: 'POLICY_VIOLATION' });
+      await expect(open('asks-two')).rejects.toMatchObject({ code: 'POLICY_VIOLATION', detail: { rule: 'maxLimits.maxInstances' } });
+      // Names none: runs on, under the lower cap.
+      expect(reports.get('per-session')?.status).toBe('loaded');
+      await open('per-session');
+      await expect(open('per-session')).rejects.toMatchObject({ code: 'BUSY', message: expect.stringContaining("operator's cap of 1 instances per TA") });
+      // TAs with one shared instance are not restarted by it.
+      expect(loadedCount('key-vault')).toBe(kvLoads);
+      expect(await ping()).toBe('pong');
+    } finally {
+      await rt.reconcile({ policy: devPolicy, tas: desiredTAs });
+    }
+  });
+});

@@ -43,7 +43,7 @@ export interface Refusal {
 
 export type AdmissionResult = { admitted: VerifiedBundle; refused?: undefined } | { refused: Refusal; admitted?: undefined };
 
-const LIMIT_KEYS = ['heapMb', 'stackKb', 'maxConcurrency', 'callTimeoutMs'] as const;
+const LIMIT_KEYS = ['heapMb', 'stackKb', 'maxConcurrency', 'callTimeoutMs', 'maxInstances'] as const;
 
 /** Bundles admit() let through, with the backend kind they were admitted for. */
 const admittedFor = new WeakMap<VerifiedBundle, string>();
@@ -82,8 +82,10 @@ export function admitVerified(bundle: VerifiedBundle, policy: AdmissionPolicy, c
   }
   // A trusted signer still may not take the device's memory or threads.
   for (const key of LIMIT_KEYS) {
-    if (m.limits[key] > policy.maxLimits[key]) {
-      return refuse('POLICY_VIOLATION', `maxLimits.${key}`, `TA ${name} asks for limits.${key} ${m.limits[key]}, above the operator cap policy.maxLimits.${key} ${policy.maxLimits[key]}`);
+    const asked = m.limits[key];
+    const cap = policy.maxLimits[key];
+    if (asked !== undefined && cap !== undefined && asked > cap) {
+      return refuse('POLICY_VIOLATION', `maxLimits.${key}`, `TA ${name} asks for limits.${key} ${asked}, above the operator cap policy.maxLimits.${key} ${cap}`);
     }
   }
   if (ctx.origin === 'method' && !policy.allowRemoteLoad) {

@@ -31,12 +31,14 @@ export type TAEntry = z.output<typeof taEntrySchema>;
  * (POLICY_VIOLATION naming the limit), however trusted its signer. Defaults are safe for a
  * small device; raise them per device in desired properties.
  */
-export const DEFAULT_MAX_LIMITS = { heapMb: 256, stackKb: 8192, maxConcurrency: 16, callTimeoutMs: 60_000 } as const;
+export const DEFAULT_MAX_LIMITS = { heapMb: 256, stackKb: 8192, maxConcurrency: 16, callTimeoutMs: 60_000, maxInstances: 16 } as const;
 export const maxLimitsSchema = z.object({
   heapMb: z.number().int().min(4).max(4096).default(DEFAULT_MAX_LIMITS.heapMb),
   stackKb: z.number().int().min(64).max(65_536).default(DEFAULT_MAX_LIMITS.stackKb),
   maxConcurrency: z.number().int().min(1).max(256).default(DEFAULT_MAX_LIMITS.maxConcurrency),
   callTimeoutMs: z.number().int().min(10).max(3_600_000).default(DEFAULT_MAX_LIMITS.callTimeoutMs),
+  /** Instances of one TA at once: a manifest asking for more is refused; one naming none gets at most this many. */
+  maxInstances: z.number().int().min(1).max(256).default(DEFAULT_MAX_LIMITS.maxInstances),
 });
 export type MaxLimits = z.output<typeof maxLimitsSchema>;
 

@@ -134,7 +134,7 @@ export class EmulatedEnclave implements Enclave {
     this.maxInstances = cap !== undefined ? Math.min(own, cap) : own;
     this.maxInstancesWhy =
       cap !== undefined && cap < own
-        ? `the operator's cap of ${cap} instances per TA`
+        ? `the operator's cap of ${cap} instances per TA (maxLimits.maxInstances)`
         : m.limits.maxInstances !== undefined
           ? `its limits.maxInstances of ${own}`
           : `the default of ${own} instances per TA`;
