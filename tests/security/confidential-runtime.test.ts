@@ -12,7 +12,7 @@ import { EmulatedBackend } from '@enclave-edge/enclave';
 import { TARuntime } from '@enclave-edge/ta-runtime';
 import { openSoftwareRoot, createTrustServices, initDeviceIdentity, devicePaths } from '@enclave-edge/trust';
 import { verifyEvidence } from '@enclave-edge/attestation';
-import { ConfidentialClient, CONFIDENTIAL_COMMAND, type ConfidentialTransport, type JsonValue } from '@enclave-edge/confidential';
+import { ConfidentialClient, CONFIDENTIAL_COMMAND, sealRequest, type ConfidentialTransport, type JsonValue } from '@enclave-edge/confidential';
 import { createLogger } from '@enclave-edge/observability';
 import { newSigner, signedBundle, type TestSigner } from './bundles.js';
 import { tempDir } from './helpers.js';
@@ -117,13 +117,17 @@ describe('confidential calls in the runtime', () => {
     expect(await client.invoke('vault', 'get', { key: 'after' })).toMatchObject({ value: 'result-after' });
   });
 
-  it('tampered, truncated and wrong-suite envelopes are refused with a code and reason', async () => {
-    await client.invoke('vault', 'how');
-    const env = sent.at(-1) as { v: number; h: string; enc: string; ct: string };
+  it('tampered, truncated and wrong-suite envelopes are refused with a code and reason; a tampered copy does not spend the genuine one', async () => {
+    const k = await client.attestedKey('vault');
+    const fresh = async () => (await sealRequest({ recipient: k.key, ta: k.ta, measurement: k.measurement, command: 'how', params: null })).envelope;
+    const env = await fresh();
     const ct = Buffer.from(env.ct, 'base64url');
     ct[5]! ^= 0x40;
     await expect(plain(CONFIDENTIAL_COMMAND, { ...env, ct: ct.toString('base64url') })).rejects.toMatchObject({ code: 'SEAL_INTEGRITY', message: expect.stringMatching(/\(integrity\)/) });
-    await expect(plain(CONFIDENTIAL_COMMAND, { ...env, ct: env.ct.slice(0, 8) })).rejects.toMatchObject({ code: 'BAD_FORMAT' });
+    // Its request id was reserved as it entered the enclave and freed when it did not open.
+    expect(await plain(CONFIDENTIAL_COMMAND, env as never)).toMatchObject({ v: 1 });
+    await expect(plain(CONFIDENTIAL_COMMAND, env as never)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/\(replay\)/) });
+    await expect(plain(CONFIDENTIAL_COMMAND, { ...(await fresh()), ct: env.ct.slice(0, 8) })).rejects.toMatchObject({ code: 'BAD_FORMAT' });
     const h = JSON.parse(Buffer.from(env.h, 'base64url').toString());
     await expect(plain(CONFIDENTIAL_COMMAND, { ...env, h: Buffer.from(JSON.stringify({ ...h, aead: 3 })).toString('base64url') })).rejects.toMatchObject({ code: 'NOT_SUPPORTED', message: expect.stringMatching(/\(suite\)/) });
     await expect(plain(CONFIDENTIAL_COMMAND, { ...env, h: Buffer.from(JSON.stringify({ ...h, ta: 'other' })).toString('base64url') })).rejects.toMatchObject({ code: 'ACCESS_DENIED', message: expect.stringMatching(/\(ta\)/) });

@@ -25,6 +25,11 @@ export class MemoryReplayCache implements ReplayCache {
     return false;
   }
 
+  /** Forget `id` (a reservation whose token turned out not to be authentic). */
+  forget(id: string): void {
+    this.seen.delete(id);
+  }
+
   /** Drop expired entries; when full, at most once per second (a sweep is O(entries)). */
   private sweep(now: number): void {
     if (now - this.lastSweep < 1000 && now >= this.lastSweep) return;

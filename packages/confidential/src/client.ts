@@ -10,7 +10,7 @@ import { parsePolicy, type VerifierPolicyInput } from '@enclave-edge/attestation
 import type { EvidenceClaims } from '@enclave-edge/attestation/claims';
 import { decodeValue, encodeValue } from '@enclave-edge/protocol/value-codec';
 import type { Value } from '@enclave-edge/ta-sdk';
-import { sealRequest, type JsonValue } from './envelope.js';
+import { prepareSender, sealRequest, type JsonValue, type PreparedSender } from './envelope.js';
 import { CONFIDENTIAL_COMMAND } from './names.js';
 import { importHpkePublicKey, rawPublicKeyOf, type HpkeKey } from './suite.js';
 
@@ -105,6 +105,19 @@ export class ConfidentialClient {
     };
   }
 
+  /**
+   * The HPKE encapsulation of the next request to `k`, made while this one is on the wire, so a
+   * call pays only for its AEAD. One context per envelope, taken out before use (never shared);
+   * dropped with the key.
+   */
+  private readonly prepared = new WeakMap<AttestedKey, PreparedSender>();
+
+  private takePrepared(k: AttestedKey): PreparedSender {
+    const ready = this.prepared.get(k);
+    this.prepared.set(k, prepareSender(k.key, true));
+    return ready ?? prepareSender(k.key);
+  }
+
   /** Call `command` of `ta` with params only the attested enclave can read; resolves to its plain result. */
   async invoke(ta: string, command: string, params?: Value, opts: ConfidentialInvokeOptions = {}): Promise<Value> {
     const wireParams = encodeValue(params ?? null) as JsonValue;
@@ -123,7 +136,7 @@ export class ConfidentialClient {
   private async invokeOnce(ta: string, command: string, params: JsonValue, opts: ConfidentialInvokeOptions): Promise<Value> {
     const k = await this.attestedKey(ta);
     const sealed = await sealRequest({
-      recipient: k.key, ta: k.ta, measurement: k.measurement, command, params,
+      recipient: k.key, prepared: this.takePrepared(k), ta: k.ta, measurement: k.measurement, command, params,
       ...(this.opts.lifetimeMs !== undefined ? { lifetimeMs: this.opts.lifetimeMs } : {}), now: this.now(),
     });
     const answer = await this.opts.transport.invoke(ta, CONFIDENTIAL_COMMAND, sealed.envelope as unknown as JsonValue, opts);

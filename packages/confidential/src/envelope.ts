@@ -12,7 +12,8 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { EnclaveEdgeError, isErrorCode, type ErrorCode } from '@enclave-edge/errors';
-import { SUITE_IDS, hpkeSuite, type HpkeKey } from './suite.js';
+import type { SenderContext } from '@hpke/core';
+import { SUITE_IDS, hpkeSuite, type HpkeKey, type SuiteHeader } from './suite.js';
 
 export const ENVELOPE_VERSION = 1;
 export const DEFAULT_ENVELOPE_LIFETIME_MS = 60_000;
@@ -28,13 +29,7 @@ const RID = /^[A-Za-z0-9_-]{16,64}$/;
 const B64U = /^[A-Za-z0-9_-]*$/;
 const MAX_HEADER_CHARS = 1024;
 
-export interface EnvelopeHeader {
-  v: 1;
-  kem: number;
-  kdf: number;
-  aead: number;
-  ta: string;
-  m: string;
+export interface EnvelopeHeader extends SuiteHeader {
   rid: string;
   exp: number;
 }
@@ -143,9 +138,42 @@ function parseHeader(bytes: Uint8Array): EnvelopeHeader {
 
 // ---------------------------------------------------------------- caller side
 
+/**
+ * An HPKE sender context made ahead of the request it will seal (encapsulation does not depend
+ * on the message): a fresh ephemeral key, used for exactly one envelope.
+ */
+export interface PreparedSender {
+  readonly recipient: HpkeKey;
+  take(): Promise<SenderContext>;
+}
+
+/** `inBackground`: start after the current I/O (setImmediate), off the path of the call in hand. */
+export function prepareSender(recipient: HpkeKey, inBackground = false): PreparedSender {
+  let ctx: Promise<SenderContext> | undefined;
+  const start = () => {
+    if (!ctx) {
+      ctx = hpkeSuite().createSenderContext({ recipientPublicKey: recipient, info: INFO });
+      ctx.catch(() => undefined); // seen by the one request that takes it
+    }
+    return ctx;
+  };
+  if (inBackground) setImmediate(start).unref();
+  let taken = false;
+  return {
+    recipient,
+    take() {
+      if (taken) throw new EnclaveEdgeError('INTERNAL', 'a prepared HPKE sender context seals one envelope');
+      taken = true;
+      return start();
+    },
+  };
+}
+
 export interface SealRequestInput {
   /** The TA's attested HPKE public key. */
   recipient: HpkeKey;
+  /** A context prepared for `recipient` (prepareSender); made here when absent. */
+  prepared?: PreparedSender;
   ta: string;
   measurement: string;
   command: string;
@@ -172,7 +200,8 @@ export async function sealRequest(input: SealRequestInput): Promise<SealedReques
     rid: randomBytes(16).toString('base64url'), exp: (input.now ?? Date.now()) + lifetime,
   };
   const headerBytes = new TextEncoder().encode(JSON.stringify(header));
-  const sender = await hpkeSuite().createSenderContext({ recipientPublicKey: input.recipient, info: INFO });
+  if (input.prepared && input.prepared.recipient !== input.recipient) throw new EnclaveEdgeError('INTERNAL', 'the prepared HPKE context is for another key');
+  const sender = await (input.prepared ?? prepareSender(input.recipient)).take();
   const body = new TextEncoder().encode(JSON.stringify({ c: input.command, p: input.params }));
   const ct = new Uint8Array(await sender.seal(body, headerBytes));
   const key = new Uint8Array(await sender.export(RESPONSE_EXPORT, 32));
@@ -236,6 +265,20 @@ export function parseRequestEnvelope(value: unknown, expect: { ta: string; measu
   return { header, headerBytes, enc, ct };
 }
 
+/** Refusals that mean the envelope never opened, so nothing ran and its request id was not spent. */
+const UNOPENED: ReadonlySet<string> = new Set<EnvelopeRefusal>(['malformed', 'suite', 'ta', 'measurement', 'expired', 'lifetime', 'integrity']);
+const REFUSED = /^confidential envelope refused \(([a-z-]+)\)/;
+
+/**
+ * True for an error (as it crossed from the enclave: code and message only) that refused the
+ * envelope before it opened. The enclave host frees a reserved request id only then; a timeout,
+ * a crash or anything after opening keeps it spent (fail closed).
+ */
+export function refusedBeforeOpening(err: unknown): boolean {
+  const m = typeof (err as { message?: unknown })?.message === 'string' ? REFUSED.exec((err as { message: string }).message) : null;
+  return m !== null && UNOPENED.has(m[1]!);
+}
+
 export interface OpenedRequest {
   header: EnvelopeHeader;
   command: string;
@@ -245,13 +288,14 @@ export interface OpenedRequest {
   sealResponse(inner: InnerResult): ResponseEnvelope;
 }
 
-export async function openRequest(parsed: ParsedRequest, privateKey: HpkeKey): Promise<OpenedRequest> {
+/** `key`: the TA's private key, or its pair (saves deriving the public half for kem_context). */
+export async function openRequest(parsed: ParsedRequest, key: HpkeKey | { privateKey: HpkeKey; publicKey: HpkeKey }): Promise<OpenedRequest> {
   let pt: Uint8Array;
-  let key: Uint8Array;
+  let responseKey: Uint8Array;
   try {
-    const r = await hpkeSuite().createRecipientContext({ recipientKey: privateKey, enc: parsed.enc.slice().buffer, info: INFO });
+    const r = await hpkeSuite().createRecipientContext({ recipientKey: key, enc: parsed.enc.slice().buffer, info: INFO });
     pt = new Uint8Array(await r.open(parsed.ct.slice().buffer, parsed.headerBytes.slice().buffer));
-    key = new Uint8Array(await r.export(RESPONSE_EXPORT, 32));
+    responseKey = new Uint8Array(await r.export(RESPONSE_EXPORT, 32));
   } catch {
     throw new EnvelopeError('integrity', 'the envelope does not open with this TA\'s key (tampered, truncated, re-ordered or sealed to another key)');
   }
@@ -270,8 +314,8 @@ export async function openRequest(parsed: ParsedRequest, privateKey: HpkeKey): P
       used = true;
       const nonce = new Uint8Array(randomBytes(12));
       const json = inner.ok ? { ok: true, r: inner.result } : { ok: false, e: { code: inner.error.code, message: inner.error.message } };
-      const ct = aesGcm(key, nonce, aad, new TextEncoder().encode(JSON.stringify(json)));
-      key.fill(0);
+      const ct = aesGcm(responseKey, nonce, aad, new TextEncoder().encode(JSON.stringify(json)));
+      responseKey.fill(0);
       return { v: ENVELOPE_VERSION, n: b64u(nonce), ct: b64u(ct) };
     },
   };

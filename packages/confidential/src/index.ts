@@ -3,8 +3,8 @@ export { ConfidentialClient, type ConfidentialClientOptions, type ConfidentialTr
 export { CONFIDENTIAL_COMMAND, ENCLAVE_ATTEST_COMMAND } from './names.js';
 export {
   ENVELOPE_VERSION, DEFAULT_ENVELOPE_LIFETIME_MS, MAX_ENVELOPE_LIFETIME_MS, CLOCK_TOLERANCE_MS,
-  sealRequest, parseRequestEnvelope, openRequest, EnvelopeError,
-  type EnvelopeHeader, type RequestEnvelope, type JsonValue, type ResponseEnvelope, type InnerResult, type EnvelopeRefusal, type SealedRequest, type OpenedRequest, type ParsedRequest,
+  sealRequest, prepareSender, parseRequestEnvelope, openRequest, refusedBeforeOpening, EnvelopeError,
+  type EnvelopeHeader, type RequestEnvelope, type JsonValue, type ResponseEnvelope, type InnerResult, type EnvelopeRefusal, type SealedRequest, type PreparedSender, type OpenedRequest, type ParsedRequest,
 } from './envelope.js';
-export { SUITE_IDS, SUITE_NAME, hpkeSuite, publicJwkOf, rawPublicKeyOf, generateHpkeKeyPair, importHpkeKeyPair, importHpkePublicKey, type HpkePublicJwk, type HpkeKeyPair, type HpkeKey } from './suite.js';
+export { SUITE_IDS, SUITE_NAME, hpkeSuite, publicJwkOf, rawPublicKeyOf, parseX25519PublicJwk, type RecipientKeyRefusal, generateHpkeKeyPair, importHpkeKeyPair, importHpkePublicKey, type HpkePublicJwk, type HpkeKeyPair, type HpkeKey } from './suite.js';
 export { methodTransport, type InvokeMethod } from './method-transport.js';

@@ -1,5 +1,6 @@
 /**
- * node:crypto under @hpke/core's primitive interfaces (HKDF-SHA256 and AES-256-GCM), so the HPKE
+ * node:crypto under @hpke/core's primitive interfaces (HKDF-SHA256 and AES-256-GCM; X25519 in
+ * node-x25519.ts), so the HPKE
  * protocol (labels, key schedule, nonces, export) stays the library's while each HMAC and AEAD
  * step is one synchronous OpenSSL call instead of a WebCrypto thread-pool round trip. The RFC
  * vectors and the independent sender in the tests check the result byte for byte.
@@ -27,6 +28,10 @@ export class NodeHkdfSha256 extends HkdfSha256 {
       off += prev.copy(out, off);
     }
     return ab(out);
+  }
+
+  override async extractAndExpand(salt: ArrayBuffer, ikm: ArrayBuffer, info: ArrayBuffer, len: number): Promise<ArrayBuffer> {
+    return this.expand(await this.extract(salt, ikm), info, len);
   }
 }
 

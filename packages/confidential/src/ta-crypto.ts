@@ -9,7 +9,7 @@
 import { createCipheriv, createDecipheriv, generateKeyPairSync } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { hpkeSuite, publicJwkOf, rawPublicKeyOf, importHpkePublicKey, type HpkePublicJwk } from './suite.js';
+import { hpkeSuite, publicJwkOf, parseX25519PublicJwk, importHpkePublicKey, type HpkePublicJwk } from './suite.js';
 
 export type AeadAlgorithm = 'A256GCM' | 'XC20P';
 
@@ -64,8 +64,7 @@ const ab = (u: Uint8Array | undefined) => (u ? u.slice().buffer : new ArrayBuffe
 
 /** HPKE base mode, single shot, to an X25519 recipient (OKP JWK). */
 export async function hpkeSeal(recipient: unknown, plaintext: Uint8Array, o: HpkeOptions = {}): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }> {
-  const raw = rawPublicKeyOf(recipient);
-  if (!raw) throw new EnclaveEdgeError('BAD_PARAMETERS', 'hpkeSeal: the recipient must be an X25519 OKP JWK ({kty:"OKP",crv:"X25519",x})');
+  const raw = parseX25519PublicJwk(recipient, 'hpkeSeal: the recipient key');
   const r = await hpkeSuite().seal({ recipientPublicKey: await importHpkePublicKey(raw), info: ab(o.info) }, ab(plaintext), ab(o.aad));
   return { enc: new Uint8Array(r.enc), ciphertext: new Uint8Array(r.ct) };
 }

@@ -75,6 +75,15 @@ describe('ConfidentialClient', () => {
     expect(JSON.stringify(end.invokes[0]!.params)).not.toContain('get');
   });
 
+  it('every envelope has its own HPKE encapsulation, prepared ones included, even for concurrent calls', async () => {
+    const { end, client } = await setup();
+    await client.invoke('key-vault', 'get', { key: 'first' });
+    const answers = await Promise.all(['a', 'b', 'c', 'd'].map((key) => client.invoke('key-vault', 'get', { key })));
+    expect(answers).toEqual(['a', 'b', 'c', 'd'].map((key) => ({ value: `secret-for-${key}` })));
+    const encs = end.invokes.map((i) => (i.params as { enc: string }).enc);
+    expect(new Set(encs).size).toBe(5);
+  });
+
   it('caches the verified key until the evidence expires', async () => {
     const { end, client } = await setup();
     await client.invoke('key-vault', 'get', { key: 'a' });

@@ -1,7 +1,8 @@
 /**
  * What the instances of one enclave share for confidential calls: the sealed HPKE key blob
  * (kept in the TA's sealed store, replaced only compare-and-swap so instances starting together
- * agree on one key) and the replay memory of request ids. Neither holds a plaintext key or
+ * agree on one key) and the replay memory of request ids (checked as the envelope enters the
+ * enclave, without a round trip from the instance). Neither holds a plaintext key or
  * request: the blob is sealed `unique` by the enclave, ids are public.
  */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
@@ -38,13 +39,21 @@ export class ConfidentialState {
     });
   }
 
-  /** 'fresh' the first time `rid` is presented before `expiresAt` (ms); then 'replay'; 'full' fails closed. */
-  checkRequestId(rid: string, expiresAt: number): 'fresh' | 'replay' | 'full' {
+  /**
+   * 'fresh' the first time `rid` is presented before `expiresAt` (ms), and it is reserved from
+   * then on; then 'replay'; 'full' fails closed. Taken before the envelope reaches an instance,
+   * so a copy in flight counts too; released only if the enclave says the envelope did not open.
+   */
+  reserveRequestId(rid: string, expiresAt: number): 'fresh' | 'replay' | 'full' {
     if (typeof rid !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(rid) || !Number.isSafeInteger(expiresAt)) {
       throw new EnclaveEdgeError('BAD_PARAMETERS', 'request id check needs an id and an expiry');
     }
     const r = this.seen.checkAndRemember(rid, expiresAt, Date.now());
     return r === 'full' ? 'full' : r ? 'replay' : 'fresh';
+  }
+
+  releaseRequestId(rid: string): void {
+    this.seen.forget(rid);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -38,6 +38,15 @@ export class TrustBridge {
   private confidential(): ConfidentialState {
     return (this.confidentialState ??= new ConfidentialState(this.identity, () => this.storage()));
   }
+  /** The replay memory of confidential envelopes (ConfidentialState.reserveRequestId). */
+  reserveRequestId(rid: string, expiresAt: number): 'fresh' | 'replay' | 'full' {
+    return this.confidential().reserveRequestId(rid, expiresAt);
+  }
+
+  releaseRequestId(rid: string): void {
+    this.confidential().releaseRequestId(rid);
+  }
+
 
   async handle(op: SvcOp, args: Value[]): Promise<Value | undefined> {
     try {
@@ -106,8 +115,6 @@ export class TrustBridge {
         return this.confidential().getKeyBlob();
       case 'hpkeKey.swap':
         return this.confidential().swapKeyBlob(bytes(args[0], 'key blob'), optionalBytes(args[1], 'expected key blob') ?? null);
-      case 'requestId.check':
-        return this.confidential().checkRequestId(args[0] as string, args[1] as number);
       default:
         throw new EnclaveEdgeError('NOT_SUPPORTED', `unknown service ${String(op)}`);
     }

@@ -13,12 +13,16 @@ import { copyValue, isProblem } from '../wire/values.cjs';
 import { Instance, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from '../source-map.js';
 import { TrustBridge } from '../trust-bridge.js';
+import { CONFIDENTIAL_COMMAND } from '@enclave-edge/confidential/names';
 import { CrashTracker, type RestartPolicy } from '../restart-policy.js';
 import { rememberSesCache } from './ses-source.js';
 import type { StandbyPool } from './standby-pool.js';
 import { shapeOf } from './worker-shape.js';
 import type { WorkerHost } from './enclave-worker.js';
 import { RemoteWorker, TaProcess, type ProcessIsolation } from '../process/ta-process.js';
+
+/** The envelope codec, loaded with the first confidential call (the HPKE library comes with it). */
+let envelopeCodec: Promise<typeof import('@enclave-edge/confidential/envelope')> | undefined;
 
 export interface EmulatedEnclaveConfig {
   kind: string;
@@ -215,7 +219,7 @@ export class EmulatedEnclave implements Enclave {
     if (sessionId !== undefined && typeof sessionId !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', 'session id must be a string');
     const p = this.checkParams(params, 'params');
     const waitMs = this.callerWaitOf(opts);
-    const run = this.run(sessionId, command, p);
+    const run = command === CONFIDENTIAL_COMMAND ? this.runEnvelope(sessionId, p) : this.run(sessionId, command, p);
     if (waitMs === undefined) return run;
     return new Promise<Value>((resolve, reject) => {
       const t = setTimeout(() => {
@@ -226,6 +230,37 @@ export class EmulatedEnclave implements Enclave {
         (e: unknown) => (clearTimeout(t), reject(e)),
       );
     });
+  }
+
+  /**
+   * A confidential envelope: its request id is reserved here, as it enters the enclave, so a
+   * replay (or a second copy in flight) is refused before any instance sees it, with no round
+   * trip from the instance. The header is not authenticated yet: the id is freed again only when
+   * the instance says the envelope did not open; timeouts and crashes keep it spent.
+   */
+  private async runEnvelope(sessionId: string | undefined, p: Value): Promise<Value> {
+    const env = await (envelopeCodec ??= import('@enclave-edge/confidential/envelope'));
+    let rid: string | undefined;
+    try {
+      const { header } = env.parseRequestEnvelope(p, { ta: this.identity.name, measurement: this.identity.measurement });
+      rid = header.rid;
+      const seen = this.bridge.reserveRequestId(rid, header.exp + env.CLOCK_TOLERANCE_MS);
+      if (seen === 'replay') throw new env.EnvelopeError('replay', 'this request id was presented before (single-use envelopes)');
+      if (seen === 'full') throw new env.EnvelopeError('replay-cache-full', 'too many unexpired requests to rule out a replay; retry later');
+    } catch (err) {
+      if (err instanceof env.EnvelopeError && (err.reason === 'replay' || err.reason === 'replay-cache-full')) {
+        this.counters.calls++;
+        this.counters.errors++;
+        throw err;
+      }
+      rid = undefined; // malformed here: the instance refuses it with its reason
+    }
+    try {
+      return await this.run(sessionId, CONFIDENTIAL_COMMAND, p);
+    } catch (err) {
+      if (rid !== undefined && env.refusedBeforeOpening(err)) this.bridge.releaseRequestId(rid);
+      throw err;
+    }
   }
 
   /** One call, bounded only by the TA's own callTimeoutMs (which ends the instance). */

@@ -18,7 +18,7 @@ import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 import { INSPECTOR_URL } from '../../inspect.js';
 
-const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host', 'hpkeKey.get', 'hpkeKey.swap', 'requestId.check']);
+const SVC_OPS: ReadonlySet<string> = new Set(['seal', 'unseal', 'storage.get', 'storage.put', 'storage.delete', 'storage.list', 'attest', 'host', 'hpkeKey.get', 'hpkeKey.swap']);
 
 /** A message no honest worker sends: the instance is terminated (see docs/threat-model.md O1–O3). */
 class ProtocolViolation extends Error {}

@@ -80,8 +80,7 @@ export type SvcOp =
   | 'attest'
   | 'host'
   | 'hpkeKey.get'
-  | 'hpkeKey.swap'
-  | 'requestId.check';
+  | 'hpkeKey.swap';
 
 export type FromWorker =
   | { t: 'ready'; sesCache?: Uint8Array; startup: StartupTimings }
