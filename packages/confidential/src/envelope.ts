@@ -293,8 +293,8 @@ export async function openRequest(parsed: ParsedRequest, key: HpkeKey | { privat
   let pt: Uint8Array;
   let responseKey: Uint8Array;
   try {
-    const r = await hpkeSuite().createRecipientContext({ recipientKey: key, enc: parsed.enc.slice().buffer, info: INFO });
-    pt = new Uint8Array(await r.open(parsed.ct.slice().buffer, parsed.headerBytes.slice().buffer));
+    const r = await hpkeSuite().createRecipientContext({ recipientKey: key, enc: new Uint8Array(parsed.enc).buffer, info: INFO });
+    pt = new Uint8Array(await r.open(new Uint8Array(parsed.ct).buffer, new Uint8Array(parsed.headerBytes).buffer));
     responseKey = new Uint8Array(await r.export(RESPONSE_EXPORT, 32));
   } catch {
     throw new EnvelopeError('integrity', 'the envelope does not open with this TA\'s key (tampered, truncated, re-ordered or sealed to another key)');

@@ -12,7 +12,7 @@ import { NodeHkdfSha256 } from './native-primitives.js';
 
 type Bytes = ArrayBufferLike | ArrayBufferView;
 const u8 = (b: Bytes): Uint8Array => (ArrayBuffer.isView(b) ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(b));
-const ab = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+const ab = (b: Uint8Array): ArrayBuffer => new Uint8Array(b).buffer;
 /** PKCS#8 prefix of a raw X25519 private key (RFC 8410). */
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 
@@ -33,12 +33,12 @@ const asNode = (k: unknown, type: 'public' | 'private'): NodeX25519Key => {
 
 function publicKeyOf(raw: Uint8Array): NodeX25519Key {
   if (raw.length !== 32) throw new Error('an X25519 public key is 32 bytes');
-  return new NodeX25519Key('public', createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' }), raw.slice());
+  return new NodeX25519Key('public', createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' }), new Uint8Array(raw));
 }
 
 function privateKeyOf(raw: Uint8Array): NodeX25519Key {
   if (raw.length !== 32) throw new Error('an X25519 private key is 32 bytes');
-  return new NodeX25519Key('private', createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' }), raw.slice());
+  return new NodeX25519Key('private', createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' }), new Uint8Array(raw));
 }
 
 function publicOfPrivate(k: NodeX25519Key): NodeX25519Key {

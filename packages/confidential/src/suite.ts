@@ -111,12 +111,15 @@ export async function generateHpkeKeyPair(): Promise<HpkeKeyPair> {
 export async function importHpkeKeyPair(rawPrivate: Uint8Array, rawPublic: Uint8Array): Promise<HpkeKeyPair> {
   if (rawPrivate.length !== 32 || rawPublic.length !== 32) throw new EnclaveEdgeError('BAD_FORMAT', 'X25519 keys are 32 bytes');
   const kem = hpkeSuite().kem;
-  const privateKey = await kem.deserializePrivateKey(rawPrivate.slice().buffer);
-  const publicKey = await kem.deserializePublicKey(rawPublic.slice().buffer);
-  return { privateKey, publicKey, rawPrivate, rawPublic };
+  // Copies: the caller may wipe its buffer, and a Buffer's slice() is a view of a shared pool.
+  const priv = new Uint8Array(rawPrivate);
+  const pub = new Uint8Array(rawPublic);
+  const privateKey = await kem.deserializePrivateKey(priv);
+  const publicKey = await kem.deserializePublicKey(pub);
+  return { privateKey, publicKey, rawPrivate: priv, rawPublic: pub };
 }
 
 export async function importHpkePublicKey(raw: Uint8Array): Promise<HpkeKey> {
   if (raw.length !== 32) throw new EnclaveEdgeError('BAD_FORMAT', 'an X25519 public key is 32 bytes');
-  return hpkeSuite().kem.deserializePublicKey(raw.slice().buffer);
+  return hpkeSuite().kem.deserializePublicKey(new Uint8Array(raw));
 }

@@ -60,7 +60,8 @@ export interface HpkeOptions {
   aad?: Uint8Array;
 }
 
-const ab = (u: Uint8Array | undefined) => (u ? u.slice().buffer : new ArrayBuffer(0));
+/** A fresh ArrayBuffer of exactly these bytes (a Buffer's slice() would be a view of its pool). */
+const ab = (u: Uint8Array | undefined) => (u ? new Uint8Array(u).buffer : new ArrayBuffer(0));
 
 /** HPKE base mode, single shot, to an X25519 recipient (OKP JWK). */
 export async function hpkeSeal(recipient: unknown, plaintext: Uint8Array, o: HpkeOptions = {}): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }> {
