@@ -1,5 +1,5 @@
 /** The standby pool: prepared workers, each used by one enclave instance only. */
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EmulatedBackend } from '@enclave-edge/enclave';
@@ -99,7 +99,12 @@ describe('standby pool', () => {
     expect(e.lastStartup).toMatchObject({ origin: 'fresh' });
     expect(e.lastStartup!.lockdownMs).toBeGreaterThan(0);
     expect(await e.invoke(undefined, 'echo', 'x')).toBe('x');
-    await new Promise((r) => setTimeout(r, 20));
+    // The marker: a pooled backend's refill after a create made later than ours. Once it has
+    // been scheduled, a refill of the unpooled backend would have been too.
+    const pooled = backendWith({ standby: 1 });
+    await pooled.prewarm();
+    track(await pooled.create(makeTestBundle(KITCHEN_SINK_TA, { name: 'pool-marker' })));
+    await vi.waitUntil(() => pooled.standbyStats().spawned === 2, { timeout: 20_000, interval: 5 });
     expect(backend.standbyStats()).toMatchObject({ size: 0, spawned: 0, ready: 0, booting: 0, threadIds: [] });
     expect(() => new EmulatedBackend({ standby: -1 })).toThrow(/standby must be an integer/);
   });
