@@ -11,11 +11,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Message } from 'azure-iot-device';
-import { toEnclaveEdgeError, type EnclaveEdgeError, type ErrorCode } from '@enclave-edge/errors';
+import { EnclaveEdgeError, toEnclaveEdgeError, type ErrorCode } from '@enclave-edge/errors';
 import { LIMITS, decodeValue, encodeValue, pipelineSchema, type JsonValue, type Pipeline } from '@enclave-edge/protocol';
 import { jsonMessage, messageBytes, type BatchOutcome, type TAClient } from '@enclave-edge/ta-client';
 import type { Logger } from '@enclave-edge/observability';
 import type { CallRecorder } from '@enclave-edge/module-frame';
+import { parseX25519PublicJwk } from '@enclave-edge/confidential/suite';
+import { checkSealedReading, recipientThumbprint } from '@enclave-edge/confidential/sealed-reading';
 
 export interface PipelineStatus {
   status: 'active' | 'disabled' | 'invalid';
@@ -23,7 +25,15 @@ export interface PipelineStatus {
   ta?: string;
   command?: string;
   output?: string;
+  /** Set when results are sealed to a recipient: its RFC 7638 thumbprint. */
+  recipient?: string;
   error?: string;
+}
+
+/** A pipeline's recipient, checked once when the pipeline is configured. */
+interface Recipient {
+  jwk: { kty: 'OKP'; crv: 'X25519'; x: string };
+  thumbprint: string;
 }
 
 export interface PipelineDeps {
@@ -96,6 +106,7 @@ export class Pipelines {
   private readonly lanes = new Map<string, Lane>();
   private byInput = new Map<string, Array<[string, Pipeline]>>();
   private statuses: Record<string, PipelineStatus> = {};
+  private readonly recipients = new WeakMap<Pipeline, Recipient>();
   /** Set when ta-runtime refuses op invokeBatch (an older version): items then go one by one. */
   private batchUnsupported = false;
   processed = 0;
@@ -119,7 +130,21 @@ export class Pipelines {
         continue;
       }
       const p = parsed.data;
-      statuses[name] = { status: p.enabled ? 'active' : 'disabled', input: p.input, ta: p.ta, command: p.command, output: p.output };
+      let recipient: Recipient | undefined;
+      if (p.recipient !== undefined) {
+        // Fail closed: a pipeline whose key is refused does not run at all (never in plaintext).
+        try {
+          const raw = parseX25519PublicJwk(p.recipient, 'recipient key');
+          recipient = { jwk: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, thumbprint: recipientThumbprint(raw) };
+          this.recipients.set(p, recipient);
+        } catch (err) {
+          const e = toEnclaveEdgeError(err);
+          statuses[name] = { status: 'invalid', error: `recipient: ${e.message}` };
+          this.deps.log.warn({ pipeline: name, code: e.code }, `pipeline refused: ${e.message}`);
+          continue;
+        }
+      }
+      statuses[name] = { status: p.enabled ? 'active' : 'disabled', input: p.input, ta: p.ta, command: p.command, output: p.output, ...(recipient ? { recipient: recipient.thumbprint } : {}) };
       if (!p.enabled) continue;
       const list = next.get(p.input) ?? [];
       list.push([name, p]);
@@ -217,7 +242,7 @@ export class Pipelines {
       outcomes.forEach((o, i) => {
         const job = batch[i]!;
         this.deps.recorder.record(p.ta, p.command, ms, o.ok ? undefined : o.error);
-        if (o.ok) this.finish(lane, job, { out: this.output(job, o.result) });
+        if (o.ok) this.finish(lane, job, this.outcomeOf(job, o.result));
         else if (RETRYABLE.has(o.error.code) && Date.now() < job.expiresAt) again.push(job);
         else this.finish(lane, job, { err: o.error, dropped: RETRYABLE.has(o.error.code) });
       });
@@ -235,12 +260,12 @@ export class Pipelines {
   /** Send the batch once; `whole` when the request failed as a whole (nothing per item). */
   private async attempt(batch: Job[], id: string, p: Pipeline, timeoutMs: number): Promise<{ outcomes: BatchOutcome[]; whole: boolean }> {
     const single = (job: Job, requestId: string): Promise<BatchOutcome> =>
-      this.deps.ta.invokeJson(p.ta, p.command, job.params, { timeoutMs, requestId })
+      this.deps.ta.invokeJson(p.ta, p.command, this.paramsOf(job), { timeoutMs, requestId })
         .then((result): BatchOutcome => ({ ok: true, result }), (err: unknown): BatchOutcome => ({ ok: false, error: toEnclaveEdgeError(err) }));
     if (batch.length === 1) return { outcomes: [await single(batch[0]!, id)], whole: true };
     if (this.batchUnsupported) return { outcomes: await Promise.all(batch.map((j) => single(j, j.id))), whole: false };
     try {
-      return { outcomes: await this.deps.ta.invokeBatchJson(p.ta, p.command, batch.map((j) => j.params), { timeoutMs, requestId: id }), whole: false };
+      return { outcomes: await this.deps.ta.invokeBatchJson(p.ta, p.command, batch.map((j) => this.paramsOf(j)), { timeoutMs, requestId: id }), whole: false };
     } catch (err) {
       const e = toEnclaveEdgeError(err);
       if (e.code === 'BAD_PARAMETERS' && /^invalid taRequest at "op"/.test(e.message)) {
@@ -251,6 +276,29 @@ export class Pipelines {
       }
       return { outcomes: batch.map(() => ({ ok: false, error: e })), whole: true };
     }
+  }
+
+  /** What the TA gets: the message, or for a pipeline with a recipient { reading, recipient, pipeline }. */
+  private paramsOf(job: Job): JsonValue {
+    const r = this.recipients.get(job.p);
+    return r ? { reading: job.params, recipient: r.jwk, pipeline: job.name } : job.params;
+  }
+
+  /**
+   * A result to send on, or the error that stops it: with a recipient, only a reading sealed by
+   * this TA for this pipeline to that key leaves; anything else is refused and reported.
+   */
+  private outcomeOf(job: Job, result: JsonValue | undefined): Outcome {
+    const r = this.recipients.get(job.p);
+    if (r) {
+      try {
+        checkSealedReading(result, { ta: job.p.ta, pipeline: job.name, rcpt: r.thumbprint });
+      } catch (err) {
+        const e = toEnclaveEdgeError(err);
+        return { err: new EnclaveEdgeError(e.code, `the pipeline seals to a recipient, but ${job.p.ta}.${job.p.command} answered no reading sealed to it (${e.message}); nothing was sent`), dropped: false };
+      }
+    }
+    return { out: this.output(job, result) };
   }
 
   /** The output message for a job's result: the source's application properties, and what this is. */

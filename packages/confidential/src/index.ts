@@ -8,3 +8,7 @@ export {
 } from './envelope.js';
 export { SUITE_IDS, SUITE_NAME, hpkeSuite, publicJwkOf, rawPublicKeyOf, parseX25519PublicJwk, type RecipientKeyRefusal, generateHpkeKeyPair, importHpkeKeyPair, importHpkePublicKey, type HpkePublicJwk, type HpkeKeyPair, type HpkeKey } from './suite.js';
 export { methodTransport, type InvokeMethod } from './method-transport.js';
+export {
+  SEALED_READING_VERSION, SEALED_READING_INFO, recipientThumbprint, parseSealedReading, checkSealedReading, openSealedReading, SealedReadingError,
+  type SealedReadingHeader, type SealedReading, type SealedReadingRefusal, type ParsedSealedReading, type OpenedReading, type OpenSealedReadingOptions,
+} from './sealed-reading.js';

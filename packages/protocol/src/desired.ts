@@ -80,6 +80,12 @@ export const pipelineSchema = z.object({
    * own expiry (expiryTimeUtc) is kept when earlier. Default 5 minutes.
    */
   retryWithinMs: z.number().int().min(0).max(7 * 86_400_000).default(300_000),
+  /**
+   * An X25519 public key (OKP JWK): the TA seals each result to it inside the enclave and the
+   * pipeline sends on only what is sealed (docs/confidential-calls.md, "Sealed readings").
+   * Checked by host-module with @enclave-edge/confidential's one rule for such keys.
+   */
+  recipient: z.unknown().optional(),
 });
 export type Pipeline = z.output<typeof pipelineSchema>;
 

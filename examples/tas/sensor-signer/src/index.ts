@@ -44,6 +44,19 @@ function signingKey(ctx: TAContext): Promise<SigningKey> {
   return key;
 }
 
+/**
+ * Sealed readings (docs/confidential-calls.md, "Sealed readings"): per instance a random stream
+ * id and a counter, so the holder of the recipient key sees a missing or repeated reading.
+ */
+let stream: string | undefined;
+let seq = 0;
+const SEALED_INFO = 'enclave-edge/sealed-reading/v1';
+const PIPELINE = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+function isReading(v: Value): v is Record<string, Value> {
+  return !!v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
 export default defineTA({
   commands: {
     /** params: the reading, a JSON object. Signature: ES256 over the UTF-8 canonical JSON of the reading. */
@@ -54,6 +67,31 @@ export default defineTA({
       const k = await signingKey(ctx);
       const signature = ctx.crypto.sign('ES256', k.privateKey, utf8Encode(canonicalJson(params)));
       return { reading: params, signature: base64urlEncode(signature), keyId: k.keyId, alg: 'ES256' };
+    },
+    /**
+     * params: { reading, recipient (X25519 OKP JWK), pipeline } — host-module's form for a
+     * pipeline with a `recipient`. Signs the reading bound to its header, then HPKE-seals both
+     * to the recipient: only the holder of that key reads it.
+     */
+    async signSealed(ctx, params: Value) {
+      const p = isReading(params) ? params : undefined;
+      if (!p || !isReading(p.reading as Value)) throw new TAError('BAD_PARAMETERS', 'params must be { reading: {...}, recipient: <X25519 JWK>, pipeline } (a pipeline with a recipient)');
+      if (typeof p.pipeline !== 'string' || !PIPELINE.test(p.pipeline)) throw new TAError('BAD_PARAMETERS', 'params.pipeline must be the pipeline name');
+      const recipient = p.recipient as JsonWebKeyPublic;
+      if (!isReading(recipient as Value) || typeof recipient.x !== 'string') throw new TAError('BAD_PARAMETERS', 'params.recipient must be an X25519 public JWK');
+      const k = await signingKey(ctx);
+      stream ??= base64urlEncode(ctx.random(16));
+      const header = {
+        v: 1, kem: 0x0020, kdf: 0x0001, aead: 0x0002, ta: ctx.ta.name, m: ctx.ta.measurement, pipeline: p.pipeline, stream, seq: seq++,
+        rcpt: base64urlEncode(ctx.crypto.sha256(canonicalJson({ crv: recipient.crv, kty: recipient.kty, x: recipient.x }))), kid: k.keyId,
+      };
+      const headerBytes = utf8Encode(JSON.stringify(header));
+      const h = base64urlEncode(headerBytes);
+      const signature = base64urlEncode(ctx.crypto.sign('ES256', k.privateKey, utf8Encode(canonicalJson({ h, reading: p.reading }))));
+      const body = JSON.stringify({ reading: p.reading, signature, keyId: k.keyId, alg: 'ES256' });
+      // hpkeSeal refuses a recipient that is not a strict X25519 public key (suite, length, small order).
+      const { enc, ciphertext } = await ctx.crypto.hpkeSeal(recipient, body, { info: SEALED_INFO, aad: headerBytes });
+      return { v: 1, h, enc: base64urlEncode(enc), ct: base64urlEncode(ciphertext) };
     },
     /** The public key as a JWK (with its kid), for verifiers and for attestation binding. */
     async publicKey(ctx) {

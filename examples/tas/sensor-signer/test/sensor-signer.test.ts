@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { createPublicKey, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
+import { openSealedReading, parseX25519PublicJwk, recipientThumbprint } from '@enclave-edge/confidential';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildTA, loadTAForTests } from '@enclave-edge/ta-toolchain';
 import { canonicalJson } from '@enclave-edge/bundle';
@@ -32,6 +33,36 @@ describe('sensor-signer TA', () => {
     expect(verify('sha256', Buffer.from(canonicalJson(reading)), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'base64url'))).toBe(true);
     expect(verify('sha256', Buffer.from(canonicalJson({ ...reading, value: 99 })), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'base64url'))).toBe(false);
     expect(ta.context.logs.some((l) => l.message === 'created signing key')).toBe(true);
+  });
+
+  it('signSealed: only the recipient opens the reading; the signature covers reading and header; bad recipient keys are refused by name', async () => {
+    const ta = await loadTAForTests(bundle);
+    const signer = (await ta.invoke('publicKey')) as { kty: string; crv: string; x: string; y: string };
+    const r = generateKeyPairSync('x25519');
+    const jwk = r.publicKey.export({ format: 'jwk' }) as { kty: string; crv: string; x: string };
+    const privateKey = new Uint8Array(Buffer.from(r.privateKey.export({ format: 'jwk' }).d!, 'base64url'));
+    const reading = { sensor: 't1', value: 21.5, note: 'marker-5e1f' };
+    const a = (await ta.invoke('signSealed', { reading, recipient: jwk, pipeline: 'p1' })) as { v: number; h: string; enc: string; ct: string };
+    const b = (await ta.invoke('signSealed', { reading, recipient: jwk, pipeline: 'p1' })) as typeof a;
+    expect(JSON.stringify(a)).not.toContain('marker-5e1f');
+    const opened = await openSealedReading(a, { privateKey, signer, expect: { ta: 'sensor-signer', pipeline: 'p1' } });
+    expect(opened.reading).toEqual(reading);
+    expect(opened.header).toMatchObject({ ta: 'sensor-signer', pipeline: 'p1', rcpt: recipientThumbprint(parseX25519PublicJwk(jwk)) });
+    expect((await openSealedReading(b, { privateKey, signer })).header.seq).toBe(opened.header.seq + 1);
+    // Another key, another expected pipeline, a header moved from another reading: refused.
+    const other = new Uint8Array(Buffer.from(generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }).d!, 'base64url'));
+    await expect(openSealedReading(a, { privateKey: other, signer })).rejects.toMatchObject({ code: 'SEAL_INTEGRITY', reason: 'integrity' });
+    await expect(openSealedReading(a, { privateKey, signer, expect: { pipeline: 'p2' } })).rejects.toMatchObject({ reason: 'binding' });
+    await expect(openSealedReading({ ...a, h: b.h }, { privateKey, signer })).rejects.toMatchObject({ reason: 'integrity' });
+    const wrongSigner = (generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' })) as typeof signer;
+    await expect(openSealedReading(a, { privateKey, signer: wrongSigner })).rejects.toMatchObject({ reason: 'signature' });
+    const refused = async (recipient: object, reason: string) =>
+      expect(ta.invoke('signSealed', { reading, recipient: recipient as never, pipeline: 'p1' })).rejects.toMatchObject({ code: 'BAD_PARAMETERS', message: expect.stringContaining(`refused (${reason})`) });
+    await refused({ ...jwk, x: jwk.x.slice(0, 42) }, 'length');
+    await refused(signer, 'suite');
+    await refused(r.privateKey.export({ format: 'jwk' }), 'private');
+    await refused({ kty: 'OKP', crv: 'X25519', x: Buffer.alloc(32).toString('base64url') }, 'weak');
+    await refused({ ...jwk, alg: 'ECDH-ES' }, 'fields');
   });
 
   it('refuses a reading that is not an object', async () => {
