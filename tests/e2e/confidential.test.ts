@@ -10,7 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import device from 'azure-iot-device';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import { ConfidentialClient, methodTransport } from '@enclave-edge/confidential';
+import { TAClient } from '@enclave-edge/ta-client';
 import { eventually, repoRoot, startE2E, type E2E } from './harness.js';
 
 let t: E2E;
@@ -42,7 +45,10 @@ function captureAtBroker(e: E2E): void {
 }
 
 beforeAll(async () => {
-  t = await startE2E();
+  // The fuzzer module calls TAs itself with TAClient: ta-runtime's answers reach it too.
+  t = await startE2E((m) => {
+    m.modulesContent.$edgeHub['properties.desired'].routes.runtimeToFuzzer = 'FROM /messages/modules/ta-runtime/outputs/taResponse INTO BrokeredEndpoint("/modules/fuzzer/inputs/taResponse")';
+  });
   await eventually(async () => {
     const r = await t.invoke('host-module', 'invokeTA', { ta: 'key-vault', command: 'list' }, 5);
     if (r.status !== 200) throw new Error(JSON.stringify(r));
@@ -87,6 +93,32 @@ describe('confidential key-vault calls through edgeHub', () => {
     expect(packets.some((p) => p.includes('__ee_confidential'))).toBe(true); // the envelopes did pass the broker
     expect(t.simLog.length).toBeGreaterThan(0);
     expect(richSide()).not.toContain(marker);
+  });
+
+  it('a module calls a TA confidentially through edgeHub with TAClient: it reads the marker back, no MQTT packet carries it', async () => {
+    const mod = device.ModuleClient.fromConnectionString(t.sim.moduleConnectionString('fuzzer'), deviceMqtt.Mqtt);
+    mod.setOptions({ ca: t.ca });
+    await mod.open();
+    try {
+      const ta = new TAClient(mod, { output: 'toRuntime', confidential: { trustAnchors: readFileSync(caPath, 'utf8'), allowEmulated: true } }).start();
+      // edgeHub first delivers what ta-runtime said while this module was away (its runtime.ready
+      // notice, which fails calls then waiting); once a ping answers, that backlog is through.
+      await eventually(() => ta.invoke('hello', 'ping'));
+      const marker = `MODULE-${randomBytes(8).toString('hex')}`;
+      const before = packets.length;
+      expect(await ta.invoke('key-vault', 'put', { name: 'from-module', value: marker }, { confidential: true })).toEqual({ name: 'from-module', created: true });
+      expect(await ta.invoke('key-vault', 'get', { name: 'from-module' }, { confidential: true })).toEqual({ name: 'from-module', value: marker });
+      // The same call plain from the module is refused; evidence and envelopes went module → edgeHub → ta-runtime.
+      await expect(ta.invoke('key-vault', 'get', { name: 'from-module' })).rejects.toMatchObject({ code: 'ACCESS_DENIED' });
+      const mine = packets.slice(before).filter((p) => p.includes('/modules/fuzzer/'));
+      expect(mine.some((p) => p.includes('__ee_confidential'))).toBe(true);
+      expect(mine.some((p) => p.includes('"op":"attest"'))).toBe(true);
+      ta.stop();
+      await flushMarker();
+      expect(richSide()).not.toContain(marker);
+    } finally {
+      await mod.close().catch(() => undefined);
+    }
   });
 
   it('refuses a plain invokeTA to a confidential-only command with ACCESS_DENIED', async () => {
