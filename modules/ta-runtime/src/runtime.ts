@@ -73,6 +73,8 @@ export class TARuntime {
   private chain: Promise<void> = Promise.resolve();
   private pendingDesired: DesiredTAs | undefined;
   private stopped = false;
+  /** How long the last admission of each TA took (start-up trace). */
+  private readonly admitMs = new Map<string, number>();
 
   constructor(private readonly opts: RuntimeOptions) {}
 
@@ -271,7 +273,9 @@ export class TARuntime {
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     if (!this.policy) throw refusalError(this.invalidPolicyRefusal());
+    const admitStarted = performance.now();
     const bundle = admittedOrThrow(await admit(bytes, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin }));
+    this.admitMs.set(name, Math.round(performance.now() - admitStarted));
     if (origin === 'method') this.refuseAlias(name, bundle);
     return this.start(name, bundle, fingerprint, origin, pinned);
   }
@@ -281,6 +285,7 @@ export class TARuntime {
     const log = this.opts.log;
     // The operator's cap on instances of one TA (a manifest asking for more was refused by admission).
     const instanceCap = this.policy?.maxLimits.maxInstances;
+    const createStarted = performance.now();
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
       ...(instanceCap !== undefined ? { maxInstances: instanceCap } : {}),
@@ -306,7 +311,12 @@ export class TARuntime {
     this.revoked.delete(name);
     this.setReport(name, this.describe(loaded));
     this.opts.events.event('ta.loaded', { ta: name, version: bundle.manifest.version, measurement: bundle.measurement, signerId: bundle.signerId, svn: bundle.manifest.securityVersion, replaced: previous !== undefined });
-    log.info({ ta: name, measurement: bundle.measurement, replaced: previous !== undefined }, 'TA loaded');
+    // Start-up trace: ms since this process started, admission, and the enclave's own steps where the backend tells them.
+    const steps = (enclave as { lastStartup?: Record<string, unknown> }).lastStartup;
+    log.info({
+      ta: name, measurement: bundle.measurement, replaced: previous !== undefined,
+      atMs: Math.round(performance.now()), admitMs: this.admitMs.get(name), createMs: Math.round(performance.now() - createStarted), ...(steps ? { startup: steps } : {}),
+    }, 'TA loaded');
     if (previous) void previous.retire(this.opts.drainMs ?? 30_000);
     return loaded;
   }

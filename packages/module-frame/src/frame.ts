@@ -97,6 +97,7 @@ const MAX_EARLY = 10_000;
 export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> {
   const { client, log, moduleId, metrics, telemetryOutput } = opts;
   const startedAt = Date.now();
+  const openedMs = Math.round(performance.now());
   const stats = new IntervalStats();
   const recorder = new CallRecorder(metrics, stats);
   let serveOpts: ServeOptions | undefined;
@@ -143,7 +144,9 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
     }
   });
   await client.open();
+  const connectedMs = Math.round(performance.now());
   const twin = await client.getTwin();
+  const twinMs = Math.round(performance.now());
   const reported = new ReportedBatcher(twin, 50, (err) => log.warn({ err: err.message }, 'reported properties update failed'));
 
   const flushMetrics = async (): Promise<void> => {
@@ -213,7 +216,11 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
         respond(r.status, r.payload);
       });
       ready = true;
-      log.info({ methods: [...s.methods.keys()], inputs: [...s.inputs.keys()], startMs: Date.now() - startedAt }, `${moduleId} ready`);
+      // Start-up trace, in ms since the process started (flat fields: log readers pick them out).
+      log.info({
+        methods: [...s.methods.keys()], inputs: [...s.inputs.keys()], startMs: Date.now() - startedAt,
+        processStartedAt: Math.round(performance.timeOrigin), frameOpenedMs: openedMs, connectedMs, twinMs, readyMs: Math.round(performance.now()),
+      }, `${moduleId} ready`);
     },
     async stop(beforeClose) {
       timer.stop();
