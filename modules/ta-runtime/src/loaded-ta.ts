@@ -21,6 +21,16 @@ export interface TAReport {
   since: string;
 }
 
+/** What a TA was loaded from. Compared byte for byte: admission already hashes the bytes once, a second digest would double the cost of every load. */
+export interface SourceIdentity {
+  bytes: Uint8Array;
+  pinned: string;
+}
+
+export function sameSource(a: SourceIdentity, b: SourceIdentity): boolean {
+  return a.pinned === b.pinned && a.bytes.byteLength === b.bytes.byteLength && Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
+}
+
 export class LoadedTA {
   private active = 0;
   private drained: (() => void) | undefined;
@@ -30,8 +40,8 @@ export class LoadedTA {
     readonly name: string,
     readonly bundle: VerifiedBundle,
     readonly enclave: Enclave,
-    /** SHA-256 of the source bytes + policy fingerprint: unchanged → nothing to do. */
-    readonly fingerprint: string,
+    /** The source bytes and pin it was loaded from: the same again → nothing to do. */
+    readonly source: SourceIdentity,
     readonly origin: 'desired' | 'method',
     /** The measurement its configuration pins, re-checked on every policy change. */
     readonly pinned?: string,

@@ -4,7 +4,6 @@
  * unload without a restart; calls in flight finish), re-admits every running TA whenever the
  * policy changes (and retires those it now refuses), and dispatches taRequests.
  */
-import { createHash } from 'node:crypto';
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import type { EnclaveBackend, EnclaveCreateOptions, TrustServices } from '@enclave-edge/enclave';
 import {
@@ -17,7 +16,7 @@ import { DEV_SIGNER_ID, isDevSigner } from '@enclave-edge/bundle/dev-signer';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import { admit, admitVerified, admittedOrThrow, refusalError, type AdmissionResult, type Refusal } from '@enclave-edge/bundle/admission';
 import { readSource, type SourceOptions } from './sources.js';
-import { LoadedTA, type TAReport } from './loaded-ta.js';
+import { LoadedTA, sameSource, type SourceIdentity, type TAReport } from './loaded-ta.js';
 import { decodeNonce } from '@enclave-edge/attestation/nonce';
 import { ENCLAVE_ATTEST_COMMAND } from '@enclave-edge/confidential/names';
 
@@ -56,7 +55,7 @@ interface DesiredTAs {
 /** A TA the policy in force refuses: kept (not running) so it can return when the policy admits it again. */
 interface RevokedTA {
   bundle: VerifiedBundle;
-  fingerprint: string;
+  source: SourceIdentity;
   origin: 'desired' | 'method';
   pinned?: string | undefined;
   refusal: Refusal;
@@ -165,23 +164,23 @@ export class TARuntime {
         if (!this.tas.has(name) && !this.revoked.has(name)) this.setReport(name, { status: 'loading', origin: 'desired', since: new Date().toISOString() });
         try {
           const bytes = await readSource(entry.data.source, this.opts.sources);
-          const fingerprint = createHash('sha256').update(bytes).update(entry.data.measurement ?? '').digest('hex');
+          const source: SourceIdentity = { bytes, pinned: entry.data.measurement ?? '' };
           const current = this.tas.get(name);
           // Unchanged and (above) admitted again under this policy: nothing to do, no restart.
-          if (current && current.fingerprint === fingerprint) {
+          if (current && sameSource(current.source, source)) {
             // Back to the running version after a refused replacement: the report says so.
             if (this.reports.get(name)?.lastError) this.setReport(name, this.describe(current));
             return;
           }
           const rev = this.revoked.get(name);
-          if (!current && rev && rev.fingerprint === fingerprint) {
+          if (!current && rev && sameSource(rev.source, source)) {
             if (!policyChanged) return;
             const r = this.readmit(rev.bundle, name, 'desired', rev.pinned);
             if (r.refused) return this.revoke(name, undefined, r.refused);
-            await this.start(name, r.admitted, fingerprint, 'desired', rev.pinned);
+            await this.start(name, r.admitted, source, 'desired', rev.pinned);
             return;
           }
-          await this.install(name, bytes, fingerprint, 'desired', entry.data.measurement);
+          await this.install(name, source, 'desired', entry.data.measurement);
         } catch (err) {
           this.reject(name, 'desired', toEnclaveEdgeError(err));
         }
@@ -241,7 +240,7 @@ export class TARuntime {
       void ta.retire(bundle.manifest.limits.callTimeoutMs);
     }
     const origin = ta?.origin ?? prev!.origin;
-    this.revoked.set(name, { bundle, fingerprint: ta?.fingerprint ?? prev!.fingerprint, origin, pinned: ta?.pinned ?? prev?.pinned, refusal });
+    this.revoked.set(name, { bundle, source: ta?.source ?? prev!.source, origin, pinned: ta?.pinned ?? prev?.pinned, refusal });
     this.setReport(name, { ...this.describeBundle(bundle, origin), status: 'revoked', rule: refusal.rule, lastError: `${refusal.code}: ${refusal.message}`, errorCode: refusal.code });
     if (ta || prev?.refusal.rule !== refusal.rule) {
       this.opts.events.event('ta.revoked', { ta: name, code: refusal.code, rule: refusal.rule, reason: refusal.message, measurement: bundle.measurement, signerId: bundle.signerId, svn: bundle.manifest.securityVersion });
@@ -271,17 +270,15 @@ export class TARuntime {
   }
 
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
-  private async install(name: string, bytes: Uint8Array, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
+  private async install(name: string, source: SourceIdentity, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     if (!this.policy) throw refusalError(this.invalidPolicyRefusal());
-    const admitStarted = performance.now();
-    const bundle = admittedOrThrow(await admit(bytes, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin }));
-    this.admitMs.set(name, Math.round(performance.now() - admitStarted));
+    const loaded = new LoadedTA(name, bundle, enclave, source, origin, pinned, instanceCap);
     if (origin === 'method') this.refuseAlias(name, bundle);
-    return this.start(name, bundle, fingerprint, origin, pinned);
+    return this.start(name, bundle, source, origin, pinned);
   }
 
   /** Start an enclave for an admitted bundle and swap it in; the previous one drains. */
-  private async start(name: string, bundle: VerifiedBundle, fingerprint: string, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
+  private async start(name: string, bundle: VerifiedBundle, source: SourceIdentity, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     const log = this.opts.log;
     // The operator's cap on instances of one TA (a manifest asking for more was refused by admission).
     const instanceCap = this.policy?.maxLimits.maxInstances;
@@ -294,7 +291,7 @@ export class TARuntime {
       // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
       log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),
     });
-    const loaded = new LoadedTA(name, bundle, enclave, fingerprint, origin, pinned, instanceCap);
+    const loaded = new LoadedTA(name, bundle, enclave, source, origin, pinned, instanceCap);
     enclave.on('event', (e) => {
       if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
       else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });
@@ -375,9 +372,8 @@ export class TARuntime {
     if (current?.origin === 'desired' || this.reports.get(name)?.origin === 'desired') {
       throw new EnclaveEdgeError('CONFLICT', `TA "${name}" is managed by desired properties; change it there`);
     }
-    const fingerprint = createHash('sha256').update(bytes).update(pinned ?? '').digest('hex');
     try {
-      const loaded = await this.install(name, bytes, fingerprint, 'method', pinned);
+      const loaded = await this.install(name, { bytes, pinned: pinned ?? '' }, 'method', pinned);
       return this.describe(loaded);
     } catch (err) {
       const e = toEnclaveEdgeError(err);

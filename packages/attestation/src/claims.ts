@@ -29,7 +29,7 @@ export const JwkPublicSchema = z.looseObject({
 
 export const EvidenceClaimsSchema = z.object({
   eat_profile: z.literal(EAT_PROFILE),
-  eat_nonce: z.string().regex(/^[A-Za-z0-9_-]{11,86}$/, 'eat_nonce must be base64url of 8..64 bytes'),
+  eat_nonce: z.string().regex(/^[A-Za-z0-9_-]{11,74}$/, 'eat_nonce must be the base64url of 8..55 bytes (RFC 9711 §4.1: a JSON nonce is a text string of at most 74 bytes)'),
   ueid: z.string().regex(/^[A-Za-z0-9_-]+$/),
   iat: z.number().int(),
   exp: z.number().int(),

@@ -1,14 +1,15 @@
 /**
  * The one nonce codec of every layer (ta-runtime, the enclave trust bridge, evidence issue and
- * verify): the same accepted forms and the same error everywhere. A nonce is 8..64 bytes, given
+ * verify): the same accepted forms and the same error everywhere. A nonce is 8..55 bytes, given
  * as bytes, as hex (even length) or as base64url (RFC 4648 §5, padding optional). In evidence it is
- * carried as RFC 9711's JSON `eat_nonce`: a text string, here the unpadded base64url of the bytes,
- * so a relying party that sends unpadded base64url finds exactly its own text there.
+ * carried as RFC 9711 §4.1's JSON `eat_nonce`: a text string of 10..74 bytes, here the unpadded
+ * base64url of the nonce (11..74 characters), so a relying party that sends unpadded base64url finds
+ * exactly its own text there. 55 bytes is the most whose base64url fits in 74 characters.
  */
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 
 export const NONCE_MIN = 8;
-export const NONCE_MAX = 64;
+export const NONCE_MAX = 55;
 
 const HEX = /^(?:[0-9a-fA-F]{2})+$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -29,7 +30,7 @@ export function decodeNonce(nonce: unknown): Uint8Array {
   return bytes;
 }
 
-/** The nonce as `eat_nonce` carries it (RFC 9711 JSON: a text string): unpadded base64url. */
+/** The nonce as `eat_nonce` carries it (RFC 9711 §4.1, JSON: a text string of 10..74 bytes): unpadded base64url. */
 export function encodeNonce(nonce: unknown): string {
   return Buffer.from(decodeNonce(nonce)).toString('base64url');
 }

@@ -6,6 +6,7 @@
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { TAManifest } from './types.js';
 import { canonicalManifestBytes, validateManifest } from './manifest.js';
+import { canonicalJson } from './canonical-json.js';
 
 export const TAB_MAGIC = new Uint8Array([0x45, 0x45, 0x54, 0x41, 0x42, 0x0d, 0x0a, 0x1a]); // "EETAB\r\n\x1a"
 export const TAB_VERSION = 1;
@@ -28,6 +29,10 @@ export interface BundleSections {
   signature?: string;
   size: number;
 }
+
+// Stateless (no stream option), so one instance serves every call. ignoreBOM keeps a leading BOM
+// in the text, so a BOM-prefixed manifest fails the canonical comparison below.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const bad = (what: string) => new EnclaveEdgeError('BAD_FORMAT', `bundle format: ${what}`);
 
@@ -89,13 +94,16 @@ export function decodeBundle(input: Uint8Array): BundleSections {
   const signatureBytes = take(lengths.signature);
 
   let parsed: unknown;
+  let manifestText: string;
   try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(manifestBytes));
+    manifestText = utf8.decode(manifestBytes);
+    parsed = JSON.parse(manifestText);
   } catch {
     throw bad('manifest section is not valid UTF-8 JSON');
   }
   const manifest = validateManifest(parsed, 'bundle manifest');
-  if (!Buffer.from(canonicalManifestBytes(manifest)).equals(manifestBytes)) throw bad('manifest section is not in canonical form (sorted keys, no whitespace)');
+  // Strict UTF-8 decoding is one-to-one and canonicalJson's output is well-formed, so equal text means equal bytes.
+  if (canonicalJson(manifest) !== manifestText) throw bad('manifest section is not in canonical form (sorted keys, no whitespace)');
   if (manifest.runtime === 'wasm' && !(code[0] === 0 && code[1] === 0x61 && code[2] === 0x73 && code[3] === 0x6d)) {
     throw bad('code section of a wasm TA does not start with the WebAssembly magic');
   }

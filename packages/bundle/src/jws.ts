@@ -98,12 +98,24 @@ function p256SpkiFromJwk(jwk: PublicJwkP256): Uint8Array {
   return new Uint8Array(Buffer.concat([P256_SPKI_PREFIX, Buffer.from([4]), x, y]));
 }
 
-const keyCache = new Map<string, { key: KeyObject; spki: Uint8Array }>();
+interface HeaderEntry {
+  header: ProtectedHeader;
+  key: KeyObject;
+  spki: Uint8Array;
+}
 
-/** Key import is the costliest step after hashing; headers are public, so cache by their exact text. */
-function keyFromHeader(headerB64: string, header: ProtectedHeader): { key: KeyObject; spki: Uint8Array } {
-  const hit = keyCache.get(headerB64);
+const headerCache = new Map<string, HeaderEntry>();
+
+/**
+ * Parsing the header and importing its key cost the most after hashing; headers are public and
+ * the result depends only on their exact text, so it is cached by that text (failures are not).
+ */
+function headerEntry(headerB64: string): HeaderEntry {
+  const hit = headerCache.get(headerB64);
   if (hit) return hit;
+  const headerBytes = decodeBase64urlStrict(headerB64);
+  if (!headerBytes) throw sigErr('a JWS part is not canonical base64url');
+  const header = parseHeader(headerBytes.toString('utf8'));
   let key: KeyObject;
   if ('jwk' in header) {
     try {
@@ -117,9 +129,12 @@ function keyFromHeader(headerB64: string, header: ProtectedHeader): { key: KeyOb
   }
   // Built from x and y directly: exporting the KeyObject costs as much as importing it.
   const spki = 'jwk' in header ? p256SpkiFromJwk(header.jwk) : new Uint8Array(key.export({ format: 'der', type: 'spki' }));
-  const entry = { key, spki };
-  if (keyCache.size > 64) keyCache.clear();
-  keyCache.set(headerB64, entry);
+  // Shared by every bundle with this header: frozen, so no caller can change what the next one sees.
+  if ('jwk' in header) Object.freeze(header.jwk);
+  else Object.freeze(header.x5c);
+  const entry = { header: Object.freeze(header), key, spki };
+  if (headerCache.size > 64) headerCache.clear();
+  headerCache.set(headerB64, entry);
   return entry;
 }
 
@@ -160,14 +175,12 @@ export function parseCompactJws(jws: string): ParsedJws {
   const parts = jws.split('.');
   if (parts.length !== 3) throw sigErr('not a compact JWS (expected three dot-separated parts)');
   const [headerB64, payloadB64, sigB64] = parts as [string, string, string];
-  const headerBytes = decodeBase64urlStrict(headerB64);
   const payloadBytes = decodeBase64urlStrict(payloadB64);
   const signature = decodeBase64urlStrict(sigB64);
-  if (!headerBytes || !payloadBytes || !signature) throw sigErr('a JWS part is not canonical base64url');
+  if (!payloadBytes || !signature) throw sigErr('a JWS part is not canonical base64url');
   if (signature.byteLength !== 64) throw sigErr(`ES256 signature must be 64 bytes, got ${signature.byteLength}`);
-  const header = parseHeader(headerBytes.toString('utf8'));
+  const { header, key, spki } = headerEntry(headerB64);
   if (!isLowS(signature)) throw sigErr('ES256 signature is not low-S (s must be at most n/2)');
-  const { key, spki } = keyFromHeader(headerB64, header);
   return { header, headerB64, payloadB64, payloadText: payloadBytes.toString('utf8'), signature, key, spki };
 }
 

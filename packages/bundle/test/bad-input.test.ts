@@ -18,6 +18,24 @@ describe('bad input is refused with a named error', () => {
     expect(refusal(new Uint8Array(0))).toMatchObject({ code: 'BAD_FORMAT' });
   });
 
+  it('a manifest section that is not the canonical bytes: spaces, reordered keys, a leading BOM', () => {
+    const canonical = new TextDecoder().decode(decodeBundle(encodeBundle({ manifest: sampleManifest(), code: tinyCode })).manifestBytes);
+    const withManifest = (text: string) => {
+      const m = Buffer.from(text, 'utf8');
+      const out = new Uint8Array(TAB_HEADER_LENGTH + m.byteLength + tinyCode.byteLength);
+      out.set(encodeBundle({ manifest: sampleManifest(), code: tinyCode }).subarray(0, TAB_HEADER_LENGTH));
+      new DataView(out.buffer).setUint32(16, m.byteLength);
+      out.set(m, TAB_HEADER_LENGTH);
+      out.set(tinyCode, TAB_HEADER_LENGTH + m.byteLength);
+      return out;
+    };
+    expect(() => decodeBundle(withManifest(canonical))).not.toThrow();
+    const reordered = JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(canonical) as object).reverse()));
+    for (const text of [JSON.stringify(JSON.parse(canonical), null, 1), reordered, '\uFEFF' + canonical]) {
+      expect(() => decodeBundle(withManifest(text)), JSON.stringify(text.slice(0, 8))).toThrow(/not in canonical form|not valid UTF-8 JSON/);
+    }
+  });
+
   it('wrong magic', async () => {
     const { bundle } = await smallSignedBundle();
     const b = bundle.slice();

@@ -46,7 +46,7 @@ describe('TrustBridge', () => {
     expect(services.attestCalls.at(-1)?.id).toBe(identity);
   });
 
-  it('decodes nonces as bytes, hex or base64url, 8..64 bytes', () => {
+  it('decodes nonces as bytes, hex or base64url, 8..55 bytes', () => {
     expect(decodeNonce('0011223344556677')).toEqual(new Uint8Array([0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]));
     expect(decodeNonce('AAECAwQFBgc')).toHaveLength(8);
     expect(() => decodeNonce('abcd')).toThrow(expect.objectContaining({ code: 'BAD_PARAMETERS' }));

@@ -22,7 +22,7 @@ export const openSessionSchema = z.strictObject({
 export const closeSessionSchema = z.strictObject({ ta: taName, sessionId });
 export const attestSchema = z.strictObject({
   ta: taName,
-  /** Verifier's freshness nonce: base64url or hex, 8..64 bytes once decoded. */
+  /** Verifier's freshness nonce: base64url or hex, 8..55 bytes once decoded. */
   nonce: z.string().min(8).max(128),
   claims: z.record(z.string(), z.unknown()).optional(),
 });

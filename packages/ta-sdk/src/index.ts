@@ -31,7 +31,7 @@ export interface TAStorage {
 }
 
 export interface AttestOptions {
-  /** Verifier-supplied freshness nonce (8..64 bytes, or its hex / base64url string, padding optional). */
+  /** Verifier-supplied freshness nonce (8..55 bytes, or its hex / base64url string, padding optional). */
   nonce: string | Uint8Array;
   /** Custom claims, included under the `claims` key of the evidence. */
   claims?: Record<string, Value>;
