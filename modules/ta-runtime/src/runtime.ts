@@ -129,7 +129,7 @@ export class TARuntime {
         // Admitted, but started under another instance cap (its manifest names none): a fresh
         // enclave under the cap now in force takes over, the old one drains.
         else if (!ta.bundle.manifest.session.singleInstance && ta.bundle.manifest.limits.maxInstances === undefined && ta.instanceCap !== policy?.maxLimits.maxInstances) {
-          await this.start(name, ta.bundle, ta.fingerprint, ta.origin, ta.pinned).catch((err) => this.revoke(name, ta, { code: 'POLICY_VIOLATION', rule: 'maxLimits.maxInstances', message: `it could not be restarted under the new instance cap: ${toEnclaveEdgeError(err).message}` }));
+          await this.start(name, ta.bundle, ta.source, ta.origin, ta.pinned).catch((err) => this.revoke(name, ta, { code: 'POLICY_VIOLATION', rule: 'maxLimits.maxInstances', message: `it could not be restarted under the new instance cap: ${toEnclaveEdgeError(err).message}` }));
         }
       }
     }
@@ -272,7 +272,9 @@ export class TARuntime {
   /** Verify under the policy, start an enclave, then swap it in; the old one drains. */
   private async install(name: string, source: SourceIdentity, origin: 'desired' | 'method', pinned?: string): Promise<LoadedTA> {
     if (!this.policy) throw refusalError(this.invalidPolicyRefusal());
-    const loaded = new LoadedTA(name, bundle, enclave, source, origin, pinned, instanceCap);
+    const admitStarted = performance.now();
+    const bundle = admittedOrThrow(await admit(source.bytes, this.policy, { name, pinnedMeasurement: pinned, backendKind: this.opts.backend.kind, origin }));
+    this.admitMs.set(name, Math.round(performance.now() - admitStarted));
     if (origin === 'method') this.refuseAlias(name, bundle);
     return this.start(name, bundle, source, origin, pinned);
   }
