@@ -5,7 +5,7 @@
  * replacement leaves the good version serving, and an invalid policy is refused as a whole.
  * One real runtime (emulated backend, the DEV-signed sample bundles) for the whole file.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EmulatedBackend } from '@enclave-edge/enclave';
 import { TARuntime, type TAReport } from '@enclave-edge/ta-runtime';
 import { generateSigningKey, pemSigner, signBundle, decodeBundle, encodeBundle } from '@enclave-edge/bundle';
@@ -16,6 +16,7 @@ let rt: TARuntime;
 const events: Array<{ type: string; body: Record<string, unknown> }> = [];
 const reports = new Map<string, TAReport | null>();
 let runtimeReported: Record<string, unknown> = {};
+let logLines: string[] = [];
 
 const desiredTAs = { hello: { source: 'hello.tab' }, 'key-vault': { source: 'key-vault.tab' } };
 const deadline = () => Date.now() + 10_000;
@@ -24,7 +25,8 @@ const loadedCount = (ta: string) => events.filter((e) => e.type === 'ta.loaded' 
 
 beforeAll(async () => {
   bundles = buildSampleBundles();
-  const { log } = quietLogger();
+  const { log, lines } = quietLogger();
+  logLines = lines;
   rt = new TARuntime({
     backend: new EmulatedBackend(),
     log,
@@ -176,4 +178,39 @@ describe('policy.maxLimits.maxInstances', () => {
       await rt.reconcile({ policy: devPolicy, tas: desiredTAs });
     }
   });
+});
+
+describe('revocation and calls in flight', () => {
+  it('a call in flight when the policy drops its signer ends by the TA\'s callTimeoutMs (TIMEOUT); new calls get 403 at once', async () => {
+    const key = generateSigningKey();
+    const hello = decodeBundle(bundles.bytes('hello')).manifest;
+    const callTimeoutMs = 3000;
+    const code = `module.exports = { commands: { ping: () => 'pong', spin: (ctx) => { ctx.log.info('spinning now'); for (;;) {} } } };`;
+    const bundle = await signBundle(encodeBundle({ manifest: { ...hello, name: 'slow', uuid: '6d1f1c2a-5b7e-4c1d-9a0b-3e2f4d5c6b80', limits: { ...hello.limits, callTimeoutMs } }, code: new TextEncoder().encode(code) }), pemSigner(key.privateKeyPem));
+    const tas = { ...desiredTAs, slow: { source: `base64:${Buffer.from(bundle).toString('base64')}` } };
+    const withSlow = { ...devPolicy, trustedSigners: { ...devPolicy.trustedSigners, slow: key.signerId } };
+    const call = (command: string) => rt.dispatch({ id: `s${Math.random()}`, op: 'invoke', ta: 'slow', command, deadline: Date.now() + 60_000 });
+    try {
+      await rt.reconcile({ policy: withSlow, tas });
+      expect(await call('ping')).toBe('pong');
+      let settled = false;
+      const inFlight = call('spin').finally(() => (settled = true));
+      inFlight.catch(() => undefined);
+      // The TA's own log line says the command is running (a marker, not a sleep).
+      await vi.waitFor(() => expect(logLines.some((l) => l.includes('spinning now'))).toBe(true), { timeout: 30_000, interval: 20 });
+
+      await rt.reconcile({ policy: devPolicy, tas });
+      await expect(call('ping')).rejects.toMatchObject({ code: 'POLICY_VIOLATION', status: 403, detail: { rule: 'trustedSigners' } });
+      expect(reports.get('slow')).toMatchObject({ status: 'revoked', rule: 'trustedSigners' });
+      // Revoked while the spin was still running: it is not cut short by the revocation, and
+      // it does not outlive the TA's call timeout (the runtime destroys the enclave after it).
+      expect(settled).toBe(false);
+      await expect(inFlight).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining(`did not finish within ${callTimeoutMs} ms`) });
+      await expect(call('ping')).rejects.toMatchObject({ code: 'POLICY_VIOLATION', status: 403 });
+      // TAs the policy still admits were not touched.
+      expect(await ping()).toBe('pong');
+    } finally {
+      await rt.reconcile({ policy: devPolicy, tas: desiredTAs });
+    }
+  }, 60_000);
 });
