@@ -3,6 +3,7 @@
  * run, because this machine is shared and absolute numbers drift.
  */
 import { performance } from 'node:perf_hooks';
+import { createBackend, probeBackend, EmulatedBackend, type EmulatedBackendOptions } from '@enclave-edge/enclave';
 
 export interface Measurement {
   label: string;
@@ -129,4 +130,17 @@ export interface BenchSuite {
 
 export function defineSuite(suite: BenchSuite): BenchSuite {
   return suite;
+}
+
+/**
+ * The emulated backend as every product path picks it: probed and created through the registry
+ * (ta-runtime, `ta run`, the TA test harness). Typed as EmulatedBackend for the suites that
+ * measure its own knobs (standby pool, prewarm).
+ */
+export function emulatedBackend(options?: EmulatedBackendOptions): EmulatedBackend {
+  const probe = probeBackend('emulated');
+  if (!probe.available) throw new Error(`the emulated backend is not available here: ${probe.reason ?? 'no reason given'}`);
+  const backend = createBackend('emulated', options as Record<string, unknown> | undefined);
+  if (!(backend instanceof EmulatedBackend)) throw new Error(`the registry's "emulated" backend is a ${backend.constructor.name}, not EmulatedBackend`);
+  return backend;
 }

@@ -7,12 +7,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
+import type { EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle } from '@enclave-edge/enclave/testing';
 import { buildTA } from '@enclave-edge/ta-toolchain';
 import { buildWasm } from '@enclave-edge/ta-toolchain/build-wasm';
 import { decodeBundle } from '@enclave-edge/bundle';
-import { defineSuite, measureLatencyPaired } from '../lib.js';
+import { defineSuite, emulatedBackend, measureLatencyPaired } from '../lib.js';
 
 /** The workloads, shared verbatim by the TA and the bare worker. Deterministic inputs (no Date/Math.random in a compartment). */
 const WORKLOADS = String.raw`
@@ -196,7 +196,7 @@ const target = (ratio: number) => [{ description: '≥ 0.9× bare speed (time �
 export default defineSuite({
   name: 'compute',
   async run(ctx) {
-    const backend = new EmulatedBackend();
+    const backend = emulatedBackend();
     const bare = bareWorker();
     const live: EmulatedEnclave[] = [];
     try {

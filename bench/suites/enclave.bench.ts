@@ -15,7 +15,7 @@ import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
 import { admit, admittedOrThrow, encodeBundle, signBundle, verifyBundle, pemSigner, generateSigningKey } from '@enclave-edge/bundle';
 import { runtimePolicySchema } from '@enclave-edge/protocol';
-import { defineSuite, measureLatency, measureLatencyPaired, type Measurement } from '../lib.js';
+import { defineSuite, emulatedBackend, measureLatency, measureLatencyPaired, type Measurement } from '../lib.js';
 
 const HELLO = `module.exports = { commands: { ping: (ctx, p) => ({ pong: p }) } };`;
 
@@ -103,7 +103,7 @@ const want = (section: string) => !ONLY || ONLY.includes(section);
 export default defineSuite({
   name: 'enclave',
   async run(ctx) {
-    const backend = new EmulatedBackend();
+    const backend = emulatedBackend();
 
     // 1. Ordinary call: caller → (direct channel) → the TA's worker in its process → compartment → TA → back.
     if (want('call')) {
@@ -187,11 +187,11 @@ export default defineSuite({
       verifyBundle(signed, { trustedSigners: [key.signerId] });
       const verifyMs = (performance.now() - t0).toFixed(1);
 
-      const pooled = new EmulatedBackend({ standby: 1 });
+      const pooled = emulatedBackend({ standby: 1 });
       const hit = await coldStarts(`cold start from a standby worker, ${mib} MiB`, pooled, () => pooled.prewarm());
       const burst = await coldStarts(`cold start, creates back to back, ${mib} MiB`, pooled, async () => undefined);
       await pooled.destroy();
-      const fresh = new EmulatedBackend({ standby: 0 });
+      const fresh = emulatedBackend({ standby: 0 });
       const cold = await coldStarts(`fully cold start (standby: 0), ${mib} MiB`, fresh, async () => undefined);
       const r = (m: Measurement) => m.p50Us / baseline.p50Us;
       const ms = (m: Measurement) => (m.p50Us / 1000).toFixed(1);

@@ -8,7 +8,8 @@ import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { admitLocal, type AdmitLocalOptions } from './admit-local.js';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
-import { EmulatedBackend, type Enclave, type EnclaveCreateOptions, type LogLevel } from '@enclave-edge/enclave';
+import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { createBackend, probeBackend, type Enclave, type EnclaveCreateOptions, type LogLevel } from '@enclave-edge/enclave';
 import { createRootOfTrust, createTrustServices, devicePaths, SOFTWARE_KEY_FILE, TPM_ROOT_FILE, type RotLog, type TrustServicesImpl } from '@enclave-edge/trust';
 
 /** Relative to the working directory; `.gitignore`d in this repository and in scaffolded TAs. */
@@ -69,14 +70,17 @@ function prepareStateDir(dir: string): void {
 
 export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions): Promise<LocalTA> {
   const bundle = await admitLocal(bytes, opts);
+  // The registry's emulated backend, as ta-runtime picks it; one enclave, one run: no standby
+  // worker to keep warm for a next TA.
+  const probe = probeBackend('emulated');
+  if (!probe.available) throw new EnclaveEdgeError('NOT_SUPPORTED', `the emulated enclave backend is not available here: ${probe.reason ?? 'no reason given'}`);
   const stateDir = resolve(opts.stateDir ?? DEFAULT_DEV_STATE_DIR);
   prepareStateDir(stateDir);
   const root = await createRootOfTrust(opts.rot === 'tpm' ? { kind: 'tpm', stateDir, ...(opts.tcti ? { tcti: opts.tcti } : {}) } : { kind: 'software', stateDir });
   const keyFile = join(stateDir, root.kind === 'tpm' ? TPM_ROOT_FILE : SOFTWARE_KEY_FILE);
   const rootOfTrust: LocalRootOfTrust = { kind: root.kind, developmentGrade: root.developmentGrade, stateDir, keyFile, deviceCaPath: devicePaths(stateDir).ca };
   let services: TrustServicesImpl | undefined;
-  // One enclave, one run: no standby worker to keep warm for a next TA.
-  const backend = new EmulatedBackend({ standby: 0 });
+  const backend = createBackend('emulated', { standby: 0 });
   try {
     opts.onAdmitted?.(bundle, rootOfTrust);
     services = createTrustServices({ rootOfTrust: root, ...(opts.trustLog ? { log: opts.trustLog } : {}) });
@@ -97,13 +101,13 @@ export async function openLocalTA(bytes: Uint8Array, opts: LocalRunOptions): Pro
           try {
             await enclave.destroy();
           } finally {
-            await backend.destroy().catch(() => undefined);
+            await backend.close?.().catch(() => undefined);
             await svc.close();
           }
         })()),
     };
   } catch (err) {
-    await backend.destroy().catch(() => undefined);
+    await backend.close?.().catch(() => undefined);
     if (services) await services.close().catch(() => undefined);
     else await root.close().catch(() => undefined);
     throw err;

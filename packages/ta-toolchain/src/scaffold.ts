@@ -81,20 +81,23 @@ export default defineTA({
 `;
 
 const testTs = `import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTA } from '@enclave-edge/ta-toolchain';
 import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test-harness';
 
 const projectDir = fileURLToPath(new URL('..', import.meta.url));
 
-// Fast unit tests in-process with a fake context. To call the built, signed bundle in the real
-// emulated enclave with real sealed storage: npx enclave-edge ta run dist/<name>.tab count --signer key.pub.pem
-describe('my TA (in-process harness with a fake context)', () => {
+// The TA runs in the real emulated enclave (the backend ta-runtime uses, with real sealed storage
+// in a throw-away dir), admitted under a test policy: the unsigned build is signed with a key made
+// for this run and trusted for it alone, debug builds allowed. One enclave for the file: each
+// costs a process start.
+describe('my TA (in the emulated enclave)', () => {
   let ta: TAForTests;
   beforeAll(async () => {
     const { bundle } = await buildTA(projectDir, { write: false });
     ta = await loadTAForTests(bundle);
   });
+  afterAll(() => ta?.destroy());
 
   it('answers ping and echo', async () => {
     expect(await ta.invoke('ping')).toBe('pong');

@@ -1,113 +1,128 @@
 /**
- * Run a built TA in the test process against `fakeContextForTests` — a quick unit-test loop for
- * TA authors. NOT an enclave: no isolation, no limits, fake sealing and evidence. Integration
- * tests should use the emulated enclave (@enclave-edge/enclave) instead.
+ * TA unit tests in the real emulated enclave: the bundle is admitted by the runtime's admit() and
+ * runs in the backend the registry creates (the same worker/process isolation, Wasm ABI, limits
+ * and error codes as on a device), with real sealing and storage over a DEVELOPMENT-GRADE software
+ * root of trust in a throw-away state directory.
+ *
+ * The test policy it states: the signers in `trustedSigners` (default: the public DEV signer);
+ * an unsigned bundle (`buildTA(dir, { write: false })`) is signed with a key made for this one
+ * load and trusted for it alone; debug builds are allowed (tests build them); the emulated
+ * backend; the default operator caps; no remote loading.
  */
-import { EnclaveEdgeError, isErrorCode } from '@enclave-edge/errors';
-import { decodeBundle, computeMeasurement, type TAManifest } from '@enclave-edge/bundle';
-import type { TADefinition, Value } from '@enclave-edge/ta-sdk';
-import { Wasm, type WasmMemory } from './wasm-api.js';
-import { fakeContextForTests, type FakeContextForTests, type FakeContextForTestsOptions } from './fake-context-for-tests.js';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeBundle, generateSigningKey, pemSigner, signBundle, DEV_SIGNER_ID, type TAManifest } from '@enclave-edge/bundle';
+import type { Value } from '@enclave-edge/ta-sdk';
+import type { LogLevel } from '@enclave-edge/enclave';
+import { ConfidentialClient } from '@enclave-edge/confidential/client';
+import { ENCLAVE_ATTEST_COMMAND } from '@enclave-edge/confidential/names';
+import { decodeValue, encodeValue } from '@enclave-edge/protocol/value-codec';
+import { openLocalTA } from './run-local.js';
+
+export interface TALogLine {
+  level: LogLevel;
+  message: string;
+  fields?: Record<string, unknown>;
+}
+
+export interface TAForTestsOptions {
+  /** Signers (signer_id hex) trusted for a signed bundle. Default: the DEV signer. */
+  trustedSigners?: readonly string[];
+  /** Where the software root and sealed storage live. Default: a fresh temp dir, removed by destroy(). */
+  stateDir?: string;
+}
 
 export interface TAForTests {
   manifest: TAManifest;
   measurement: string;
-  context: FakeContextForTests;
+  signerId: string;
+  /** The TA's own log lines (ctx.log), in order. */
+  logs: TALogLine[];
+  /** The state directory (software root of trust, sealed storage files). */
+  stateDir: string;
   invoke(command: string, params?: Value): Promise<Value>;
+  /**
+   * A confidential call (the one way into a command the manifest lists in confidentialCommands):
+   * sealed with HPKE to the key the TA's evidence attests, checked against this run's device CA,
+   * as ConfidentialClient does on a device.
+   */
+  invokeConfidential(command: string, params?: Value): Promise<Value>;
+  /** Open a session; later invoke() calls run in it until closeSession(). */
   openSession(params?: Value): Promise<void>;
   closeSession(): Promise<void>;
+  /** Destroy the enclave, close the root of trust and remove a temp state dir. */
   destroy(): Promise<void>;
 }
 
-function asError(e: unknown): EnclaveEdgeError {
-  const code = (e as { code?: unknown } | null)?.code;
-  const message = e instanceof Error ? e.message : String(e);
-  return new EnclaveEdgeError(isErrorCode(code) && ['BAD_PARAMETERS', 'ITEM_NOT_FOUND', 'ACCESS_DENIED', 'CONFLICT', 'TA_ERROR'].includes(code) ? code : 'TA_ERROR', message);
-}
-
-function loadJs(code: Uint8Array): TADefinition {
-  const module = { exports: {} as Record<string, unknown> };
-  // Test-only evaluation in this realm; the enclave evaluates the same script in an SES Compartment.
-  new Function('module', 'exports', new TextDecoder().decode(code))(module, module.exports);
-  const def = (module.exports.default ?? module.exports) as TADefinition;
-  if (!def || typeof def !== 'object' || typeof def.commands !== 'object') throw new EnclaveEdgeError('BAD_FORMAT', 'the TA script does not export a defineTA({...}) definition');
-  return def;
-}
-
-async function loadWasm(code: Uint8Array, ctx: FakeContextForTests): Promise<TADefinition> {
-  let memory: WasmMemory | undefined;
-  let result: Uint8Array | undefined;
-  const view = (p: number, n: number) => new Uint8Array(memory!.buffer, p, n);
-  const text = (p: number, n: number) => new TextDecoder().decode(view(p, n));
-  const levels = ['debug', 'info', 'warn', 'error'] as const;
-  const { instance } = await Wasm.instantiate(code, {
-    ta: {
-      result: (p: number, n: number) => void (result = view(p, n).slice()),
-      log: (l: number, p: number, n: number) => ctx.log[levels[l] ?? 'info'](text(p, n)),
-      random: (p: number, n: number) => void view(p, n).set(ctx.random(n)),
-      untrusted_time_ms: () => ctx.untrustedTime.now(),
-    },
-    env: { abort: (_m: number, _f: number, line: number, col: number) => { throw new EnclaveEdgeError('TA_ERROR', `aborted at ${line}:${col}`); } },
-  });
-  const ex = instance.exports as unknown as { memory: WasmMemory; ta_alloc(n: number): number; ta_invoke(a: number, b: number, c: number, d: number): number; ta_create?: () => void };
-  memory = ex.memory;
-  ex.ta_create?.();
-  const invoke = (command: string, params: Value): Value => {
-    const cmd = new TextEncoder().encode(command);
-    const par = new TextEncoder().encode(JSON.stringify(params ?? null));
-    const ptr = ex.ta_alloc(cmd.byteLength + par.byteLength);
-    view(ptr, cmd.byteLength).set(cmd);
-    view(ptr + cmd.byteLength, par.byteLength).set(par);
-    result = undefined;
-    const rc = ex.ta_invoke(ptr, cmd.byteLength, ptr + cmd.byteLength, par.byteLength);
-    const out = result ? new TextDecoder().decode(result) : undefined;
-    if (rc === 0) return out === undefined ? null : (JSON.parse(out) as Value);
-    throw new EnclaveEdgeError(rc === 1 ? 'BAD_PARAMETERS' : rc === 2 ? 'ITEM_NOT_FOUND' : 'TA_ERROR', out ?? `ta_invoke returned ${rc}`);
+/** Load a built .tab (signed or not) into the real emulated enclave, admitted under the test policy above. */
+export async function loadTAForTests(bundle: Uint8Array, options: TAForTestsOptions = {}): Promise<TAForTests> {
+  let bytes = bundle;
+  let trustedSigners = options.trustedSigners ?? [DEV_SIGNER_ID];
+  if (decodeBundle(bundle).signature === undefined) {
+    const key = generateSigningKey();
+    bytes = await signBundle(bundle, pemSigner(key.privateKeyPem));
+    trustedSigners = [key.signerId];
+  }
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'ee-ta-test-'));
+  const removeState = () => {
+    if (!options.stateDir) rmSync(stateDir, { recursive: true, force: true });
   };
-  // A Wasm TA dispatches every command name itself: each name is an own command to the harness's lookup (Object.hasOwn).
-  const command = (name: string | symbol) => (typeof name === 'string' ? (_c: unknown, p: Value) => invoke(name, p) : undefined);
-  return {
-    commands: new Proxy({}, {
-      get: (_t, name) => command(name),
-      has: (_t, name) => typeof name === 'string',
-      getOwnPropertyDescriptor: (_t, name) => (typeof name === 'string' ? { value: command(name), writable: false, enumerable: true, configurable: true } : undefined),
-    }),
+  const logs: TALogLine[] = [];
+  let local;
+  try {
+    local = await openLocalTA(bytes, {
+      trustedSigners,
+      allowDebug: true,
+      stateDir,
+      log: (level, _ta, message, fields) => logs.push(fields && Object.keys(fields).length ? { level, message, fields } : { level, message }),
+    });
+  } catch (err) {
+    removeState();
+    throw err;
+  }
+  const { enclave } = local;
+  const close = local.close;
+  let session: string | undefined;
+  let destroyed: Promise<void> | undefined;
+  const name = local.bundle.manifest.name;
+  let client: Promise<ConfidentialClient> | undefined;
+  // The runtime's request path without the wire: evidence through the enclave (it binds the TA's
+  // HPKE key), params and results in wire form.
+  const transport = {
+    attest: async (_ta: string, nonce: string) => String(await enclave.invoke(undefined, ENCLAVE_ATTEST_COMMAND, { nonce })),
+    invoke: async (_ta: string, command: string, params: Parameters<typeof decodeValue>[0]) => encodeValue((await enclave.invoke(session, command, decodeValue(params))) ?? null),
   };
-}
-
-/** Load a .tab (signed or not) and run its commands against a fake context. */
-export async function loadTAForTests(bundle: Uint8Array, options: Omit<FakeContextForTestsOptions, 'manifest' | 'measurement'> = {}): Promise<TAForTests> {
-  const s = decodeBundle(bundle);
-  const measurement = computeMeasurement(s.manifestBytes, s.code);
-  const context = fakeContextForTests({ ...options, manifest: s.manifest, measurement });
-  const def = s.manifest.runtime === 'wasm' ? await loadWasm(s.code, context) : loadJs(s.code);
-  let ctx: FakeContextForTests = context;
-  let sessions = 0;
-  await def.onCreate?.(context);
+  const confidentialClient = () =>
+    (client ??= (async () => {
+      // The software root makes its device CA on the first attestation.
+      await transport.attest(name, randomBytes(16).toString('hex'));
+      return new ConfidentialClient({ transport, trustAnchors: readFileSync(local.rootOfTrust.deviceCaPath, 'utf8'), allowEmulated: true });
+    })());
   return {
-    manifest: s.manifest,
-    measurement,
-    context,
-    async invoke(command, params = null) {
-      const handler = Object.hasOwn(def.commands, command) ? def.commands[command] : undefined;
-      if (typeof handler !== 'function') throw new EnclaveEdgeError('ITEM_NOT_FOUND', `TA ${s.manifest.name} has no command "${command}"`);
-      try {
-        const r = await handler(ctx, params);
-        return r === undefined ? null : r;
-      } catch (e) {
-        throw asError(e);
-      }
-    },
+    manifest: local.bundle.manifest,
+    measurement: local.bundle.measurement,
+    signerId: local.bundle.signerId,
+    logs,
+    stateDir,
+    invoke: (command, params = null) => enclave.invoke(session, command, params),
+    invokeConfidential: async (command, params = null) => (await confidentialClient()).invoke(name, command, params, session === undefined ? {} : { sessionId: session }),
     async openSession(params = null) {
-      ctx = context.withSession({ id: `test-session-${++sessions}`, state: {} });
-      await def.onOpenSession?.(ctx, params);
+      session = await enclave.openSession(params);
     },
     async closeSession() {
-      await def.onCloseSession?.(ctx);
-      ctx = context;
+      const s = session;
+      session = undefined;
+      if (s !== undefined) await enclave.closeSession(s);
     },
-    async destroy() {
-      await def.onDestroy?.(context);
-    },
+    destroy: () =>
+      (destroyed ??= (async () => {
+        try {
+          await close();
+        } finally {
+          removeState();
+        }
+      })()),
   };
 }

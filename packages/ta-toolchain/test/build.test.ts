@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTA, loadTAForTests } from '@enclave-edge/ta-toolchain';
+import { buildTA } from '@enclave-edge/ta-toolchain';
+import { loadTAForTests } from '@enclave-edge/ta-toolchain/test-harness';
 import { decodeBundle, verifyBundle, generateSigningKey, pemSigner } from '@enclave-edge/bundle';
 import { copyExample, taJson, tempDir, writeFiles } from './helpers.js';
 
@@ -15,7 +16,12 @@ describe('buildTA (JavaScript TAs)', () => {
       const s = decodeBundle(readFileSync(r.outFile!));
       expect(s.manifest).toMatchObject({ name: 'fixture', runtime: 'js', debug: false, hostCalls: [], limits: { heapMb: 64, maxConcurrency: 4 }, session: { singleInstance: true } });
       expect(s.signature).toBeUndefined();
-      expect(await (await loadTAForTests(readFileSync(r.outFile!))).invoke('hi')).toBe('there');
+      const ta = await loadTAForTests(readFileSync(r.outFile!));
+      try {
+        expect(await ta.invoke('hi')).toBe('there');
+      } finally {
+        await ta.destroy();
+      }
     } finally {
       t.cleanup();
     }
@@ -121,7 +127,7 @@ describe('buildTA (JavaScript TAs)', () => {
     try {
       writeFiles(t.dir, { 'ta.json': taJson(), 'src/index.ts': 'export const x = 1;\n' });
       const { bundle } = await buildTA(t.dir, { write: false });
-      await expect(loadTAForTests(bundle)).rejects.toThrow(/does not export a defineTA/);
+      await expect(loadTAForTests(bundle)).rejects.toThrow(/does not export defineTA/);
     } finally {
       t.cleanup();
     }

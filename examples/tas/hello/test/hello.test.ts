@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { buildTA, loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTA } from '@enclave-edge/ta-toolchain';
+import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test-harness';
 import { generateSigningKey, pemSigner, verifyBundle } from '@enclave-edge/bundle';
 
 const dir = fileURLToPath(new URL('..', import.meta.url));
@@ -12,8 +13,9 @@ describe('hello TA', () => {
   const trust = { trustedSigners: [key.signerId] };
   beforeAll(async () => {
     ({ bundle } = await buildTA(dir, { write: false, signer: pemSigner(key.privateKeyPem) }));
-    ta = await loadTAForTests(bundle);
+    ta = await loadTAForTests(bundle, { trustedSigners: [key.signerId] });
   });
+  afterAll(() => ta?.destroy());
 
   it('builds into a signed bundle that verifies', () => {
     const v = verifyBundle(bundle, trust);

@@ -1,29 +1,44 @@
 import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createPublicKey, generateKeyPairSync, verify } from 'node:crypto';
 import { openSealedReading, parseX25519PublicJwk, recipientThumbprint } from '@enclave-edge/confidential';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { buildTA, loadTAForTests } from '@enclave-edge/ta-toolchain';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTA } from '@enclave-edge/ta-toolchain';
+import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test-harness';
 import { canonicalJson } from '@enclave-edge/bundle';
 
 const dir = fileURLToPath(new URL('..', import.meta.url));
 
+/** Every file under dir, as bytes (the state dir: root of trust and sealed storage). */
+function filesUnder(dir: string): Buffer[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => readFileSync(join(e.parentPath, e.name)));
+}
+
 describe('sensor-signer TA', () => {
-  let bundle: Uint8Array;
+  // One enclave for the file (each costs a process start); the first test sees it fresh.
+  let ta: TAForTests;
   beforeAll(async () => {
-    ({ bundle } = await buildTA(dir, { write: false }));
+    const { bundle } = await buildTA(dir, { write: false });
+    ta = await loadTAForTests(bundle);
   });
+  afterAll(() => ta?.destroy());
 
   it('creates one key on first use, keeps it sealed, and signs readings verifiable with the public JWK', async () => {
-    const ta = await loadTAForTests(bundle);
     const [a, b] = await Promise.all([ta.invoke('publicKey'), ta.invoke('publicKey')]);
     expect(a).toEqual(b); // concurrent first calls make one key
     const jwk = a as { kty: string; crv: string; x: string; y: string; kid: string };
     expect(jwk).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' });
     expect(JSON.stringify(jwk)).not.toMatch(/"d"/); // no private part
 
-    // stored sealed: the storage value is a blob, not the key in the clear
-    const stored = ta.context.storageForTests.get('signing-key')!;
-    expect(Buffer.from(stored).toString('latin1')).not.toContain(jwk.x);
+    // stored sealed: no file of the state dir holds the key in the clear (not even its public part)
+    const files = filesUnder(ta.stateDir);
+    expect(files.length).toBeGreaterThan(0);
+    const x = Buffer.from(jwk.x, 'base64url');
+    for (const f of files) {
+      expect(f.includes(x)).toBe(false);
+      expect(f.toString('latin1')).not.toContain(jwk.x);
+    }
 
     const reading = { sensor: 't1', value: 21.5, unit: 'C' };
     const out = (await ta.invoke('sign', reading)) as { reading: unknown; signature: string; keyId: string };
@@ -32,11 +47,10 @@ describe('sensor-signer TA', () => {
     const key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, format: 'jwk' });
     expect(verify('sha256', Buffer.from(canonicalJson(reading)), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'base64url'))).toBe(true);
     expect(verify('sha256', Buffer.from(canonicalJson({ ...reading, value: 99 })), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'base64url'))).toBe(false);
-    expect(ta.context.logs.some((l) => l.message === 'created signing key')).toBe(true);
+    expect(ta.logs.some((l) => l.message === 'created signing key')).toBe(true);
   });
 
   it('signSealed: only the recipient opens the reading; the signature covers reading and header; bad recipient keys are refused by name', async () => {
-    const ta = await loadTAForTests(bundle);
     const signer = (await ta.invoke('publicKey')) as { kty: string; crv: string; x: string; y: string };
     const r = generateKeyPairSync('x25519');
     const jwk = r.publicKey.export({ format: 'jwk' }) as { kty: string; crv: string; x: string };
@@ -66,7 +80,6 @@ describe('sensor-signer TA', () => {
   });
 
   it('refuses a reading that is not an object', async () => {
-    const ta = await loadTAForTests(bundle);
     await expect(ta.invoke('sign', 42)).rejects.toMatchObject({ code: 'BAD_PARAMETERS', message: expect.stringMatching(/JSON object/) });
   });
 });

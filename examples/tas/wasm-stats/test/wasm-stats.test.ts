@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { buildTA, loadTAForTests, checkWasmAbi, type TAForTests } from '@enclave-edge/ta-toolchain';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildTA, checkWasmAbi } from '@enclave-edge/ta-toolchain';
+import { loadTAForTests, type TAForTests } from '@enclave-edge/ta-toolchain/test-harness';
 import { decodeBundle } from '@enclave-edge/bundle';
 
 const dir = fileURLToPath(new URL('..', import.meta.url));
@@ -12,6 +13,7 @@ describe('wasm-stats TA (AssemblyScript)', () => {
     ({ bundle } = await buildTA(dir, { write: false }));
     ta = await loadTAForTests(bundle);
   });
+  afterAll(() => ta?.destroy());
 
   it('is a Wasm module that imports only the TA ABI', () => {
     const { manifest, code } = decodeBundle(bundle);
