@@ -92,6 +92,27 @@ export async function measureLatencyPaired(
   return { baseline: summary(baseline.label, 0), subject: summary(subject.label, 1) };
 }
 
+/**
+ * measureLatencyPaired in rounds: on a shared host, which core each side's threads wake on (and
+ * who else runs there) changes between rounds by more than the effect, so one round's p50 ratio
+ * can land far off either way. Reports the round with the median subject/baseline p50 ratio, and
+ * every round's ratio.
+ */
+export async function measureRatioPaired(
+  subject: { label: string; fn: (i: number) => unknown },
+  baseline: { label: string; fn: (i: number) => unknown },
+  opts: { rounds?: number; iterations?: number; warmup?: number } = {},
+): Promise<{ subject: Measurement; baseline: Measurement; ratio: number; ratios: number[] }> {
+  const rounds: Array<{ subject: Measurement; baseline: Measurement; ratio: number }> = [];
+  for (let r = 0; r < (opts.rounds ?? 7); r++) {
+    const m = await measureLatencyPaired(subject, baseline, { iterations: opts.iterations ?? 1000, warmup: r === 0 ? (opts.warmup ?? 300) : 50 });
+    rounds.push({ ...m, ratio: m.subject.p50Us / m.baseline.p50Us });
+  }
+  const ratios = rounds.map((x) => x.ratio);
+  const median = [...rounds].sort((a, b) => a.ratio - b.ratio)[rounds.length >> 1]!;
+  return { ...median, ratios };
+}
+
 /** Aggregate throughput with `concurrency` calls in flight until `total` calls have completed. */
 export async function measureThroughput(
   label: string,
