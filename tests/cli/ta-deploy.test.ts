@@ -3,14 +3,17 @@
  * tested with the registry unreachable, `npm run deploy` into a running simulator, replaced in
  * place without touching the other TAs; an untrusted signer refused with the fix named; the
  * scriptable exit codes of `invoke`; `sim status` as an aligned table. Real CLI, real npm, real
- * simulator with the repository's manifest, in child processes.
+ * simulator with the repository's manifest, in child processes. A debug build deployed with
+ * `--inspect wait` stops at a breakpoint in its TypeScript while invokeTA waits for it.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SourceMap } from 'node:module';
 import { cli, cliOk, repoRoot } from '../acceptance/user.js';
 import { startLocalEdge, type LocalEdge } from '../support/local-edge.js';
+import { Cdp } from '../support/cdp.js';
 
 let edge: LocalEdge | undefined;
 let stateDir: string;
@@ -128,6 +131,54 @@ describe('ta deploy: your own TA on the local edge', () => {
     const silent = await cli(['invoke', 'SimulatedTemperatureSensor', 'noSuchMethod', '{}', '--timeout', '1', ...at()]);
     expect(silent.code).toBe(1);
     expect(silent.stderr).toMatch(/TIMEOUT: no answer from SimulatedTemperatureSensor noSuchMethod within 1 s: check that module "SimulatedTemperatureSensor" exists and implements method "noSuchMethod"/);
+  });
+
+  it('ta deploy --debug --inspect wait: a debugger at the reported URL stops the TA at a line of its TypeScript while invokeTA waits; a release build is refused --inspect', async () => {
+    const key = join(project(), 'key.pem');
+    const release = await cli(['ta', 'deploy', project(), '--key', key, '--inspect', ...at()]);
+    expect(release.code).toBe(1);
+    expect(release.stderr).toMatch(/^enclave-edge: POLICY_VIOLATION: --inspect: TA "my-ta" is a release build: only debug builds .* can be inspected, because an inspector has full control of the TA; deploy a debug build \(--debug\)/);
+
+    await cliOk(['twin', 'patch', 'ta-runtime', '{"policy":{"allowDebug":true}}', ...at()]); // debug TAs run only where the policy allows them
+    const r = await cli(['--json', 'ta', 'deploy', project(), '--debug', '--inspect', 'wait', '--key', key, ...at()]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { status: string; inspectorUrl: string };
+    expect(out.status).toBe('loaded');
+    expect(out.inspectorUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/[0-9a-f-]{36}$/);
+    expect(r.stderr).toContain(`debugger listening for TA my-ta at ${out.inspectorUrl}`);
+    expect((await reportedTAs())['my-ta']).toMatchObject({ status: 'loaded', debug: true, inspectorUrl: out.inspectorUrl });
+
+    const cdp = await Cdp.connect(out.inspectorUrl);
+    try {
+      await cdp.send('Debugger.enable');
+      await cdp.send('Runtime.runIfWaitingForDebugger');
+      await cdp.next('Debugger.paused'); // before the TA's first line
+      const script = cdp.seen('Debugger.scriptParsed').find((e) => e.params.url === 'ta:///my-ta.js')!;
+      const map = new SourceMap(JSON.parse(Buffer.from(String(script.params.sourceMapURL).replace(/^data:application\/json;base64,/, ''), 'base64').toString('utf8')));
+      const tsLine = readFileSync(join(project(), 'src/index.ts'), 'utf8').split('\n').findIndex((l) => l.includes("ping: () => 'pong v2'")) + 1;
+      const { scriptSource } = (await cdp.send('Debugger.getScriptSource', { scriptId: script.params.scriptId })) as { scriptSource: string };
+      type Entry = { generatedLine: number; generatedColumn: number; originalSource?: string; originalLine?: number };
+      let at0: { lineNumber: number; columnNumber: number } | undefined;
+      scriptSource.split('\n').some((text, g) => [...text].some((_, c) => {
+        const e = map.findEntry(g, c) as Entry;
+        if (e.generatedLine === g && e.generatedColumn === c && e.originalSource?.endsWith('src/index.ts') && e.originalLine === tsLine - 1) at0 = { lineNumber: g, columnNumber: c };
+        return at0 !== undefined;
+      }));
+      const bp = (await cdp.send('Debugger.setBreakpointByUrl', { url: 'ta:///my-ta.js', ...at0! })) as { breakpointId: string };
+      await cdp.send('Debugger.resume');
+
+      const answer = invoke({ ta: 'my-ta', command: 'ping' });
+      const hit = await cdp.next('Debugger.paused');
+      expect(hit.params.hitBreakpoints).toEqual([bp.breakpointId]);
+      const top = (hit.params.callFrames as { location: { lineNumber: number; columnNumber: number } }[])[0]!;
+      const where = map.findEntry(top.location.lineNumber, top.location.columnNumber) as Entry;
+      expect(where.originalSource).toMatch(/src\/index\.ts$/);
+      expect(where.originalLine! + 1).toBe(tsLine);
+      await cdp.send('Debugger.resume');
+      expect(await answer).toEqual({ status: 200, payload: { result: 'pong v2' } });
+    } finally {
+      cdp.close();
+    }
   });
 
   it('sim status prints the modules as an aligned table', async () => {

@@ -18,6 +18,8 @@ export interface TAReport {
   errorCode?: string | null;
   /** The admission rule that refused it (revoked or rejected by policy). */
   rule?: string | null;
+  /** Debug TAs with `inspect`: where the current instance's inspector listens (127.0.0.1). */
+  inspectorUrl?: string | null;
   since: string;
 }
 
@@ -25,10 +27,12 @@ export interface TAReport {
 export interface SourceIdentity {
   bytes: Uint8Array;
   pinned: string;
+  /** The entry's `inspect` (debug TAs only): turning it on or off restarts this TA only. */
+  inspect?: true | 'wait' | undefined;
 }
 
 export function sameSource(a: SourceIdentity, b: SourceIdentity): boolean {
-  return a.pinned === b.pinned && a.bytes.byteLength === b.bytes.byteLength && Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
+  return a.pinned === b.pinned && a.inspect === b.inspect && a.bytes.byteLength === b.bytes.byteLength && Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength).equals(b.bytes);
 }
 
 export class LoadedTA {

@@ -164,7 +164,7 @@ export class TARuntime {
         if (!this.tas.has(name) && !this.revoked.has(name)) this.setReport(name, { status: 'loading', origin: 'desired', since: new Date().toISOString() });
         try {
           const bytes = await readSource(entry.data.source, this.opts.sources);
-          const source: SourceIdentity = { bytes, pinned: entry.data.measurement ?? '' };
+          const source: SourceIdentity = { bytes, pinned: entry.data.measurement ?? '', ...(entry.data.inspect ? { inspect: entry.data.inspect } : {}) };
           const current = this.tas.get(name);
           // Unchanged and (above) admitted again under this policy: nothing to do, no restart.
           if (current && sameSource(current.source, source)) {
@@ -285,15 +285,28 @@ export class TARuntime {
     // The operator's cap on instances of one TA (a manifest asking for more was refused by admission).
     const instanceCap = this.policy?.maxLimits.maxInstances;
     const createStarted = performance.now();
+    const inspect = origin === 'desired' ? source.inspect : undefined;
+    let started: LoadedTA | undefined;
     const enclave = await this.opts.backend.create(bundle, {
       ...this.opts.createOptions,
       ...(instanceCap !== undefined ? { maxInstances: instanceCap } : {}),
       ...(this.opts.services ? { services: this.opts.services } : {}),
+      // The backend refuses it for a release TA (inspectRefusal): the TA is then rejected with that reason.
+      ...(inspect
+        ? {
+            inspect,
+            onInspector: (url: string, i: { waiting: boolean }) => {
+              log.warn({ ta: name, inspectorUrl: url }, `debugger listening for TA "${name}" at ${url} (debug TA, inspect ${i.waiting ? 'wait: it waits for the debugger before its first line' : 'on'})`);
+              if (started && this.tas.get(name) === started) this.setReport(name, this.describe(started));
+            },
+          }
+        : {}),
       // The TA's fields stay nested: spread at the top they could overwrite `ta`, `level`, `time`
       // or `pid` and so forge another TA's name, the severity or the timestamp of the line.
       log: (level, ta, message, fields) => log[level](fields && Object.keys(fields).length ? { ta, fields } : { ta }, message),
     });
     const loaded = new LoadedTA(name, bundle, enclave, source, origin, pinned, instanceCap);
+    started = loaded;
     enclave.on('event', (e) => {
       if (e.type === 'crashed') this.opts.events.event('ta.crashed', { ta: name, reason: e.reason, code: e.code });
       else if (e.type === 'restarted') this.opts.events.event('ta.restarted', { ta: name, attempt: e.attempt });
@@ -321,14 +334,15 @@ export class TARuntime {
   }
 
   private describe(t: LoadedTA): TAReport {
-    return this.describeBundle(t.bundle, t.origin);
+    const url = (t.enclave as { inspectorUrl?: string }).inspectorUrl;
+    return { ...this.describeBundle(t.bundle, t.origin), ...(url ? { inspectorUrl: url } : {}) };
   }
 
   private describeBundle(b: VerifiedBundle, origin: 'desired' | 'method'): TAReport {
     const m = b.manifest;
     return {
       status: 'loaded', origin, version: m.version, measurement: b.measurement, signerId: b.signerId,
-      svn: m.securityVersion, debug: m.debug, runtime: m.runtime, lastError: null, errorCode: null, rule: null, since: new Date().toISOString(),
+      svn: m.securityVersion, debug: m.debug, runtime: m.runtime, lastError: null, errorCode: null, rule: null, inspectorUrl: null, since: new Date().toISOString(),
     };
   }
 

@@ -23,6 +23,11 @@ export const taEntrySchema = z.object({
   /** Pinned measurement: the bundle must have exactly this one. */
   measurement: hex64.optional(),
   enabled: z.boolean().default(true),
+  /**
+   * Debug TAs only: open a V8 inspector on 127.0.0.1 in the TA's enclave (`true`), or also wait
+   * for a debugger before its first line (`"wait"`). A release TA with it is rejected.
+   */
+  inspect: z.union([z.boolean(), z.literal('wait')]).default(false),
 });
 export type TAEntry = z.output<typeof taEntrySchema>;
 

@@ -15,11 +15,13 @@ import { inspectBundle, openSigner, signBundle } from '@enclave-edge/bundle';
 import { action, emit, warn, type GlobalOptions } from '../output.js';
 import { addTargetOptions, type TargetOptions } from './target-options.js';
 import { cliCommand, shellQuote } from './cli-hint.js';
+import { inspectorBanner, refuseReleaseInspect } from './inspect-hint.js';
 
 type DeployOptions = GlobalOptions & TargetOptions & {
   key?: string;
   debug?: boolean;
   trustSigner?: string | boolean;
+  inspect?: 'on' | 'wait';
   source?: string;
   module: string;
   wait: number;
@@ -34,6 +36,8 @@ export interface DeployOutcome {
   status: string;
   trustedSignerAdded?: { label: string; signerId: string };
   lastError?: string;
+  /** With --inspect: where the TA's inspector listens. */
+  inspectorUrl?: string;
   invoke: string;
 }
 
@@ -69,6 +73,10 @@ export function registerDeploy(ta: Command): void {
       .description('build (if a folder), sign, and load a TA into the running local edge or a device; waits until it is loaded or refused')
       .option('--key <key>', 'sign with this key: PEM file or pkcs11: URI (as `ta sign`); without it the bundle must already be signed')
       .option('--debug', 'debug build (project folders only)')
+      .option('--inspect [mode]', 'DEBUG TAs only: open a debugger for it in ta-runtime, on 127.0.0.1 ("on", the default, or "wait": wait for the debugger before its first line); without it, none', (v: string) => {
+        if (v !== 'on' && v !== 'wait') throw new EnclaveEdgeError('BAD_PARAMETERS', `--inspect takes on or wait, got ${JSON.stringify(v)}`);
+        return v;
+      })
       .option('--trust-signer [label]', "add the bundle's signer to ta-runtime's policy.trustedSigners (label default <ta>-<signer_id prefix>)")
       .option('--source <url>', 'where ta-runtime fetches the bundle (https:// URL); default: the simulator\'s state folder, or inline for a small bundle on a device')
       .option('--module <id>', 'the ta-runtime module id', 'ta-runtime')
@@ -79,13 +87,16 @@ export function registerDeploy(ta: Command): void {
       }, 60),
   ).action(action(async (input: string | undefined, _o: unknown, cmd: Command) => {
     const o = cmd.optsWithGlobals() as DeployOptions;
+    if ((o.inspect as unknown) === true) o.inspect = 'on';
     const out = await deployTA(input ?? '.', o);
+    if (out.inspectorUrl) process.stderr.write(inspectorBanner(out.ta, out.inspectorUrl, o.inspect === 'wait') + '\n');
     emit(o, out, (v: DeployOutcome) => [
       ...(v.trustedSignerAdded ? [`Trusted signer ${v.trustedSignerAdded.signerId} as "${v.trustedSignerAdded.label}" in ${o.module} policy.trustedSigners`] : []),
       `Deployed ${v.ta} ${v.version} → ${v.status}`,
       `measurement    ${v.measurement}`,
       `signer_id      ${v.signerId}`,
       `source         ${v.source}`,
+      ...(v.inspectorUrl ? [`inspector      ${v.inspectorUrl}`] : []),
       '',
       `Try it: ${v.invoke}`,
     ].join('\n'));
@@ -99,6 +110,7 @@ export async function deployTA(input: string, o: DeployOptions): Promise<DeployO
   if (!info.verification.ok) throw new EnclaveEdgeError('SIGNATURE_INVALID', `${input}: ${info.verification.code}: ${info.verification.reason}`);
   const name = info.manifest.name;
   const signerId = info.signerId;
+  if (o.inspect) await refuseReleaseInspect('--inspect', info.manifest, 'deploy a debug build (--debug) to inspect it');
 
   const { resolveTarget } = await import('./hub-target.js');
   const t = await resolveTarget(o);
@@ -123,14 +135,16 @@ export async function deployTA(input: string, o: DeployOptions): Promise<DeployO
     }
 
     const source = o.source ?? placeBundle(t.simulator, o.stateDir ?? '.edge-sim', name, info.measurement, bytes);
-    patch.tas[name] = { source, measurement: info.measurement, enabled: true };
+    // Always said: a deploy without --inspect turns a previous one off.
+    patch.tas[name] = { source, measurement: info.measurement, enabled: true, inspect: o.inspect === 'wait' ? 'wait' : o.inspect === 'on' };
     const since = Date.now();
     await t.client.updateModuleTwin(t.deviceId, o.module, { properties: { desired: patch } });
-    const status = await waitForStatus(t.client, t.deviceId, o.module, name, info.measurement, since, o.wait);
+    const status = await waitForStatus(t.client, t.deviceId, o.module, name, info.measurement, since, o.wait, o.inspect !== undefined);
     const target = t.simulator ? stateDirSuffix(o.stateDir) : `${o.hub ? ` --hub ${o.hub}` : ' --connection-string "$IOTHUB_CONNECTION_STRING"'} --device ${t.deviceId}`;
     const result: DeployOutcome = {
       ta: name, version: info.manifest.version, measurement: info.measurement, signerId, source: source.startsWith('base64:') ? `inline (${bytes.length} B)` : source,
       status: status.status, ...(added ? { trustedSignerAdded: added } : {}), ...(status.lastError ? { lastError: status.lastError } : {}),
+      ...(status.inspectorUrl ? { inspectorUrl: status.inspectorUrl } : {}),
       invoke: `${cliCommand()} invoke host-module invokeTA '${JSON.stringify({ ta: name, command: 'ping' })}'${target}`,
     };
     if (status.status !== 'loaded') {
@@ -169,6 +183,7 @@ interface ReportedTA {
   lastError?: string;
   errorCode?: string;
   since?: string;
+  inspectorUrl?: string | null;
 }
 
 const SETTLED_REFUSED = new Set(['rejected', 'revoked', 'failed']);
@@ -178,7 +193,7 @@ const SETTLED_REFUSED = new Set(['rejected', 'revoked', 'failed']);
  * refused after the patch was sent (a refused replacement reports the old version still
  * `loaded`, with this attempt's lastError).
  */
-async function waitForStatus(client: HubClientLike, deviceId: string, module: string, name: string, measurement: string, sinceMs: number, waitS: number): Promise<ReportedTA> {
+async function waitForStatus(client: HubClientLike, deviceId: string, module: string, name: string, measurement: string, sinceMs: number, waitS: number, inspected: boolean): Promise<ReportedTA> {
   const deadline = Date.now() + waitS * 1000;
   let last: ReportedTA | undefined;
   for (;;) {
@@ -188,7 +203,8 @@ async function waitForStatus(client: HubClientLike, deviceId: string, module: st
     if (r) {
       last = r;
       const fresh = r.since === undefined || Date.parse(r.since) >= sinceMs - 1000;
-      if (r.status === 'loaded' && r.measurement === measurement) return r;
+      // Inspected: the instance restarted with its inspector (the same bundle may already have been loaded without).
+      if (r.status === 'loaded' && r.measurement === measurement && (!inspected || (fresh && r.inspectorUrl))) return r;
       if (fresh && (SETTLED_REFUSED.has(r.status) || (r.status === 'loaded' && r.lastError))) return { ...r, status: r.status === 'loaded' ? 'refused (previous version kept)' : r.status };
     }
     if (Date.now() > deadline) {

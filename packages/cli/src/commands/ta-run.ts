@@ -10,6 +10,7 @@ import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
 import { computeSignerId, spkiFromPem } from '@enclave-edge/bundle';
 import { escapeLogText } from '@enclave-edge/observability/escape';
 import { action, emit, warn, type GlobalOptions } from '../output.js';
+import { inspectorBanner, refuseReleaseInspect } from './inspect-hint.js';
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { LocalTA } from '@enclave-edge/ta-toolchain/run-local';
 
@@ -98,17 +99,6 @@ async function localConfidentialCall(local: LocalTA, sid: string | undefined, ca
   return (command, params) => client.invoke(local.bundle.manifest.name, command, params);
 }
 
-/** Where to point a debugger (stderr: stdout stays the result). */
-export function inspectorBanner(ta: string, url: string, waiting: boolean): string {
-  const u = new URL(url);
-  return [
-    `enclave-edge: debugger listening for TA ${ta} at ${url} (DEBUG TA: whoever attaches has full control of it)`,
-    `  Chrome: devtools://devtools/bundled/js_app.html?ws=${u.host}${u.pathname}  (or chrome://inspect, Configure… ${u.host})`,
-    `  VS Code: attach to ${u.hostname} port ${u.port} (docs/debugging.md); the TA's sources are ta:///src/…`,
-    ...(waiting ? [`enclave-edge: waiting for the debugger; the TA stops before its first line`] : []),
-  ].join('\n');
-}
-
 function renderResult(r: unknown): string {
   const line = JSON.stringify(r);
   return line.length <= 100 ? line : JSON.stringify(r, null, 2);
@@ -156,11 +146,7 @@ export function registerRun(ta: Command): void {
       const policy = { trustedSigners: signers, allowDebug: opts.allowDebug === true };
       const admitted = await admitLocal(bytes, policy); // refuse before the enclave and the root of trust are even loaded
       const inspect = opts.inspectBrk ? 'wait' : opts.inspect ? true : undefined;
-      if (inspect) {
-        const { inspectRefusal } = await import('@enclave-edge/enclave');
-        const why = inspectRefusal(admitted.manifest);
-        if (why) throw new EnclaveEdgeError('POLICY_VIOLATION', `--inspect${inspect === 'wait' ? '-brk' : ''}: ${why}; rebuild it with \`enclave-edge ta build --debug\` and run it with --allow-debug`);
-      }
+      if (inspect) await refuseReleaseInspect(inspect === 'wait' ? '--inspect-brk' : '--inspect', admitted.manifest, 'rebuild it with `ta build --debug` and run it with --allow-debug');
       const { openLocalTA } = await import('@enclave-edge/ta-toolchain/run-local');
       const local = await openLocalTA(bytes, {
         ...policy,
