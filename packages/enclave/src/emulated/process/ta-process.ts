@@ -212,7 +212,9 @@ export class TaProcess implements WorkerHost {
     this.refs(+1);
     if (this.gone) queueMicrotask(() => this.fail(w, this.deathError()));
     else {
-      const channel = directChannels() ? w.expectDirect() : undefined;
+      // An inspected worker may block in waitForDebugger right after it says where its inspector is:
+      // that word must travel by the thread's port (delivered while it blocks), not a socket it has yet to connect.
+      const channel = directChannels() && !boot.init?.inspect ? w.expectDirect() : undefined;
       this.send({ t: 'spawn', wid: w.wid, heapMb: shape.heapMb, stackMb: shape.stackMb, boot: channel ? { ...boot, channel } : boot, name });
     }
     return w;
