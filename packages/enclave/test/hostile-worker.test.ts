@@ -24,6 +24,7 @@ parentPort.on('message', (m) => {
       case 'bad-level': return post({ t: 'log', level: 'constructor', message: 'hi' });
       case 'huge-log': return post({ t: 'log', level: 'info', message: 'x'.repeat(100000) });
       case 'not-object': return post(42);
+      case 'inspector-unasked': return post({ t: 'inspector', url: 'ws://0.0.0.0:9229/\u001b[2Jforged' });
       case 'unknown-type': return post({ t: 'shell', cmd: 'rm -rf /' });
       case 'svc-flood':
         for (let i = 0; i < 500; i++) post({ t: 'svc', id: i + 1, op: 'storage.put', args: ['k' + i, new Uint8Array(65536)] });
@@ -115,6 +116,8 @@ describe('O3: the host validates the messages a worker posts', () => {
   it('an over-long log message, a non-object message, an unknown type, an unknown service', async () => {
     protocolDeath(await (await hostile('huge-log')).death, /log message that is not a string of at most 8192/);
     protocolDeath(await (await hostile('not-object')).death, /not an object with a type/);
+    // Only an instance asked to open an inspector may say where one listens (nothing else gets printed as a debugger URL).
+    protocolDeath(await (await hostile('inspector-unasked')).death, /an inspector message it was not asked for/);
     protocolDeath(await (await hostile('unknown-type')).death, /unknown message type "shell"/);
     const u = await hostile('svc-unknown-op');
     protocolDeath(await u.death, /unknown service "__proto__"/);
