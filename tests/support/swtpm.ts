@@ -1,16 +1,19 @@
 /**
- * A real software TPM (swtpm) on free local TCP ports, for one test file or benchmark.
+ * A real software TPM (swtpm) for one test file or benchmark, on Unix sockets in its own state
+ * folder (TCTI `swtpm:path=…`): nothing to pick and then bind, so parallel test files cannot race for ports.
  * `restart()` stops and starts it on the same state: a TPM reset, as a reboot would cause.
+ * Every swtpm-using test and bench starts its TPM through this one helper.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface Swtpm {
   tcti: string;
-  port: number;
+  /** The data socket (the control socket is beside it, `.ctrl`, where tpm2-tss looks for it). */
+  socket: string;
   stateDir: string;
   /** Kill it (the TPM is gone; its state stays). */
   down(): Promise<void>;
@@ -20,49 +23,30 @@ export interface Swtpm {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function portFree(port: number): Promise<boolean> {
+function canConnect(path: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(port, '127.0.0.1');
+    const c = connect(path);
     c.once('connect', () => { c.destroy(); resolve(true); });
     c.once('error', () => resolve(false));
   });
 }
 
 export async function startSwtpm(): Promise<Swtpm> {
-  let port = 0;
-  for (let i = 0; i < 20 && !port; i++) {
-    const p = await freePort();
-    if (p < 65535 && (await portFree(p + 1))) port = p;
-  }
-  if (!port) throw new Error('no two adjacent free ports for swtpm');
+  // Short (AF_UNIX paths are limited to 107 bytes): the state folder directly under the temp dir.
   const stateDir = mkdtempSync(join(tmpdir(), 'ee-swtpm-'));
+  const socket = join(stateDir, 'tpm.sock');
+  if (socket.length + '.ctrl'.length > 107) throw new Error(`swtpm socket path too long for AF_UNIX: ${socket}`);
   let child: ChildProcess | undefined;
   let stderr = '';
 
   async function start(): Promise<void> {
     stderr = '';
+    // A killed swtpm leaves its socket files; swtpm would refuse to bind over them.
+    rmSync(socket, { force: true });
+    rmSync(`${socket}.ctrl`, { force: true });
     const c = spawn('swtpm', [
       'socket', '--tpm2', '--tpmstate', `dir=${stateDir}`,
-      '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      '--server', `type=unixio,path=${socket}`, '--ctrl', `type=unixio,path=${socket}.ctrl`,
       '--flags', 'not-need-init,startup-clear',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = c;
@@ -73,8 +57,8 @@ export async function startSwtpm(): Promise<Swtpm> {
     const deadline = Date.now() + 20_000;
     for (;;) {
       if (c.exitCode !== null) await exited;
-      if (await canConnect(port)) return;
-      if (Date.now() > deadline) throw new Error(`swtpm did not listen on ${port}: ${stderr}`);
+      if (await canConnect(socket)) return;
+      if (Date.now() > deadline) throw new Error(`swtpm did not listen on ${socket}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -91,8 +75,8 @@ export async function startSwtpm(): Promise<Swtpm> {
 
   await start();
   return {
-    tcti: `swtpm:host=127.0.0.1,port=${port}`,
-    port,
+    tcti: `swtpm:path=${socket}`,
+    socket,
     stateDir,
     down: stopChild,
     up: start,

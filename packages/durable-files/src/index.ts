@@ -1,6 +1,6 @@
 /**
  * Durable file writes, the one owner for the whole project: temp file in the same folder,
- * fsync, rename over the target, fsync of the folder. Readers see the old or the new content,
+ * fsync, rename over the target, fsync of the folder (for a group of files, one folder fsync). Readers see the old or the new content,
  * never a mix, even after kill -9 or a power cut; a failed write leaves the old file as it was.
  */
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
@@ -21,11 +21,21 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Replace `path` atomically: readers see the old or the new content, never a mix, even after a crash. */
 export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o600): Promise<void> {
-  const dir = dirname(path);
-  const tmp = join(dir, `${TEMP_PREFIX}${basename(path)}.${randomBytes(6).toString('hex')}`);
-  const fh = await open(tmp, 'wx', mode);
+  await writeFilesAtomic([{ path, data, mode }]);
+}
+
+export interface FileWrite {
+  path: string;
+  data: Uint8Array;
+  mode?: number;
+}
+
+/** A temp file beside `path`, written and fsynced; removed again if any step fails. */
+async function stageTemp(f: FileWrite): Promise<string> {
+  const tmp = join(dirname(f.path), `${TEMP_PREFIX}${basename(f.path)}.${randomBytes(6).toString('hex')}`);
+  const fh = await open(tmp, 'wx', f.mode ?? 0o600);
   try {
-    await fh.writeFile(data);
+    await fh.writeFile(f.data);
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => undefined);
@@ -33,13 +43,33 @@ export async function writeFileAtomic(path: string, data: Uint8Array, mode = 0o6
     throw err;
   }
   await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
+  return tmp;
+}
+
+/**
+ * Replace several files, each atomically (old or new content after a crash), as one group commit:
+ * the temp files are fsynced concurrently (the filesystem merges them into one journal flush),
+ * then renamed, then each folder is fsynced once for the whole group. When this resolves every
+ * file of the group is durable; when it rejects, each file is old or new and leftovers are removed.
+ * The group is not all-or-nothing: after a crash some files may be new and others old.
+ */
+export async function writeFilesAtomic(files: readonly FileWrite[]): Promise<void> {
+  const staged = await Promise.allSettled(files.map(stageTemp));
+  const failed = staged.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  const temps = staged.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+  if (failed) {
+    await Promise.all(temps.map((t) => t && unlink(t).catch(() => undefined)));
+    throw failed.reason;
   }
-  await fsyncDir(dir);
+  for (let i = 0; i < files.length; i++) {
+    try {
+      await rename(temps[i]!, files[i]!.path);
+    } catch (err) {
+      await Promise.all(temps.slice(i).map((t) => unlink(t!).catch(() => undefined)));
+      throw err;
+    }
+  }
+  for (const dir of new Set(files.map((f) => dirname(f.path)))) await fsyncDir(dir);
 }
 
 /**

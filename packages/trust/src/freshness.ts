@@ -49,8 +49,8 @@ export function freshnessOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): F
 export interface StoreFreshnessHook {
   /** After the store scanned its directory (key → GCM tag of the file); throws ROLLBACK_DETECTED. */
   opened(entries: ReadonlyMap<string, Uint8Array>): Promise<void>;
-  /** Wrap one change of a file: `fn` returns the new tag (undefined: the key is gone). */
-  change<T>(key: string, fn: () => Promise<{ result: T; tag: Uint8Array | undefined }>): Promise<T>;
+  /** Wrap a change of one or more files (one group commit): `fn` returns each key's new tag (undefined: the key is gone). */
+  change<T>(fn: () => Promise<{ result: T; tags: ReadonlyMap<string, Uint8Array | undefined> }>): Promise<T>;
   /** A value read from disk must carry the tag last written for its key (a file swapped under a running store is refused). */
   check(key: string, tag: Uint8Array | undefined): void;
 }
@@ -230,7 +230,7 @@ export class FreshnessLedger {
         }
         ledger.live.set(storeName, st);
       },
-      async change(key, fn) {
+      async change(fn) {
         if (ledger.closed) throw new EnclaveEdgeError('UNAVAILABLE', 'sealed storage is closed');
         st.inflight++;
         try {
@@ -243,9 +243,11 @@ export class FreshnessLedger {
             }
           });
           ledger.schedule();
-          const { result, tag } = await fn();
-          if (tag) st.entries.set(key, Buffer.from(tag).toString('hex'));
-          else st.entries.delete(key);
+          const { result, tags } = await fn();
+          for (const [key, tag] of tags) {
+            if (tag) st.entries.set(key, Buffer.from(tag).toString('hex'));
+            else st.entries.delete(key);
+          }
           return result;
         } finally {
           st.inflight--;

@@ -7,7 +7,7 @@ import { mkdir, open, readdir, readFile, stat, statfs, unlink } from 'node:fs/pr
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { EnclaveEdgeError, storageFault } from '@enclave-edge/errors';
-import { writeFileAtomic, fsyncDir, TEMP_PREFIX } from '@enclave-edge/durable-files';
+import { writeFilesAtomic, fsyncDir, TEMP_PREFIX } from '@enclave-edge/durable-files';
 import { SEAL_OVERHEAD, SEAL_TAG_BYTES, type Sealer } from './seal.js';
 import type { StoreFreshnessHook } from './freshness.js';
 import type { TAIdentity } from './identity.js';
@@ -49,6 +49,14 @@ function checkKey(key: string): void {
   }
 }
 
+interface PutRequest {
+  id: TAIdentity;
+  key: string;
+  value: Uint8Array;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export class SealedFileStore implements SealedStore {
   readonly dir: string;
   private usage = 0;
@@ -58,6 +66,8 @@ export class SealedFileStore implements SealedStore {
   private ready: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private scratch: Buffer = Buffer.alloc(0);
+  /** The put batch still accepting joiners (see putAs). */
+  private batch: PutRequest[] | undefined;
   private readonly views = new Map<string, SealedStore>();
 
   constructor(
@@ -97,7 +107,13 @@ export class SealedFileStore implements SealedStore {
     return this.ready;
   }
 
+  /** Any operation but a put: queued after the open put batch, which then takes no more joiners. */
   private run<T>(fn: () => Promise<T>): Promise<T> {
+    this.batch = undefined;
+    return this.enqueue(fn);
+  }
+
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(async () => {
       await this.init();
       return fn();
@@ -166,42 +182,103 @@ export class SealedFileStore implements SealedStore {
     });
   }
 
-  private async putAs(id: TAIdentity, key: string, value: Uint8Array): Promise<void> {
-    checkKey(key);
+  /**
+   * Puts are group-committed: puts issued while the store is busy join one batch that is sealed,
+   * charged to the quota in call order and written with one writeFilesAtomic (one folder fsync
+   * for all). Each caller is answered only once its batch is durable. A batch accepts joiners
+   * only until another operation is queued behind it, so calls still take effect in call order.
+   */
+  private putAs(id: TAIdentity, key: string, value: Uint8Array): Promise<void> {
+    try {
+      checkKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!(value instanceof Uint8Array)) return Promise.reject(new EnclaveEdgeError('BAD_PARAMETERS', 'storage values are bytes (Uint8Array)'));
-    return this.run(async () => {
-      // Operations run one at a time, so one scratch buffer serves every write of this store.
-      const need = value.length + SEAL_OVERHEAD;
-      if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, Math.min(2 * this.scratch.length, 8 << 20)));
-      const blob = await this.sealer.seal(id, value, { policy: 'product', context: this.context(key), output: this.scratch });
-      const old = this.costs.get(key);
-      if (old === undefined && this.costs.size >= this.maxKeys) {
-        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage of TA "${id.name}" holds its maximum of ${this.maxKeys} keys (key "${key}" is new); delete keys first`, {
-          detail: { maxKeys: this.maxKeys, keys: this.costs.size },
-        });
+    return new Promise<void>((resolve, reject) => {
+      const req: PutRequest = { id, key, value, resolve, reject };
+      if (this.batch) {
+        this.batch.push(req);
+        return;
       }
-      const cost = storageEntryCost(blob.length, this.blockBytes);
-      const next = this.usage - (old ?? 0) + cost;
-      if (next > this.quotaBytes) {
-        throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${id.name}" exceeded: ${next} of ${this.quotaBytes} bytes on disk (key "${key}", ${blob.length} bytes sealed, ${cost} with blocks and entry)`, {
-          detail: { quotaBytes: this.quotaBytes, usedBytes: this.usage, requestedBytes: cost },
-        });
-      }
-      if (this.freshness) {
-        await this.freshness.change(key, async () => ({ result: await writeFileAtomic(this.path(key), blob), tag: Buffer.from(blob.subarray(blob.length - SEAL_TAG_BYTES)) }));
-      } else {
-        await writeFileAtomic(this.path(key), blob);
-      }
-      this.costs.set(key, cost);
-      this.usage = next;
+      const batch = [req];
+      this.batch = batch;
+      this.enqueue(async () => {
+        if (this.batch === batch) this.batch = undefined;
+        await this.flush(batch);
+      }).catch((err: unknown) => {
+        for (const r of batch) r.reject(err);
+      });
     });
+  }
+
+  /** Seal and charge each put in order, then write the survivors as one group; settles every request. */
+  private async flush(batch: PutRequest[]): Promise<void> {
+    const fault = (err: unknown) => storageFault(err, `storage of TA "${this.id.name}"`);
+    const writes = new Map<string, { blob: Uint8Array; reqs: PutRequest[] }>();
+    const charged = new Map<string, number>();
+    let usage = this.usage;
+    let newKeys = 0;
+    for (const r of batch) {
+      try {
+        // A lone put reuses the store's scratch buffer (operations run one at a time); a group needs one buffer per entry.
+        let output: Buffer | undefined;
+        if (batch.length === 1) {
+          const need = r.value.length + SEAL_OVERHEAD;
+          if (this.scratch.length < need) this.scratch = Buffer.allocUnsafe(Math.max(need, Math.min(2 * this.scratch.length, 8 << 20)));
+          output = this.scratch;
+        }
+        const blob = await this.sealer.seal(r.id, r.value, { policy: 'product', context: this.context(r.key), ...(output ? { output } : {}) });
+        const old = charged.has(r.key) ? charged.get(r.key) : this.costs.get(r.key);
+        if (old === undefined && this.costs.size + newKeys >= this.maxKeys) {
+          throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage of TA "${r.id.name}" holds its maximum of ${this.maxKeys} keys (key "${r.key}" is new); delete keys first`, {
+            detail: { maxKeys: this.maxKeys, keys: this.costs.size + newKeys },
+          });
+        }
+        const cost = storageEntryCost(blob.length, this.blockBytes);
+        const next = usage - (old ?? 0) + cost;
+        if (next > this.quotaBytes) {
+          throw new EnclaveEdgeError('QUOTA_EXCEEDED', `storage quota of TA "${r.id.name}" exceeded: ${next} of ${this.quotaBytes} bytes on disk (key "${r.key}", ${blob.length} bytes sealed, ${cost} with blocks and entry)`, {
+            detail: { quotaBytes: this.quotaBytes, usedBytes: usage, requestedBytes: cost },
+          });
+        }
+        if (old === undefined) newKeys++;
+        charged.set(r.key, cost);
+        usage = next;
+        const w = writes.get(r.key);
+        if (w) {
+          w.blob = blob;
+          w.reqs.push(r);
+        } else writes.set(r.key, { blob, reqs: [r] });
+      } catch (err) {
+        r.reject(fault(err));
+      }
+    }
+    if (!writes.size) return;
+    const files = [...writes].map(([key, w]) => ({ path: this.path(key), data: w.blob }));
+    try {
+      if (this.freshness) {
+        const tags = new Map([...writes].map(([key, w]) => [key, Buffer.from(w.blob.subarray(w.blob.length - SEAL_TAG_BYTES))] as const));
+        await this.freshness.change(async () => ({ result: await writeFilesAtomic(files), tags }));
+      } else {
+        await writeFilesAtomic(files);
+      }
+    } catch (err) {
+      // Which files of the group landed is unknown (each is old or new): rescan before the next operation.
+      this.ready = undefined;
+      for (const w of writes.values()) for (const r of w.reqs) r.reject(fault(err));
+      return;
+    }
+    for (const [key, cost] of charged) this.costs.set(key, cost);
+    this.usage = usage;
+    for (const w of writes.values()) for (const r of w.reqs) r.resolve();
   }
 
   async delete(key: string): Promise<boolean> {
     checkKey(key);
     return this.run(async () => {
       const removed = this.freshness
-        ? await this.freshness.change(key, async () => ({ result: await this.unlinkEntry(key), tag: undefined }))
+        ? await this.freshness.change(async () => ({ result: await this.unlinkEntry(key), tags: new Map([[key, undefined]]) }))
         : await this.unlinkEntry(key);
       if (!removed) return false;
       this.usage -= this.costs.get(key) ?? 0;

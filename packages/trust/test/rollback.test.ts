@@ -151,36 +151,40 @@ describe('rollback protection (TPM NV counter)', () => {
   });
 });
 
+/** Run a writer fixture in its own process group (so a kill takes any tpm2-tools child with it, as a container stop would); kill -9 after `killAfterLines` progress lines. */
+function runWriter(script: string, args: string[], killAfterLines: number | undefined): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, EE_TA_IDENTITY: JSON.stringify(identity()) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    let err = '';
+    let killed = false;
+    child.stdout.on('data', (c: Buffer) => {
+      out += c;
+      // Kill after a random number of progress lines: somewhere inside a later write or commit.
+      if (killAfterLines !== undefined && !killed && out.split('\n').length > killAfterLines) {
+        killed = true;
+        process.kill(-child.pid!, 'SIGKILL');
+      }
+    });
+    child.stderr.on('data', (c: Buffer) => (err += c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0 && signal !== 'SIGKILL') return reject(new Error(`writer exited ${code}: ${err}`));
+      resolve(out.split('\n'));
+    });
+  });
+}
+
 describe('crash safety with epochs (kill -9 of real child processes at random points)', () => {
   const writer = fileURLToPath(new URL('./fixtures/tpm-crash-writer.mjs', import.meta.url));
 
-  function runChild(dir: string, start: number, count: number, killAfterLines: number | undefined): Promise<{ lines: string[]; finished: boolean }> {
-    return new Promise((resolve, reject) => {
-      // Its own process group, so the kill takes any tpm2-tools child with it, as a container stop would.
-      const child = spawn(process.execPath, [writer, dir, tpm.tcti, String(start), String(count), '4'], {
-        env: { ...process.env, EE_TA_IDENTITY: JSON.stringify(identity()) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      let out = '';
-      let err = '';
-      let killed = false;
-      child.stdout.on('data', (c: Buffer) => {
-        out += c;
-        // Kill after a random number of progress lines: somewhere inside a later write or commit.
-        if (killAfterLines !== undefined && !killed && out.split('\n').length > killAfterLines) {
-          killed = true;
-          process.kill(-child.pid!, 'SIGKILL');
-        }
-      });
-      child.stderr.on('data', (c: Buffer) => (err += c));
-      child.on('error', reject);
-      child.on('close', (code, signal) => {
-        if (code !== 0 && signal !== 'SIGKILL') return reject(new Error(`writer exited ${code}: ${err}`));
-        const lines = out.split('\n');
-        resolve({ lines, finished: lines.includes('finished') });
-      });
-    });
+  async function runChild(dir: string, start: number, count: number, killAfterLines: number | undefined): Promise<{ lines: string[]; finished: boolean }> {
+    const lines = await runWriter(writer, [dir, tpm.tcti, String(start), String(count), '4'], killAfterLines);
+    return { lines, finished: lines.includes('finished') };
   }
 
   it('every key holds its old or new value, and the store opens without a false rollback', async () => {
@@ -230,5 +234,40 @@ describe('crash safety with epochs (kill -9 of real child processes at random po
     const restored = await services(dir);
     await expect(restored.storage(identity()).get('k0')).rejects.toMatchObject({ code: 'ROLLBACK_DETECTED' });
     await restored.close();
+  });
+});
+
+describe('crash safety of group-committed puts (kill -9 during bursts of concurrent puts)', () => {
+  const writer = fileURLToPath(new URL('./fixtures/tpm-burst-writer.mjs', import.meta.url));
+
+  const runBurst = (dir: string, start: number, rounds: number, killAfterLines: number | undefined) =>
+    runWriter(writer, [dir, tpm.tcti, String(start), String(rounds)], killAfterLines);
+
+  it('every acknowledged put is there after reopen, and no false ROLLBACK_DETECTED', async () => {
+    const dir = stateDir();
+    const seqOf = (v: Uint8Array | undefined) => (v === undefined ? -1 : (JSON.parse(Buffer.from(v).toString()) as { seq: number }).seq);
+    let seq = 0;
+    let kills = 0;
+    const lastAcked = new Map<string, number>();
+    for (let run = 0; run < 4; run++) {
+      const lines = await runBurst(dir, seq, 6, run < 3 ? 20 + Math.floor(Math.random() * 120) : undefined);
+      if (!lines.includes('finished')) kills++;
+      const done = lines.filter((l) => l.startsWith('done ')).map((l) => Number(l.slice(5)));
+      const started = lines.filter((l) => l.startsWith('start ')).map((l) => Number(l.slice(6)));
+      for (const s of done) lastAcked.set(`b${s % 16}`, Math.max(lastAcked.get(`b${s % 16}`) ?? -1, s));
+      const svc = await services(dir);
+      const store = svc.storage(identity());
+      for (let i = 0; i < 16; i++) {
+        const k = `b${i}`;
+        const got = seqOf(await store.get(k));
+        // The acknowledged value, or a later put that was in flight when the process died.
+        const acked = lastAcked.get(k) ?? -1;
+        expect(got === acked || (got > acked && started.includes(got)), `key ${k}: got seq ${got}, last acknowledged ${acked}`).toBe(true);
+        if (got >= 0) lastAcked.set(k, got);
+      }
+      await svc.close();
+      seq = Math.max(seq, ...started.map((s) => s + 1));
+    }
+    expect(kills).toBeGreaterThanOrEqual(2);
   });
 });

@@ -41,6 +41,32 @@ describe('sealed storage', () => {
     expect(await svc.storage(identity({ uuid: '00000000-0000-4000-8000-000000000000' })).list()).toEqual([]);
   });
 
+  it('concurrent puts are group-committed in call order: last write wins, a delete between puts is kept in order, quota per put', async () => {
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's-group'), quotaBytes: 6 * storageEntryCost(4096, 4096) });
+    const s = svc.storage(identity());
+    await s.put('warm', Buffer.from('w'));
+    const big = Buffer.alloc(4000, 1);
+    // Not awaited one by one: all but the first join one batch behind the running operation.
+    const ops = [
+      s.put('a', Buffer.from('1')),
+      s.put('a', Buffer.from('2')),
+      s.delete('a'),
+      s.put('a', Buffer.from('3')),
+      ...Array.from({ length: 8 }, (_, i) => s.put(`q${i}`, big)),
+    ];
+    const results = await Promise.allSettled(ops);
+    expect(results.slice(0, 4).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+    expect(Buffer.from((await s.get('a'))!).toString()).toBe('3');
+    // The quota holds 6 entries (warm and a are 2): of the 8 big puts the first 4 fit, the rest are refused by name.
+    const big8 = results.slice(4);
+    expect(big8.map((r) => r.status)).toEqual([...Array(4).fill('fulfilled'), ...Array(4).fill('rejected')]);
+    expect((big8[4] as PromiseRejectedResult).reason).toMatchObject({ code: 'QUOTA_EXCEEDED' });
+    expect(await s.list('q')).toEqual(['q0', 'q1', 'q2', 'q3']);
+    // A fresh store over the same directory sees exactly what was acknowledged.
+    const again = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's-group') }).storage(identity());
+    expect(await again.list()).toEqual(['a', 'q0', 'q1', 'q2', 'q3', 'warm']);
+  });
+
   it('keeps values across an upgrade (same signer/product/uuid) and refuses a downgrade', async () => {
     const svc = createTrustServices({ rootOfTrust: root, storageDir: join(t.dir, 's2') });
     await svc.storage(identity()).put('k', Buffer.from('v1'));
