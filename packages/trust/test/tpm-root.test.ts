@@ -130,6 +130,52 @@ describe('tpm root of trust: bad input and faults', () => {
     expect(Buffer.from(await new Sealer(root).unseal(id, blob)).toString()).toBe('kept');
   });
 
+  it('dictionary-attack lockout (provoked on swtpm): the error names it; the root (noDA keys) keeps sealing, storage, counter and quotes, nothing lost', async () => {
+    const w = tempDir('ee-tpm-lockout-');
+    const tool = (cmd: string, args: string[]) => run(cmd, args, { env: { ...process.env, TPM2TOOLS_TCTI: tpm.tcti }, cwd: w.dir, encoding: 'buffer' });
+    const svc = createTrustServices({ rootOfTrust: root, storageDir: join(w.dir, 'storage'), freshness: { maxIncrementsPerHour: 1000 } });
+    const store = svc.storage(identity({ productId: 91 }));
+    try {
+      await store.put('before', Buffer.from('sealed before the lockout'));
+      // One failed authorization locks the TPM out (lockout auth is empty on a fresh swtpm).
+      // No resource manager on swtpm: free the transient slots other tests' tools left behind.
+      for (const f of ['-t', '-l', '-s']) await tool('tpm2_flushcontext', [f]);
+      // Earlier failures (other tests of this file) count too: start from zero failed tries.
+      await tool('tpm2_dictionarylockout', ['-c']);
+      await tool('tpm2_dictionarylockout', ['-s', '-n', '1', '-t', '600', '-l', '600']);
+      // A DA-protected key (no noda attribute) with a password, as any other tenant of the TPM might hold.
+      await tool('tpm2_createprimary', ['-C', 'o', '-G', 'ecc256', '-c', 'prim.ctx']);
+      await tool('tpm2_flushcontext', ['-t']);
+      await tool('tpm2_create', ['-C', 'prim.ctx', '-G', 'hmac', '-p', 'right', '-c', 'da.ctx']);
+      await tool('tpm2_flushcontext', ['-t']);
+      writeFileSync(join(w.dir, 'msg'), 'x');
+      const hmacWith = (pw: string) => tool('tpm2_hmac', ['-c', 'da.ctx', '-p', pw, 'msg']).then(() => '', (e: { stderr: Buffer }) => e.stderr.toString());
+      expect(await hmacWith('wrong')).not.toBe('');
+      // Now even the right password is refused: the TPM is in lockout, and the error names it.
+      const locked = await hmacWith('right');
+      expect(classifyToolFailure('tpm2_hmac', tpm.tcti, locked)).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('dictionary-attack lockout (TPM_RC_LOCKOUT)') });
+      expect((await tool('tpm2_getcap', ['properties-variable'])).stdout.toString()).toMatch(/inLockout:\s+1/);
+      // The root's keys are noDA and the counter is owner-authorized: none of it is stopped by the lockout.
+      expect(Buffer.from((await store.get('before'))!).toString()).toBe('sealed before the lockout');
+      await store.put('during', Buffer.from('written in lockout'));
+      const fresh = new Sealer(root);
+      const id = identity({ productId: 92 });
+      expect(Buffer.from(await fresh.unseal(id, await fresh.seal(id, Buffer.from('x')))).toString()).toBe('x');
+      expect(await svc.freshness!.commit({ force: true })).toBe(true);
+      expect((await root.quoter!.quote(randomBytes(32))).signature.length).toBeGreaterThan(0);
+      await svc.freshness!.close();
+      // Reopened as the next process would: both values there, no rollback reported.
+      const again = createTrustServices({ rootOfTrust: root, storageDir: join(w.dir, 'storage') }).storage(identity({ productId: 91 }));
+      expect(Buffer.from((await again.get('before'))!).toString()).toBe('sealed before the lockout');
+      expect(Buffer.from((await again.get('during'))!).toString()).toBe('written in lockout');
+    } finally {
+      await tool('tpm2_dictionarylockout', ['-c']).catch(() => undefined);
+      await tool('tpm2_dictionarylockout', ['-s', '-n', '1000', '-t', '1', '-l', '1']).catch(() => undefined);
+      for (const f of ['-t', '-l', '-s']) await tool('tpm2_flushcontext', [f]).catch(() => undefined);
+      w.cleanup();
+    }
+  });
+
   it('counter index of the wrong type, or missing after creation, is refused by name', async () => {
     const d = new TpmDriver(tpm.tcti);
     const s2 = tempDir('ee-tpm-wrongnv-');
