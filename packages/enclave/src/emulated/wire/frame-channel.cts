@@ -57,6 +57,14 @@ export class FrameChannel extends EventEmitter {
     this.socket.uncork();
   }
 
+  /** Resolves once everything posted so far has reached the kernel (the socket connected and written). */
+  flushed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.write(Buffer.alloc(0), () => resolve());
+    });
+  }
+
   close(): void {
     this.socket.destroy();
   }

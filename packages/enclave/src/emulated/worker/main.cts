@@ -180,7 +180,11 @@ async function main(): Promise<void> {
       const inspector = require('node:inspector') as typeof import('node:inspector');
       inspector.open(0, '127.0.0.1', false);
       post({ t: 'inspector', url: inspector.url() ?? '' });
-      if (boot.init.inspectWait) inspector.waitForDebugger();
+      if (boot.init.inspectWait) {
+        // The wait blocks this thread: the URL must have left on the channel first.
+        if (port instanceof FrameChannel) await port.flushed();
+        inspector.waitForDebugger();
+      }
     }
     if (boot.prep.ses) sesCache = lockdownRealm(boot.prep);
     lockedDown = now();
