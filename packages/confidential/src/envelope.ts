@@ -144,18 +144,22 @@ function parseHeader(bytes: Uint8Array): EnvelopeHeader {
  */
 export interface PreparedSender {
   readonly recipient: HpkeKey;
-  take(): Promise<SenderContext>;
+  /** The context and the key its answer will come under (both fixed by the encapsulation). */
+  take(): Promise<{ sender: SenderContext; responseKey: Uint8Array }>;
 }
 
 /** `inBackground`: start after the current I/O (setImmediate), off the path of the call in hand. */
 export function prepareSender(recipient: HpkeKey, inBackground = false): PreparedSender {
-  let ctx: Promise<SenderContext> | undefined;
+  let ready: Promise<{ sender: SenderContext; responseKey: Uint8Array }> | undefined;
   const start = () => {
-    if (!ctx) {
-      ctx = hpkeSuite().createSenderContext({ recipientPublicKey: recipient, info: INFO });
-      ctx.catch(() => undefined); // seen by the one request that takes it
+    if (!ready) {
+      ready = (async () => {
+        const sender = await hpkeSuite().createSenderContext({ recipientPublicKey: recipient, info: INFO });
+        return { sender, responseKey: new Uint8Array(await sender.export(RESPONSE_EXPORT, 32)) };
+      })();
+      ready.catch(() => undefined); // seen by the one request that takes it
     }
-    return ctx;
+    return ready;
   };
   if (inBackground) setImmediate(start).unref();
   let taken = false;
@@ -201,10 +205,9 @@ export async function sealRequest(input: SealRequestInput): Promise<SealedReques
   };
   const headerBytes = new TextEncoder().encode(JSON.stringify(header));
   if (input.prepared && input.prepared.recipient !== input.recipient) throw new EnclaveEdgeError('INTERNAL', 'the prepared HPKE context is for another key');
-  const sender = await (input.prepared ?? prepareSender(input.recipient)).take();
+  const { sender, responseKey: key } = await (input.prepared ?? prepareSender(input.recipient)).take();
   const body = new TextEncoder().encode(JSON.stringify({ c: input.command, p: input.params }));
   const ct = new Uint8Array(await sender.seal(body, headerBytes));
-  const key = new Uint8Array(await sender.export(RESPONSE_EXPORT, 32));
   let used = false;
   return {
     header,

@@ -30,6 +30,8 @@ interface Libs {
 export class ConfidentialEndpoint {
   private libs: Promise<Libs> | undefined;
   private key: Promise<{ pair: KeyPair; jwk: JsonWebKeyPublic }> | undefined;
+  private loaded: Libs | undefined;
+  private pair: KeyPair | undefined;
 
   constructor(
     private readonly init: WorkerInit,
@@ -110,10 +112,12 @@ export class ConfidentialEndpoint {
     let libs: Libs;
     let opened: Awaited<ReturnType<Envelope['openRequest']>>;
     try {
-      libs = await this.load();
+      // Once loaded, the libraries and the key are used without waiting on their promises again.
+      libs = this.loaded ?? (this.loaded = await this.load());
       const parsed = libs.envelope.parseRequestEnvelope(envelopeValue, { ta: this.init.ta.name, measurement: this.init.ta.measurement });
+      const pair = this.pair ?? (this.pair = (await this.keyPair()).pair);
       // Single use is the enclave host's: it reserved the request id before this instance got it.
-      opened = await libs.envelope.openRequest(parsed, (await this.keyPair()).pair);
+      opened = await libs.envelope.openRequest(parsed, pair);
     } catch (err) {
       return { ok: false, error: refusal(err) };
     }
