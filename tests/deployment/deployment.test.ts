@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  PLATFORMS, generateDeployment, generateDeploymentFile, joinCreateOptions, readModuleJsons, splitCreateOptions,
+  PLATFORMS, generateDeployment, generateDeploymentFile, joinCreateOptions, readModuleJsons,
 } from '@enclave-edge/cli/commands/deploy-manifest';
+import { splitCreateOptions } from '@enclave-edge/edge-sim/deployment';
 import { loadValidators, repoRoot } from './schemas.js';
 
 const { template: validateTemplate, deployment: validateDeployment, ajv } = loadValidators();
@@ -49,13 +50,13 @@ describe('deploy generate', () => {
 
   it('stringifies createOptions and splits it at 512 characters, losslessly', () => {
     const big = { HostConfig: { Binds: Array.from({ length: 80 }, (_, i) => `vol${i}:/data/${i}`) } };
-    const split = splitCreateOptions({ image: 'x', createOptions: big });
+    const split = splitCreateOptions({ image: 'x', createOptions: big }, 's');
     const keys = Object.keys(split).filter((k) => k.startsWith('createOptions'));
     expect(keys.slice(0, 3)).toEqual(['createOptions', 'createOptions01', 'createOptions02']);
     for (const k of keys) expect((split[k] as string).length).toBeLessThanOrEqual(512);
     expect((split.createOptions as string).length).toBe(512);
     expect(joinCreateOptions(split)).toEqual(big);
-    expect(splitCreateOptions({ image: 'x', createOptions: {} })).toEqual({ image: 'x', createOptions: '{}' });
+    expect(splitCreateOptions({ image: 'x', createOptions: {} }, 's')).toEqual({ image: 'x', createOptions: '{}' });
   });
 
   it('fails clearly on an unknown module placeholder, an unset variable, and a missing platform', () => {

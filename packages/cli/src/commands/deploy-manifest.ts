@@ -1,21 +1,31 @@
 /**
- * `deploy generate`, as iotedgedev does it: resolve `${MODULES.<name>}` to the module's image
- * for a platform (from modules/<name>/module.json), expand `${ENV_VAR}`, drop
- * `$schema-template`, and turn every `createOptions` object into a JSON string split into
- * `createOptions`, `createOptions01`, … chunks of at most 512 characters.
+ * `deploy generate`, as iotedgedev and the VS Code extension do it: variables from the environment
+ * and the `.env` beside the template (`${VAR}` and `$VAR`, also inside module.json), every
+ * `${MODULES.<name>[.<platform>][.debug]}` to the module's image for a platform, `$schema-template`
+ * dropped, createOptions (objects, strings or existing chunks) re-split into `createOptions`,
+ * `createOptions01`, … of at most 512 characters, and the result checked against the official
+ * schema before it is written. Placeholders and chunks have one owner, shared with `sim up`:
+ * @enclave-edge/edge-sim/deployment.
  */
-import { readFileSync, readdirSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { writeFileAtomicSync } from '@enclave-edge/durable-files';
+import {
+  expandVariables, findLocalModules, readCreateOptions, resolveModuleRefs, splitCreateOptions, templateVariables,
+  CREATE_OPTIONS_CHUNK, type MissingVariables, type ModuleRef,
+} from '@enclave-edge/edge-sim/deployment';
 import { applySignerOptions, type SignerOptions } from './deploy-signers.js';
+import { checkDeployment } from './deploy-schema.js';
 
 export const PLATFORMS = ['amd64', 'arm64v8', 'arm32v7'] as const;
 export type Platform = (typeof PLATFORMS)[number];
-export const CREATE_OPTIONS_CHUNK = 512;
+export { CREATE_OPTIONS_CHUNK };
 
 export interface ModuleJson {
   image: {
     repository: string;
+    /** Keys are platforms (`amd64`) and their debug variants (`amd64.debug`), values Dockerfile paths. */
     tag: { version: string; platforms: Record<string, string> };
     contextPath?: string;
     buildOptions?: string[];
@@ -26,103 +36,80 @@ export function isPlatform(p: string): p is Platform {
   return (PLATFORMS as readonly string[]).includes(p);
 }
 
-/** Every modules/<name>/module.json below the repository root. */
-export function readModuleJsons(repoRoot: string): Map<string, ModuleJson> {
+function refuseMissing(missing: MissingVariables, where: string): void {
+  if (missing.size === 0) return;
+  const list = [...missing].map(([ph, at]) => `${ph} (at ${at})`).join(', ');
+  throw new EnclaveEdgeError('CONFIG_INVALID', `not set in the environment or ${where}: ${list}`);
+}
+
+/**
+ * Every modules/<name>/module.json below the repository root, with variables expanded from `vars`
+ * (default: the environment and `<repoRoot>/.env`); an unset one is refused, naming it.
+ */
+export function readModuleJsons(repoRoot: string, vars?: Record<string, string | undefined>): Map<string, ModuleJson> {
   const out = new Map<string, ModuleJson>();
-  const dir = join(repoRoot, 'modules');
-  if (!existsSync(dir)) return out;
-  for (const name of readdirSync(dir).sort()) {
-    const file = join(dir, name, 'module.json');
-    if (!existsSync(file)) continue;
-    let parsed: ModuleJson;
-    try {
-      parsed = JSON.parse(readFileSync(file, 'utf8')) as ModuleJson;
-    } catch (err) {
-      throw new EnclaveEdgeError('CONFIG_INVALID', `${file} is not valid JSON: ${(err as Error).message}`);
-    }
-    if (!parsed?.image?.repository || !parsed.image.tag?.version || !parsed.image.tag.platforms) {
+  const missing: MissingVariables = new Map();
+  const locals = findLocalModules(repoRoot, vars ?? templateVariables(repoRoot, process.env), missing);
+  refuseMissing(missing, join(repoRoot, '.env'));
+  for (const l of locals) {
+    const parsed = l.json as Partial<ModuleJson> | null;
+    const file = join(l.dir, 'module.json');
+    if (!parsed?.image?.repository || !parsed.image.tag?.version || !parsed.image.tag.platforms || typeof parsed.image.tag.platforms !== 'object') {
       throw new EnclaveEdgeError('CONFIG_INVALID', `${file} needs image.repository, image.tag.version and image.tag.platforms`);
     }
-    out.set(name, parsed);
+    out.set(l.folder, parsed as ModuleJson);
   }
   return out;
 }
 
-export function imageFor(name: string, mod: ModuleJson, platform: Platform): string {
-  if (!mod.image.tag.platforms[platform]) {
-    throw new EnclaveEdgeError('CONFIG_INVALID', `module "${name}" has no Dockerfile for platform ${platform} in its module.json`);
+/** `<repository>:<version>-<platform>[.debug]`, as iotedgedev tags the image it builds from that Dockerfile. */
+export function imageFor(name: string, mod: ModuleJson, platform: string, debug = false): string {
+  const key = debug ? `${platform}.debug` : platform;
+  if (!Object.hasOwn(mod.image.tag.platforms, key)) {
+    throw new EnclaveEdgeError('CONFIG_INVALID', `module "${name}" has no Dockerfile for platform ${key} in its module.json (image.tag.platforms)`);
   }
-  return `${mod.image.repository}:${mod.image.tag.version}-${platform}`;
-}
-
-/** `${MODULES.x}` → image; `${VAR}` → env value. Unresolved placeholders fail (never deploy a literal `${…}`). */
-export function expandPlaceholders(text: string, images: Record<string, string>, env: Record<string, string | undefined>): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}/g, (_m, key: string) => {
-    if (key.startsWith('MODULES.')) {
-      const name = key.slice('MODULES.'.length);
-      const image = Object.hasOwn(images, name) ? images[name] : undefined;
-      if (!image) throw new EnclaveEdgeError('CONFIG_INVALID', `\${${key}}: no module "${name}" with a module.json under modules/`);
-      return image;
-    }
-    const value = Object.hasOwn(env, key) ? env[key] : undefined;
-    if (value === undefined) throw new EnclaveEdgeError('CONFIG_INVALID', `\${${key}} is not set in the environment`);
-    return JSON.stringify(value).slice(1, -1); // safe inside a JSON string
-  });
-}
-
-/** Stringify createOptions and split it into ≤512-character chunks, as the IoT Edge agent expects. */
-export function splitCreateOptions(settings: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  let createOptions: unknown;
-  for (const [k, v] of Object.entries(settings)) {
-    if (/^createOptions\d*$/i.test(k)) {
-      if (createOptions === undefined) createOptions = v;
-      continue;
-    }
-    out[k] = v;
-  }
-  if (createOptions === undefined) return out;
-  const text = typeof createOptions === 'string' ? createOptions : JSON.stringify(createOptions);
-  if (text === '{}' || text === '') return { ...out, createOptions: '{}' };
-  for (let i = 0, n = 0; i < text.length; i += CREATE_OPTIONS_CHUNK, n++) {
-    out[n === 0 ? 'createOptions' : `createOptions${String(n).padStart(2, '0')}`] = text.slice(i, i + CREATE_OPTIONS_CHUNK);
-  }
-  return out;
-}
-
-/** Reassemble chunked createOptions (what the agent does); used by tests and the simulator. */
-export function joinCreateOptions(settings: Record<string, unknown>): unknown {
-  const keys = Object.keys(settings).filter((k) => /^createOptions\d*$/.test(k)).sort((a, b) => (a.length - b.length) || a.localeCompare(b));
-  if (keys.length === 0) return undefined;
-  return JSON.parse(keys.map((k) => String(settings[k])).join(''));
+  return `${mod.image.repository}:${mod.image.tag.version}-${key}`;
 }
 
 export interface GenerateInput {
   template: string;
   modules: Map<string, ModuleJson>;
   platform: Platform;
+  /** Variables for `${VAR}`/`$VAR` (the CLI passes the environment over the template's `.env`). */
   env?: Record<string, string | undefined>;
+  /** Names the template in messages. */
+  label?: string;
 }
 
-export function generateDeployment({ template, modules, platform, env = {} }: GenerateInput): Record<string, unknown> {
-  const images: Record<string, string> = {};
-  for (const [name, mod] of modules) images[name] = imageFor(name, mod, platform);
-  let manifest: Record<string, any>;
+export function generateDeployment({ template, modules, platform, env = {}, label = 'the deployment template' }: GenerateInput): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(expandPlaceholders(template, images, env)) as Record<string, any>;
+    parsed = JSON.parse(template);
   } catch (err) {
-    if (err instanceof EnclaveEdgeError) throw err;
-    throw new EnclaveEdgeError('CONFIG_INVALID', `the deployment template is not valid JSON: ${(err as Error).message}`);
+    throw new EnclaveEdgeError('CONFIG_INVALID', `${label} is not valid JSON: ${(err as Error).message}`);
   }
+  const missing: MissingVariables = new Map();
+  const expanded = expandVariables(parsed, templateVariables(undefined, env), missing);
+  refuseMissing(missing, `the .env beside ${label}`);
+  const manifest = resolveModuleRefs(expanded, (ref: ModuleRef, placeholder: string) => {
+    const mod = modules.get(ref.folder);
+    if (!mod) throw new EnclaveEdgeError('CONFIG_INVALID', `${placeholder}: no module "${ref.folder}" with a module.json under modules/`);
+    return imageFor(ref.folder, mod, ref.platform ?? platform, ref.debug);
+  }) as Record<string, any>;
   delete manifest['$schema-template'];
   const agent = manifest.modulesContent?.$edgeAgent?.['properties.desired'];
-  if (!agent || typeof agent !== 'object') throw new EnclaveEdgeError('CONFIG_INVALID', 'the template has no modulesContent.$edgeAgent["properties.desired"]');
+  if (!agent || typeof agent !== 'object') throw new EnclaveEdgeError('CONFIG_INVALID', `${label} has no modulesContent.$edgeAgent["properties.desired"]`);
   for (const group of ['systemModules', 'modules'] as const) {
-    for (const mod of Object.values((agent[group] ?? {}) as Record<string, { settings?: Record<string, unknown> }>)) {
-      if (mod?.settings) mod.settings = splitCreateOptions(mod.settings);
+    for (const [name, mod] of Object.entries((agent[group] ?? {}) as Record<string, { settings?: Record<string, unknown> }>)) {
+      if (mod?.settings && typeof mod.settings === 'object') mod.settings = splitCreateOptions(mod.settings, `modulesContent.$edgeAgent.properties.desired.${group}.${name}.settings`);
     }
   }
   return manifest;
+}
+
+/** Reassembled createOptions of generated settings (what edgeAgent reads). */
+export function joinCreateOptions(settings: Record<string, unknown>): unknown {
+  return readCreateOptions(settings, 'settings');
 }
 
 /**
@@ -133,18 +120,25 @@ export function generateDeployment({ template, modules, platform, env = {} }: Ge
 export function generateDeploymentFile(opts: { repoRoot: string; template?: string; platform: Platform; outDir?: string; env?: Record<string, string | undefined>; signers?: SignerOptions }): { path: string; manifest: Record<string, unknown>; trustedSigners?: Record<string, Record<string, string>> } {
   const templatePath = resolve(opts.repoRoot, opts.template ?? 'deployment.template.json');
   if (!existsSync(templatePath)) throw new EnclaveEdgeError('ITEM_NOT_FOUND', `no deployment template at ${templatePath}`);
+  // iotedgedev's .env sits beside the template; the environment wins over it.
+  const vars = templateVariables(dirname(templatePath), opts.env ?? process.env);
   const manifest = generateDeployment({
     template: readFileSync(templatePath, 'utf8'),
-    modules: readModuleJsons(opts.repoRoot),
+    modules: readModuleJsons(opts.repoRoot, vars),
     platform: opts.platform,
-    env: opts.env ?? process.env,
+    env: vars,
+    label: relative(process.cwd(), templatePath) || templatePath,
   });
   const trustedSigners = opts.signers ? applySignerOptions(manifest as Record<string, any>, opts.signers) : undefined;
   const outDir = resolve(opts.repoRoot, opts.outDir ?? 'config');
-  mkdirSync(outDir, { recursive: true });
   const base = templatePath.endsWith('.template.json') ? templatePath.slice(templatePath.lastIndexOf('/') + 1, -'.template.json'.length) : 'deployment';
   const path = join(outDir, `${base}.${opts.platform}.json`);
-  writeFileSync(path, JSON.stringify(manifest, null, 2) + '\n');
+  const text = JSON.stringify(manifest, null, 2) + '\n';
+  // Check the very text that is written; nothing is written (or replaced) when it fails.
+  checkDeployment(JSON.parse(text), relative(process.cwd(), path) || path);
+  mkdirSync(outDir, { recursive: true });
+  // 0600: registry credentials from .env may be in it.
+  writeFileAtomicSync(path, text, 0o600);
   return { path, manifest, ...(trustedSigners ? { trustedSigners } : {}) };
 }
 

@@ -17,3 +17,6 @@ export {
 export { diffDeployments } from './diff.js';
 export { parseDotenv } from './placeholders.js';
 export type { DeploymentDiff, DeploymentSpec, LoadOptions, ModuleRun, ModuleSpec, ModuleStatus, RestartPolicy } from './types.js';
+export { expandVariables, parseModuleRef, readDotenv, resolveModuleRefs, templateVariables, type MissingVariables, type ModuleRef } from './placeholders.js';
+export { CREATE_OPTIONS_CHUNK, CREATE_OPTIONS_MAX_CHUNKS, isCreateOptionsKey, readCreateOptions, splitCreateOptions } from './create-options.js';
+export { findLocalModules, type LocalModule } from './local-modules.js';

@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { compileRoutes } from '../routes/compile.js';
 import { findLocalModules, imageRepository, moduleEntry, type LocalModule } from './local-modules.js';
-import { readDotenv, substituteVars } from './placeholders.js';
-import { formatIssues, manifestSchema, type EdgeAgentModule } from './schema.js';
+import { expandVariables, parseModuleRef, templateVariables } from './placeholders.js';
+import { readCreateOptions } from './create-options.js';
+import { formatIssues, manifestSchema } from './schema.js';
 import type { DeploymentSpec, LoadOptions, ModuleRun, ModuleSpec } from './types.js';
 
 export const SIMULATED_TEMPERATURE_SENSOR_REPOSITORY = 'mcr.microsoft.com/azureiotedge-simulated-temperature-sensor';
@@ -27,7 +28,6 @@ function builtFile(relative: string): string {
 }
 
 const AGENT = 'modulesContent.$edgeAgent.properties.desired';
-const MODULES_PLACEHOLDER = /^\$\{MODULES\.([^.}]+)(?:\.[^}]*)?\}$/;
 
 /** Loads and validates a manifest file. Throws ITEM_NOT_FOUND (no file), CONFIG_INVALID (or RouteSyntaxError) naming the problem. */
 export function loadDeployment(file: string, opts: LoadOptions = {}): DeploymentSpec {
@@ -55,13 +55,13 @@ export function loadDeployment(file: string, opts: LoadOptions = {}): Deployment
 export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: string }, label = 'deployment manifest'): DeploymentSpec {
   const root = json && typeof json === 'object' && 'content' in json && !('modulesContent' in json) ? (json as { content: unknown }).content : json;
   const repoRoot = resolve(opts.repoRoot);
-  const vars: Record<string, string | undefined> = { ...(opts.dotenv === false ? {} : readDotenv(repoRoot)), ...definedOnly(opts.env ?? process.env) };
+  const vars = templateVariables(opts.dotenv === false ? undefined : repoRoot, opts.env ?? process.env);
   const warnings: string[] = [];
   let substituted = root;
   if (opts.expandVariables !== false) {
-    const missing = new Set<string>();
-    substituted = substituteVars(root, vars, missing);
-    for (const name of missing) warnings.push(`\${${name}} is not set (environment or .env); left as written`);
+    const missing = new Map<string, string>();
+    substituted = expandVariables(root, vars, missing);
+    for (const placeholder of missing.keys()) warnings.push(`${placeholder} is not set (environment or .env); left as written`);
   }
 
   const parsed = manifestSchema.safeParse(substituted);
@@ -78,7 +78,7 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   for (const [name, m] of Object.entries(agent.modules ?? {})) {
     const run = resolveRun(name, m.settings.image, locals, repoRoot);
     if (run.kind === 'skipped') warnings.push(`module ${name}: ${run.reason}`);
-    const createOptions = readCreateOptions(name, m);
+    const createOptions = readCreateOptions(m.settings as Record<string, unknown>, `${AGENT}.modules.${name}.settings`) ?? {};
     for (const k of ['WorkingDir', 'Cmd', 'Entrypoint'] as const) {
       if (createOptions[k] !== undefined && run.kind !== 'skipped') warnings.push(`module ${name}: createOptions.${k} names a path in the container; not applied (the simulator runs node <entry> in the module's folder)`);
     }
@@ -116,12 +116,6 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   };
 }
 
-function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  return out;
-}
-
 /** A local module folder runs as `node <entry>`; one that is not Node.js is skipped, saying what it is. */
 function localRun(dir: string, folder: string): ModuleRun {
   if (existsSync(join(dir, 'package.json'))) return { kind: 'local', dir, entry: moduleEntry(dir) };
@@ -131,9 +125,9 @@ function localRun(dir: string, folder: string): ModuleRun {
 }
 
 function resolveRun(name: string, image: string, locals: LocalModule[], repoRoot: string): ModuleRun {
-  const ph = MODULES_PLACEHOLDER.exec(image);
+  const ph = parseModuleRef(image);
   if (ph) {
-    const folder = ph[1]!;
+    const folder = ph.folder;
     const local = locals.find((l) => l.folder === folder);
     if (!local) {
       throw new EnclaveEdgeError('CONFIG_INVALID', `${AGENT}.modules.${name}.settings.image: ${image} names ${resolve(repoRoot, 'modules', folder)}/module.json, which does not exist`);
@@ -162,27 +156,6 @@ function createOptionsEnv(name: string, co: Record<string, unknown>): Record<str
     out[e.slice(0, eq)] = e.slice(eq + 1);
   });
   return out;
-}
-
-function readCreateOptions(name: string, m: EdgeAgentModule): Record<string, unknown> {
-  const s = m.settings as Record<string, unknown>;
-  const co = s.createOptions;
-  if (co === undefined) return {};
-  if (typeof co === 'object' && co !== null) return co as Record<string, unknown>;
-  // Generated manifests split long createOptions into createOptions01, createOptions02, …
-  const chunks = Object.keys(s)
-    .filter((k) => /^createOptions\d+$/.test(k))
-    .sort()
-    .map((k) => s[k]);
-  const text = [co, ...chunks].filter((c): c is string => typeof c === 'string').join('');
-  if (text.trim() === '') return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // fall through to the error below
-  }
-  throw new EnclaveEdgeError('CONFIG_INVALID', `${AGENT}.modules.${name}.settings.createOptions: expected a JSON object (as a string or object)`);
 }
 
 function readDesired(twin: unknown, name: string): Record<string, unknown> {

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
-import { substituteVars } from './placeholders.js';
+import { expandVariables, type MissingVariables } from './placeholders.js';
 
 export interface LocalModule {
   /** Folder name under modules/. */
@@ -10,6 +10,8 @@ export interface LocalModule {
   dir: string;
   /** module.json image.repository after ${VAR} substitution (lower-cased for matching). */
   repository?: string;
+  /** module.json with variables expanded (as written otherwise). */
+  json: unknown;
 }
 
 function readJson(file: string): unknown {
@@ -20,18 +22,19 @@ function readJson(file: string): unknown {
   }
 }
 
-export function findLocalModules(repoRoot: string, vars: Record<string, string | undefined>): LocalModule[] {
+/** Every `<repoRoot>/modules/<name>/module.json`, `${VAR}`/`$VAR` expanded; unset ones recorded in `missing`. */
+export function findLocalModules(repoRoot: string, vars: Record<string, string | undefined>, missing: MissingVariables = new Map()): LocalModule[] {
   const root = join(repoRoot, 'modules');
   if (!existsSync(root)) return [];
   const out: LocalModule[] = [];
-  for (const ent of readdirSync(root, { withFileTypes: true })) {
+  for (const ent of readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (!ent.isDirectory()) continue;
     const dir = join(root, ent.name);
     const mj = join(dir, 'module.json');
     if (!existsSync(mj)) continue;
-    const json = substituteVars(readJson(mj), vars, new Set()) as { image?: { repository?: unknown } };
+    const json = expandVariables(readJson(mj), vars, missing, `modules/${ent.name}/module.json`) as { image?: { repository?: unknown } };
     const repo = json?.image?.repository;
-    out.push(typeof repo === 'string' ? { folder: ent.name, dir, repository: repo.toLowerCase() } : { folder: ent.name, dir });
+    out.push(typeof repo === 'string' ? { folder: ent.name, dir, repository: repo.toLowerCase(), json } : { folder: ent.name, dir, json });
   }
   return out;
 }
