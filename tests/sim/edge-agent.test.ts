@@ -20,6 +20,12 @@ beforeAll(async () => {
   sdk = await startOfficialClients(t);
   await eventually(() => t.invoke('probeA', 'whoami'));
   await eventually(() => t.invoke('probeB', 'whoami'));
+  // probeA answers methods before it has read its twin and printed its ready line; the log tests
+  // below count lines, so that line must be in before they print theirs.
+  await eventually(async () => {
+    const r = await logsOf('probeA', {});
+    if (!String(r.payload?.[0]?.payload).includes('probe probeA ready')) throw new Error('probeA not ready yet');
+  });
 }, 60_000);
 
 afterAll(async () => {

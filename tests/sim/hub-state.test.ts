@@ -6,10 +6,11 @@
  * process; the test kills it with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HubClient } from '@enclave-edge/hub-client';
 import { cliBin, eventually, fixtureManifest, isAlive } from './helpers.js';
@@ -31,10 +32,35 @@ const storedFor = async (hub: HubClient, module: string, input: string): Promise
   return s.storeAndForward.destinations.find((d) => d.module === module && d.input === input)?.messages ?? 0;
 };
 
-async function connect(): Promise<{ hub: HubClient; deviceId: string }> {
+interface Credentials {
+  connectionString: string;
+  caCertPath: string;
+  deviceId: string;
+  eventHubCompatibleConnectionString: string;
+}
+
+async function connect(): Promise<{ hub: HubClient; deviceId: string; creds: Credentials }> {
   const { stdout } = await eventually(() => run(process.execPath, [cliBin, '--json', 'sim', 'credentials', '--state-dir', 'state'], { cwd, timeout: 20_000 }), 60_000, 200);
-  const c = JSON.parse(stdout) as { connectionString: string; caCertPath: string; deviceId: string };
-  return { hub: HubClient.fromConnectionString(c.connectionString, { ca: readFileSync(c.caCertPath, 'utf8') }), deviceId: c.deviceId };
+  const c = JSON.parse(stdout) as Credentials;
+  return { hub: HubClient.fromConnectionString(c.connectionString, { ca: readFileSync(c.caCertPath, 'utf8') }), deviceId: c.deviceId, creds: c };
+}
+
+/** Every event from the earliest up to the one whose body is `until`, read by the unmodified @azure/event-hubs consumer. */
+async function readUpstreamUntil(c: Credentials, until: unknown): Promise<Array<{ body: unknown; sequenceNumber: number; partitionId: string }>> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const proc = fork(join(here, 'fixtures', 'clients', 'eh-consumer.mjs'), [c.eventHubCompatibleConnectionString], { env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: c.caCertPath }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    return await new Promise((resolve, reject) => {
+      proc.on('message', (m: any) => {
+        if (m.ready && m.sub === undefined) proc.send({ id: 1, op: 'subscribe', from: 'earliest', untilBody: until });
+        else if (m.id === 1) m.ok ? resolve(m.value) : reject(new Error(m.error.message));
+        else if (m.error) reject(new Error(m.error));
+      });
+      proc.once('exit', (code) => reject(new Error(`consumer exited ${code}`)));
+    });
+  } finally {
+    proc.kill();
+  }
 }
 
 beforeAll(() => {
@@ -60,6 +86,8 @@ describe('hub state across a simulator crash', () => {
     const sent = await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'send', payload: { messages: [{ output: 'toLate', body: 'kept-1' }, { output: 'toLate', body: 'kept-2' }] }, responseTimeoutInSeconds: 10 });
     expect(sent.status).toBe(200);
     expect(await storedFor(hub, 'probeLate', 'queued')).toBe(2);
+    // Upstream telemetry IoT Hub acknowledged (the send answers after the PUBACK) is still on its built-in endpoint.
+    expect((await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'send', payload: { messages: [{ output: 'telemetry', body: { marker: 'upstream-before-crash' }, contentType: 'application/json' }] }, responseTimeoutInSeconds: 10 })).status).toBe(200);
     await raw(hub, 'PATCH', `/twins/${deviceId}`, { tags: { ring: 'canary' } });
     const config = await hub.createOrUpdateConfiguration('kept-config', { content: { modulesContent: {} }, targetCondition: "tags.ring = 'never'", priority: 3 } as never);
     hub.close();
@@ -71,7 +99,8 @@ describe('hub state across a simulator crash', () => {
     expect(isAlive(pid)).toBe(false);
 
     up = startSim();
-    ({ hub, deviceId } = await connect());
+    let creds: Credentials;
+    ({ hub, deviceId, creds } = await connect());
     const after = (await hub.getModuleTwin(deviceId, 'probeA')) as any;
     expect(after.tags).toEqual({ site: 'plant-7', floor: 2 });
     expect(after.properties.desired).toMatchObject({ greeting: 'after-crash', added: { deep: true }, nested: { x: 1 } });
@@ -80,6 +109,17 @@ describe('hub state across a simulator crash', () => {
     expect((await raw(hub, 'GET', `/twins/${deviceId}`)).tags).toEqual({ ring: 'canary' });
     expect(await raw(hub, 'GET', '/configurations/kept-config')).toMatchObject({ id: 'kept-config', priority: 3, targetCondition: "tags.ring = 'never'", etag: config.etag });
     expect(await storedFor(hub, 'probeLate', 'queued')).toBe(2);
+    // A marker sent after the restart; everything from the earliest up to it is read once.
+    await eventually(async () => {
+      const r = await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'send', payload: { messages: [{ output: 'telemetry', body: { marker: 'upstream-after-crash' }, contentType: 'application/json' }] }, responseTimeoutInSeconds: 5 });
+      if (r.status !== 200) throw new Error(JSON.stringify(r));
+    }, 30_000);
+    const events = await readUpstreamUntil(creds, { marker: 'upstream-after-crash' });
+    const kept = events.filter((e) => (e.body as { marker?: string }).marker === 'upstream-before-crash');
+    expect(kept).toHaveLength(1);
+    const newer = events.at(-1)!;
+    // Positions go on from where they were: the new event comes after the kept one, not at 0 again.
+    if (newer.partitionId === kept[0]!.partitionId) expect(newer.sequenceNumber).toBeGreaterThan(kept[0]!.sequenceNumber);
     // The restarted module reads the kept desired properties, not the manifest's.
     await eventually(async () => {
       const r = await hub.invokeModuleMethod(deviceId, 'probeA', { methodName: 'freshTwin', payload: null, responseTimeoutInSeconds: 5 });

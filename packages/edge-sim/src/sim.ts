@@ -9,6 +9,7 @@ import { escapeLogText } from '@enclave-edge/observability/escape';
 import { StateDir } from './state/index.js';
 import { HUB_STATE_FILE, HubStateFile, manifestFingerprint } from './state/hub-state.js';
 import { FORWARDING_FILE, ForwardingJournal } from './state/hub-state-forwarding.js';
+import { EVENTS_FILE, EventsJournal } from './state/hub-state-events.js';
 import { EdgeHub, type UpstreamMessage } from './hub/edge-hub.js';
 import type { JsonObject } from './hub/twins.js';
 import { moduleNotFound } from './hub/hub-error.js';
@@ -156,6 +157,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     // Messages for module inputs not yet acknowledged, kept with the hub state.
     const forwarding = hubState ? new ForwardingJournal(join(state.dir, FORWARDING_FILE), log) : undefined;
     if (forwarding) closers.push(async () => forwarding.close());
+    // The built-in endpoint's events, kept on disk with the hub state.
+    const eventsJournal = hubState ? new EventsJournal(join(state.dir, EVENTS_FILE), log) : undefined;
+    if (eventsJournal) closers.push(async () => eventsJournal.close());
+    const events = new EventStore(options.eventHub?.partitions, {
+      ...(options.eventHub?.maxEventsPerPartition !== undefined ? { maxEventsPerPartition: options.eventHub.maxEventsPerPartition } : {}),
+      ...(options.eventHub?.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: options.eventHub.maxBytesPerPartition } : {}),
+    }, eventsJournal, log);
     const hub = new EdgeHub({
       hubHostName,
       deviceId,
@@ -171,6 +179,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         ...(options.limits?.storeMaxBytes !== undefined ? { maxBytes: options.limits.storeMaxBytes } : {}),
       },
       ...(forwarding ? { forwarding } : {}),
+      upstream: events,
       log: hubLog,
     });
     const mqttPort = await hub.start();
@@ -187,10 +196,6 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     });
     closers.push(() => workload.close());
 
-    const events = new EventStore(options.eventHub?.partitions, {
-      ...(options.eventHub?.maxEventsPerPartition !== undefined ? { maxEventsPerPartition: options.eventHub.maxEventsPerPartition } : {}),
-      ...(options.eventHub?.maxBytesPerPartition !== undefined ? { maxBytesPerPartition: options.eventHub.maxBytesPerPartition } : {}),
-    });
     const eventHub = new EventHubEndpoint({
       tls: tlsPair,
       host,

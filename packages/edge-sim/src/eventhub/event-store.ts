@@ -2,11 +2,13 @@
  * The `$upstream` stream as an Event Hub keeps it: partitions (a device's messages all land in
  * the one its id hashes to, as IoT Hub partitions by device), per-partition sequence numbers and
  * byte offsets, enqueued times. Held in memory and bounded per partition (the oldest events
- * expire first, as retention would expire them).
+ * expire first, as retention would expire them); with a journal, also on disk, so a restart
+ * keeps what was acknowledged, its positions included.
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
+import type { EventsJournal } from '../state/hub-state-events.js';
 
 export interface StoredEvent {
   sequenceNumber: number;
@@ -22,6 +24,9 @@ export interface EventStoreLimits {
 }
 
 export const DEFAULT_EVENT_LIMITS: EventStoreLimits = { maxEventsPerPartition: 10_000, maxBytesPerPartition: 64 * 1024 * 1024 };
+/** Room for headers, as Event Hubs' offsets count more than the body. */
+const OFFSET_HEADROOM = 512;
+const COMPACT_SLACK = 4 * 1024 * 1024;
 /** IoT Hub's default partition count for the built-in endpoint. */
 export const DEFAULT_PARTITIONS = 4;
 
@@ -40,10 +45,28 @@ export class EventStore extends EventEmitter<{ appended: [string] }> {
   constructor(
     readonly partitionCount = DEFAULT_PARTITIONS,
     limits: Partial<EventStoreLimits> = {},
+    private readonly journal?: EventsJournal,
+    private readonly log: (line: string) => void = () => {},
   ) {
     super();
     this.limits = { ...DEFAULT_EVENT_LIMITS, ...limits };
     this.partitions = Array.from({ length: partitionCount }, () => ({ events: [], bytes: 0, nextSequence: 0, nextOffset: 0 }));
+    if (journal) {
+      let elsewhere = 0;
+      for (const { partition, event } of journal.takeRestored()) {
+        const p = this.partitions[partition];
+        // Positions only grow: a line out of order (never written so) is not taken.
+        if (!p || event.sequenceNumber < p.nextSequence) {
+          elsewhere++;
+          continue;
+        }
+        p.nextSequence = event.sequenceNumber + 1;
+        p.nextOffset = event.offset + event.message.body.length + OFFSET_HEADROOM;
+        this.keep(p, event);
+      }
+      if (elsewhere) this.log(`event store: ${elsewhere} stored event(s) do not fit ${partitionCount} partition(s) and were not kept`);
+      this.compact();
+    }
   }
 
   partitionIds(): string[] {
@@ -59,12 +82,43 @@ export class EventStore extends EventEmitter<{ appended: [string] }> {
     const id = this.partitionOf(message.deviceId);
     const p = this.partitions[Number(id)]!;
     const ev: StoredEvent = { sequenceNumber: p.nextSequence++, offset: p.nextOffset, enqueuedTimeMs: now, message };
-    p.nextOffset += message.body.length + 512; // room for headers, as Event Hubs' offsets count more than the body
-    p.events.push(ev);
-    p.bytes += message.body.length;
-    while (p.events.length > this.limits.maxEventsPerPartition || (p.bytes > this.limits.maxBytesPerPartition && p.events.length > 1)) p.bytes -= p.events.shift()!.message.body.length;
+    p.nextOffset += message.body.length + OFFSET_HEADROOM;
+    this.keep(p, ev);
+    if (this.journal) {
+      try {
+        this.journal.add(Number(id), ev);
+        if (this.journal.bytes > 4 * this.retainedBytes() + COMPACT_SLACK && !this.journal.busy) this.compact();
+      } catch (err) {
+        // Said, and the message still reaches readers now; only a restart would lose it.
+        this.log(`warning: upstream event not written to disk: ${(err as Error).message}`);
+      }
+    }
     this.emit('appended', id);
     return ev;
+  }
+
+  /** `cb` once every event appended so far is on disk (nothing to wait for without a journal). */
+  sync(cb: (err: Error | null) => void): void {
+    if (this.journal) this.journal.sync(cb);
+    else cb(null);
+  }
+
+  private keep(p: Partition, ev: StoredEvent): void {
+    p.events.push(ev);
+    p.bytes += ev.message.body.length;
+    while (p.events.length > this.limits.maxEventsPerPartition || (p.bytes > this.limits.maxBytesPerPartition && p.events.length > 1)) p.bytes -= p.events.shift()!.message.body.length;
+  }
+
+  private retainedBytes(): number {
+    return this.partitions.reduce((n, p) => n + p.bytes + p.events.length * OFFSET_HEADROOM, 0);
+  }
+
+  private compact(): void {
+    try {
+      this.journal?.rewrite(this.partitions.flatMap((p, partition) => p.events.map((event) => ({ partition, event }))));
+    } catch (err) {
+      this.log(`warning: upstream events on disk could not be rewritten: ${(err as Error).message}`);
+    }
   }
 
   has(partitionId: string): boolean {

@@ -60,6 +60,8 @@ export interface EdgeHubOptions {
   storeLimits?: Partial<StoreLimits>;
   /** Messages for module inputs kept on disk until the module acknowledges them (survives a simulator crash). */
   forwarding?: ForwardingJournal;
+  /** Where upstream messages are kept (the built-in endpoint's events); a message's PUBACK waits for it. */
+  upstream?: { sync(cb: (err: Error | null) => void): void };
   log?: (line: string) => void;
 }
 
@@ -281,7 +283,7 @@ export class EdgeHub extends EventEmitter {
         }
         this.route(moduleId, t.bag, payload);
         // Acknowledged once what it was routed to is on disk.
-        return this.opts.forwarding ? this.opts.forwarding.sync((err) => cb(err)) : cb(null);
+        return this.durable(cb);
       case 'methodResponse': {
         const p = this.pending.get(`${client.id}|${t.rid}`);
         if (p) {
@@ -316,6 +318,20 @@ export class EdgeHub extends EventEmitter {
       }
       default:
         return this.refuse(client, topic, cb);
+    }
+  }
+
+  /** `cb` once both stores a routed message may be in are on disk (the first error wins). */
+  private durable(cb: (err?: Error | null) => void): void {
+    const stores = [this.opts.forwarding, this.opts.upstream].filter((x) => x !== undefined);
+    let left = stores.length;
+    let failed: Error | null = null;
+    if (left === 0) return cb(null);
+    for (const s of stores) {
+      s.sync((err) => {
+        failed ??= err;
+        if (--left === 0) cb(failed);
+      });
     }
   }
 
