@@ -29,11 +29,13 @@ describe('module.json and Dockerfiles', () => {
   for (const [name, mod] of modules) {
     const moduleDir = join(repoRoot, 'modules', name);
     const context = resolve(moduleDir, mod.image.contextPath ?? '.');
+    // Every platform, and amd64's debug variant (what ${MODULES.x.debug} picks).
+    const platforms = [...PLATFORMS, 'amd64.debug'];
     it(`${name}: every platform has its Dockerfile`, () => {
-      expect(Object.keys(mod.image.tag.platforms).sort()).toEqual([...PLATFORMS].sort());
-      for (const p of PLATFORMS) expect(existsSync(resolve(moduleDir, mod.image.tag.platforms[p]!)), `${name} ${p}`).toBe(true);
+      expect(Object.keys(mod.image.tag.platforms).sort()).toEqual([...platforms].sort());
+      for (const p of platforms) expect(existsSync(resolve(moduleDir, mod.image.tag.platforms[p]!)), `${name} ${p}`).toBe(true);
     });
-    for (const p of PLATFORMS) {
+    for (const p of platforms) {
       it(`${name} ${p}: every path COPYed from the context exists, it is multi-stage, prod-only and non-root`, () => {
         const file = resolve(moduleDir, mod.image.tag.platforms[p]!);
         const sources = contextCopies(file);
@@ -48,7 +50,13 @@ describe('module.json and Dockerfiles', () => {
         expect(text).toContain(`modules/${name}/dist/main.js`);
         const pkgMain = JSON.parse(readFileSync(join(moduleDir, 'package.json'), 'utf8')).main;
         expect(pkgMain).toBe('./dist/main.js');
-        if (p !== 'amd64') expect(text).toMatch(new RegExp(`^FROM ${p}/`, 'm'));
+        const base = p.split('.')[0]!;
+        if (base !== 'amd64') expect(text).toMatch(new RegExp(`^FROM ${base}/`, 'm'));
+        // Healthy only once the module says it is ready, through /health on its metrics port.
+        expect(text).toMatch(/^HEALTHCHECK .*\\\n\s+CMD \["node", "-e", ".*\/health/m);
+        // The inspector only in the debug image.
+        if (p.endsWith('.debug')) expect(text).toMatch(/^CMD \["node", "--inspect=0\.0\.0\.0:9229", /m);
+        else expect(text).not.toContain('--inspect');
       });
     }
   }
@@ -56,7 +64,7 @@ describe('module.json and Dockerfiles', () => {
   it('has no stray Dockerfiles without a module.json platform', () => {
     const listed = new Set([...modules].flatMap(([n, m]) => Object.values(m.image.tag.platforms).map((p) => resolve(repoRoot, 'modules', n, p))));
     for (const dir of readdirSync(join(repoRoot, 'docker'))) {
-      for (const f of readdirSync(join(repoRoot, 'docker', dir)).filter((f) => /^Dockerfile\.[a-z0-9]+$/.test(f))) {
+      for (const f of readdirSync(join(repoRoot, 'docker', dir)).filter((f) => /^Dockerfile\.[a-z0-9]+(\.debug)?$/.test(f))) {
         expect(listed.has(join(repoRoot, 'docker', dir, f)), f).toBe(true);
       }
     }

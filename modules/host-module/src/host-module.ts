@@ -29,6 +29,8 @@ export interface HostModule {
   pipelines: Pipelines;
   metrics: EdgeMetrics;
   settings(): HostSettings;
+  /** The frame is ready: twin read, pipelines built. */
+  ready(): boolean;
   stop(): Promise<void>;
 }
 
@@ -125,6 +127,7 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
     pipelines,
     metrics,
     settings: () => settings,
+    ready: () => frame.ready,
     stop: () => frame.stop(async () => taClient.stop()),
   };
 }

@@ -35,6 +35,8 @@ export interface TARuntimeModule {
   runtime: TARuntime;
   metrics: EdgeMetrics;
   dedupe: DedupeCache<TAResponse>;
+  /** The frame is ready: desired TAs loaded or refused. */
+  ready(): boolean;
   stop(): Promise<void>;
 }
 
@@ -177,6 +179,7 @@ export async function startTARuntimeModule(opts: TARuntimeModuleOptions): Promis
     runtime,
     metrics,
     dedupe,
+    ready: () => frame.ready,
     stop: () => frame.stop(async () => {
       await runtime.stop();
       await trust.close().catch(() => undefined);

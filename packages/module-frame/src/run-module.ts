@@ -27,7 +27,8 @@ export function moduleStateDir(env: NodeJS.ProcessEnv = process.env): string | u
 export interface RunOptions {
   moduleId: string;
   metricsPort?: number;
-  start(ctx: RunContext): Promise<{ stop(): Promise<void> }>;
+  /** `ready`: what the image's HEALTHCHECK asks through `/health` (the module frame's own ready). */
+  start(ctx: RunContext): Promise<{ stop(): Promise<void>; ready?(): boolean }>;
 }
 
 export async function runModule(opts: RunOptions): Promise<void> {
@@ -39,8 +40,10 @@ export async function runModule(opts: RunOptions): Promise<void> {
     const client = (await device.ModuleClient.fromEnvironment(transport.Transport)) as unknown as EdgeModuleClient;
     client.onUnknownMethod = transport.onUnknown;
     const metrics = createMetrics({ module: opts.moduleId });
-    const server = await startMetricsEndpoint(log, { registry: metrics.registry, ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });
+    let ready = (): boolean => false;
+    const server = await startMetricsEndpoint(log, { registry: metrics.registry, health: () => ready(), ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });
     const mod = await opts.start({ client, log, metrics, stateDir: moduleStateDir() });
+    ready = () => mod.ready?.() ?? true;
     stopOnSignals(log, async () => {
       await mod.stop().catch(() => undefined);
       await server?.close();

@@ -1,4 +1,4 @@
-/** HTTP `/metrics` for Prometheus (IoT Edge convention: port 9600). */
+/** HTTP `/metrics` for Prometheus (IoT Edge convention: port 9600), and `/health` for the image's HEALTHCHECK. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -16,6 +16,8 @@ export interface MetricsServerOptions {
   /** Default: METRICS_HOST, else 127.0.0.1 (the Docker images set 0.0.0.0 so Prometheus can scrape). */
   host?: string;
   env?: NodeJS.ProcessEnv;
+  /** `/health` answers 200 while this says the module is ready, 503 before (default: always ready). */
+  health?: () => boolean;
 }
 
 /**
@@ -33,7 +35,13 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
   const host = opts.host ?? env.METRICS_HOST ?? '127.0.0.1';
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`metrics port ${String(port)} is not a valid port`);
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/health') {
+      const ready = opts.health?.() ?? true;
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'starting\n');
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }

@@ -80,6 +80,18 @@ describe('metrics', () => {
     const text = await m.registry.metrics();
     expect(text).toMatch(/enclave_edge_messages_total\{input="in",output="",module_name="ta-runtime",iothub="hub\.azure-devices\.net",edge_device="dev-7",instance_number="[0-9a-f-]{36}"\} 1/);
   });
+  it('answers /health 503 until the module says it is ready, then 200 (the images\' HEALTHCHECK)', async () => {
+    const m = createMetrics({ module: 'test', defaultMetrics: false });
+    let ready = false;
+    server = await startMetricsServer({ registry: m.registry, port: 0, host: '127.0.0.1', health: () => ready });
+    const health = server.url.replace('/metrics', '/health');
+    expect((await fetch(health)).status).toBe(503);
+    ready = true;
+    const res = await fetch(health);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('ready\n');
+    expect((await fetch(health, { method: 'POST' })).status).toBe(404);
+  });
   it('refuses an invalid port clearly', async () => {
     const m = createMetrics({ module: 'test', defaultMetrics: false });
     await expect(startMetricsServer({ registry: m.registry, port: 70000 })).rejects.toThrow(/not a valid port/);
