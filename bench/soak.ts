@@ -136,16 +136,24 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
   let droppedEvents = 0;
   const simKills: number[] = [];
 
-  let reader: ChildProcess | undefined;
-  const startReader = (cs: string, ca: string): ChildProcess => {
+  // The soak's reader of the built-in endpoint. A restarted simulator may listen on another AMQP
+  // port (5671 taken): then a new reader starts from the earliest event, and what the old one
+  // already saw is not counted twice (events are kept on disk with their positions).
+  let reader: { proc: ChildProcess; cs: string } | undefined;
+  const seenEvents = new Set<string>();
+  const startReader = (cs: string, ca: string): void => {
+    if (reader?.cs === cs) return;
+    reader?.proc.kill();
     const r = fork(join(repoRoot, 'bench/fixtures/eh-reader/reader.mjs'), [cs], { env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: ca }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    r.on('message', (e: { moduleId: string | null; properties: Record<string, string>; body: unknown }) => {
+    r.on('message', (e: { key: string; moduleId: string | null; properties: Record<string, string>; body: unknown }) => {
+      if (seenEvents.has(e.key)) return;
+      seenEvents.add(e.key);
       const key = `${e.properties.batchId}/${e.properties.sequenceNumber}`;
       if (e.moduleId === 'SimulatedTemperatureSensor') raw.set(key, Date.now());
       else if (e.properties.pipeline === 'signTemperature') signed.set(key, (signed.get(key) ?? 0) + 1);
       else if (e.properties.type === 'pipeline.dropped') droppedEvents += Number((e.body as { count?: number } | null)?.count ?? 0);
     });
-    return r;
+    reader = { proc: r, cs };
   };
   const startSim = async (): Promise<Sim> => {
     const proc = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', join(dir, 'soak.template.json'), '--repo-root', repoRoot, '--state-dir', join(dir, 'state'), '--mqtt-port', '0', '--https-port', '0'],
@@ -154,9 +162,9 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
     const c = JSON.parse(stdout) as { connectionString: string; caCertPath: string; deviceId: string; eventHubCompatibleConnectionString: string };
     const hub = HubClient.fromConnectionString(c.connectionString, { ca: readFileSync(c.caCertPath, 'utf8') });
     const stop = new AbortController();
-    // One reader for the whole soak, started with the first simulator: it reads the built-in
-    // endpoint from the earliest event, so what reached IoT Hub while nobody watched is still seen.
-    reader ??= startReader(c.eventHubCompatibleConnectionString, c.caCertPath);
+    // The reader goes on across restarts from where it was: what reached IoT Hub while the
+    // simulator restarted is still seen.
+    startReader(c.eventHubCompatibleConnectionString, c.caCertPath);
     return { proc, hub, deviceId: c.deviceId, stop };
   };
   let sim = await startSim();
@@ -279,7 +287,7 @@ async function soak(minutes: number, killEvery: number): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   sim.stop.abort();
   sim.hub.close();
-  reader?.kill();
+  reader?.proc.kill();
   sim.proc.kill('SIGTERM');
   await new Promise((r) => sim.proc.once('exit', r));
   rmSync(dir, { recursive: true, force: true });
