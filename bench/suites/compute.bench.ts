@@ -1,7 +1,7 @@
 /**
  * TA compute at bare speed: realistic workloads run as a TA in the emulated enclave beside the
  * same code bare in a worker (no SES, no compartment), alternating call by call. JS: a pure-JS
- * SHA-256, a FIR filter over an array of doubles, a Math-heavy loop, a hash loop over Math.imul,
+ * SHA-256, a FIR filter over a Float64Array, a Math-heavy loop, a hash loop over Math.imul,
  * typed-array allocation, JSON round trips, string building. Wasm: wasm-stats over 1 M values
  * and a CPU-bound AssemblyScript loop, each beside the same module instantiated bare.
  */
@@ -60,12 +60,10 @@ function sha256(data) {
 }
 const SHA_INPUT = (() => { const r = lcg(1); const b = new Uint8Array(256 * 1024); for (let i = 0; i < b.length; i++) b[i] = r() & 255; return b; })();
 
-// Float64Array is not in a compartment (SES leaves it out: NaN bit patterns are a side channel), so the
-// filter runs over packed double arrays, on both sides.
-const SIGNAL = (() => { const r = lcg(2); const s = new Array(64 * 1024).fill(0); for (let i = 0; i < s.length; i++) s[i] = Math.sin(i / 50) + (r() / 4294967296 - 0.5) * 0.1; return s; })();
-const TAPS = (() => { const n = 63, t = new Array(n).fill(0); for (let i = 0; i < n; i++) { const x = i - (n - 1) / 2; t[i] = (x === 0 ? 0.2 : Math.sin(0.2 * Math.PI * x) / (Math.PI * x)) * (0.54 - 0.46 * Math.cos((2 * Math.PI * i) / (n - 1))); } return t; })();
+const SIGNAL = (() => { const r = lcg(2); const s = new Float64Array(64 * 1024); for (let i = 0; i < s.length; i++) s[i] = Math.sin(i / 50) + (r() / 4294967296 - 0.5) * 0.1; return s; })();
+const TAPS = (() => { const n = 63, t = new Float64Array(n); for (let i = 0; i < n; i++) { const x = i - (n - 1) / 2; t[i] = (x === 0 ? 0.2 : Math.sin(0.2 * Math.PI * x) / (Math.PI * x)) * (0.54 - 0.46 * Math.cos((2 * Math.PI * i) / (n - 1))); } return t; })();
 function fir(signal, taps) {
-  const out = new Array(signal.length).fill(0);
+  const out = new Float64Array(signal.length);
   const m = taps.length;
   for (let i = m - 1; i < signal.length; i++) {
     let acc = 0;
@@ -180,7 +178,7 @@ async function wasmCode(dir: string): Promise<Uint8Array> {
 
 const JS_WORKLOADS: Array<{ w: string; label: string; p?: Record<string, unknown> }> = [
   { w: 'sha256', label: 'SHA-256 (pure JS) of 256 KiB' },
-  { w: 'fir', label: 'FIR filter, 63 taps over 64 Ki doubles' },
+  { w: 'fir', label: 'FIR filter, 63 taps over a 64 Ki Float64Array' },
   { w: 'math', label: 'Math-heavy loop, 200 k iterations', p: { n: 200_000 } },
   { w: 'imul', label: 'hash loop over Math.imul, 5 M iterations', p: { n: 5_000_000 } },
   { w: 'alloc', label: 'new Uint8Array(64) per iteration, 500 k', p: { n: 500_000 } },

@@ -16,13 +16,53 @@ declare const harden: <T>(v: T) => T;
 declare const lockdown: (opts: Record<string, string>) => void;
 declare const Compartment: new (opts: { globals: Record<string, unknown>; __options__: true }) => { evaluate(src: string): unknown; globalThis: Record<string, unknown> };
 
+const { preventExtensions, ownKeys, getOwnPropertyDescriptor, defineProperty } = Reflect;
+const { hasOwn, create } = Object;
+
+/**
+ * Object.freeze as the spec defines it (SetIntegrityLevel "frozen": prevent extensions, then
+ * make every own property non-configurable and every data property non-writable), step by
+ * step. The result is the same frozen object (Object.isFrozen holds, the same traps run on a
+ * proxy, the same TypeErrors), but V8 keeps its fast element stores for objects whose
+ * prototypes were frozen this way, while native Object.freeze on a prototype sends every
+ * typed-array store below it to the generic slow path. SES hardens with this one, so
+ * lockdown's frozen intrinsics stay frozen and stores stay fast.
+ */
+export function specFreeze<T>(o: T): T {
+  if ((typeof o !== 'object' || o === null) && typeof o !== 'function') return o;
+  const obj = o as object;
+  if (!preventExtensions(obj)) throw new TypeError('Cannot freeze: the object refused to be made non-extensible');
+  const keys = ownKeys(obj);
+  let isPrototype = false;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as PropertyKey;
+    const d = getOwnPropertyDescriptor(obj, k);
+    if (d === undefined) continue;
+    if (k === 'constructor') isPrototype = true;
+    const frozen = hasOwn(d, 'value') ? { configurable: false, writable: false } : { configurable: false };
+    if (!defineProperty(obj, k, frozen)) throw new TypeError(`Cannot freeze: cannot redefine property ${String(k)}`);
+  }
+  // Redefining leaves a prototype in V8's slow dictionary mode (method calls on DataView & co.
+  // no longer inline); being made a prototype again turns it back. No trap runs for it.
+  if (isPrototype) create(obj);
+  return o;
+}
+
 /** Load SES from its script (with a V8 code cache when we have one) and lock the realm down. Returns a fresh cache if none was usable. */
 export function lockdownRealm(prep: WorkerPrep): Uint8Array | undefined {
   const ses = prep.ses;
   if (!ses) throw codedError('INTERNAL', 'SES source missing for a JS TA');
   const source = readFileSync(ses.filename, 'utf8');
   const script = new vm.Script(source, { filename: ses.filename, ...(ses.cache ? { cachedData: Buffer.from(ses.cache.buffer, ses.cache.byteOffset, ses.cache.byteLength) } : {}) });
-  script.runInThisContext();
+  // SES takes Object.freeze once, when its script runs: hand it the spelled-out freeze, then put
+  // the native one back before lockdown, so TA code sees the standard intrinsic.
+  const nativeFreeze = Object.freeze;
+  Object.freeze = specFreeze as typeof Object.freeze;
+  try {
+    script.runInThisContext();
+  } finally {
+    Object.freeze = nativeFreeze;
+  }
   lockdown({
     // Debug TAs keep error stacks (mapped to TS lines by the host); others get none.
     errorTaming: prep.debug ? 'unsafe' : 'safe',
@@ -74,6 +114,20 @@ function fixGlobalBindings(global: Record<string, unknown>): void {
   }
 }
 
+/**
+ * The float typed arrays, which SES keeps on the start compartment only (they show NaN bit
+ * patterns). A TA already reads those bits through DataView's getFloat64/getUint8, and it is
+ * alone in its realm, so endowing them adds no reach. lockdown() has hardened them.
+ */
+function floatArrays(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of ['Float16Array', 'Float32Array', 'Float64Array']) {
+    const ctor = (globalThis as Record<string, unknown>)[name];
+    if (typeof ctor === 'function') out[name] = harden(ctor);
+  }
+  return out;
+}
+
 export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['log']): LoadedTA {
   const consoleShim = harden({
     log: (...a: unknown[]) => log.info(a.map(String).join(' ')),
@@ -83,7 +137,7 @@ export function loadJsTA(init: WorkerInit, base: ContextBase, log: ContextBase['
     error: (...a: unknown[]) => log.error(a.map(String).join(' ')),
   });
   const compartment = new Compartment({
-    globals: { console: consoleShim, TextEncoder: harden(TextEncoder), TextDecoder: harden(TextDecoder) },
+    globals: { console: consoleShim, TextEncoder: harden(TextEncoder), TextDecoder: harden(TextDecoder), ...floatArrays() },
     __options__: true,
   });
   fixGlobalBindings(compartment.globalThis);
