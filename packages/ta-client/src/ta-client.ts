@@ -258,6 +258,9 @@ export class TAClient {
       timer.unref?.();
       this.pending.set(id, { resolve, reject, timer, sentAt: Date.now() });
     });
+    // The answer can come before edgeHub's PUBACK for the request (the hub syncs its journals
+    // first); it is awaited below, so a rejection meanwhile is not unhandled.
+    answer.catch(() => undefined);
     try {
       await this.client.sendOutputEvent(this.output, jsonMessage('taRequest', text, { messageId: id }));
     } catch (err) {
