@@ -316,7 +316,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         host,
         log,
         // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs).
-        webSockets: { '/$iothub/websocket': { protocol: 'mqtt', handle: (stream) => hub.handleStream(stream) } },
+        webSockets: { '/$iothub/websocket': { mqtt: (stream) => hub.handleStream(stream) } },
         blobTarget: blobs,
         ...(options.limits?.upstreamBufferBytes !== undefined ? { upstreamBufferBytes: options.limits.upstreamBufferBytes } : {}),
       },

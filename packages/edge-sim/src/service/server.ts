@@ -69,13 +69,15 @@ export interface ServiceApiOptions {
   /** Bytes one `/edge-sim/upstream` reader may leave unread before its messages are dropped (default 8 MiB). */
   upstreamBufferBytes?: number;
   /**
-   * WebSocket endpoints on the same port, by path (IoT Hub serves MQTT on `/$iothub/websocket`):
-   * the accepted subprotocol and what gets the byte stream.
+   * WebSocket endpoints on the same port, by path and then by subprotocol (IoT Hub serves MQTT and
+   * AMQP on `/$iothub/websocket`, told apart by the subprotocol the client offers): what gets the byte stream.
    */
-  webSockets?: Record<string, { protocol: string; handle(stream: Duplex, req: IncomingMessage): void }>;
+  webSockets?: Record<string, Record<string, WebSocketHandler>>;
   /** The local blob target under `/edge-sim/blob/` (its own SAS in the URL, not the hub's). */
   blobTarget?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> };
 }
+
+type WebSocketHandler = (stream: Duplex, req: IncomingMessage) => void;
 
 const MAX_BODY = 256 * 1024;
 export const DEFAULT_UPSTREAM_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -103,26 +105,34 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
   });
   server.on('tlsClientError', () => {});
   server.keepAliveTimeout = 30_000;
-  const endpoints = new Map(Object.entries(opts.webSockets ?? {}));
+  // Paths and subprotocols come from the client: looked up in Maps only.
+  const endpoints = new Map(Object.entries(opts.webSockets ?? {}).map(([path, byProtocol]) => [path, new Map(Object.entries(byProtocol))]));
+  const endpointFor = (req: IncomingMessage): Map<string, WebSocketHandler> | undefined => endpoints.get(new URL(req.url ?? '/', 'https://sim').pathname);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 1024 * 1024,
     handleProtocols: (offered, req) => {
-      const want = endpoints.get(new URL(req.url ?? '/', 'https://sim').pathname)?.protocol;
-      return want && offered.has(want) ? want : false;
+      const served = endpointFor(req);
+      for (const p of offered) if (served?.has(p)) return p;
+      return false;
     },
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const endpoint = endpoints.get(new URL(req.url ?? '/', 'https://sim').pathname);
+    const endpoint = endpointFor(req);
     if (!endpoint) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
     // Authentication happens inside the protocol (MQTT CONNECT, AMQP CBS), as on IoT Hub.
     wss.handleUpgrade(req, socket, head, (ws) => {
+      const handle = endpoint.get(ws.protocol);
+      if (!handle) {
+        ws.close(1002, 'unsupported subprotocol');
+        return;
+      }
       const stream = createWebSocketStream(ws);
       stream.on('error', () => ws.terminate());
-      endpoint.handle(stream, req);
+      handle(stream, req);
     });
   });
 
