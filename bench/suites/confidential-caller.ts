@@ -6,7 +6,7 @@
  */
 import { HubClient } from '@enclave-edge/hub-client';
 import { ConfidentialClient, methodTransport } from '@enclave-edge/confidential';
-import { measureLatency, measureLatencyPaired } from '../lib.js';
+import { measureLatency, measureRatioPaired } from '../lib.js';
 
 export interface CallerConfig {
   serviceConnectionString: string;
@@ -26,7 +26,7 @@ const invoke = (method: string, payload: unknown) =>
 const client = new ConfidentialClient({ transport: methodTransport(invoke), trustAnchors: cfg.trustAnchor, allowEmulated: true });
 const params = (i: number) => ({ n: i, text: 'reading', values: [1.5, 2.5, 3.5] });
 
-const pair = await measureLatencyPaired(
+const pair = await measureRatioPaired(
   {
     label: 'invokeTA hello.echo confidential (key cached)',
     fn: async (i) => {
@@ -41,7 +41,7 @@ const pair = await measureLatencyPaired(
       if (r.status !== 200) throw new Error(`plain invokeTA answered ${r.status}`);
     },
   },
-  { iterations: 400, warmup: 50 },
+  { rounds: 5, iterations: 200, warmup: 50 },
 );
 const evidence = await measureLatency('evidence fetch + verify (attest method, ES256 + chain, no cache)', async () => {
   client.forget('hello');
