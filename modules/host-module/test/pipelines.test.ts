@@ -1,6 +1,8 @@
 // Pipelines and direct-method handling against an in-process stand-in for edgeHub + ta-runtime
 // (the real SDK Message; the full MQTT path is in tests/e2e).
 import { EventEmitter } from 'node:events';
+import { generateKeyPairSync } from 'node:crypto';
+import { recipientThumbprint } from '@enclave-edge/confidential/sealed-reading';
 import { describe, expect, it } from 'vitest';
 import device from 'azure-iot-device';
 import type { Message } from 'azure-iot-device';
@@ -25,6 +27,9 @@ class FakeHub extends EventEmitter {
   unavailable = 0;
   /** Request ids as they arrived, and how often each ran. */
   ids: string[] = [];
+  /** What each `sign` call was given, and (when set) what it answers instead of { signed }. */
+  params: unknown[] = [];
+  answer?: (params: unknown) => unknown;
   async sendOutputEvent(output: string, msg: Message) {
     if (output !== 'taRequest') {
       this.outputs.push({ output, msg });
@@ -42,7 +47,8 @@ class FakeHub extends EventEmitter {
     const one = (id: string, command: string, params: unknown): TAResponse => {
       if (command !== 'sign') return errorResponse(id, new EnclaveEdgeError('ITEM_NOT_FOUND', `no command "${command}"`));
       try {
-        return okResponse(id, sign(params));
+        this.params.push(params);
+        return okResponse(id, (this.answer ? this.answer(params) : sign(params)) as never);
       } catch (err) {
         return errorResponse(id, err as EnclaveEdgeError);
       }
@@ -69,14 +75,15 @@ function setup() {
   const metrics = createMetrics({ module: 'test', defaultMetrics: false });
   const recorder = new CallRecorder(metrics, new IntervalStats());
   const errors: Array<{ pipeline: string; code: string }> = [];
+  const messages: string[] = [];
   const dropped: Array<{ pipeline: string; code: string }> = [];
   const log = createLogger({ name: 'test', destination: { write: () => undefined } });
   const pipelines = new Pipelines({
     ta, send: (o, m) => hub.sendOutputEvent(o, m), recorder, log, defaultTimeoutMs: () => 2000,
-    onError: (pipeline, e) => errors.push({ pipeline, code: e.code }),
+    onError: (pipeline, e) => (errors.push({ pipeline, code: e.code }), messages.push(e.message)),
     onDropped: (pipeline, e) => dropped.push({ pipeline, code: e.code }),
   });
-  return { hub, ta, pipelines, errors, dropped, recorder, metrics };
+  return { hub, ta, pipelines, errors, messages, dropped, recorder, metrics };
 }
 
 describe('pipelines', () => {
@@ -227,5 +234,60 @@ describe('host-module direct methods', () => {
     expect(await handleMethod('attest', { ta: 'x', nonce: 'short' }, ctx)).toMatchObject({ status: 400 });
     expect(await handleMethod('health', null, ctx)).toEqual({ status: 200, payload: { status: 'ok' } });
     expect(await handleMethod('bogus', {}, ctx)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('pipelines with a recipient (sealed readings)', () => {
+  const raw = new Uint8Array(Buffer.from(generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x!, 'base64url'));
+  const jwk = { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') };
+  const b64u = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  /** A reading shaped as sensor-signer seals it; host-module checks only its binding (it cannot open it). */
+  const sealedShape = (over: Record<string, unknown> = {}) => ({
+    v: 1,
+    h: b64u({ v: 1, kem: 0x20, kdf: 1, aead: 2, ta: 'sensor-signer', m: 'ab'.repeat(32), pipeline: 'sealed', stream: 'c3RyZWFt', seq: 0, rcpt: recipientThumbprint(raw), kid: 'a2lk', ...over }),
+    enc: Buffer.alloc(32, 7).toString('base64url'),
+    ct: Buffer.alloc(40, 9).toString('base64url'),
+  });
+  const reading = (i: number) => {
+    const msg = new device.Message(JSON.stringify({ i }));
+    msg.messageId = `r-${i}`;
+    return msg;
+  };
+
+  it('refuses a key that is not a strict X25519 public key: the pipeline is invalid with the reason and never runs', async () => {
+    const { hub, pipelines } = setup();
+    const status = pipelines.configure({
+      short: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'o1', recipient: { ...jwk, x: jwk.x.slice(0, 42) } },
+      private: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'o2', recipient: { ...jwk, d: jwk.x } },
+      plain: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'o3' },
+    });
+    expect(status.short).toMatchObject({ status: 'invalid', error: expect.stringContaining('(length)') });
+    expect(status.private).toMatchObject({ status: 'invalid', error: expect.stringContaining('(private)') });
+    // The plain pipeline on the same input is the marker: it ran, the refused ones did not.
+    await pipelines.onMessage('sensor', reading(1));
+    expect(hub.params).toEqual([{ i: 1 }]);
+    expect(hub.outputs.map((o) => o.output)).toEqual(['o3']);
+  });
+
+  it('hands the TA the reading, the key and the pipeline name, and sends on only a reading sealed for this pipeline to that key', async () => {
+    const { hub, pipelines, errors, messages } = setup();
+    const status = pipelines.configure({ sealed: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'sealedOut', recipient: jwk } });
+    expect(status.sealed).toMatchObject({ status: 'active', recipient: recipientThumbprint(raw) });
+    const answers: unknown[] = [
+      sealedShape(),
+      { signed: { i: 2 } }, // plaintext: never sent
+      sealedShape({ pipeline: 'other' }),
+      sealedShape({ rcpt: recipientThumbprint(new Uint8Array(32).fill(5)) }),
+      sealedShape({ ta: 'key-vault' }),
+    ];
+    hub.answer = () => answers.shift();
+    for (let i = 1; i <= 5; i++) await pipelines.onMessage('sensor', reading(i));
+    expect(hub.params[0]).toEqual({ reading: { i: 1 }, recipient: jwk, pipeline: 'sealed' });
+    expect(hub.outputs).toHaveLength(1);
+    expect(JSON.parse(Buffer.from(messageBytes(hub.outputs[0]!.msg)).toString())).toEqual(sealedShape());
+    expect(errors.map((e) => e.pipeline)).toEqual(['sealed', 'sealed', 'sealed', 'sealed']);
+    expect(messages[0]).toMatch(/answered no reading sealed to it \(sealed reading refused \(malformed\).*nothing was sent/);
+    for (const m of messages.slice(1)) expect(m).toContain('(binding)');
+    for (const m of messages) expect(m).not.toContain('"i"');
   });
 });
