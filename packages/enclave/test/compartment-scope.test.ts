@@ -146,9 +146,11 @@ describe('hardening', () => {
 
   it('typed-array stores and DataView reads are not pathologically slower than typed-array loads under the frozen prototypes', async () => {
     // Natively frozen prototypes cost ~40x on every store here; frozen step by step ~1x. Generous
-    // bound, best of alternating runs, so load cannot flake it.
+    // bound on the best of 5 to 30 runs: more runs only while a loaded machine keeps it outside
+    // (preemption makes a run slower; five loads all inflated 8x is what it would take to hide it).
     const best = { store: Infinity, load: Infinity, view: Infinity };
-    for (let i = 0; i < 5; i++) {
+    const within = () => best.store <= 5 * Math.max(best.load, 2) && best.view <= 5 * Math.max(best.load, 2);
+    for (let i = 0; i < 30 && (i < 5 || !within()); i++) {
       const r = (await e.invoke(undefined, 'stores', { n: 5_000_000 })) as { store: number; load: number; view: number };
       best.store = Math.min(best.store, r.store);
       best.load = Math.min(best.load, r.load);
@@ -163,10 +165,11 @@ describe('hardening', () => {
 describe('globals are bound once', () => {
   it('a hot loop over a global is not pathologically slower than the same loop with the global hoisted', async () => {
     // Resolving `Math` through the scope objects costs ~100x here; bound once it is ~1x. The bound
-    // is generous and the best of several alternating runs is compared, so load cannot flake it.
+    // is generous and the best of 5 to 30 alternating runs is compared (more only while a loaded
+    // machine keeps it outside), so load cannot flake it.
     const n = 2_000_000;
     const best = { global: Infinity, hoisted: Infinity };
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 30 && (i < 5 || !(best.global <= 5 * Math.max(best.hoisted, 2))); i++) {
       const g = (await e.invoke(undefined, 'hash', { n })) as { h: number; ms: number };
       const h = (await e.invoke(undefined, 'hashHoisted', { n })) as { h: number; ms: number };
       expect(g.h).toBe(h.h);
