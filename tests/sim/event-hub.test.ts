@@ -4,41 +4,12 @@
  * earliest and from latest, consumer groups, IoT Hub's annotations and application properties.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { fork, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { eventually, here, type TestSim } from './helpers.js';
+import { eventually, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts } from './official-clients.js';
+import { EhConsumer } from './eh-consumer.js';
 
 let t: TestSim;
-let consumer: ChildProcess;
-let next = 1;
-const waiting = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
-const readySubs = new Set<number>();
-
-function startConsumer(cs: string, options: Record<string, unknown> = {}): Promise<ChildProcess> {
-  const proc = fork(join(here, 'fixtures', 'clients', 'eh-consumer.mjs'), [cs, JSON.stringify(options)], { env: { PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: t.sim.caCertPath }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`consumer exited ${code}`)));
-    proc.on('message', (m: any) => {
-      if (m.ready && m.sub === undefined) return resolve(proc);
-      if (m.sub !== undefined) {
-        if (m.ready) readySubs.add(m.sub);
-        return;
-      }
-      const w = waiting.get(m.id);
-      waiting.delete(m.id);
-      if (m.ok) w?.resolve(m.value);
-      else w?.reject(Object.assign(new Error(m.error.message), m.error));
-    });
-  });
-}
-
-function ask(proc: ChildProcess, msg: Record<string, unknown>): { id: number; result: Promise<any> } {
-  const id = next++;
-  const result = new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
-  proc.send({ id, ...msg });
-  return { id, result };
-}
+let consumer: EhConsumer;
 
 const send = (messages: unknown[]) => t.invoke('probeA', 'send', { messages });
 const telemetry = (body: unknown, extra: Record<string, unknown> = {}) => ({ output: 'telemetry', body, contentType: 'application/json', ...extra });
@@ -46,7 +17,7 @@ const telemetry = (body: unknown, extra: Record<string, unknown> = {}) => ({ out
 beforeAll(async () => {
   t = await startSimOnStandardPorts();
   await eventually(() => t.invoke('probeA', 'whoami'));
-  consumer = await startConsumer(t.sim.eventHubConnectionString);
+  consumer = await EhConsumer.start(t.sim.eventHubConnectionString, t.sim.caCertPath);
 }, 60_000);
 
 afterAll(async () => {
@@ -65,7 +36,7 @@ describe('Event Hub-compatible endpoint (@azure/event-hubs EventHubConsumerClien
       telemetry({ n: 2 }, { messageId: 'm-2' }),
       telemetry({ n: 'last-early' }),
     ]);
-    const events = (await ask(consumer, { op: 'subscribe', from: 'earliest', untilBody: { n: 'last-early' } }).result) as any[];
+    const events = (await consumer.ask({ op: 'subscribe', from: 'earliest', untilBody: { n: 'last-early' } }).result) as any[];
     expect(events.map((e) => e.body)).toEqual([{ n: 1 }, { n: 2 }, { n: 'last-early' }]);
     expect(events.map((e) => e.sequenceNumber)).toEqual([0, 1, 2]);
     expect(new Set(events.map((e) => e.partitionId)).size).toBe(1);
@@ -87,7 +58,7 @@ describe('Event Hub-compatible endpoint (@azure/event-hubs EventHubConsumerClien
   });
 
   it('reports the hub and its partitions: 4 partition ids, the device’s partition holding the events', async () => {
-    const p = await ask(consumer, { op: 'properties' }).result;
+    const p = await consumer.ask({ op: 'properties' }).result;
     expect(p.hub.name).toBe('edge-sim');
     expect(p.hub.partitionIds).toEqual(['0', '1', '2', '3']);
     const used = p.partitions.filter((x: any) => !x.isEmpty);
@@ -99,8 +70,8 @@ describe('Event Hub-compatible endpoint (@azure/event-hubs EventHubConsumerClien
 
   it('reads from latest: only what is enqueued after the receivers attach', async () => {
     const before = t.sim.eventHubReceivers();
-    const sub = ask(consumer, { op: 'subscribe', from: 'latest', untilBody: { n: 'last-late' } });
-    await eventually(() => expect(readySubs.has(sub.id) && t.sim.eventHubReceivers() >= before + 4).toBe(true));
+    const sub = consumer.ask({ op: 'subscribe', from: 'latest', untilBody: { n: 'last-late' } });
+    await eventually(() => expect(consumer.readySubs.has(sub.id) && t.sim.eventHubReceivers() >= before + 4).toBe(true));
     await send([telemetry({ n: 'late-1' }, { properties: { k: 'v' } }), telemetry({ n: 'last-late' })]);
     const events = (await sub.result) as any[];
     expect(events.map((e) => e.body)).toEqual([{ n: 'late-1' }, { n: 'last-late' }]);
@@ -108,21 +79,21 @@ describe('Event Hub-compatible endpoint (@azure/event-hubs EventHubConsumerClien
   });
 
   it('another consumer group reads the same stream from the start', async () => {
-    const events = (await ask(consumer, { op: 'subscribe', from: 'earliest', group: 'backend', untilBody: { n: 'last-late' } }).result) as any[];
+    const events = (await consumer.ask({ op: 'subscribe', from: 'earliest', group: 'backend', untilBody: { n: 'last-late' } }).result) as any[];
     expect(events.map((e) => e.body)).toEqual([{ n: 1 }, { n: 2 }, { n: 'last-early' }, { n: 'late-1' }, { n: 'last-late' }]);
   });
 
   it('refuses a connection string with the wrong key, and keeps serving the right one', async () => {
     const wrong = t.sim.eventHubConnectionString.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 7).toString('base64')}`);
     // No retries: a refused token is retried like any other error by default.
-    const bad = await startConsumer(wrong, { retryOptions: { maxRetries: 0 } });
+    const bad = await EhConsumer.start(wrong, t.sim.caCertPath, { client: { retryOptions: { maxRetries: 0 } } });
     try {
-      const err = await ask(bad, { op: 'properties' }).result.catch((e: Error) => e);
+      const err = await bad.ask({ op: 'properties' }).result.catch((e: Error) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toMatch(/Unauthorized|signature/i);
     } finally {
       bad.kill();
     }
-    expect((await ask(consumer, { op: 'properties' }).result).hub.name).toBe('edge-sim');
+    expect((await consumer.ask({ op: 'properties' }).result).hub.name).toBe('edge-sim');
   });
 });

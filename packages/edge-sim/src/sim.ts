@@ -315,8 +315,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         portFallback: options.httpsPort === undefined,
         host,
         log,
-        // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs).
-        webSockets: { '/$iothub/websocket': { mqtt: (stream) => hub.handleStream(stream) } },
+        // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs), and the
+        // Event Hub-compatible endpoint over WebSockets (@azure/event-hubs with webSocketOptions).
+        webSockets: {
+          '/$iothub/websocket': { mqtt: (stream) => hub.handleStream(stream) },
+          '/$servicebus/websocket': { AMQPWSB10: (stream) => eventHub.acceptStream(stream) },
+        },
         blobTarget: blobs,
         ...(options.limits?.upstreamBufferBytes !== undefined ? { upstreamBufferBytes: options.limits.upstreamBufferBytes } : {}),
       },

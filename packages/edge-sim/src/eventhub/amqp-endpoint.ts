@@ -3,11 +3,13 @@
  * claims-based security (CBS) `put-token` of a SAS token signed by the hub's iothubowner key,
  * `$management` READ for the hub and its partitions, and partition receivers
  * (`<entity>/ConsumerGroups/<group>/Partitions/<id>`) that start where their selector filter says
- * and get IoT Hub's annotations. What `@azure/event-hubs` EventHubConsumerClient speaks.
+ * and get IoT Hub's annotations. What `@azure/event-hubs` EventHubConsumerClient speaks, on its own
+ * TLS port and, through `acceptStream`, over WebSockets (AMQPWSB10 on 443 `/$servicebus/websocket`).
  */
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
-import rhea, { type Connection, type EventContext, type Message, type Sender } from 'rhea';
+import rhea, { type Connection, type ConnectionOptions, type EventContext, type Message, type Sender } from 'rhea';
 import { verifySas } from '../sas.js';
 import { listenError } from '../listen-error.js';
 import { EventStore, parseSelector, type StoredEvent } from './event-store.js';
@@ -92,6 +94,8 @@ export class EventHubEndpoint {
     this.container.on('disconnected', (ctx: EventContext) => this.open.delete(ctx.connection));
     this.container.on('connection_close', (ctx: EventContext) => this.open.delete(ctx.connection));
     this.container.on('error', () => {});
+    // A peer that does not speak AMQP 1.0 (rhea would print its bytes to stderr): one log line; rhea closes it.
+    this.container.on('protocol_error', (err: Error) => this.o.log?.(`event hub endpoint: closed a connection that does not speak AMQP 1.0: ${err.message.slice(0, 200)}`));
     this.container.on('sender_open', (ctx: EventContext) => this.onSenderOpen(ctx));
     this.container.on('receiver_open', (ctx: EventContext) => {
       const address = ctx.receiver!.target?.address;
@@ -135,6 +139,17 @@ export class EventHubEndpoint {
     for (const c of this.open) c.close();
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /**
+   * An AMQP connection carried by another transport (a WebSocket's byte stream): the same container,
+   * so the same SASL, CBS and links as the TLS port.
+   */
+  acceptStream(stream: Duplex): void {
+    // rhea's accept (untyped) takes any socket-like duplex: data/error/end events, write, end, destroy.
+    // Options without a transport: an accepted connection never dials.
+    const conn = this.container.create_connection({ reconnect: false } as ConnectionOptions) as Connection & { accept(socket: Duplex): Connection };
+    conn.accept(stream);
   }
 
   /** Partition receivers attached now (tests wait for theirs before sending "latest" events). */
