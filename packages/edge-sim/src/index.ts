@@ -7,6 +7,7 @@ export { startSimulator, type SimulatorOptions, type SimulatorHandle } from './s
 export { StateDir, RuntimeStateSchema, type RuntimeState, type ModuleIdentity } from './state/index.js';
 export { EdgeHub, type EdgeHubOptions, type UpstreamMessage } from './hub/edge-hub.js';
 export { HubError } from './hub/hub-error.js';
-export { startServiceApi, upstreamJson, type ServiceBackend, type RegistryApi } from './service/server.js';
+export { startServiceApi, type ServiceBackend, type RegistryApi } from './service/server.js';
+export { upstreamJson, upstreamBody } from './upstream-json.js';
 export { createSas, parseSas, verifySas, encodeUriStrict } from './sas.js';
 export { edgeModuleEnv, moduleConnectionString, serviceConnectionString, gatewayHostName, type GatewayInfo } from './module-env.js';

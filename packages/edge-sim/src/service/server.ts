@@ -26,6 +26,7 @@ import { listenError } from '../listen-error.js';
 import { privilegedPortAdvice } from '../port-advice.js';
 import { BLOB_PATH_PREFIX } from '../agent/blob-target.js';
 import type { UpstreamMessage } from '../hub/edge-hub.js';
+import { upstreamJson } from '../upstream-json.js';
 import { MethodRequestSchema, TwinPatchSchema, ConfigurationContentSchema, ConfigurationSchema, QuerySchema, describeZodError } from './schemas.js';
 
 export interface ServiceBackend {
@@ -341,29 +342,6 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
         server.close(() => resolve());
         server.closeAllConnections();
       }),
-  };
-}
-
-export function upstreamJson(m: UpstreamMessage): Record<string, unknown> {
-  const text = m.body.toString('utf8');
-  const isText = Buffer.from(text, 'utf8').equals(m.body);
-  let body: unknown = isText ? text : m.body.toString('base64');
-  if (isText && (m.systemProperties['$.ct'] ?? '').includes('json')) {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      /* keep the text */
-    }
-  }
-  return {
-    deviceId: m.deviceId,
-    moduleId: m.moduleId,
-    ...(m.output !== undefined ? { output: m.output } : {}),
-    enqueuedTimeUtc: m.enqueuedTimeUtc,
-    systemProperties: m.systemProperties,
-    properties: m.properties,
-    body,
-    ...(isText ? {} : { bodyEncoding: 'base64' }),
   };
 }
 
