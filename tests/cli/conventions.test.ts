@@ -134,6 +134,10 @@ const cases: Record<string, Case[]> = {
     [['twin', 'show', 'm', '--state-dir', 'no-sim'], 'UNAVAILABLE', FAILED],
     [['monitor', '--count', '0'], 'BAD_PARAMETERS', USAGE],
     [['monitor', '--timeout', 'abc'], 'BAD_PARAMETERS', USAGE],
+    [['monitor', '--eventhub', '--from', 'yesterday'], 'BAD_PARAMETERS', USAGE],
+    [['monitor', '--eventhub', '--consumer-group', 'a/b'], 'BAD_PARAMETERS', USAGE],
+    [['monitor', '--from', 'earliest', '--state-dir', 'no-sim'], 'BAD_PARAMETERS', FAILED],
+    [['monitor', '--eventhub', '--state-dir', 'no-sim'], 'UNAVAILABLE', FAILED],
   ],
   ta: [
     [['ta'], 'BAD_PARAMETERS', USAGE],

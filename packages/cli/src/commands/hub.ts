@@ -6,6 +6,7 @@ import { EXIT, emit, action, oneLine, warn, type GlobalOptions } from '../output
 import { cliCommand } from './cli-hint.js';
 import { addTargetOptions, parseJsonArg, type TargetOptions } from './target-options.js';
 import type { ConfidentialInvokeOptions } from './confidential-invoke.js';
+import { parseConsumerGroup, parseFrom, type StartFrom } from './monitor-eventhub-options.js';
 
 // The hub client and the simulator state are imported when an action runs, not to show help.
 async function resolveTarget(o: TargetOptions) {
@@ -105,19 +106,42 @@ export function register(program: Command): void {
     .option('--module <id>', 'only messages from this module')
     .option('--count <n>', 'stop after n messages', count)
     .option('--timeout <s>', 'stop after s seconds', positiveSeconds)
+    .option('--eventhub', 'read through the Event Hub-compatible endpoint with @azure/event-hubs, as a back end does')
+    .option('--consumer-group <name>', 'with --eventhub: the consumer group (default $Default)', parseConsumerGroup)
+    .option('--from <position>', 'with --eventhub: earliest, latest (default) or an ISO 8601 enqueued time', parseFrom)
     .action(
-      action(async (o: { stateDir: string; module?: string; count?: number; timeout?: number }, cmd: Command) => {
+      action(async (o: { stateDir: string; module?: string; count?: number; timeout?: number; eventhub?: boolean; consumerGroup?: string; from?: StartFrom }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as GlobalOptions;
-        const t = await resolveTarget({ stateDir: o.stateDir });
+        if (!o.eventhub && (o.consumerGroup !== undefined || o.from !== undefined)) throw new EnclaveEdgeError('BAD_PARAMETERS', '--consumer-group and --from read the Event Hub-compatible endpoint: add --eventhub');
         const ac = new AbortController();
         const stop = (): void => ac.abort();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         const timer = o.timeout ? setTimeout(stop, o.timeout * 1000) : undefined;
-        if (!g.json) process.stderr.write(`monitoring $upstream of ${t.deviceId}${o.module ? ` (module ${o.module})` : ''}; Ctrl-C to stop\n`);
+        const filter = o.module ? ` (module ${o.module})` : '';
+        let events: AsyncIterable<UpstreamEvent>;
+        let close: () => void = () => {};
+        if (o.eventhub) {
+          const { eventHubUpstream } = await import('./monitor-eventhub.js');
+          events = eventHubUpstream({
+            stateDir: o.stateDir,
+            consumerGroup: o.consumerGroup ?? '$Default',
+            from: o.from ?? 'latest',
+            signal: ac.signal,
+            onReady: (deviceId, d) => {
+              if (!g.json) process.stderr.write(`monitoring $upstream of ${deviceId}${filter} through the Event Hub-compatible endpoint (${d}); Ctrl-C to stop\n`);
+            },
+            onWarning: warn,
+          });
+        } else {
+          const t = await resolveTarget({ stateDir: o.stateDir });
+          if (!g.json) process.stderr.write(`monitoring $upstream of ${t.deviceId}${filter}; Ctrl-C to stop\n`);
+          events = t.client.streamUpstream({ signal: ac.signal, onDropped: (n) => warn(`the simulator dropped ${n} message(s): this monitor did not read fast enough`) });
+          close = () => t.client.close();
+        }
         let n = 0;
         try {
-          for await (const e of t.client.streamUpstream({ signal: ac.signal, onDropped: (n) => warn(`the simulator dropped ${n} message(s): this monitor did not read fast enough`) })) {
+          for await (const e of events) {
             if (o.module && e.moduleId !== o.module) continue;
             process.stdout.write((g.json ? JSON.stringify(e) : formatEvent(e)) + '\n');
             if (o.count && ++n >= o.count) break;
@@ -126,7 +150,7 @@ export function register(program: Command): void {
           if (!ac.signal.aborted) throw err;
         } finally {
           if (timer) clearTimeout(timer);
-          t.client.close();
+          close();
         }
         process.exit(0);
       }),

@@ -86,7 +86,7 @@ function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const lines = [
     `enclave-edge simulator is up: device ${sim.deviceId}, hub ${sim.hubHostName}`,
     `  edgeHub (MQTT/TLS)  mqtts://${sim.gatewayHostName}${sim.mqttPort === 8883 ? ':8883' : ''}`,
-    `  service API         https://${serviceHost(sim)}  (module-to-module methods, MQTT over WebSockets too)${sim.httpsPort === 443 ? '' : '; not 443, so azure-iothub cannot reach it: see the warning above'}`,
+    `  service API         https://${serviceHost(sim)}  (module-to-module methods, MQTT and Event Hub AMQP over WebSockets too)${sim.httpsPort === 443 ? '' : '; not 443, so azure-iothub cannot reach it: see the warning above'}`,
     `  Event Hub endpoint  sb://${serviceHost({ ...sim, httpsPort: 443 })}${sim.amqpPort === 5671 ? '' : `:${sim.amqpPort}`}/ ${sim.eventHubName}  (AMQP/TLS; sim credentials --json → eventHubCompatibleConnectionString)`,
     `  workload API        ${sim.workloadUri}`,
     `  CA certificate      ${rel}/ca.pem`,

@@ -1,0 +1,109 @@
+/**
+ * `enclave-edge monitor --eventhub` against a running `sim up`: `$upstream` read through the
+ * Event Hub-compatible endpoint with @azure/event-hubs (as a back end reads it), printed in the
+ * format of the simulator's own stream, from earliest, latest or an enqueued time, per consumer group.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cliBin, fixtureManifest, eventually } from '../sim/helpers.js';
+
+const run = promisify(execFile);
+let cwd: string;
+let up: ChildProcess;
+let upOut = '';
+
+const cli = (...args: string[]) => run(process.execPath, [cliBin, ...args], { cwd, timeout: 30_000 });
+const send = (body: unknown, extra: Record<string, unknown> = {}) =>
+  cli('invoke', 'probeA', 'send', JSON.stringify({ messages: [{ output: 'telemetry', body, contentType: 'application/json', ...extra }] }));
+
+/** A monitor process: its output so far, a wait for a line on stderr, its exit. */
+function monitor(...args: string[]) {
+  const proc = spawn(process.execPath, [cliBin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  const waiters: Array<() => void> = [];
+  proc.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => {
+    out.stderr += d.toString();
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
+  const stderrHas = async (text: string): Promise<void> => {
+    while (!out.stderr.includes(text)) {
+      const more = new Promise<void>((resolve) => waiters.push(resolve));
+      if ((await Promise.race([more.then(() => 'more'), exited.then(() => 'exit')])) === 'exit' && !out.stderr.includes(text)) throw new Error(`monitor exited before printing ${text}: ${out.stderr}`);
+    }
+  };
+  return { proc, out, exited, stderrHas };
+}
+
+beforeAll(async () => {
+  cwd = mkdtempSync(join(tmpdir(), 'monitor-eventhub-'));
+  up = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
+  up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
+  await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);
+  await eventually(async () => expect(JSON.parse((await cli('invoke', 'probeA', 'whoami', '--json')).stdout).status).toBe(200), 30_000);
+}, 60_000);
+
+afterAll(() => {
+  if (up && up.exitCode === null) up.kill('SIGKILL');
+  rmSync(cwd, { recursive: true, force: true });
+});
+
+describe('enclave-edge monitor --eventhub', () => {
+  let first: any;
+
+  it('--from earliest: what was sent before it started, as the simulator stream shows it, plus where it was read', async () => {
+    await send({ t: 1 }, { messageId: 'm-1', correlationId: 'c-1', properties: { site: 'north' } });
+    const { stdout } = await cli('--json', 'monitor', '--eventhub', '--from', 'earliest', '--count', '1');
+    first = JSON.parse(stdout.trim());
+    expect(first).toEqual({
+      deviceId: 'edge-sim-device',
+      moduleId: 'probeA',
+      enqueuedTimeUtc: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+      systemProperties: { '$.mid': 'm-1', '$.cid': 'c-1', '$.ct': 'application/json', '$.cdid': 'edge-sim-device', '$.cmid': 'probeA' },
+      properties: { site: 'north' },
+      body: { t: 1 },
+      eventHub: { consumerGroup: '$Default', partitionId: expect.stringMatching(/^[0-3]$/), sequenceNumber: 0, offset: '0' },
+    });
+    // The human format is the one `monitor` prints for the simulator's stream (no output name: the endpoint does not carry it).
+    const human = await cli('monitor', '--eventhub', '--from', 'earliest', '--count', '1');
+    expect(human.stdout).toBe(`[${first.enqueuedTimeUtc}] edge-sim-device/probeA\n  system: {"$.mid":"m-1","$.cid":"c-1","$.ct":"application/json"}\n  properties: {"site":"north"}\n  body: {"t":1}\n`);
+    expect(human.stderr).toContain('monitoring $upstream of edge-sim-device through the Event Hub-compatible endpoint (4 partitions, consumer group $Default, from earliest)');
+  });
+
+  it('by default (latest): only what is enqueued after it says it is monitoring', async () => {
+    await send({ n: 'before' });
+    const m = monitor('monitor', '--eventhub', '--count', '1', '--timeout', '60');
+    await m.stderrHas('through the Event Hub-compatible endpoint');
+    expect(m.out.stderr).toContain('from latest');
+    await send({ n: 'after' });
+    expect(await m.exited).toBe(0);
+    expect(m.out.stdout).toContain('body: {"n":"after"}');
+    expect(m.out.stdout).not.toContain('before');
+  });
+
+  it('--from <ISO time>: what was enqueued after that time', async () => {
+    const { stdout } = await cli('--json', 'monitor', '--eventhub', '--from', first.enqueuedTimeUtc, '--count', '1');
+    expect(JSON.parse(stdout.trim())).toMatchObject({ body: { n: 'before' }, eventHub: { sequenceNumber: 1 } });
+  });
+
+  it('--consumer-group reads the stream on its own', async () => {
+    const { stdout } = await cli('--json', 'monitor', '--eventhub', '--consumer-group', 'backend', '--from', 'earliest', '--count', '3');
+    const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e) => e.body)).toEqual([{ t: 1 }, { n: 'before' }, { n: 'after' }]);
+    expect(events.map((e) => e.eventHub.consumerGroup)).toEqual(['backend', 'backend', 'backend']);
+    expect(events.map((e) => e.eventHub.sequenceNumber)).toEqual([0, 1, 2]);
+  });
+
+  it('refuses --from and --consumer-group without --eventhub, and a bad --from or group, naming the problem', async () => {
+    const fails = async (...args: string[]) => cli(...args).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect((await fails('monitor', '--from', 'earliest')).stderr).toMatch(/^enclave-edge: BAD_PARAMETERS: --consumer-group and --from read the Event Hub-compatible endpoint: add --eventhub\n$/);
+    expect((await fails('monitor', '--eventhub', '--from', 'yesterday')).stderr).toContain('--from must be earliest, latest or an ISO 8601 time');
+    expect((await fails('monitor', '--eventhub', '--consumer-group', 'a/b')).stderr).toContain('not a consumer group name: "a/b"');
+  });
+});
