@@ -77,6 +77,11 @@ describe.skipIf(unavailable)(`official clients as an ordinary user${unavailable 
       expect(r.wsTwin).toBe('MqttWs');
     });
 
+    it('a back end reads $upstream with @azure/event-hubs over WebSockets (wss://…:443/$servicebus/websocket) on the connection string with no port', () => {
+      expect([r.amqpPort, r.eventHubConnectionString]).toEqual([5671, expect.stringMatching(/^Endpoint=sb:\/\/localhost\/;/)]);
+      expect(r.eventHubWs).toEqual({ body: { over: 'AMQPWSB10' }, properties: { k: 'v' }, moduleId: 'probeA', dialled: ['wss://localhost:443/$servicebus/websocket'] });
+    });
+
     it('module-to-module methods with the unmodified ModuleClient.invokeMethod, both ways', () => {
       expect(r.moduleToModule).toEqual({ m2m: true });
       expect(r.probeToWs).toEqual({ ok: true, result: { status: 200, payload: { over: 'MqttWs', got: { from: 'probeA' } } } });
