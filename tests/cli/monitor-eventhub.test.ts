@@ -5,16 +5,15 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cliBin, fixtureManifest, eventually } from '../sim/helpers.js';
+import { cliBin, startCliSim } from '../sim/helpers.js';
 
 const run = promisify(execFile);
 let cwd: string;
 let up: ChildProcess;
-let upOut = '';
 
 const cli = (...args: string[]) => run(process.execPath, [cliBin, ...args], { cwd, timeout: 30_000 });
 const send = (body: unknown, extra: Record<string, unknown> = {}) =>
@@ -42,11 +41,7 @@ function monitor(...args: string[]) {
 
 beforeAll(async () => {
   cwd = mkdtempSync(join(tmpdir(), 'monitor-eventhub-'));
-  up = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
-  up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
-  await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);
-  await eventually(async () => expect(JSON.parse((await cli('invoke', 'probeA', 'whoami', '--json')).stdout).status).toBe(200), 30_000);
+  up = (await startCliSim(cwd)).proc;
 }, 60_000);
 
 afterAll(() => {

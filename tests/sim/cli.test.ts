@@ -10,12 +10,12 @@ import { createServer, type Server, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { cliBin, fixtureManifest, fixtureRepo, eventually, isAlive, here } from './helpers.js';
+import { cliBin, fixtureManifest, fixtureRepo, eventually, isAlive, here, startCliSim } from './helpers.js';
 
 const run = promisify(execFile);
 let cwd: string;
 let up: ChildProcess;
-let upOut = '';
+let upOutput: () => string;
 
 function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(process.execPath, [cliBin, ...args], { cwd, timeout: 30_000 });
@@ -33,11 +33,9 @@ async function cliFails(...args: string[]): Promise<{ code: number; stderr: stri
 
 beforeAll(async () => {
   cwd = mkdtempSync(join(tmpdir(), 'edge-sim-cli-'));
-  up = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
-  up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
-  await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);
-  await eventually(async () => expect(JSON.parse((await cli('invoke', 'probeA', 'whoami', '--json')).stdout).status).toBe(200), 30_000);
+  const sim = await startCliSim(cwd);
+  up = sim.proc;
+  upOutput = sim.output;
 });
 
 afterAll(async () => {
@@ -47,20 +45,20 @@ afterAll(async () => {
 
 describe('enclave-edge CLI against a running simulator', () => {
   it('sim up prints what to try next, keeps keys private and git-ignorable state in .edge-sim/', () => {
-    expect(upOut).toMatch(/simulator is up/);
-    expect(upOut).toContain(`${cliBin} invoke probeA`);
-    expect(upOut).toContain(`${cliBin} monitor`);
+    expect(upOutput()).toMatch(/simulator is up/);
+    expect(upOutput()).toContain(`${cliBin} invoke probeA`);
+    expect(upOutput()).toContain(`${cliBin} monitor`);
     // The default state folder: the hints need no --state-dir; no host-module: the generic invoke.
-    expect(upOut).not.toMatch(/--state-dir/);
+    expect(upOutput()).not.toMatch(/--state-dir/);
     // Outside a project that has enclave-edge in node_modules/.bin, npx would ask the registry: the hints name this installation's bin.
-    expect(upOut).not.toMatch(/npx/);
-    expect(upOut).toContain(`node ${cliBin} invoke probeA <method> '{}'`);
+    expect(upOutput()).not.toMatch(/npx/);
+    expect(upOutput()).toContain(`node ${cliBin} invoke probeA <method> '{}'`);
     for (const f of ['keys.json', 'server-key.pem', 'ca-key.pem', 'state.json']) expect(statSync(join(cwd, '.edge-sim', f)).mode & 0o077).toBe(0);
   });
 
   it('sim up serves the workload API on a 0600 unix socket in the state folder (O6)', () => {
     const sock = join(realpathSync(cwd), '.edge-sim', 'workload.sock');
-    expect(upOut).toContain(`workload API        unix://${sock}`);
+    expect(upOutput()).toContain(`workload API        unix://${sock}`);
     const st = statSync(sock);
     expect(st.isSocket()).toBe(true);
     expect(st.mode & 0o777).toBe(0o600);

@@ -4,6 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { here } from './helpers.js';
 
 export interface ConsumerOptions {
@@ -57,4 +58,15 @@ export class EhConsumer {
   kill(): void {
     this.proc.kill();
   }
+}
+
+/** IoT Hub's annotations on an event from a module (as the consumer reports them) and its enqueued time. */
+export function expectIotHubAnnotations(e: any, deviceId: string, moduleId: string): void {
+  expect(e.systemProperties).toMatchObject({
+    'iothub-connection-device-id': deviceId,
+    'iothub-connection-module-id': moduleId,
+    'iothub-message-source': 'Telemetry',
+    'iothub-enqueuedtime': expect.any(Number),
+  });
+  expect(Date.parse(e.enqueuedTimeUtc)).toBe(e.systemProperties['iothub-enqueuedtime']);
 }

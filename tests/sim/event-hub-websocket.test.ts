@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import WebSocket from 'ws';
 import { eventually, startTestSim, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts } from './official-clients.js';
-import { EhConsumer } from './eh-consumer.js';
+import { EhConsumer, expectIotHubAnnotations } from './eh-consumer.js';
 
 const telemetry = (body: unknown, extra: Record<string, unknown> = {}) => ({ output: 'telemetry', body, contentType: 'application/json', ...extra });
 const send = (t: TestSim, messages: unknown[]) => t.invoke('probeA', 'send', { messages });
@@ -42,13 +42,7 @@ describe('Event Hub-compatible endpoint over WebSockets (standard ports)', () =>
     const [first] = events;
     expect(first.properties).toEqual({ site: 'north', level: 'high' });
     expect([first.messageId, first.correlationId, first.contentType]).toEqual(['m-1', 'c-1', 'application/json']);
-    expect(first.systemProperties).toMatchObject({
-      'iothub-connection-device-id': t.sim.deviceId,
-      'iothub-connection-module-id': 'probeA',
-      'iothub-message-source': 'Telemetry',
-      'iothub-enqueuedtime': expect.any(Number),
-    });
-    expect(Date.parse(first.enqueuedTimeUtc)).toBe(first.systemProperties['iothub-enqueuedtime']);
+    expectIotHubAnnotations(first, t.sim.deviceId, 'probeA');
     // What the client dialled: nothing but the WebSocket endpoint.
     const dialled = (await overWs.ask({ op: 'dialled' }).result) as Array<{ url: string; protocols: string[] }>;
     expect(dialled.length).toBeGreaterThan(0);

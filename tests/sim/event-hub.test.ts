@@ -6,7 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { eventually, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts } from './official-clients.js';
-import { EhConsumer } from './eh-consumer.js';
+import { EhConsumer, expectIotHubAnnotations } from './eh-consumer.js';
 
 let t: TestSim;
 let consumer: EhConsumer;
@@ -48,13 +48,7 @@ describe('Event Hub-compatible endpoint (@azure/event-hubs EventHubConsumerClien
     expect(first.messageId).toBe('m-1');
     expect(first.correlationId).toBe('c-1');
     expect(first.contentType).toBe('application/json');
-    expect(first.systemProperties).toMatchObject({
-      'iothub-connection-device-id': t.sim.deviceId,
-      'iothub-connection-module-id': 'probeA',
-      'iothub-message-source': 'Telemetry',
-      'iothub-enqueuedtime': expect.any(Number),
-    });
-    expect(Date.parse(first.enqueuedTimeUtc)).toBe(first.systemProperties['iothub-enqueuedtime']);
+    expectIotHubAnnotations(first, t.sim.deviceId, 'probeA');
   });
 
   it('reports the hub and its partitions: 4 partition ids, the device’s partition holding the events', async () => {

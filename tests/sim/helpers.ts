@@ -1,10 +1,12 @@
 /** Shared pieces of the simulator's end-to-end tests. */
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import https from 'node:https';
 import mqtt from 'mqtt';
 import { startSimulator, type SimulatorHandle, type SimulatorOptions } from '@enclave-edge/edge-sim';
@@ -93,6 +95,18 @@ export function spawnProbe(env: Record<string, string>): { proc: ChildProcess; o
         proc.kill('SIGKILL');
       }),
   };
+}
+
+/** `enclave-edge sim up` of the fixture manifest in `cwd` on free ports, once probeA answers: the process and what it prints. */
+export async function startCliSim(cwd: string): Promise<{ proc: ChildProcess; output(): string }> {
+  let out = '';
+  const proc = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);
+  const whoami = () => promisify(execFile)(process.execPath, [cliBin, 'invoke', 'probeA', 'whoami', '--json'], { cwd, timeout: 30_000 });
+  await eventually(async () => expect(JSON.parse((await whoami()).stdout).status).toBe(200), 30_000);
+  return { proc, output: () => out };
 }
 
 export function isAlive(pid: number): boolean {
