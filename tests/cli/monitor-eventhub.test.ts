@@ -5,6 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,28 +16,43 @@ const run = promisify(execFile);
 let cwd: string;
 let up: ChildProcess;
 
-const cli = (...args: string[]) => run(process.execPath, [cliBin, ...args], { cwd, timeout: 30_000 });
-const send = (body: unknown, extra: Record<string, unknown> = {}) =>
-  cli('invoke', 'probeA', 'send', JSON.stringify({ messages: [{ output: 'telemetry', body, contentType: 'application/json', ...extra }] }));
+const cliIn = (dir: string, ...args: string[]) => run(process.execPath, [cliBin, ...args], { cwd: dir, timeout: 30_000 });
+const cli = (...args: string[]) => cliIn(cwd, ...args);
+const sendIn = (dir: string, body: unknown, extra: Record<string, unknown> = {}) =>
+  cliIn(dir, 'invoke', 'probeA', 'send', JSON.stringify({ messages: [{ output: 'telemetry', body, contentType: 'application/json', ...extra }] }));
+const send = (body: unknown, extra: Record<string, unknown> = {}) => sendIn(cwd, body, extra);
 
-/** A monitor process: its output so far, a wait for a line on stderr, its exit. */
-function monitor(...args: string[]) {
-  const proc = spawn(process.execPath, [cliBin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A monitor process: its output so far, a wait for text on stdout or stderr, its exit. */
+function monitorIn(dir: string, ...args: string[]) {
+  const proc = spawn(process.execPath, [cliBin, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   const waiters: Array<() => void> = [];
-  proc.stdout!.on('data', (d: Buffer) => (out.stdout += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => {
-    out.stderr += d.toString();
+  const onData = (k: 'stdout' | 'stderr') => (d: Buffer) => {
+    out[k] += d.toString();
     for (const w of waiters.splice(0)) w();
-  });
+  };
+  proc.stdout!.on('data', onData('stdout'));
+  proc.stderr!.on('data', onData('stderr'));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (c) => resolve(c)));
-  const stderrHas = async (text: string): Promise<void> => {
-    while (!out.stderr.includes(text)) {
+  const has = async (k: 'stdout' | 'stderr', text: string): Promise<void> => {
+    while (!out[k].includes(text)) {
       const more = new Promise<void>((resolve) => waiters.push(resolve));
-      if ((await Promise.race([more.then(() => 'more'), exited.then(() => 'exit')])) === 'exit' && !out.stderr.includes(text)) throw new Error(`monitor exited before printing ${text}: ${out.stderr}`);
+      if ((await Promise.race([more.then(() => 'more'), exited.then(() => 'exit')])) === 'exit' && !out[k].includes(text)) throw new Error(`monitor exited before printing ${text}: ${out.stderr}`);
     }
   };
-  return { proc, out, exited, stderrHas };
+  return { proc, out, exited, stderrHas: (text: string) => has('stderr', text), stdoutHas: (text: string) => has('stdout', text) };
+}
+const monitor = (...args: string[]) => monitorIn(cwd, ...args);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 beforeAll(async () => {
@@ -101,4 +117,34 @@ describe('enclave-edge monitor --eventhub', () => {
     expect((await fails('monitor', '--eventhub', '--from', 'yesterday')).stderr).toContain('--from must be earliest, latest or an ISO 8601 time');
     expect((await fails('monitor', '--eventhub', '--consumer-group', 'a/b')).stderr).toContain('not a consumer group name: "a/b"');
   });
+});
+
+describe('enclave-edge monitor --eventhub across a simulator restart', () => {
+  let dir: string;
+  let sim: ChildProcess | undefined;
+
+  afterAll(() => {
+    if (sim && sim.exitCode === null) sim.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps reading where it was once the simulator is back on its HTTPS port, as a back end does', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'monitor-eventhub-restart-'));
+    const httpsPort = await freePort();
+    sim = (await startCliSim(dir, { httpsPort })).proc;
+    const m = monitorIn(dir, '--json', 'monitor', '--eventhub', '--from', 'earliest', '--count', '2', '--timeout', '120');
+    await sendIn(dir, { n: 'before-restart' });
+    await m.stdoutHas('before-restart');
+    const stopped = new Promise((resolve) => sim!.once('exit', resolve));
+    sim.kill('SIGTERM');
+    await stopped;
+    sim = (await startCliSim(dir, { httpsPort })).proc;
+    await sendIn(dir, { n: 'after-restart' });
+    expect(await m.exited).toBe(0);
+    const events = m.out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.map((e) => [e.body, e.eventHub.sequenceNumber])).toEqual([
+      [{ n: 'before-restart' }, 0],
+      [{ n: 'after-restart' }, 1],
+    ]);
+  }, 150_000);
 });

@@ -97,10 +97,10 @@ export function spawnProbe(env: Record<string, string>): { proc: ChildProcess; o
   };
 }
 
-/** `enclave-edge sim up` of the fixture manifest in `cwd` on free ports, once probeA answers: the process and what it prints. */
-export async function startCliSim(cwd: string): Promise<{ proc: ChildProcess; output(): string }> {
+/** `enclave-edge sim up` of the fixture manifest in `cwd` on free ports (or the HTTPS port given), once probeA answers: the process and what it prints. */
+export async function startCliSim(cwd: string, o: { httpsPort?: number } = {}): Promise<{ proc: ChildProcess; output(): string }> {
   let out = '';
-  const proc = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [cliBin, 'sim', 'up', '--manifest', fixtureManifest, '--mqtt-port', '0', '--https-port', String(o.httpsPort ?? 0)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   await eventually(() => expect(existsSync(join(cwd, '.edge-sim', 'state.json'))).toBe(true), 30_000);

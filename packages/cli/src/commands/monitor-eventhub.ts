@@ -91,7 +91,7 @@ export async function* eventHubUpstream(o: EventHubMonitorOptions): AsyncGenerat
     try {
       startPosition = await startPositions(client, o.from);
     } catch (err) {
-      throw new EnclaveEdgeError('UNAVAILABLE', `the Event Hub-compatible endpoint at ${endpoint}/$servicebus/websocket did not answer: ${(err as Error).message}`, { cause: err });
+      throw new EnclaveEdgeError('UNAVAILABLE', `the Event Hub-compatible endpoint at ${endpoint}/$servicebus/websocket did not answer: ${describeError(err)}`, { cause: err });
     }
     o.onReady(sim.deviceId, `${Object.keys(startPosition).length} partitions, consumer group ${o.consumerGroup}, from ${o.from instanceof Date ? o.from.toISOString() : o.from}`);
     subscription = client.subscribe(
@@ -105,10 +105,10 @@ export async function* eventHubUpstream(o: EventHubMonitorOptions): AsyncGenerat
         processError: async (err) => {
           // The client retries what is transient; what it cannot get past ends the monitor.
           if ((err as { retryable?: boolean }).retryable === false) {
-            failure = new EnclaveEdgeError('UNAVAILABLE', `reading the Event Hub-compatible endpoint failed: ${err.message}`, { cause: err });
+            failure = new EnclaveEdgeError('UNAVAILABLE', `reading the Event Hub-compatible endpoint failed: ${describeError(err)}`, { cause: err });
             signalAll();
           } else {
-            o.onWarning(`Event Hub-compatible endpoint: ${err.message} (retrying)`);
+            o.onWarning(`cannot read the Event Hub-compatible endpoint at ${endpoint} (${describeError(err)}); retrying`);
           }
         },
       },
@@ -132,6 +132,13 @@ export async function* eventHubUpstream(o: EventHubMonitorOptions): AsyncGenerat
     await subscription?.close().catch(() => {});
     await client.close().catch(() => {});
   }
+}
+
+/** An error in one line; a failed connect to `localhost` is an AggregateError of one try per address. */
+function describeError(err: unknown): string {
+  if (err instanceof AggregateError) return [...new Set(err.errors.map(describeError))].join('; ') || 'AggregateError';
+  const e = err as { message?: string; code?: string; name?: string } | null;
+  return e?.message || e?.code || e?.name || String(err);
 }
 
 /** Each partition's start; `latest` is fixed now, so nothing enqueued after onReady is missed. */
