@@ -101,9 +101,21 @@ describe('$edgeAgent / $edgeHub direct methods', () => {
     expect((await logsOf('probeA', { tail: 5 })).status).toBe(200);
   });
 
+  it('a regex that backtracks catastrophically runs in linear time: the answer is right and the agent keeps answering', async () => {
+    const long = 'a'.repeat(50_000) + 'b';
+    await print(['redos marker aaaa', long]);
+    // With a backtracking engine this call would never return. The long line must not match, so
+    // the last matching line is the marker printed before it.
+    const r = await logsOf('probeA', { regex: '(a+)+$', tail: 1 });
+    expect(r).toEqual({ status: 200, payload: [{ name: 'probeA', payload: 'redos marker aaaa\n' }] });
+    expect(await agent('ping', {})).toEqual({ status: 200, payload: null });
+  });
+
   it('bad requests get 400 naming the problem; unknown methods 501; the agent keeps answering', async () => {
     expect(await agent('GetModuleLogs', { schemaVersion: '2.0', items: [{ id: 'probeA' }] })).toEqual({ status: 400, payload: { message: 'schemaVersion "2.0" is not supported (expected "1.0")' } });
-    expect((await logsOf('probeA', { regex: '(' })).payload.message).toMatch(/^items\[0\]\.filter\.regex: not a regular expression/);
+    expect((await logsOf('probeA', { regex: '(' })).payload.message).toMatch(/^items\[0\]\.filter\.regex: not a regular expression RE2 accepts \(.*missing closing \)/);
+    expect((await logsOf('probeA', { regex: '(a)\\1' })).payload.message).toMatch(/^items\[0\]\.filter\.regex: .*invalid escape sequence/);
+    expect((await logsOf('[', {})).payload.message).toMatch(/^items\[0\]\.id: not a regular expression RE2 accepts/);
     expect((await logsOf('probeA', { since: 'yesterday-ish' })).payload.message).toMatch(/^items\[0\]\.filter\.since: expected a UNIX timestamp/);
     expect((await logsOf('probeA', { tial: 3 })).payload.message).toMatch(/items\.0\.filter.*tial/);
     expect((await agent('RestartModule', { schemaVersion: '1.0', id: 'nope' })).payload.message).toBe('module nope is not in the deployment');

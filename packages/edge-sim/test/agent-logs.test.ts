@@ -45,3 +45,19 @@ describe('lines', () => {
     expect(selectLines(buf.lines('m'), { tail: 0 }, 'f', now)).toEqual([]);
   });
 });
+
+describe('regex (RE2)', () => {
+  it('matches anywhere in the line, in linear time even for a pattern that backtracks catastrophically', () => {
+    const buf = new ModuleLogBuffer();
+    const long = 'a'.repeat(50_000) + 'b';
+    ['alpha', long, 'xaaa', long].forEach((t) => buf.add('m', 'stdout', t, now));
+    expect(selectLines(buf.lines('m'), { regex: '(a+)+$' }, 'f', now).map((l) => l.text)).toEqual(['alpha', 'xaaa']);
+    expect(selectLines(buf.lines('m'), { regex: 'lph|^x' }, 'f', now).map((l) => l.text)).toEqual(['alpha', 'xaaa']);
+  });
+
+  it('refuses what RE2 cannot compile (backreferences, lookaround, bad syntax) naming the field and the problem', () => {
+    expect(() => selectLines([], { regex: '(a)\\1' }, 'items[0].filter')).toThrow(/^items\[0\]\.filter\.regex: not a regular expression RE2 accepts \(.*invalid escape sequence/);
+    expect(() => selectLines([], { regex: '(?=a)' }, 'items[0].filter')).toThrow(/^items\[0\]\.filter\.regex: not a regular expression RE2 accepts \(.*\(\?=/);
+    expect(() => selectLines([], { regex: '(' }, 'items[0].filter')).toThrow(/missing closing \)/);
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { z } from 'zod';
+import { RE2JS } from 're2js';
 import type { LogLine } from './log-buffer.js';
 
 /** A request error edgeAgent answers with 400 and a message naming the field. */
@@ -63,11 +64,21 @@ export function logLevelOf(text: string): number {
   return m ? Number(m[1]) : 6;
 }
 
-export function compileRegex(source: string, field: string): RegExp {
+/** A pattern from a request, matched anywhere in a line. */
+export interface LinePattern {
+  test(text: string): boolean;
+}
+
+/**
+ * Patterns come from whoever may call the method, so they run on RE2 (linear in the line's
+ * length, whatever the pattern) rather than a backtracking engine; RE2 has no backreferences or
+ * lookaround, and a pattern using them is refused rather than matched differently.
+ */
+export function compileRegex(source: string, field: string): LinePattern {
   try {
-    return new RegExp(source);
+    return RE2JS.compile(source);
   } catch (err) {
-    throw new AgentRequestError(`${field}: not a regular expression (${(err as Error).message})`);
+    throw new AgentRequestError(`${field}: not a regular expression RE2 accepts (${(err as Error).message})`);
   }
 }
 
