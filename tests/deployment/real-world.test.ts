@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadDeployment, expandVariables } from '@enclave-edge/edge-sim/deployment';
 import { joinCreateOptions } from '@enclave-edge/cli/commands/deploy-manifest';
 import { loadValidators, repoRoot } from './schemas.js';
+import { startTestSim } from '../sim/helpers.js';
+import type { UpstreamMessage } from '@enclave-edge/edge-sim';
 
 const run = promisify(execFile);
 const bin = join(repoRoot, 'packages/cli/bin/enclave-edge.js');
@@ -123,6 +125,7 @@ describe('the portal quickstart shape (a generated manifest with createOptions s
 
   it('sim up runs the built-in sensor with its env and desired properties', () => {
     const spec = loadDeployment(join(fixtures, 'portal-quickstart/deployment.json'));
+    expect(spec.warnings).toEqual([]);
     expect(spec.modules.map((m) => [m.name, m.run.kind])).toEqual([['SimulatedTemperatureSensor', 'builtin']]);
     expect(spec.modules[0]!.env).toEqual({ MessageCount: '500' });
     expect(spec.modules[0]!.desired).toEqual({ SendData: true, SendInterval: 5 });
@@ -191,6 +194,56 @@ describe('the self-check against the official schema', () => {
     const r2 = await generate(dir, ['--template', 'big.json']);
     expect(r2.code).not.toBe(0);
     expect(r2.stderr).toMatch(/modules\.SimulatedTemperatureSensor\.settings\.createOptions: \d+ characters as JSON; IoT Edge takes at most 4096/);
+  });
+});
+
+describe('sim up and the official schema (the checker deploy generate uses)', () => {
+  const AGENT = 'modulesContent.$edgeAgent.properties.desired';
+  /** The portal quickstart with a typo'd field, an unknown $edgeHub field whose name has control characters, and a createOptions object (as a template writes it). */
+  function withUnknownFields(): string {
+    const dir = copyFixture('portal-quickstart');
+    const m = JSON.parse(readFileSync(join(dir, 'deployment.json'), 'utf8'));
+    agentOf(m).modules.SimulatedTemperatureSensor.restartpolicy = 'never';
+    agentOf(m).modules.SimulatedTemperatureSensor.settings.createOptions = { HostConfig: {} };
+    m.modulesContent.$edgeHub['properties.desired']['odd\u001b[31m\nkey'] = true;
+    const file = join(dir, 'unknown-fields.json');
+    writeFileSync(file, JSON.stringify(m));
+    return file;
+  }
+
+  it('the loader warns naming each unknown field (control characters escaped) and loads the rest as IoT Edge would', () => {
+    const spec = loadDeployment(withUnknownFields());
+    expect(spec.warnings).toEqual([
+      `${AGENT}.modules.SimulatedTemperatureSensor.restartpolicy: not a field of the IoT Edge deployment schema 2.0; IoT Edge ignores it (a typo?) and deploy generate refuses it`,
+      'modulesContent.$edgeHub.properties.desired.odd\\u001b[31m\\nkey: not a field of the IoT Edge deployment schema 2.0; IoT Edge ignores it (a typo?) and deploy generate refuses it',
+    ]);
+    const sensor = spec.modules.find((m) => m.name === 'SimulatedTemperatureSensor')!;
+    expect([sensor.run.kind, sensor.restartPolicy, sensor.createOptions]).toEqual(['builtin', 'always', { HostConfig: {} }]);
+  });
+
+  it('what the sim refuses stays refused: the official schema only adds warnings', () => {
+    const dir = copyFixture('portal-quickstart');
+    const m = JSON.parse(readFileSync(join(dir, 'deployment.json'), 'utf8'));
+    agentOf(m).modules.SimulatedTemperatureSensor.restartPolicy = 'sometimes';
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify(m));
+    expect(() => loadDeployment(join(dir, 'bad.json'))).toThrow(/modules\.SimulatedTemperatureSensor\.restartPolicy/);
+  });
+
+  it('sim up prints the warning and the solution runs: the sensor\'s telemetry reaches $upstream', async () => {
+    const t = await startTestSim({ manifest: withUnknownFields() });
+    try {
+      expect(t.logs).toContain(`warning: ${AGENT}.modules.SimulatedTemperatureSensor.restartpolicy: not a field of the IoT Edge deployment schema 2.0; IoT Edge ignores it (a typo?) and deploy generate refuses it`);
+      expect(t.logs.filter((l) => l.includes('odd'))).toEqual([expect.stringContaining('odd\\u001b[31m\\nkey: not a field')]);
+      const first = await new Promise<UpstreamMessage>((res) => {
+        const off = t.sim.onUpstream((msg) => {
+          off();
+          res(msg);
+        });
+      });
+      expect(first.moduleId).toBe('SimulatedTemperatureSensor');
+    } finally {
+      await t.close();
+    }
   });
 });
 

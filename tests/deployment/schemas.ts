@@ -1,8 +1,8 @@
-// The official IoT Edge schemas, vendored once for the CLI's own self-check (packages/cli/schemas,
-// source and license in its README); the tests validate with the same copy.
+// The official IoT Edge schemas, vendored once (packages/edge-sim/schemas, source and license in
+// its README) for `deploy generate` and `sim up`; the tests validate with the same copy.
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { officialValidators } from '@enclave-edge/cli/commands/deploy-schema';
+import { officialValidators } from '@enclave-edge/edge-sim/deployment';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -12,7 +12,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { writeFileAtomicSync } from '@enclave-edge/durable-files';
 import {
-  expandVariables, findLocalModules, readCreateOptions, resolveModuleRefs, splitCreateOptions, templateVariables,
+  deployedForm, expandVariables, findLocalModules, readCreateOptions, resolveModuleRefs, templateVariables,
   CREATE_OPTIONS_CHUNK, type MissingVariables, type ModuleRef,
 } from '@enclave-edge/edge-sim/deployment';
 import { applySignerOptions, type SignerOptions } from './deploy-signers.js';
@@ -96,15 +96,9 @@ export function generateDeployment({ template, modules, platform, env = {}, labe
     if (!mod) throw new EnclaveEdgeError('CONFIG_INVALID', `${placeholder}: no module "${ref.folder}" with a module.json under modules/`);
     return imageFor(ref.folder, mod, ref.platform ?? platform, ref.debug);
   }) as Record<string, any>;
-  delete manifest['$schema-template'];
   const agent = manifest.modulesContent?.$edgeAgent?.['properties.desired'];
   if (!agent || typeof agent !== 'object') throw new EnclaveEdgeError('CONFIG_INVALID', `${label} has no modulesContent.$edgeAgent["properties.desired"]`);
-  for (const group of ['systemModules', 'modules'] as const) {
-    for (const [name, mod] of Object.entries((agent[group] ?? {}) as Record<string, { settings?: Record<string, unknown> }>)) {
-      if (mod?.settings && typeof mod.settings === 'object') mod.settings = splitCreateOptions(mod.settings, `modulesContent.$edgeAgent.properties.desired.${group}.${name}.settings`);
-    }
-  }
-  return manifest;
+  return deployedForm(manifest) as Record<string, unknown>;
 }
 
 /** Reassembled createOptions of generated settings (what edgeAgent reads). */

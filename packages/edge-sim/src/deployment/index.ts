@@ -20,3 +20,4 @@ export type { DeploymentDiff, DeploymentSpec, LoadOptions, ModuleRun, ModuleSpec
 export { expandVariables, parseModuleRef, readDotenv, resolveModuleRefs, templateVariables, type MissingVariables, type ModuleRef } from './placeholders.js';
 export { CREATE_OPTIONS_CHUNK, CREATE_OPTIONS_MAX_CHUNKS, isCreateOptionsKey, readCreateOptions, splitCreateOptions } from './create-options.js';
 export { findLocalModules, type LocalModule } from './local-modules.js';
+export { DEPLOYMENT_SCHEMA_ID, DEPLOYMENT_SCHEMA_NAME, SCHEMA_DIR, TEMPLATE_SCHEMA_ID, deployedForm, officialSchemaIssues, officialValidators, type SchemaIssue } from './official-schema.js';

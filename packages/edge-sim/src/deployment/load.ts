@@ -8,6 +8,8 @@ import { findLocalModules, imageRepository, moduleEntry, type LocalModule } from
 import { expandVariables, parseModuleRef, templateVariables } from './placeholders.js';
 import { readCreateOptions } from './create-options.js';
 import { formatIssues, manifestSchema } from './schema.js';
+import { DEPLOYMENT_SCHEMA_NAME, deployedForm, officialSchemaIssues } from './official-schema.js';
+import { escapeLogText } from '@enclave-edge/observability/escape';
 import type { DeploymentSpec, LoadOptions, ModuleRun, ModuleSpec } from './types.js';
 
 export const SIMULATED_TEMPERATURE_SENSOR_REPOSITORY = 'mcr.microsoft.com/azureiotedge-simulated-temperature-sensor';
@@ -100,6 +102,8 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
   }
   modules.sort((a, b) => a.startupOrder - b.startupOrder || a.name.localeCompare(b.name));
 
+  warnings.push(...officialSchemaWarnings(substituted));
+
   const known = new Set(modules.map((m) => m.name));
   for (const key of Object.keys(mc)) {
     if (key !== '$edgeAgent' && key !== '$edgeHub' && !known.has(key)) warnings.push(`modulesContent.${key}: twin for a module that is not in $edgeAgent modules; ignored`);
@@ -114,6 +118,25 @@ export function parseDeployment(json: unknown, opts: LoadOptions & { repoRoot: s
     storeAndForward: { timeToLiveSecs: hub.storeAndForwardConfiguration?.timeToLiveSecs ?? DEFAULT_TTL_SECS },
     warnings,
   };
+}
+
+/** Warnings shown at once; the rest are counted. */
+const MAX_SCHEMA_WARNINGS = 5;
+
+/**
+ * What the official schema flags in a manifest the simulator's own rules accepted (those refuse what
+ * edgeAgent refuses): a warning each, naming the field, so a typo is seen here rather than
+ * silently ignored on a device; the solution still runs.
+ */
+function officialSchemaWarnings(manifest: unknown): string[] {
+  const issues = officialSchemaIssues(deployedForm(manifest));
+  const out = issues.slice(0, MAX_SCHEMA_WARNINGS).map((i) =>
+    i.unknownField
+      ? `${escapeLogText(i.path)}: not a field of ${DEPLOYMENT_SCHEMA_NAME}; IoT Edge ignores it (a typo?) and deploy generate refuses it`
+      : `${escapeLogText(i.path)}: ${i.message} (${DEPLOYMENT_SCHEMA_NAME}; deploy generate refuses it)`,
+  );
+  if (issues.length > MAX_SCHEMA_WARNINGS) out.push(`… and ${issues.length - MAX_SCHEMA_WARNINGS} more that ${DEPLOYMENT_SCHEMA_NAME} flags`);
+  return out;
 }
 
 /** A local module folder runs as `node <entry>`; one that is not Node.js is skipped, saying what it is. */
