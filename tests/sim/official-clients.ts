@@ -22,7 +22,15 @@ export interface OfficialClients {
   /** Call `Client.<method>(...args)` / `Registry.<method>(...args)` in the back-end process; rejects with the SDK's error (name, message, statusCode). */
   client(method: string, ...args: unknown[]): Promise<SdkResult>;
   registry(method: string, ...args: unknown[]): Promise<SdkResult>;
+  /** `Registry.createQuery(sql, pageSize)` paged with `next()` ('raw') or `nextAsTwin()` ('twin') until `hasMoreResults` is false, optionally from a continuation token. */
+  queryPages(sql: string, pageSize?: number, as?: 'twin' | 'raw', start?: string): Promise<QueryPage[]>;
   close(): Promise<void>;
+}
+
+export interface QueryPage {
+  items: any[];
+  hasMoreResults: boolean;
+  continuationToken: string | null;
 }
 
 export class SdkError extends Error {
@@ -88,6 +96,7 @@ export async function startOfficialClients(t: TestSim): Promise<OfficialClients>
   return {
     client: call('client'),
     registry: call('registry'),
+    queryPages: (sql, pageSize, as = 'twin', start) => call('query')('pages', sql, pageSize ?? null, as, start ?? null).then((r) => r.body as QueryPage[]),
     close: () =>
       new Promise<void>((resolve) => {
         if (proc.exitCode !== null) return resolve();

@@ -98,10 +98,72 @@ describe('queries', () => {
     expect((await q("SELECT * FROM devices.modules WHERE NOT IS_DEFINED(properties.desired.greeting) AND moduleId = 'probeB'")).length).toBe(1);
   });
 
-  it('a query the simulator does not understand is a 400 naming the problem', async () => {
-    const err = await fails(sdk.registry('createQuery', 'SELECT deviceId FROM devices'));
-    expect([err.sdkName, err.statusCode]).toEqual(['ArgumentError', 400]);
-    expect(err.responseBody).toMatch(/only SELECT \* is supported/);
+  // Rows that are not whole twins are read with Query.next() (nextAsTwin would wrap them as Twins).
+  const rows = (sql: string) => sdk.queryPages(sql, undefined, 'raw').then((pages) => pages.flatMap((p) => p.items));
+
+  it('projections: chosen fields under their last path segment or their AS name; a field a twin lacks is left out', async () => {
+    expect(await rows('SELECT deviceId, tags.environment, capabilities.iotEdge AS edge FROM devices')).toEqual([{ deviceId: device, environment: 'test', edge: true }]);
+    expect(await rows("SELECT moduleId, properties.desired.greeting AS greeting FROM devices.modules WHERE moduleId = 'probeA' OR moduleId = 'probeB'")).toEqual([
+      { moduleId: 'probeA', greeting: 'hello' },
+      { moduleId: 'probeB' },
+    ]);
+    const pages = await sdk.queryPages("SELECT properties.reported.modules.probeA.runtimeStatus AS status FROM devices.modules WHERE moduleId = '$edgeAgent'", undefined, 'raw');
+    expect(pages).toEqual([{ items: [{ status: 'running' }], hasMoreResults: false, continuationToken: null }]);
+  });
+
+  it('SELECT COUNT() [AS n] and TOP n', async () => {
+    const q = (sql: string) => sdk.registry('createQuery', sql).then((r) => r.body as any[]);
+    const all = (await q('SELECT * FROM devices.modules')).map((m) => m.moduleId);
+    expect(all).toEqual(expect.arrayContaining(['$edgeAgent', '$edgeHub', 'probeA', 'probeB']));
+    expect(await rows('SELECT COUNT() AS n FROM devices.modules')).toEqual([{ n: all.length }]);
+    expect(await rows("SELECT COUNT() FROM devices.modules WHERE moduleId = 'probeA'")).toEqual([{ $1: 1 }]);
+    expect(await rows("SELECT COUNT() AS n FROM devices WHERE tags.environment = 'prod'")).toEqual([{ n: 0 }]);
+    expect((await q('SELECT TOP 2 * FROM devices.modules')).map((m) => m.moduleId)).toEqual(all.slice(0, 2));
+    expect(await rows('SELECT TOP 1 moduleId FROM devices.modules')).toEqual([{ moduleId: all[0] }]);
+  });
+
+  it('paging as the SDK Query does it: x-ms-max-item-count rows a page, x-ms-continuation until hasMoreResults is false', async () => {
+    const all = (await sdk.registry('createQuery', 'SELECT * FROM devices.modules').then((r) => r.body as any[])).map((m) => m.moduleId);
+    expect(all.length).toBeGreaterThan(4);
+    const pages = await sdk.queryPages('SELECT * FROM devices.modules', 2, 'twin');
+    expect(pages.map((p) => p.items.length)).toEqual(Array.from({ length: Math.ceil(all.length / 2) }, (_, i) => Math.min(2, all.length - 2 * i)));
+    expect(pages.map((p) => p.hasMoreResults)).toEqual(pages.map((_, i) => i < pages.length - 1));
+    expect(pages.at(-1)!.continuationToken).toBeNull();
+    // nextAsTwin gives Twin objects of the module twins, every module once, in order.
+    expect(pages.flatMap((p) => p.items.map((tw: any) => tw.moduleId))).toEqual(all);
+    expect(pages[0]!.items[0]).toMatchObject({ deviceId: device, properties: { desired: expect.any(Object), reported: expect.any(Object) } });
+    // Projections page too (next()), and a query can resume from a token a page returned.
+    const raw = await sdk.queryPages('SELECT moduleId FROM devices.modules', 3, 'raw');
+    expect(raw.flatMap((p) => p.items)).toEqual(all.map((moduleId) => ({ moduleId })));
+    const resumed = await sdk.queryPages('SELECT moduleId FROM devices.modules', 3, 'raw', raw[0]!.continuationToken!);
+    expect(resumed.flatMap((p) => p.items)).toEqual(all.slice(3).map((moduleId) => ({ moduleId })));
+  });
+
+  it('what the simulator does not support, and a bad continuation token, are 400s in IoT Hub\'s shape naming the problem', async () => {
+    const cases: [string, RegExp][] = [
+      ['SELECT AVG(properties.reported.t) AS t FROM devices', /AVG\(\) is not supported \(COUNT\(\) is\)/],
+      ['SELECT tags.site, COUNT() AS n FROM devices', /COUNT\(\) with other fields needs GROUP BY, which is not supported/],
+      ['SELECT * FROM devices GROUP BY tags.site', /unexpected "GROUP" at 22 \(GROUP BY is not supported\)/],
+      ['SELECT * FROM devices.jobs', /FROM devices or devices\.modules \(found "devices\.jobs"/],
+      ['SELECT TOP 0 * FROM devices', /TOP takes a whole number of at least 1/],
+      ['SELECT *, deviceId FROM devices', /SELECT \* cannot be combined with other fields/],
+      ['SELECT properties.desired.x, properties.reported.x FROM devices', /two fields are named "x"; name one with AS/],
+    ];
+    for (const [sql, message] of cases) {
+      const err = await fails(sdk.registry('createQuery', sql));
+      expect([sql, err.sdkName, err.statusCode]).toEqual([sql, 'ArgumentError', 400]);
+      const body = JSON.parse(err.responseBody!);
+      expect(body.Message).toMatch(/^ErrorCode:ArgumentInvalid;query: /);
+      expect(body.message).toMatch(message);
+    }
+    const bad = await fails(sdk.queryPages('SELECT * FROM devices.modules', 2, 'twin', 'not-a-token'));
+    expect([bad.sdkName, bad.statusCode]).toEqual(['ArgumentError', 400]);
+    expect(JSON.parse(bad.responseBody!).message).toBe('x-ms-continuation: not a continuation token this query returned');
+    // A token is bound to its query.
+    const other = (await sdk.queryPages('SELECT moduleId FROM devices.modules', 1, 'raw'))[0]!.continuationToken!;
+    expect(JSON.parse((await fails(sdk.queryPages('SELECT * FROM devices.modules', 1, 'raw', other))).responseBody!).message).toMatch(/^x-ms-continuation:/);
+    // The registry keeps answering.
+    expect(await rows('SELECT deviceId FROM devices')).toEqual([{ deviceId: device }]);
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The part of IoT Hub's query language that twin queries and configuration target conditions use:
- * `SELECT * FROM devices | devices.modules [WHERE <condition>]`, conditions over dotted twin paths
+ * `SELECT [TOP n] * | COUNT() [AS name] | path [AS name], … FROM devices | devices.modules
+ * [WHERE <condition>]`, conditions over dotted twin paths
  * (`tags.env`, `properties.reported.fw`, `deviceId`, `moduleId`) with = <> != < > <= >=, AND, OR,
  * NOT, parentheses, IS_DEFINED(path), and string, number, boolean and null literals. One parser
  * for both, so a targetCondition means what a query with it as WHERE means.
@@ -169,24 +170,125 @@ export function compileCondition(src: string): (twin: TwinDoc) => boolean {
   return (twin) => c(twin) === true;
 }
 
+/** What a row of the answer is: the whole twin, chosen fields (each under its name), or a count. */
+export type Selection =
+  | { kind: 'all' }
+  | { kind: 'fields'; fields: { read: Condition; name: string }[] }
+  | { kind: 'count'; name: string };
+
 export interface TwinQuery {
   from: 'devices' | 'devices.modules';
   where: (twin: TwinDoc) => boolean;
+  select: Selection;
+  /** TOP n: at most n rows. */
+  top?: number;
 }
 
+/** Words that start a clause the simulator does not take, and what to say about them. */
+const UNSUPPORTED = new Map<string, string>([
+  ['group', 'GROUP BY is not supported'],
+  ['order', 'ORDER BY is not supported'],
+  ['join', 'JOIN is not supported'],
+]);
+
+/** The name IoT Hub gives an expression without AS: a path's last segment; an aggregate is $1. */
+const UNNAMED_AGGREGATE = '$1';
+
+function selectList(p: Parser): Selection {
+  if (p.peek().k === '*') {
+    p.next();
+    if (p.peek().k === ',') throw new QueryError(`SELECT * cannot be combined with other fields (at ${p.peek().at})`);
+    return { kind: 'all' };
+  }
+  const items: ({ agg: true; name: string } | { agg: false; read: Condition; name: string })[] = [];
+  for (;;) {
+    const t = p.next();
+    if (t.k !== 'id') throw new QueryError(`expected *, COUNT() or a property path at ${t.at}, found ${t.k === 'eof' ? 'the end' : JSON.stringify(t.v)}`);
+    const lower = t.v.toLowerCase();
+    let item: (typeof items)[number];
+    if (p.peek().k === '(') {
+      if (lower !== 'count') throw new QueryError(`${t.v.toUpperCase()}() is not supported (COUNT() is)`);
+      p.next();
+      if (p.next().k !== ')') throw new QueryError(`COUNT takes no argument: COUNT() (at ${t.at})`);
+      item = { agg: true, name: UNNAMED_AGGREGATE };
+    } else {
+      if (lower === 'from') throw new QueryError(`expected a property path before FROM (at ${t.at})`);
+      item = { agg: false, read: reader(t.v), name: t.v.slice(t.v.lastIndexOf('.') + 1) };
+    }
+    if (p.word('as')) {
+      p.next();
+      const alias = p.next();
+      if (alias.k !== 'id' || alias.v.includes('.')) throw new QueryError(`AS takes a name without dots (at ${alias.at})`);
+      item.name = alias.v;
+    }
+    items.push(item);
+    if (p.peek().k !== ',') break;
+    p.next();
+  }
+  const aggs = items.filter((i) => i.agg);
+  if (aggs.length) {
+    if (items.length > 1) throw new QueryError('COUNT() with other fields needs GROUP BY, which is not supported; select COUNT() alone');
+    return { kind: 'count', name: aggs[0]!.name };
+  }
+  const names = new Set<string>();
+  for (const i of items) {
+    if (names.has(i.name)) throw new QueryError(`two fields are named ${JSON.stringify(i.name)}; name one with AS`);
+    names.add(i.name);
+  }
+  return { kind: 'fields', fields: items.map((i) => ({ read: (i as { read: Condition }).read, name: i.name })) };
+}
+
+/**
+ * `SELECT [TOP n] * | COUNT() [AS a] | path [AS a], … FROM devices | devices.modules [WHERE …]`.
+ * Anything else is a QueryError naming what is not supported, never a different answer.
+ */
 export function parseQuery(src: string): TwinQuery {
   const p = new Parser(tokenize(src));
   p.expectWord('select');
-  if (p.next().k !== '*') throw new QueryError('only SELECT * is supported');
+  let top: number | undefined;
+  if (p.word('top')) {
+    p.next();
+    const n = p.next();
+    if (n.k !== 'num' || !/^\d+$/.test(n.v) || Number(n.v) < 1) throw new QueryError(`TOP takes a whole number of at least 1 (at ${n.at})`);
+    top = Number(n.v);
+  }
+  const select = selectList(p);
   p.expectWord('from');
   const from = p.next();
-  if (from.k !== 'id' || !['devices', 'devices.modules'].includes(from.v.toLowerCase())) throw new QueryError(`FROM devices or devices.modules (found ${JSON.stringify(from.v)})`);
+  if (from.k !== 'id' || !['devices', 'devices.modules'].includes(from.v.toLowerCase())) throw new QueryError(`FROM devices or devices.modules (found ${JSON.stringify(from.v)}; devices.jobs and other collections are not supported)`);
   let where: (twin: TwinDoc) => boolean = () => true;
   if (p.word('where')) {
     p.next();
     const c = p.or();
     where = (twin) => c(twin) === true;
   }
-  if (p.peek().k !== 'eof') throw new QueryError(`unexpected ${JSON.stringify(p.peek().v)} at ${p.peek().at} (GROUP BY, projections and JOINs are not supported)`);
-  return { from: from.v.toLowerCase() as TwinQuery['from'], where };
+  const rest = p.peek();
+  if (rest.k !== 'eof') {
+    const why = rest.k === 'id' ? UNSUPPORTED.get(rest.v.toLowerCase()) : undefined;
+    throw new QueryError(`unexpected ${JSON.stringify(rest.v)} at ${rest.at}${why ? ` (${why})` : ''}`);
+  }
+  return { from: from.v.toLowerCase() as TwinQuery['from'], where, select, ...(top !== undefined ? { top } : {}) };
+}
+
+/** The rows of the answer over `docs` (the twins of the FROM collection), in their order. */
+export function runQuery(q: TwinQuery, docs: readonly TwinDoc[]): TwinDoc[] {
+  const matching = docs.filter((d) => q.where(d));
+  const { select } = q;
+  let rows: TwinDoc[];
+  if (select.kind === 'count') {
+    const row: TwinDoc = Object.create(null);
+    row[select.name] = matching.length;
+    rows = [row];
+  } else if (select.kind === 'fields') {
+    rows = matching.map((d) => {
+      // Names come from the query: a null-prototype row, and a field absent from a twin is left out.
+      const row: TwinDoc = Object.create(null);
+      for (const f of select.fields) {
+        const v = f.read(d);
+        if (v !== undefined) row[f.name] = v;
+      }
+      return row;
+    });
+  } else rows = matching;
+  return q.top !== undefined ? rows.slice(0, q.top) : rows;
 }

@@ -7,7 +7,8 @@
 import { HubError } from '../hub/hub-error.js';
 import { TwinStore, type JsonObject } from '../hub/twins.js';
 import { ConfigurationStore, type Configuration, type ConfigurationInput } from './configurations.js';
-import { parseQuery, QueryError, type TwinDoc } from './query.js';
+import { createHash } from 'node:crypto';
+import { parseQuery, runQuery, QueryError, type TwinDoc } from './query.js';
 import { checkIfMatch } from './etag.js';
 
 export interface RegistryHost {
@@ -98,8 +99,12 @@ export class SimRegistry {
     checkIfMatch(ifMatch, Buffer.from(String(this.host.twins.get(moduleId).version)).toString('base64'), `the twin of ${this.host.deviceId}/${moduleId}`);
   }
 
-  /** POST /devices/query: twins of the device or its modules matching the WHERE clause. */
-  query(sql: string, moduleTwin: (m: string) => JsonObject): JsonObject[] {
+  /**
+   * POST /devices/query: the rows of the query over the device's twin or its modules' twins, one
+   * page at a time as IoT Hub pages them: at most `x-ms-max-item-count` rows, and an opaque
+   * `x-ms-continuation` token for the next page while there are more.
+   */
+  query(sql: string, moduleTwin: (m: string) => JsonObject, page: QueryPageRequest = {}): QueryPage {
     let q;
     try {
       q = parseQuery(sql);
@@ -107,8 +112,13 @@ export class SimRegistry {
       if (err instanceof QueryError) throw new HubError(400, 400004, `query: ${err.message}`, 'BAD_PARAMETERS');
       throw err;
     }
+    const size = pageSize(page.maxItemCount);
+    const offset = page.continuation === undefined ? 0 : continuationOffset(page.continuation, sql);
     const docs: JsonObject[] = q.from === 'devices' ? [this.deviceTwin()] : this.host.moduleIds().map(moduleTwin);
-    return docs.filter((d) => q.where(d as TwinDoc));
+    const rows = runQuery(q, docs as TwinDoc[]) as JsonObject[];
+    const items = rows.slice(offset, offset + size);
+    const next = offset + size;
+    return next < rows.length ? { items, continuation: continuationToken(sql, next) } : { items };
   }
 
   async putConfiguration(id: string, input: ConfigurationInput, ifMatch: string | undefined): Promise<Configuration> {
@@ -126,4 +136,51 @@ export class SimRegistry {
   effectiveDeployment(): ReturnType<ConfigurationStore['effective']> {
     return this.configurations.effective(this.deviceTwin() as TwinDoc);
   }
+}
+
+export interface QueryPageRequest {
+  /** The `x-ms-max-item-count` header as sent. */
+  maxItemCount?: string;
+  /** The `x-ms-continuation` header as sent. */
+  continuation?: string;
+}
+
+export interface QueryPage {
+  items: JsonObject[];
+  /** For `x-ms-continuation`; absent on the last page (the SDK's `hasMoreResults` is then false). */
+  continuation?: string;
+}
+
+/** The azure-iothub SDK's documented default and maximum page sizes. */
+const DEFAULT_PAGE_SIZE = 1000;
+const MAX_PAGE_SIZE = 10000;
+
+function pageSize(header: string | undefined): number {
+  if (header === undefined) return DEFAULT_PAGE_SIZE;
+  const n = /^\d{1,6}$/.test(header.trim()) ? Number(header.trim()) : NaN;
+  if (!(n >= 1 && n <= MAX_PAGE_SIZE)) throw new HubError(400, 400004, `x-ms-max-item-count: expected a whole number from 1 to ${MAX_PAGE_SIZE} (got ${JSON.stringify(header.slice(0, 20))})`, 'BAD_PARAMETERS');
+  return n;
+}
+
+/** Which query a token belongs to, so one query's token is not taken for another's. */
+function queryTag(sql: string): string {
+  return createHash('sha256').update(sql).digest('base64url').slice(0, 16);
+}
+
+function continuationToken(sql: string, offset: number): string {
+  return Buffer.from(JSON.stringify({ q: queryTag(sql), o: offset })).toString('base64url');
+}
+
+function continuationOffset(token: string, sql: string): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const t = parsed as { q?: unknown; o?: unknown } | undefined;
+  if (!t || typeof t !== 'object' || t.q !== queryTag(sql) || !Number.isSafeInteger(t.o) || (t.o as number) < 0) {
+    throw new HubError(400, 400004, 'x-ms-continuation: not a continuation token this query returned', 'BAD_PARAMETERS');
+  }
+  return t.o as number;
 }

@@ -53,7 +53,7 @@ export interface RegistryApi {
   deviceTwin(): unknown;
   patchDeviceTwin(patch: { desired?: Record<string, unknown>; tags?: Record<string, unknown> }, ifMatch: string | undefined): Promise<unknown>;
   checkModuleEtag(moduleId: string, ifMatch: string | undefined): void;
-  query(sql: string): unknown[];
+  query(sql: string, page: { maxItemCount?: string; continuation?: string }): { items: unknown[]; continuation?: string };
   putConfiguration(id: string, body: Record<string, unknown>, ifMatch: string | undefined): Promise<unknown>;
   getConfiguration(id: string): unknown;
   listConfigurations(): unknown[];
@@ -219,7 +219,11 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     if (reg && parts[0] === 'devices' && parts[1] === 'query' && parts.length === 2 && method === 'POST') {
       hubOnly();
       const body = parse(QuerySchema, await readJson(req));
-      return sendJson(res, 200, reg.query(body.query));
+      const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
+      const maxItemCount = header('x-ms-max-item-count');
+      const continuation = header('x-ms-continuation');
+      const page = reg.query(body.query, { ...(maxItemCount !== undefined ? { maxItemCount } : {}), ...(continuation !== undefined ? { continuation } : {}) });
+      return sendJson(res, 200, page.items, page.continuation !== undefined ? { 'x-ms-continuation': page.continuation } : {});
     }
     if (reg && parts[0] === 'devices' && method === 'GET') {
       hubOnly();
@@ -368,8 +372,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const data = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(data) });
   res.end(data);
 }
