@@ -221,6 +221,17 @@ describe('sim up and the official schema (the checker deploy generate uses)', ()
     expect([sensor.run.kind, sensor.restartPolicy, sensor.createOptions]).toEqual(['builtin', 'always', { HostConfig: {} }]);
   });
 
+  it('a valid manifest gives no warning; unreadable createOptions of a runtime module (not run here) is a warning naming it', () => {
+    expect(loadDeployment(join(fixtures, 'portal-quickstart/deployment.json')).warnings).toEqual([]);
+    const dir = copyFixture('portal-quickstart');
+    const m = JSON.parse(readFileSync(join(dir, 'deployment.json'), 'utf8'));
+    agentOf(m).systemModules.edgeHub.settings.createOptions = '{"HostConfig":';
+    writeFileSync(join(dir, 'hub-options.json'), JSON.stringify(m));
+    const spec = loadDeployment(join(dir, 'hub-options.json'));
+    expect(spec.warnings).toEqual([expect.stringMatching(/^modulesContent\.\$edgeAgent\.properties\.desired\.systemModules\.edgeHub\.settings\.createOptions: expected a JSON object, got text that is not valid JSON.*\(deploy generate refuses it\)$/)]);
+    expect(spec.modules.map((x) => x.name)).toEqual(['SimulatedTemperatureSensor']);
+  });
+
   it('what the sim refuses stays refused: the official schema only adds warnings', () => {
     const dir = copyFixture('portal-quickstart');
     const m = JSON.parse(readFileSync(join(dir, 'deployment.json'), 'utf8'));

@@ -129,7 +129,15 @@ const MAX_SCHEMA_WARNINGS = 5;
  * silently ignored on a device; the solution still runs.
  */
 function officialSchemaWarnings(manifest: unknown): string[] {
-  const issues = officialSchemaIssues(deployedForm(manifest));
+  let deployed: unknown;
+  try {
+    deployed = deployedForm(manifest);
+  } catch (err) {
+    // Module createOptions were refused above; a runtime module's are not the simulator's to run.
+    if (err instanceof EnclaveEdgeError) return [`${escapeLogText(err.message)} (deploy generate refuses it)`];
+    throw err;
+  }
+  const issues = officialSchemaIssues(deployed);
   const out = issues.slice(0, MAX_SCHEMA_WARNINGS).map((i) =>
     i.unknownField
       ? `${escapeLogText(i.path)}: not a field of ${DEPLOYMENT_SCHEMA_NAME}; IoT Edge ignores it (a typo?) and deploy generate refuses it`
