@@ -191,7 +191,7 @@ const UNSUPPORTED = new Map<string, string>([
   ['join', 'JOIN is not supported'],
 ]);
 
-/** The name IoT Hub gives an expression without AS: a path's last segment; an aggregate is $1. */
+/** An aggregate without AS is named $1 (as IoT Hub answers); a path without AS takes its last segment. */
 const UNNAMED_AGGREGATE = '$1';
 
 function selectList(p: Parser): Selection {
