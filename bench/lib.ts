@@ -85,11 +85,14 @@ export async function measureLatencyPaired(
       spent[k]! += us;
     }
   }
-  const summary = (label: string, k: number): Measurement => {
-    const sorted = Array.from(times[k]!).sort((a, b) => a - b);
-    return { label, samples: iterations, p50Us: percentile(sorted, 50), p99Us: percentile(sorted, 99), opsPerSec: (iterations / spent[k]!) * 1e6 };
-  };
-  return { baseline: summary(baseline.label, 0), subject: summary(subject.label, 1) };
+  return { baseline: measurementOf(baseline.label, times[0]!, spent[0]!), subject: measurementOf(subject.label, times[1]!, spent[1]!) };
+}
+
+/** A Measurement from per-call times in µs (`spentUs`: the wall time they took, for ops/s; their sum by default). */
+export function measurementOf(label: string, timesUs: ArrayLike<number>, spentUs?: number): Measurement {
+  const sorted = Array.from(timesUs).sort((a, b) => a - b);
+  const spent = spentUs ?? sorted.reduce((a, b) => a + b, 0);
+  return { label, samples: sorted.length, p50Us: percentile(sorted, 50), p99Us: percentile(sorted, 99), opsPerSec: (sorted.length / spent) * 1e6 };
 }
 
 /**

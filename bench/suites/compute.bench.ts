@@ -4,15 +4,19 @@
  * SHA-256, a FIR filter over a Float64Array, a Math-heavy loop, a hash loop over Math.imul,
  * typed-array allocation, JSON round trips, string building. Wasm: wasm-stats over 1 M values
  * and a CPU-bound AssemblyScript loop, each beside the same module instantiated bare.
+ *
+ * The target rows are self-timed: the code times its own compute with the clock a TA has
+ * (ctx.untrustedTime, or ta.untrusted_time_ms in Wasm); the bare side runs the same code with a
+ * context whose clock is the same Date.now. Each is beside an information row timed from the host
+ * around the whole call, which adds the call's path into the enclave (host → TA process → worker)
+ * on one side and a worker postMessage on the other.
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle } from '@enclave-edge/enclave/testing';
-import { buildTA } from '@enclave-edge/ta-toolchain';
 import { buildWasm } from '@enclave-edge/ta-toolchain/build-wasm';
-import { decodeBundle } from '@enclave-edge/bundle';
-import { defineSuite, emulatedBackend, measureLatencyPaired } from '../lib.js';
+import { defineSuite, emulatedBackend, measureLatencyPaired, measurementOf, type Measurement } from '../lib.js';
 
 /** The workloads, shared verbatim by the TA and the bare worker. Deterministic inputs (no Date/Math.random in a compartment). */
 const WORKLOADS = String.raw`
@@ -118,13 +122,23 @@ const WORK = {
   json: (p) => jsonRoundTrips(p.n),
   strings: (p) => stringBuild(p.n),
 };
+
+// A workload p.reps times in a row, timed by the context's clock (whole milliseconds: hence the repeats).
+function timed(ctx, p) {
+  const t0 = ctx.untrustedTime.now();
+  let v;
+  for (let r = 0; r < p.reps; r++) v = WORK[p.w](p);
+  return { v, ms: ctx.untrustedTime.now() - t0 };
+}
 `;
 
-const TA_SOURCE = `${WORKLOADS}\nmodule.exports = { commands: { run: (ctx, p) => WORK[p.w](p) } };`;
+const TA_SOURCE = `${WORKLOADS}\nmodule.exports = { commands: { run: (ctx, p) => WORK[p.w](p), timed: (ctx, p) => timed(ctx, p) } };`;
 
 /** The bare side: the same workloads, plus the same Wasm modules behind a minimal WASM-ABI host, in a plain worker. */
 const BARE_WORKER = `${WORKLOADS}
 const { parentPort } = require('node:worker_threads');
+// the clock the TA context gives (worker/context.cts)
+const CTX = Object.freeze({ untrustedTime: Object.freeze({ now: () => Date.now() }) });
 const wasm = new Map();
 function loadWasm(name, bytes) {
   let result = null;
@@ -149,7 +163,7 @@ function loadWasm(name, bytes) {
 }
 parentPort.on('message', (m) => {
   if (m.t === 'wasm') { loadWasm(m.name, m.bytes); parentPort.postMessage({ id: m.id }); return; }
-  const value = m.t === 'js' ? WORK[m.p.w](m.p) : wasm.get(m.name)(m.command, m.params);
+  const value = m.t === 'js' ? WORK[m.p.w](m.p) : m.t === 'timed' ? timed(CTX, m.p) : wasm.get(m.name)(m.command, m.params);
   parentPort.postMessage({ id: m.id, value });
 });
 `;
@@ -172,8 +186,31 @@ function bareWorker(): { call: (msg: Record<string, unknown>) => Promise<unknown
   };
 }
 
-async function wasmCode(dir: string): Promise<Uint8Array> {
-  return decodeBundle((await buildTA(dir, { write: false })).bundle).code;
+/** A self-timed compute figure ({ ms } from the code's own clock), or a refusal naming what came back. */
+function selfMs(v: unknown, what: string): number {
+  const ms = (v as { ms?: unknown } | null)?.ms;
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new Error(`${what}: no self-timed figure in ${JSON.stringify(v)}`);
+  return ms;
+}
+
+/**
+ * Subject and baseline alternating call by call (measureLatencyPaired), each call also returning
+ * the time its code measured itself: `endToEnd` as timed from the host, `self` from those figures.
+ */
+async function measureSelfTimedPaired(
+  subject: { label: string; fn: () => Promise<unknown> },
+  baseline: { label: string; fn: () => Promise<unknown> },
+  opts: { iterations: number; warmup: number },
+): Promise<{ endToEnd: { subject: Measurement; baseline: Measurement }; self: { subject: Measurement; baseline: Measurement } }> {
+  const own: [number[], number[]] = [[], []];
+  const endToEnd = await measureLatencyPaired(
+    { label: `${subject.label}, end to end`, fn: async () => own[0].push(selfMs(await subject.fn(), subject.label) * 1000) },
+    { label: `${baseline.label}, end to end`, fn: async () => own[1].push(selfMs(await baseline.fn(), baseline.label) * 1000) },
+    opts,
+  );
+  // warm-up calls recorded too: keep the measured ones
+  const measured = (xs: number[]) => xs.slice(xs.length - opts.iterations);
+  return { endToEnd, self: { subject: measurementOf(`${subject.label}, self-timed`, measured(own[0])), baseline: measurementOf(`${baseline.label}, self-timed`, measured(own[1])) } };
 }
 
 const JS_WORKLOADS: Array<{ w: string; label: string; p?: Record<string, unknown> }> = [
@@ -186,9 +223,13 @@ const JS_WORKLOADS: Array<{ w: string; label: string; p?: Record<string, unknown
   { w: 'strings', label: 'string building, 100 k parts', p: { n: 100_000 } },
 ];
 
-/** COMPUTE_BENCH_ITERATIONS overrides the paired calls per workload; COMPUTE_BENCH_ONLY=js or =wasm runs one half. */
+/**
+ * COMPUTE_BENCH_ITERATIONS overrides the paired calls per workload; COMPUTE_BENCH_ONLY=js or =wasm
+ * runs one half; COMPUTE_BENCH_SELF_MS the least compute per self-timed JS call (the clock ticks in ms).
+ */
 const ITERATIONS = Number(process.env.COMPUTE_BENCH_ITERATIONS ?? 30);
 const ONLY = process.env.COMPUTE_BENCH_ONLY;
+const SELF_MS = Number(process.env.COMPUTE_BENCH_SELF_MS ?? 50);
 const target = (ratio: number) => [{ description: '≥ 0.9× bare speed (time ≤ 1.11× the same code bare in a worker)', pass: ratio <= 1 / 0.9 }];
 
 export default defineSuite({
@@ -209,16 +250,32 @@ export default defineSuite({
           { label: `bare worker: ${wl.label}`, fn: () => bare.call({ t: 'js', p: params }) },
           { iterations: ITERATIONS, warmup: 3 },
         );
-        const ratio = subject.p50Us / baseline.p50Us;
-        ctx.compare({ name: `JS ${wl.label}`, subject, baseline, ratio, targets: target(ratio) });
+
+        // enough repeats per call that whole-millisecond clock ticks are small beside the figure
+        const reps = Math.max(1, Math.ceil((SELF_MS * 1000) / baseline.p50Us));
+        const timedParams = { ...params, reps };
+        const same = (side: string) => (v: unknown) => {
+          if ((v as { v?: unknown }).v !== outside) throw new Error(`${wl.w}: the timed run ${side} computed ${JSON.stringify(v)}, not ${String(outside)}`);
+          return v;
+        };
+        const m = await measureSelfTimedPaired(
+          { label: `TA (enclave): ${wl.label} ×${reps}`, fn: () => js.invoke(undefined, 'timed', timedParams).then(same('in the TA')) },
+          { label: `bare worker: ${wl.label} ×${reps}`, fn: () => bare.call({ t: 'timed', p: timedParams }).then(same('bare')) },
+          { iterations: ITERATIONS, warmup: 2 },
+        );
+        const ratio = m.self.subject.p50Us / m.self.baseline.p50Us;
+        ctx.compare({ name: `JS ${wl.label}`, ...m.self, ratio, targets: target(ratio), notes: `self-timed compute, ${reps} runs per call` });
+        ctx.compare({ name: `JS ${wl.label}, end to end (info)`, subject, baseline, notes: 'one run per call, timed from the host around invoke(): includes the call into the enclave' });
       }
 
       const root = fileURLToPath(new URL('../..', import.meta.url));
+      const timedWasm = `${root}bench/fixtures/timed-wasm`;
       const values = (n: number) => Array.from({ length: n }, (_, i) => (i % 1000) * 0.5 - 100);
       const wasmTAs = [
-        // the sample declares 16 MB of linear memory; 1 M values as JSON text and Array<f64> need more
-        { name: 'wasm-stats', code: (await buildWasm(`${root}examples/tas/wasm-stats`, 'assembly/index.ts', false, 512)).code, command: 'stats', sizes: [1_000_000, 250_000], label: (n: number) => `wasm-stats over ${n / 1000} k values`, params: values },
-        { name: 'as-loop', code: await wasmCode(`${root}bench/fixtures/as-loop`), command: 'spin', sizes: [20_000_000], label: (n: number) => `AssemblyScript loop, ${n / 1e6} M rounds`, params: (n: number) => ({ n }) },
+        // each module unchanged plus a "timed" command: its own command timed by the module itself.
+        // The sample declares 16 MB of linear memory; 1 M values as JSON text and Array<f64> need more.
+        { name: 'wasm-stats', code: (await buildWasm(timedWasm, 'assembly/stats.ts', false, 512)).code, command: 'stats', sizes: [1_000_000, 250_000], label: (n: number) => `wasm-stats over ${n / 1000} k values`, params: values },
+        { name: 'as-loop', code: (await buildWasm(timedWasm, 'assembly/spin.ts', false, 16)).code, command: 'spin', sizes: [20_000_000], label: (n: number) => `AssemblyScript loop, ${n / 1e6} M rounds`, params: (n: number) => ({ n }) },
       ];
       for (const t of ONLY === 'js' ? [] : wasmTAs) {
         const create = async () => {
@@ -242,16 +299,24 @@ export default defineSuite({
           }
           const outside = await bare.call({ t: 'call', name: t.name, command: t.command, params });
           if (JSON.stringify(inTA) !== JSON.stringify(outside)) throw new Error(`${t.name}: the TA returned ${JSON.stringify(inTA)}, bare ${JSON.stringify(outside)}`);
-          const { subject, baseline } = await measureLatencyPaired(
-            { label: `TA (enclave): ${t.label(n)}`, fn: () => e.invoke(undefined, t.command, params) },
-            { label: `bare worker: ${t.label(n)}`, fn: () => bare.call({ t: 'call', name: t.name, command: t.command, params }) },
+          const ok = (v: unknown) => {
+            if ((v as { rc?: unknown }).rc !== 0) throw new Error(`${t.name}: the timed command failed: ${JSON.stringify(v)}`);
+            return v;
+          };
+          const m = await measureSelfTimedPaired(
+            { label: `TA (enclave): ${t.label(n)}`, fn: async () => ok(await e.invoke(undefined, 'timed', params)) },
+            { label: `bare worker: ${t.label(n)}`, fn: async () => ok(await bare.call({ t: 'call', name: t.name, command: 'timed', params })) },
             { iterations: Math.max(5, Math.round(ITERATIONS / 2)), warmup: 2 },
           );
-          const ratio = subject.p50Us / baseline.p50Us;
+          const ratio = m.self.subject.p50Us / m.self.baseline.p50Us;
           ctx.compare({
-            name: `Wasm ${t.label(n)}`, subject, baseline, ratio,
+            name: `Wasm ${t.label(n)}`, ...m.self, ratio,
             targets: [...refused.map((r) => ({ description: r, pass: false })), ...target(ratio)],
-            ...(t.name === 'wasm-stats' ? { notes: 'both sides take the numbers as a message and hand them to ta_invoke as JSON text (WASM-ABI.md)' } : {}),
+            notes: `self-timed compute: ta_invoke of "${t.command}" from its start to its end`,
+          });
+          ctx.compare({
+            name: `Wasm ${t.label(n)}, end to end (info)`, ...m.endToEnd,
+            notes: `timed from the host around invoke(): includes the call into the enclave${t.name === 'wasm-stats' ? '; both sides take the numbers as a message and hand them to ta_invoke as JSON text (WASM-ABI.md)' : ''}`,
           });
           break;
         }
