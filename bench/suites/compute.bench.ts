@@ -12,6 +12,7 @@
  * on one side and a worker postMessage on the other.
  */
 import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle } from '@enclave-edge/enclave/testing';
@@ -270,12 +271,13 @@ export default defineSuite({
 
       const root = fileURLToPath(new URL('../..', import.meta.url));
       const timedWasm = `${root}bench/fixtures/timed-wasm`;
+      const asLoopHeapMb = (JSON.parse(readFileSync(`${root}bench/fixtures/as-loop/ta.json`, 'utf8')) as { limits: { heapMb: number } }).limits.heapMb;
       const values = (n: number) => Array.from({ length: n }, (_, i) => (i % 1000) * 0.5 - 100);
       const wasmTAs = [
         // each module unchanged plus a "timed" command: its own command timed by the module itself.
         // The sample declares 16 MB of linear memory; 1 M values as JSON text and Array<f64> need more.
         { name: 'wasm-stats', code: (await buildWasm(timedWasm, 'assembly/stats.ts', false, 512)).code, command: 'stats', sizes: [1_000_000, 250_000], label: (n: number) => `wasm-stats over ${n / 1000} k values`, params: values },
-        { name: 'as-loop', code: (await buildWasm(timedWasm, 'assembly/spin.ts', false, 16)).code, command: 'spin', sizes: [20_000_000], label: (n: number) => `AssemblyScript loop, ${n / 1e6} M rounds`, params: (n: number) => ({ n }) },
+        { name: 'as-loop', code: (await buildWasm(timedWasm, 'assembly/spin.ts', false, asLoopHeapMb)).code, command: 'spin', sizes: [20_000_000], label: (n: number) => `AssemblyScript loop, ${n / 1e6} M rounds`, params: (n: number) => ({ n }) },
       ];
       for (const t of ONLY === 'js' ? [] : wasmTAs) {
         const create = async () => {
