@@ -225,10 +225,12 @@ const JS_WORKLOADS: Array<{ w: string; label: string; p?: Record<string, unknown
 ];
 
 /**
- * COMPUTE_BENCH_ITERATIONS overrides the paired calls per workload; COMPUTE_BENCH_ONLY=js or =wasm
- * runs one half; COMPUTE_BENCH_SELF_MS the least compute per self-timed JS call (the clock ticks in ms).
+ * COMPUTE_BENCH_ITERATIONS and COMPUTE_BENCH_SELF_ITERATIONS override the paired calls per
+ * end-to-end and per self-timed JS workload (Wasm: half as many); COMPUTE_BENCH_SELF_MS the least
+ * compute per self-timed JS call (the clock ticks in ms); COMPUTE_BENCH_ONLY=js or =wasm runs one half.
  */
 const ITERATIONS = Number(process.env.COMPUTE_BENCH_ITERATIONS ?? 30);
+const SELF_ITERATIONS = Number(process.env.COMPUTE_BENCH_SELF_ITERATIONS ?? 40);
 const ONLY = process.env.COMPUTE_BENCH_ONLY;
 const SELF_MS = Number(process.env.COMPUTE_BENCH_SELF_MS ?? 50);
 const target = (ratio: number) => [{ description: '≥ 0.9× bare speed (time ≤ 1.11× the same code bare in a worker)', pass: ratio <= 1 / 0.9 }];
@@ -262,7 +264,7 @@ export default defineSuite({
         const m = await measureSelfTimedPaired(
           { label: `TA (enclave): ${wl.label} ×${reps}`, fn: () => js.invoke(undefined, 'timed', timedParams).then(same('in the TA')) },
           { label: `bare worker: ${wl.label} ×${reps}`, fn: () => bare.call({ t: 'timed', p: timedParams }).then(same('bare')) },
-          { iterations: ITERATIONS, warmup: 2 },
+          { iterations: SELF_ITERATIONS, warmup: 2 },
         );
         const ratio = m.self.subject.p50Us / m.self.baseline.p50Us;
         ctx.compare({ name: `JS ${wl.label}`, ...m.self, ratio, targets: target(ratio), notes: `self-timed compute, ${reps} runs per call` });
@@ -308,7 +310,7 @@ export default defineSuite({
           const m = await measureSelfTimedPaired(
             { label: `TA (enclave): ${t.label(n)}`, fn: async () => ok(await e.invoke(undefined, 'timed', params)) },
             { label: `bare worker: ${t.label(n)}`, fn: async () => ok(await bare.call({ t: 'call', name: t.name, command: 'timed', params })) },
-            { iterations: Math.max(5, Math.round(ITERATIONS / 2)), warmup: 2 },
+            { iterations: Math.max(5, Math.round(SELF_ITERATIONS / 2)), warmup: 2 },
           );
           const ratio = m.self.subject.p50Us / m.self.baseline.p50Us;
           ctx.compare({
