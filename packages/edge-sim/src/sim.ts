@@ -26,6 +26,7 @@ import { SimRegistry } from './registry/registry.js';
 import type { ConfigurationInput } from './registry/configurations.js';
 import { mergePatch } from './hub/twins.js';
 import { EventHubEndpoint } from './eventhub/amqp-endpoint.js';
+import { AmqpModules } from './hub/amqp-modules.js';
 import { edgeModuleEnv, eventHubConnectionString, eventHubName, loopbackProblem, moduleConnectionString, serviceHost, serviceConnectionString, baseProcessEnv, gatewayHostName, type GatewayInfo } from './module-env.js';
 
 export interface SimulatorOptions {
@@ -204,6 +205,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       entity: eventHubName({ hubHostName }),
       hubKey: state.hubKey,
       store: events,
+      // Modules over AMQP share the port, as on IoT Hub (told apart by token audience and link address).
+      modules: new AmqpModules(hub, { deviceId, hubHostName, log: hubLog }),
       log,
     });
     const amqpPort = await eventHub.start();
@@ -315,10 +318,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         portFallback: options.httpsPort === undefined,
         host,
         log,
-        // MQTT over WebSockets, as IoT Hub and edgeHub serve it (azure-iot-device-mqtt MqttWs), and the
+        // MQTT and AMQP over WebSockets, as IoT Hub and edgeHub serve them (MqttWs, AmqpWs), and the
         // Event Hub-compatible endpoint over WebSockets (@azure/event-hubs with webSocketOptions).
         webSockets: {
-          '/$iothub/websocket': { mqtt: (stream) => hub.handleStream(stream) },
+          '/$iothub/websocket': { mqtt: (stream) => hub.handleStream(stream), AMQPWSB10: (stream) => eventHub.acceptStream(stream) },
           '/$servicebus/websocket': { AMQPWSB10: (stream) => eventHub.acceptStream(stream) },
         },
         blobTarget: blobs,

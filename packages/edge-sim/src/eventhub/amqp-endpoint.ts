@@ -13,6 +13,7 @@ import rhea, { type Connection, type ConnectionOptions, type EventContext, type 
 import { verifySas } from '../sas.js';
 import { listenError } from '../listen-error.js';
 import { EventStore, parseSelector, type StoredEvent } from './event-store.js';
+import type { AmqpModules } from '../hub/amqp-modules.js';
 
 export interface EventHubEndpointOptions {
   tls: { key: string; cert: string };
@@ -24,6 +25,8 @@ export interface EventHubEndpointOptions {
   /** iothubowner key (base64). */
   hubKey: string;
   store: EventStore;
+  /** Modules over AMQP on the same port, as on IoT Hub: their `$cbs` tokens and `/devices/…` links go there. */
+  modules?: AmqpModules;
   log?: (line: string) => void;
 }
 
@@ -91,14 +94,19 @@ export class EventHubEndpoint {
       this.conns.set(ctx.connection, { authorizedUntil: 0 });
       this.open.add(ctx.connection);
     });
-    this.container.on('disconnected', (ctx: EventContext) => this.open.delete(ctx.connection));
-    this.container.on('connection_close', (ctx: EventContext) => this.open.delete(ctx.connection));
+    const gone = (ctx: EventContext): void => {
+      this.open.delete(ctx.connection);
+      this.o.modules?.connectionGone(ctx.connection);
+    };
+    this.container.on('disconnected', gone);
+    this.container.on('connection_close', gone);
     this.container.on('error', () => {});
     // A peer that does not speak AMQP 1.0 (rhea would print its bytes to stderr): one log line; rhea closes it.
     this.container.on('protocol_error', (err: Error) => this.o.log?.(`event hub endpoint: closed a connection that does not speak AMQP 1.0: ${err.message.slice(0, 200)}`));
     this.container.on('sender_open', (ctx: EventContext) => this.onSenderOpen(ctx));
     this.container.on('receiver_open', (ctx: EventContext) => {
       const address = ctx.receiver!.target?.address;
+      if (this.o.modules?.owns(address)) return this.o.modules.receiverOpen(ctx);
       if (address !== '$cbs' && address !== '$management') {
         ctx.receiver!.close({ condition: 'amqp:not-found', description: `cannot send to ${String(address)}: this endpoint only serves receivers` });
         return;
@@ -134,6 +142,7 @@ export class EventHubEndpoint {
     return this.port;
   }
 
+  /** Serve one AMQP connection over any byte stream (AMQP over WebSockets on the service port). */
   async stop(): Promise<void> {
     this.pumps.clear();
     for (const c of this.open) c.close();
@@ -186,6 +195,11 @@ export class EventHubEndpoint {
     };
     if (node === '$cbs') {
       if (props.operation !== 'put-token') return reply(statusReply(req, 400, `unsupported CBS operation ${String(props.operation)}`));
+      if (this.o.modules?.isModuleToken(req.body)) {
+        // The device SDKs take only 200 as success.
+        const r = this.o.modules.putToken(ctx.connection, req.body as string);
+        return reply(r.ok ? statusReply(req, 200, 'OK') : statusReply(req, 401, `Unauthorized: ${r.reason}`));
+      }
       const check = this.checkToken(req.body);
       if (!check.ok) {
         this.o.log?.(`event hub endpoint: put-token refused: ${check.reason}`);
@@ -227,6 +241,7 @@ export class EventHubEndpoint {
 
   private onSenderOpen(ctx: EventContext): void {
     const sender = ctx.sender!;
+    if (this.o.modules?.owns(sender.source?.address)) return this.o.modules.senderOpen(ctx);
     const address = String(sender.source?.address ?? '');
     if (address === '$cbs' || address === '$management') {
       sender.set_source({ address });

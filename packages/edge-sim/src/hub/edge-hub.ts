@@ -19,6 +19,7 @@ import { StoreAndForward, type StoreLimits } from './store-forward.js';
 import type { ForwardingJournal } from '../state/hub-state-forwarding.js';
 import { deviceNotOnline, gatewayTimeout, HubError, moduleDisconnected } from './hub-error.js';
 import {
+  type PropertyBag,
   decodeBag,
   encodeBag,
   parseClientTopic,
@@ -76,6 +77,25 @@ export interface ForwardingStats {
 /** 256 KiB, IoT Hub's device-to-cloud message limit. */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
 
+/** What a module connection listens for: its inputs, direct-method calls, desired-property updates. */
+export type ModuleListen = 'inputs' | 'methods' | 'desired';
+
+/**
+ * One module's connection as edgeHub reaches it, whatever the transport (MQTT here, AMQP in
+ * amqp-modules.ts): routing, store-and-forward, methods and twins go through this and nothing else.
+ */
+export interface ModuleChannel {
+  listens(what: ModuleListen): boolean;
+  /** Send a routed message to an input; the transport calls EdgeHub.delivered(body) once the module has it. */
+  deliver(input: string, topicBag: string, body: Buffer): void;
+  requestMethod(methodName: string, rid: string, payload: Buffer): void;
+  pushDesired(patch: JsonObject): void;
+  close(): void;
+}
+
+/** What a module's reported-properties patch gets: a status, and the twin version or an error body. */
+export type ReportedResult = { status: 204; version: number } | { status: number; error: { errorCode: number; message: string } };
+
 interface PendingMethod {
   resolve: (r: { status: number; payload: unknown }) => void;
   reject: (e: Error) => void;
@@ -102,6 +122,10 @@ export class EdgeHub extends EventEmitter {
   /** Forwarding-journal key of each delivery not yet acknowledged, by its payload object. */
   private readonly unacked = new Map<Buffer, number>();
   private nextRid = 1;
+  /** Modules connected over a transport other than MQTT, by module id. */
+  private readonly channels = new Map<string, ModuleChannel>();
+  /** 'listening' (moduleId, what) when a channel starts listening; not part of the public events. */
+  private readonly internal = new EventEmitter();
   private sweeper?: NodeJS.Timeout;
   private readonly log: (line: string) => void;
   port = 0;
@@ -134,12 +158,21 @@ export class EdgeHub extends EventEmitter {
     }
     if (opts.forwarding && opts.forwarding.size > 0) this.log(`store and forward: ${opts.forwarding.size} message(s) kept from before the restart`);
     this.aedes.on('clientReady', (client) => {
+      // One connection per module identity, as on IoT Hub: a newer one replaces an older one.
+      const older = this.channels.get(moduleOf(client));
+      if (older) {
+        this.channels.delete(moduleOf(client));
+        older.close();
+        this.endPendingMethods(moduleOf(client));
+      }
       this.log(`module ${moduleOf(client)} connected`);
       this.emit('connected', moduleOf(client));
     });
     this.aedes.on('clientDisconnect', (client) => {
       this.log(`module ${moduleOf(client)} disconnected`);
-      this.endPendingMethods(client as Client);
+      // Already connected again over another transport: its calls and its state there stay.
+      if (this.channels.has(moduleOf(client))) return;
+      this.endPendingMethods(moduleOf(client));
       this.emit('disconnected', moduleOf(client));
     });
   }
@@ -199,19 +232,85 @@ export class EdgeHub extends EventEmitter {
     return this.clients[`${this.opts.deviceId}/${moduleId}`];
   }
 
+  /** The module's connection, MQTT or another transport's; undefined when it is not connected. */
+  private channel(moduleId: string): ModuleChannel | undefined {
+    // A channel in the map is the newest connection (an MQTT CONNECT removes it).
+    const ch = this.channels.get(moduleId);
+    if (ch) return ch;
+    const c = this.client(moduleId);
+    return c?.connected ? this.mqttChannel(c) : undefined;
+  }
+
+  private mqttChannel(c: Client): ModuleChannel {
+    const moduleId = moduleOf(c);
+    const filters: Record<ModuleListen, string> = { inputs: inputFilter(this.opts.deviceId, moduleId), methods: METHOD_FILTER, desired: TWIN_DESIRED_FILTER };
+    return {
+      listens: (what) => !!c.subscriptions[filters[what]],
+      deliver: (input, topicBag, body) => {
+        this.send(c, inputTopic(this.opts.deviceId, moduleId, input, topicBag), body, 1);
+        // A clean-session client gets no redelivery from aedes, so it is done once written.
+        if ((c as { clean?: boolean }).clean) this.acknowledged(body);
+      },
+      requestMethod: (name, rid, payload) => this.send(c, methodRequestTopic(name, rid), payload),
+      pushDesired: (patch) => this.send(c, desiredPatchTopic(patch.$version as number), Buffer.from(JSON.stringify(patch))),
+      close: () => c.close(),
+    };
+  }
+
   isConnected(moduleId: string): boolean {
-    return this.client(moduleId)?.connected === true;
+    return this.channel(moduleId) !== undefined;
   }
 
   connectedModules(): string[] {
-    return Object.values(this.clients)
+    const mqtt = Object.values(this.clients)
       .filter((c) => c.connected)
       .map(moduleOf);
+    return [...new Set([...mqtt, ...this.channels.keys()])];
   }
 
   /** Close a module's connection (used when the module is stopped or its identity changes). */
   disconnect(moduleId: string): void {
     this.client(moduleId)?.close();
+    this.channels.get(moduleId)?.close();
+  }
+
+  // ---- modules on other transports (AMQP) ----------------------------------------------------
+
+  /** A module authenticated on another transport; an older connection of the same module is closed. */
+  attachChannel(moduleId: string, ch: ModuleChannel): void {
+    const old = this.channels.get(moduleId);
+    this.channels.set(moduleId, ch);
+    if (old && old !== ch) {
+      old.close();
+      this.endPendingMethods(moduleId);
+    }
+    this.client(moduleId)?.close();
+    this.log(`module ${moduleId} connected`);
+    this.emit('connected', moduleId);
+  }
+
+  detachChannel(moduleId: string, ch: ModuleChannel): void {
+    if (this.channels.get(moduleId) !== ch) return;
+    this.channels.delete(moduleId);
+    this.log(`module ${moduleId} disconnected`);
+    this.endPendingMethods(moduleId);
+    this.emit('disconnected', moduleId);
+  }
+
+  /** A channel started listening for `what`: stored input messages go now, waiting method calls proceed. */
+  channelListening(moduleId: string, what: ModuleListen): void {
+    if (what === 'inputs') this.flush(moduleId);
+    this.internal.emit('listening', moduleId, what);
+  }
+
+  /** The reason `token` does not authenticate `moduleId` of this device, or undefined when it does (every transport). */
+  moduleTokenProblem(deviceId: string, moduleId: string, token: string | undefined): string | undefined {
+    if (deviceId !== this.opts.deviceId) return `unknown device ${deviceId}`;
+    const key = this.opts.moduleKey(moduleId);
+    if (!key) return `unknown module identity ${moduleId}`;
+    const resource = `${this.opts.hubHostName}/devices/${deviceId}/modules/${moduleId}`.toLowerCase();
+    const check = verifySas(token, key, (r) => r.toLowerCase() === resource);
+    return check.ok ? undefined : check.reason;
   }
 
   /** Direct-method calls waiting for `moduleId`'s answer. */
@@ -251,14 +350,10 @@ export class EdgeHub extends EventEmitter {
     const deviceId = id.slice(0, slash);
     const moduleId = id.slice(slash + 1);
     if (slash <= 0 || !moduleId || moduleId.includes('/')) return deny('client id must be {deviceId}/{moduleId}');
-    if (deviceId !== this.opts.deviceId) return deny(`unknown device ${deviceId}`);
     const expectedUser = `${this.opts.hubHostName}/${deviceId}/${moduleId}/`;
     if (!username || !username.startsWith(expectedUser)) return deny('user name must be {hub}/{deviceId}/{moduleId}/?api-version=…');
-    const key = this.opts.moduleKey(moduleId);
-    if (!key) return deny(`unknown module identity ${moduleId}`);
-    const resource = `${this.opts.hubHostName}/devices/${deviceId}/modules/${moduleId}`.toLowerCase();
-    const check = verifySas(password?.toString('utf8'), key, (r) => r.toLowerCase() === resource);
-    if (!check.ok) return deny(check.reason);
+    const problem = this.moduleTokenProblem(deviceId, moduleId, password?.toString('utf8'));
+    if (problem) return deny(problem);
     cb(null, true);
   }
 
@@ -276,49 +371,66 @@ export class EdgeHub extends EventEmitter {
     switch (t.kind) {
       case 'event':
         if (t.deviceId !== this.opts.deviceId || t.moduleId !== moduleId) return this.refuse(client, topic, cb);
-        // IoT Hub's message size limit; edgeHub refuses bigger messages the same way.
-        if (payload.length > MAX_MESSAGE_BYTES) {
-          this.log(`message from ${moduleId} refused: ${payload.length} bytes > ${MAX_MESSAGE_BYTES}`);
-          return cb(new Error('message too large'));
-        }
-        this.route(moduleId, t.bag, payload);
-        // Acknowledged once what it was routed to is on disk.
-        return this.durable(cb);
-      case 'methodResponse': {
-        const p = this.pending.get(`${client.id}|${t.rid}`);
-        if (p) {
-          this.pending.delete(`${client.id}|${t.rid}`);
-          clearTimeout(p.timer);
-          p.resolve({ status: t.status, payload: parseJson(payload) });
-        }
+        return this.moduleEvent(moduleId, decodeBag(t.bag), payload, cb);
+      case 'methodResponse':
+        this.methodAnswered(moduleId, t.rid, t.status, payload);
         return cb(null);
-      }
       case 'twinGet':
-        this.send(client, twinResponseTopic(200, t.rid), Buffer.from(JSON.stringify(this.twins.deviceView(moduleId))));
+        this.send(client, twinResponseTopic(200, t.rid), Buffer.from(JSON.stringify(this.moduleTwin(moduleId))));
         return cb(null);
       case 'twinReported': {
-        const patch = parseJson(payload);
-        if (!patch || typeof patch !== 'object' || Array.isArray(patch)) {
-          this.send(client, twinResponseTopic(400, t.rid), Buffer.from(JSON.stringify({ errorCode: 400004, message: 'reported properties patch must be a JSON object' })));
-          return cb(null);
-        }
-        let version: number;
-        try {
-          version = this.twins.patchReported(moduleId, patch as JsonObject, payload.length);
-        } catch (err) {
-          if (!(err instanceof HubError)) throw err;
-          // IoT Hub answers an over-limit patch with 400 on the twin response topic; the twin is unchanged.
-          this.log(`reported properties patch from ${moduleId} refused: ${err.message}`);
-          this.send(client, twinResponseTopic(err.httpStatus, t.rid), Buffer.from(JSON.stringify({ errorCode: err.hubErrorCode, message: err.message })));
-          return cb(null);
-        }
-        this.send(client, twinResponseTopic(204, t.rid, version), Buffer.alloc(0));
-        this.emit('reported', moduleId, patch);
+        const r = this.reportedFrom(moduleId, payload);
+        if ('error' in r) this.send(client, twinResponseTopic(r.status, t.rid), Buffer.from(JSON.stringify(r.error)));
+        else this.send(client, twinResponseTopic(204, t.rid, r.version), Buffer.alloc(0));
         return cb(null);
       }
       default:
         return this.refuse(client, topic, cb);
     }
+  }
+
+  /**
+   * A module's message (telemetry or an output), any transport: refused over IoT Hub's size limit,
+   * else routed; `cb` once what it was routed to is on disk.
+   */
+  moduleEvent(moduleId: string, props: PropertyBag, payload: Buffer, cb: (err?: Error | null) => void): void {
+    if (payload.length > MAX_MESSAGE_BYTES) {
+      this.log(`message from ${moduleId} refused: ${payload.length} bytes > ${MAX_MESSAGE_BYTES}`);
+      return cb(new Error('message too large'));
+    }
+    this.route(moduleId, props, payload);
+    this.durable(cb);
+  }
+
+  /** A module's answer to direct-method request `rid`. */
+  methodAnswered(moduleId: string, rid: string, status: number, payload: Buffer): void {
+    const key = `${this.opts.deviceId}/${moduleId}|${rid}`;
+    const p = this.pending.get(key);
+    if (!p) return;
+    this.pending.delete(key);
+    clearTimeout(p.timer);
+    p.resolve({ status, payload: parseJson(payload) });
+  }
+
+  /** The twin as the module reads it (desired and reported). */
+  moduleTwin(moduleId: string): JsonObject {
+    return this.twins.deviceView(moduleId);
+  }
+
+  /** Apply a module's reported-properties patch (JSON text); an over-limit or non-object patch leaves the twin unchanged. */
+  reportedFrom(moduleId: string, payload: Buffer): ReportedResult {
+    const patch = parseJson(payload);
+    if (!patch || typeof patch !== 'object' || Array.isArray(patch)) return { status: 400, error: { errorCode: 400004, message: 'reported properties patch must be a JSON object' } };
+    let version: number;
+    try {
+      version = this.twins.patchReported(moduleId, patch as JsonObject, payload.length);
+    } catch (err) {
+      if (!(err instanceof HubError)) throw err;
+      this.log(`reported properties patch from ${moduleId} refused: ${err.message}`);
+      return { status: err.httpStatus, error: { errorCode: err.hubErrorCode, message: err.message } };
+    }
+    this.emit('reported', moduleId, patch);
+    return { status: 204, version };
   }
 
   /** `cb` once both stores a routed message may be in are on disk (the first error wins). */
@@ -347,8 +459,7 @@ export class EdgeHub extends EventEmitter {
 
   // ---- routing and delivery -----------------------------------------------------------------
 
-  private route(moduleId: string, bag: string, body: Buffer): void {
-    const props = decodeBag(bag);
+  private route(moduleId: string, props: PropertyBag, body: Buffer): void {
     const system = { ...props.system, '$.cdid': this.opts.deviceId, '$.cmid': moduleId };
     const msg: RouteMessage = {
       source: { deviceId: this.opts.deviceId, moduleId, ...(props.output !== undefined ? { output: props.output } : {}) },
@@ -388,6 +499,11 @@ export class EdgeHub extends EventEmitter {
     }
   }
 
+  /** A transport's module acknowledged the delivery with this payload. */
+  delivered(body: Buffer): void {
+    this.acknowledged(body);
+  }
+
   private acknowledged(body: Buffer): void {
     const key = this.unacked.get(body);
     if (key === undefined) return;
@@ -395,22 +511,20 @@ export class EdgeHub extends EventEmitter {
     this.opts.forwarding!.done(key);
   }
 
-  /** Send a delivery; a clean-session client gets no redelivery from aedes, so it is done once written. */
-  private sendDelivery(c: Client, moduleId: string, d: Delivery): void {
-    this.send(c, inputTopic(this.opts.deviceId, moduleId, d.input, d.topicBag), d.body, 1);
-    if ((c as { clean?: boolean }).clean) this.acknowledged(d.body);
+  private sendDelivery(c: ModuleChannel, d: Delivery): void {
+    c.deliver(d.input, d.topicBag, d.body);
   }
 
-  private canDeliver(moduleId: string): Client | undefined {
-    const c = this.client(moduleId);
-    return c && c.connected && c.subscriptions[inputFilter(this.opts.deviceId, moduleId)] ? c : undefined;
+  private canDeliver(moduleId: string): ModuleChannel | undefined {
+    const c = this.channel(moduleId);
+    return c?.listens('inputs') ? c : undefined;
   }
 
   private deliver(moduleId: string, d: Delivery, ttlSecs: number): void {
     const key = `${moduleId}\u0000`;
     const c = this.canDeliver(moduleId);
     if (c && this.saf.size(key + d.input) > 0) this.flush(moduleId); // keep order behind anything stored
-    if (c) this.sendDelivery(c, moduleId, d);
+    if (c) this.sendDelivery(c, d);
     else this.store(moduleId, key + d.input, d, ttlSecs);
   }
 
@@ -437,7 +551,7 @@ export class EdgeHub extends EventEmitter {
     if (!c) return;
     const items = this.saf.takeAll(`${moduleId}\u0000`);
     if (items.length) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
-    for (const { item } of items) this.sendDelivery(c, moduleId, item);
+    for (const { item } of items) this.sendDelivery(c, item);
   }
 
   // ---- direct methods and twins -------------------------------------------------------------
@@ -452,48 +566,50 @@ export class EdgeHub extends EventEmitter {
     let c = this.methodListener(moduleId);
     if (!c && connectTimeoutSecs > 0) c = await this.waitForMethodListener(moduleId, connectTimeoutSecs * 1000);
     if (!c) throw deviceNotOnline(target);
-    const client = c;
+    const channel = c;
     const rid = (this.nextRid++).toString(16);
-    const key = `${client.id}|${rid}`;
+    const key = `${target}|${rid}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(key);
         reject(gatewayTimeout(target, responseTimeoutSecs));
       }, responseTimeoutSecs * 1000);
       this.pending.set(key, { resolve, reject, timer });
-      this.send(client, methodRequestTopic(methodName, rid), Buffer.from(JSON.stringify(payload ?? null)));
+      channel.requestMethod(methodName, rid, Buffer.from(JSON.stringify(payload ?? null)));
     });
   }
 
   /** The module that must answer is gone: its callers learn it now, not at their timeout. */
-  private endPendingMethods(client: Client): void {
-    const prefix = `${client.id}|`;
+  private endPendingMethods(moduleId: string): void {
+    const prefix = `${this.opts.deviceId}/${moduleId}|`;
     for (const [key, p] of this.pending) {
       if (!key.startsWith(prefix)) continue;
       this.pending.delete(key);
       clearTimeout(p.timer);
-      p.reject(moduleDisconnected(`${this.opts.deviceId}/${moduleOf(client)}`));
+      p.reject(moduleDisconnected(`${this.opts.deviceId}/${moduleId}`));
     }
   }
 
-  private methodListener(moduleId: string): Client | undefined {
-    const c = this.client(moduleId);
-    return c && c.connected && c.subscriptions[METHOD_FILTER] ? c : undefined;
+  private methodListener(moduleId: string): ModuleChannel | undefined {
+    const c = this.channel(moduleId);
+    return c?.listens('methods') ? c : undefined;
   }
 
-  private waitForMethodListener(moduleId: string, ms: number): Promise<Client | undefined> {
+  private waitForMethodListener(moduleId: string, ms: number): Promise<ModuleChannel | undefined> {
     return new Promise((resolve) => {
       const onSubscribe = (): void => {
         const c = this.methodListener(moduleId);
         if (c) done(c);
       };
       const timer = setTimeout(() => done(undefined), ms);
-      const done = (c: Client | undefined): void => {
+      const done = (c: ModuleChannel | undefined): void => {
         clearTimeout(timer);
         this.aedes.off('subscribe', onSubscribe);
+        this.internal.off('listening', onSubscribe);
         resolve(c);
       };
       this.aedes.on('subscribe', onSubscribe);
+      this.internal.on('listening', onSubscribe);
     });
   }
 
@@ -516,8 +632,8 @@ export class EdgeHub extends EventEmitter {
   }
 
   private pushDesired(moduleId: string, patch: JsonObject): void {
-    const c = this.client(moduleId);
-    if (c?.connected && c.subscriptions[TWIN_DESIRED_FILTER]) this.send(c, desiredPatchTopic(patch.$version as number), Buffer.from(JSON.stringify(patch)));
+    const c = this.channel(moduleId);
+    if (c?.listens('desired')) c.pushDesired(patch);
   }
 }
 
