@@ -6,10 +6,12 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import device from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
+import deviceMqtt from 'azure-iot-device-mqtt';
 import type { UpstreamMessage } from '@enclave-edge/edge-sim';
-import type { TestSim } from './helpers.js';
+import { startTestSim, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts, startOfficialClients, type OfficialClients } from './official-clients.js';
 
 let t: TestSim;
@@ -32,7 +34,7 @@ type Transport = typeof deviceAmqp.Amqp | typeof deviceAmqp.AmqpWs;
 
 async function connect(moduleId: string, transport: Transport, cs = t.sim.moduleConnectionString(moduleId)): Promise<device.ModuleClient> {
   const client = device.ModuleClient.fromConnectionString(cs, transport);
-  client.setOptions({ ca: t.ca });
+  await client.setOptions({ ca: t.ca });
   await client.open();
   open.push(client);
   return client;
@@ -143,11 +145,38 @@ for (const [name, transport] of [
   });
 }
 
+describe('when MQTT is not on 8883 (GatewayHostName=host:PORT)', () => {
+  it('Amqp dials that port and edgeHub serves it AMQP there; MQTT on it keeps working', async () => {
+    const other = await startTestSim({ runModules: false, extraModules: ['amqpOnly'] });
+    try {
+      const cs = other.sim.moduleConnectionString('amqpOnly');
+      expect(cs).toContain(`GatewayHostName=localhost:${other.sim.mqttPort}`);
+      const client = device.ModuleClient.fromConnectionString(cs, deviceAmqp.Amqp);
+      await client.setOptions({ ca: other.ca });
+      await client.open();
+      const twin = await client.getTwin();
+      await new Promise<void>((resolve, reject) => twin.properties.reported.update({ via: 'amqp-on-mqtt-port' }, (err?: Error) => (err ? reject(err) : resolve())));
+      expect(other.sim.hub.twins.get('amqpOnly').reported).toMatchObject({ via: 'amqp-on-mqtt-port' });
+      await client.close();
+      const mqttClient = device.ModuleClient.fromConnectionString(cs, deviceMqtt.Mqtt);
+      await mqttClient.setOptions({ ca: other.ca });
+      // aedes marks the client connected just after its CONNACK leaves: wait for edgeHub's event.
+      const connected = once(other.sim.hub, 'connected');
+      await mqttClient.open();
+      expect(await connected).toEqual(['amqpOnly']);
+      expect(other.sim.hub.isConnected('amqpOnly')).toBe(true);
+      await mqttClient.close();
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe('AMQP authentication', () => {
   it('refuses a connection string with a wrong key (put-token 401) and keeps serving the right one', async () => {
     const cs = t.sim.moduleConnectionString('probeA').replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${randomBytes(32).toString('base64')}`);
     const bad = device.ModuleClient.fromConnectionString(cs, deviceAmqp.Amqp);
-    bad.setOptions({ ca: t.ca });
+    await bad.setOptions({ ca: t.ca });
     await expect(bad.open()).rejects.toThrow(/signature does not match/);
     await bad.close().catch(() => {});
     expect(t.logs.some((l) => l.includes('AMQP connection refused: probeA: signature does not match'))).toBe(true);

@@ -122,6 +122,7 @@ export class EdgeHub extends EventEmitter {
   /** Forwarding-journal key of each delivery not yet acknowledged, by its payload object. */
   private readonly unacked = new Map<Buffer, number>();
   private nextRid = 1;
+  private amqp?: (stream: import('node:stream').Duplex) => void;
   /** Modules connected over a transport other than MQTT, by module id. */
   private readonly channels = new Map<string, ModuleChannel>();
   /** 'listening' (moduleId, what) when a channel starts listening; not part of the public events. */
@@ -179,7 +180,7 @@ export class EdgeHub extends EventEmitter {
 
   async start(): Promise<number> {
     await this.aedes.listen();
-    this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.aedes.handle(socket));
+    this.server = tls.createServer({ key: this.opts.tls.key, cert: this.opts.tls.cert, noDelay: true }, (socket) => this.accept(socket));
     this.server.on('tlsClientError', () => {}); // bad handshakes are the client's problem
     const server = this.server;
     const listen = (port: number): Promise<void> =>
@@ -201,6 +202,27 @@ export class EdgeHub extends EventEmitter {
     this.port = (this.server.address() as AddressInfo).port;
     this.sweeper = setInterval(() => this.saf.sweep(), 10_000).unref();
     return this.port;
+  }
+
+  /** Where AMQP connections that reach the MQTT port go (see accept). */
+  serveAmqp(handler: (stream: import('node:stream').Duplex) => void): void {
+    this.amqp = handler;
+  }
+
+  /**
+   * The SDK's AMQP transport dials the gateway host name, which names this port when MQTT is not
+   * on 8883: a connection whose first byte is the AMQP header's `A` (an MQTT CONNECT starts 0x10) is AMQP.
+   */
+  private accept(socket: tls.TLSSocket): void {
+    const amqp = this.amqp;
+    if (!amqp) return void this.aedes.handle(socket);
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] !== 0x41) return void this.aedes.handle(socket); // aedes reads on 'readable'
+      amqp(socket);
+      socket.resume(); // rhea reads on 'data', which does not restart a paused stream
+    });
   }
 
   /** Serve one MQTT connection over any byte stream (MQTT over WebSockets on the service port). */
