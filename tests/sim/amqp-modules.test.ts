@@ -7,11 +7,14 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import rhea, { type Connection, type EventContext, type Receiver, type Sender } from 'rhea';
+import { createSas } from '@enclave-edge/edge-sim';
 import device from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
 import deviceMqtt from 'azure-iot-device-mqtt';
+import mqtt from 'mqtt';
 import type { UpstreamMessage } from '@enclave-edge/edge-sim';
-import { startTestSim, type TestSim } from './helpers.js';
+import { startTestSim, moduleKeyOf, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts, startOfficialClients, type OfficialClients } from './official-clients.js';
 
 let t: TestSim;
@@ -183,5 +186,86 @@ describe('AMQP authentication', () => {
     const good = await connect('probeA', deviceAmqp.Amqp);
     expect(t.sim.hub.isConnected('probeA')).toBe(true);
     await close(good);
+  });
+});
+
+/** A raw AMQP connection (rhea) to the simulator's AMQPS port, for what the SDK never does. */
+async function rawAmqp(): Promise<Connection> {
+  const conn = rhea.create_container().connect({ transport: 'tls', host: t.sim.host, servername: 'localhost', port: t.sim.amqpPort!, ca: t.ca, reconnect: false });
+  await once(conn, 'connection_open');
+  return conn;
+}
+
+const cbsLinks = new WeakMap<Connection, { reply: Receiver; cbs: Sender }>();
+
+/** put-token on $cbs (one pair of links per connection, as the SDKs keep); resolves with the answer's status code. */
+async function putToken(conn: Connection, token: string): Promise<number> {
+  let links = cbsLinks.get(conn);
+  if (!links) {
+    links = { reply: conn.open_receiver({ source: { address: '$cbs' } }), cbs: conn.open_sender({ target: { address: '$cbs' } }) };
+    cbsLinks.set(conn, links);
+    await once(links.cbs, 'sendable');
+  }
+  const { reply, cbs } = links;
+  const answered = once(reply, 'message') as Promise<[EventContext]>;
+  cbs.send({ message_id: randomBytes(8).toString('hex'), reply_to: 'cbs', application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: 'x' }, body: token });
+  const [ctx] = await answered;
+  return (ctx.message!.application_properties as Record<string, number>)['status-code']!;
+}
+
+/** Attach a sender to `address`; resolves with the error condition it is closed with, or 'open'. */
+async function attach(conn: Connection, address: string): Promise<string> {
+  const link = conn.open_sender({ target: { address } });
+  // A refused link is attached and detached at once; an accepted one is given credit.
+  const [ev, ctx] = await Promise.race([once(link, 'sendable').then(() => ['open'] as const), once(link, 'sender_error').then(([c]) => ['error', c as EventContext] as const)]);
+  return ev === 'open' ? 'open' : String((ctx.sender!.error as { condition?: string } | undefined)?.condition);
+}
+
+describe('AMQP links fail closed', () => {
+  const resource = (m: string) => `${t.sim.hubHostName}/devices/${t.sim.deviceId}/modules/${m}`;
+  const events = (m: string) => `/devices/${t.sim.deviceId}/modules/${m}/messages/events`;
+
+  it('a module link before any put-token is refused (unauthorized-access), and so is another module\'s link after one', async () => {
+    const conn = await rawAmqp();
+    try {
+      expect(await attach(conn, events('probeA'))).toBe('amqp:unauthorized-access');
+      expect(await putToken(conn, createSas(resource('probeA'), moduleKeyOf(t, 'probeA')))).toBe(200);
+      expect(await attach(conn, events('probeB'))).toBe('amqp:unauthorized-access');
+      expect(await attach(conn, events('probeA'))).toBe('open');
+      expect(await putToken(conn, createSas(resource('probeB'), moduleKeyOf(t, 'probeB')))).toBe(401);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('closes the connection when its token expires without a new one', async () => {
+    const conn = await rawAmqp();
+    const closed = once(conn, 'connection_close') as Promise<[EventContext]>;
+    expect(await putToken(conn, createSas(resource('probeA'), moduleKeyOf(t, 'probeA'), { expiry: Math.floor(Date.now() / 1000) + 2 }))).toBe(200);
+    const [ctx] = await closed;
+    expect((ctx.connection.error as { condition?: string } | undefined)?.condition).toBe('amqp:unauthorized-access');
+    expect(t.sim.hub.isConnected('probeA')).toBe(false);
+  });
+
+  it('one connection per module: connecting over Amqp ends its MQTT connection, and methods go to the new one', async () => {
+    // A raw MQTT client that does not reconnect (the SDK would, and take the identity back).
+    const mqttUp = once(t.sim.hub, 'connected');
+    const old = mqtt.connect(`mqtts://${t.sim.host}:${t.sim.mqttPort}`, {
+      clientId: `${t.sim.deviceId}/probeA`,
+      username: `${t.sim.hubHostName}/${t.sim.deviceId}/probeA/?api-version=2021-04-12`,
+      password: createSas(resource('probeA'), moduleKeyOf(t, 'probeA')),
+      ca: t.ca,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    await mqttUp;
+    const dropped = once(old, 'close');
+    const a = await connect('probeA', deviceAmqp.Amqp);
+    await dropped;
+    a.onMethod('which', (_req, res) => res!.send(200, 'amqp', () => {}));
+    expect(await invoke('probeA', 'which', null)).toEqual({ status: 200, payload: 'amqp' });
+    expect(t.sim.hub.isConnected('probeA')).toBe(true);
+    await close(a);
+    old.end(true);
   });
 });

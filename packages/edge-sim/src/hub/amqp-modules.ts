@@ -87,7 +87,10 @@ class AmqpChannel implements ModuleChannel {
   /** The payload each input delivery carries, to acknowledge it when the module accepts it. */
   readonly unsettled = new WeakMap<Delivery, Buffer>();
 
-  constructor(readonly conn: Connection) {}
+  constructor(
+    readonly conn: Connection,
+    private readonly end: (description: string) => void,
+  ) {}
 
   listens(what: ModuleListen): boolean {
     if (what === 'inputs') return !!this.inputs?.is_open();
@@ -124,7 +127,7 @@ class AmqpChannel implements ModuleChannel {
   }
 
   close(): void {
-    this.conn.close({ condition: 'amqp:connection:forced', description: 'the module connected again, or was stopped' });
+    this.end('the module connected again, or was stopped');
   }
 }
 
@@ -164,17 +167,23 @@ export class AmqpModules {
     if (st && (st.moduleId !== moduleId || st.deviceId !== deviceId)) return refuse(`this connection is ${st.moduleId}'s, not ${moduleId}'s`);
     const expiresMs = t.se * 1000;
     const expire = (): NodeJS.Timeout =>
-      setTimeout(() => conn.close({ condition: 'amqp:unauthorized-access', description: 'token expired; put a new one on $cbs before it does' }), Math.min(expiresMs - Date.now(), 2 ** 31 - 1)).unref();
+      setTimeout(() => this.end(conn, 'amqp:unauthorized-access', 'token expired; put a new one on $cbs before it does'), Math.min(expiresMs - Date.now(), 2 ** 31 - 1)).unref();
     if (st) {
       clearTimeout(st.expiry);
       st.expiresMs = expiresMs;
       st.expiry = expire();
       return { ok: true };
     }
-    const channel = new AmqpChannel(conn);
+    const channel = new AmqpChannel(conn, (why) => this.end(conn, 'amqp:connection:forced', why));
     this.conns.set(conn, { deviceId, moduleId, expiresMs, expiry: expire(), channel });
     this.hub.attachChannel(moduleId, channel);
     return { ok: true };
+  }
+
+  /** Close a connection from this side: edgeHub forgets it now, not when the client's close comes back. */
+  private end(conn: Connection, condition: string, description: string): void {
+    conn.close({ condition, description });
+    this.connectionGone(conn);
   }
 
   /** The connection closed or dropped. */
