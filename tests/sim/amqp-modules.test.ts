@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import rhea, { type Connection, type EventContext, type Receiver, type Sender } from 'rhea';
 import { createSas } from '@enclave-edge/edge-sim';
+import { MAX_UNSETTLED_INPUTS } from '@enclave-edge/edge-sim/hub';
 import device from 'azure-iot-device';
 import deviceAmqp from 'azure-iot-device-amqp';
 import deviceMqtt from 'azure-iot-device-mqtt';
@@ -147,6 +148,40 @@ for (const [name, transport] of [
     });
   });
 }
+
+describe('a module over Amqp that does not settle its input messages', () => {
+  it(`holds at most ${MAX_UNSETTLED_INPUTS} unsettled; the rest wait in store-and-forward and follow, in order, as it completes`, async () => {
+    const a = await connect('probeA', deviceAmqp.Amqp);
+    const b = await connect('probeB', deviceAmqp.Amqp);
+    const tag = randomBytes(6).toString('hex');
+    const got: Array<{ n: number; msg: device.Message }> = [];
+    const waiters: Array<{ count: number; resolve: () => void }> = [];
+    b.on('inputMessage', (_input: string, msg: device.Message) => {
+      const body = JSON.parse(msg.getBytes().toString());
+      if (body.tag !== tag) return;
+      got.push({ n: body.n, msg });
+      for (const w of waiters.splice(0)) (got.length >= w.count ? w.resolve() : waiters.push(w));
+    });
+    const received = (count: number) => new Promise<void>((resolve) => (got.length >= count ? resolve() : waiters.push({ count, resolve })));
+    // The input link is open once the inputs are enabled: a first message proves it.
+    const extra = 5;
+    const total = MAX_UNSETTLED_INPUTS + extra;
+    await a.sendOutputEvent('toB', new device.Message(JSON.stringify({ n: 0, tag })));
+    await received(1);
+    await Promise.all(Array.from({ length: total - 1 }, (_, i) => a.sendOutputEvent('toB', new device.Message(JSON.stringify({ n: i + 1, tag })))));
+    // Every send is acknowledged, so routed: the first MAX_UNSETTLED_INPUTS went out, the rest are stored.
+    expect(t.sim.hub.forwardingStats().destinations.find((d) => d.module === 'probeB')?.messages).toBe(extra);
+    await received(MAX_UNSETTLED_INPUTS);
+    const complete = (m: device.Message) => new Promise<void>((resolve, reject) => b.complete(m, (err?: Error) => (err ? reject(err) : resolve())));
+    await complete(got[0]!.msg);
+    await received(MAX_UNSETTLED_INPUTS + 1);
+    for (const g of got.slice(1)) await complete(g.msg);
+    await received(total);
+    expect(got.map((g) => g.n)).toEqual(Array.from({ length: total }, (_, i) => i));
+    await close(b);
+    await close(a);
+  }, 120_000);
+});
 
 describe('when MQTT is not on 8883 (GatewayHostName=host:PORT)', () => {
   it('Amqp dials that port and edgeHub serves it AMQP there; MQTT on it keeps working', async () => {

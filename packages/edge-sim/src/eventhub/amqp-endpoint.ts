@@ -81,7 +81,8 @@ export function eventMessage(ev: StoredEvent): Message {
 
 export class EventHubEndpoint {
   private server?: tls.Server;
-  private readonly container = rhea.create_container({ id: 'edge-sim-eventhub' });
+  // Nothing is accepted by rhea itself: a module's telemetry only once it is on disk (amqp-modules.ts).
+  private readonly container = rhea.create_container({ id: 'edge-sim-eventhub', autoaccept: false } as Parameters<typeof rhea.create_container>[0]);
   private readonly conns = new WeakMap<Connection, ConnState>();
   private readonly pumps = new Map<Sender, () => void>();
   private readonly open = new Set<Connection>();
@@ -186,6 +187,7 @@ export class EventHubEndpoint {
   }
 
   private onRequest(ctx: EventContext): void {
+    ctx.delivery?.accept(); // a request is answered on the reply link, whatever the answer
     const node = ctx.receiver!.target?.address as string;
     const req = ctx.message!;
     const props = (req.application_properties ?? {}) as Record<string, unknown>;

@@ -19,6 +19,8 @@ import type { JsonObject } from './twins.js';
 const LINK = /^\/?devices\/([^/]+)\/modules\/([^/]+)\/(messages\/events|methods\/devicebound|twin)\/?$/;
 const DESIRED_NOTIFICATIONS = '/notifications/twin/properties/desired';
 const OUTPUT_NAME = 'iothub-outputname';
+/** Input messages one connection may hold unsettled; rhea's session buffer (2,048 deliveries) must never fill. */
+export const MAX_UNSETTLED_INPUTS = 1000;
 
 type LinkKind = 'events' | 'methods' | 'twin';
 
@@ -84,13 +86,17 @@ class AmqpChannel implements ModuleChannel {
   methodAnswers?: Receiver;
   twinAnswers?: Sender;
   desired = false;
-  /** The payload each input delivery carries, to acknowledge it when the module accepts it. */
-  readonly unsettled = new WeakMap<Delivery, Buffer>();
+  /** The payload of each input delivery the module has not settled, to acknowledge it when it accepts it. */
+  readonly unsettled = new Map<Delivery, Buffer>();
 
   constructor(
     readonly conn: Connection,
     private readonly end: (description: string) => void,
   ) {}
+
+  room(): number {
+    return this.inputs?.is_open() ? MAX_UNSETTLED_INPUTS - this.unsettled.size : 0;
+  }
 
   listens(what: ModuleListen): boolean {
     if (what === 'inputs') return !!this.inputs?.is_open();
@@ -119,11 +125,11 @@ class AmqpChannel implements ModuleChannel {
   }
 
   requestMethod(methodName: string, rid: string, payload: Buffer): void {
-    this.methodRequests!.send({ correlation_id: rid, application_properties: { 'IoThub-methodname': methodName }, body: rhea.message.data_section(payload) });
+    presettled(this.methodRequests!, { correlation_id: rid, application_properties: { 'IoThub-methodname': methodName }, body: rhea.message.data_section(payload) });
   }
 
   pushDesired(patch: JsonObject): void {
-    this.twinAnswers!.send({ body: rhea.message.data_section(Buffer.from(JSON.stringify(patch))) });
+    presettled(this.twinAnswers!, { body: rhea.message.data_section(Buffer.from(JSON.stringify(patch))) });
   }
 
   close(): void {
@@ -220,9 +226,7 @@ export class AmqpModules {
     receiver.set_target({ address });
     const ch = st.channel;
     if (kind === 'events') {
-      // Accepted once routed and on disk, not when it arrives.
-      // rhea's auto-accept listens on the link's observers (not in its typings).
-      (receiver as unknown as { observers: import('node:events').EventEmitter }).observers.removeAllListeners('message');
+      // Accepted once routed and on disk, not when it arrives (the endpoint's container does not auto-accept).
       receiver.on('message', (c: EventContext) => {
         const m = c.message!;
         const delivery = c.delivery!;
@@ -234,6 +238,7 @@ export class AmqpModules {
     } else if (kind === 'methods') {
       ch.methodAnswers = receiver;
       receiver.on('message', (c: EventContext) => {
+        c.delivery?.accept();
         const m = c.message!;
         const rid = idText(m.correlation_id);
         const status = Number((m.application_properties as Record<string, unknown> | undefined)?.['IoThub-status']);
@@ -241,7 +246,10 @@ export class AmqpModules {
       });
       if (ch.listens('methods')) this.hub.channelListening(st.moduleId, 'methods');
     } else {
-      receiver.on('message', (c: EventContext) => this.twinRequest(st, c.message!));
+      receiver.on('message', (c: EventContext) => {
+        c.delivery?.accept();
+        this.twinRequest(st, c.message!);
+      });
     }
   }
 
@@ -256,11 +264,17 @@ export class AmqpModules {
     const ch = st.channel;
     if (kind === 'events') {
       ch.inputs = sender;
+      ch.unsettled.clear(); // a new link: what the old one left unsettled stays in the journal
       sender.on('accepted', (c: EventContext) => {
         const body = ch.unsettled.get(c.delivery!);
         if (body) this.hub.delivered(body);
       });
-      // A link that opens with no credit yet still counts as listening: messages wait in its buffer.
+      sender.on('settled', (c: EventContext) => {
+        const full = ch.room() <= 0;
+        ch.unsettled.delete(c.delivery!);
+        if (full && ch.room() > 0) this.hub.channelListening(st.moduleId, 'inputs'); // stored ones go now
+      });
+      // A link that opens with no credit yet still counts as listening: rhea holds messages until credit comes.
       this.hub.channelListening(st.moduleId, 'inputs');
     } else if (kind === 'methods') {
       ch.methodRequests = sender;
@@ -274,7 +288,7 @@ export class AmqpModules {
     const ch = st.channel;
     const ann = (m.message_annotations ?? {}) as Record<string, unknown>;
     const answer = (status: number, body?: unknown, version?: number): void => {
-      ch.twinAnswers?.send({
+      if (ch.twinAnswers) presettled(ch.twinAnswers, {
         correlation_id: m.correlation_id,
         message_annotations: { status: rhea.types.wrap_int(status), ...(version !== undefined ? { version: rhea.types.wrap_long(version) } : {}) },
         body: rhea.message.data_section(body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body))),
@@ -295,6 +309,12 @@ export class AmqpModules {
     }
     answer(400, { errorCode: 400027, message: `unsupported twin operation ${op.slice(0, 50)} on ${String(resource).slice(0, 200)}` });
   }
+}
+
+/** Send settled: requests, answers and updates need no settlement back, and so never pile up in rhea's buffer. */
+function presettled(sender: Sender, m: Message): void {
+  // What rhea's send does itself on a link whose sender settle mode is "settled".
+  (sender.send(m) as { settled: boolean }).settled = true;
 }
 
 function safeDecode(s: string): string {

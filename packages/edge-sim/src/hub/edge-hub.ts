@@ -86,6 +86,8 @@ export type ModuleListen = 'inputs' | 'methods' | 'desired';
  */
 export interface ModuleChannel {
   listens(what: ModuleListen): boolean;
+  /** How many more input messages it takes now (a module that does not settle them stops getting more). */
+  room(): number;
   /** Send a routed message to an input; the transport calls EdgeHub.delivered(body) once the module has it. */
   deliver(input: string, topicBag: string, body: Buffer): void;
   requestMethod(methodName: string, rid: string, payload: Buffer): void;
@@ -268,6 +270,7 @@ export class EdgeHub extends EventEmitter {
     const filters: Record<ModuleListen, string> = { inputs: inputFilter(this.opts.deviceId, moduleId), methods: METHOD_FILTER, desired: TWIN_DESIRED_FILTER };
     return {
       listens: (what) => !!c.subscriptions[filters[what]],
+      room: () => Infinity, // aedes queues per client
       deliver: (input, topicBag, body) => {
         this.send(c, inputTopic(this.opts.deviceId, moduleId, input, topicBag), body, 1);
         // A clean-session client gets no redelivery from aedes, so it is done once written.
@@ -546,7 +549,7 @@ export class EdgeHub extends EventEmitter {
     const key = `${moduleId}\u0000`;
     const c = this.canDeliver(moduleId);
     if (c && this.saf.size(key + d.input) > 0) this.flush(moduleId); // keep order behind anything stored
-    if (c) this.sendDelivery(c, d);
+    if (c && c.room() > 0 && this.saf.size(key + d.input) === 0) this.sendDelivery(c, d);
     else this.store(moduleId, key + d.input, d, ttlSecs);
   }
 
@@ -567,11 +570,11 @@ export class EdgeHub extends EventEmitter {
     this.dropWarned.set(key, w);
   }
 
-  /** Deliver everything stored for a module that just subscribed to its inputs, in order. */
+  /** Deliver what is stored for a module that listens for its inputs (as much as it takes now), in order. */
   private flush(moduleId: string): void {
     const c = this.canDeliver(moduleId);
     if (!c) return;
-    const items = this.saf.takeAll(`${moduleId}\u0000`);
+    const items = this.saf.takeAll(`${moduleId}\u0000`, Date.now(), c.room());
     if (items.length) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
     for (const { item } of items) this.sendDelivery(c, item);
   }

@@ -80,25 +80,24 @@ export class StoreAndForward<T> {
       q.items[q.head++] = undefined as unknown as Queued<T>; // release the body now
       dropped++;
     }
-    // Compact once the dropped prefix is large, so shifting stays amortised O(1).
-    if (q.head > 1024 && q.head * 2 > q.items.length) {
-      q.items = q.items.slice(q.head);
-      q.head = 0;
-    }
+    compact(q);
     if (dropped) this.dropped.set(key, (this.dropped.get(key) ?? 0) + dropped);
     return dropped;
   }
 
-  /** Remove and return, in order, every unexpired message for keys matching `prefix`. */
-  takeAll(prefix: string, now = Date.now()): Array<{ key: string; item: T }> {
+  /** Remove and return, in order, the unexpired messages for keys matching `prefix`, at most `max`; the rest stay queued. */
+  takeAll(prefix: string, now = Date.now(), max = Infinity): Array<{ key: string; item: T }> {
     const out: Array<{ key: string; item: T }> = [];
     for (const [key, q] of this.queues) {
       if (!key.startsWith(prefix)) continue;
-      for (let i = q.head; i < q.items.length; i++) {
-        const e = q.items[i]!;
+      while (q.head < q.items.length && out.length < max) {
+        const e = q.items[q.head]!;
+        q.items[q.head++] = undefined as unknown as Queued<T>;
+        q.bytes -= e.bytes;
         if (e.expiresAt > now) out.push({ key, item: e.item });
       }
-      this.queues.delete(key);
+      if (q.head >= q.items.length) this.queues.delete(key);
+      else compact(q);
     }
     return out;
   }
@@ -113,5 +112,13 @@ export class StoreAndForward<T> {
       else this.queues.delete(key);
     }
     return expired;
+  }
+}
+
+/** Compact once the taken or dropped prefix is large, so shifting stays amortised O(1). */
+function compact<T>(q: Queue<T>): void {
+  if (q.head > 1024 && q.head * 2 > q.items.length) {
+    q.items = q.items.slice(q.head);
+    q.head = 0;
   }
 }
