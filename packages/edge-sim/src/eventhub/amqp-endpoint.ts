@@ -5,6 +5,7 @@
  * (`<entity>/ConsumerGroups/<group>/Partitions/<id>`) that start where their selector filter says
  * and get IoT Hub's annotations. What `@azure/event-hubs` EventHubConsumerClient speaks, on its own
  * TLS port and, through `acceptStream`, over WebSockets (AMQPWSB10 on 443 `/$servicebus/websocket`).
+ * Modules over AMQP share the port (as on IoT Hub): their tokens and links go to AmqpModules.
  */
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';

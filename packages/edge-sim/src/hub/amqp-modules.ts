@@ -172,8 +172,13 @@ export class AmqpModules {
     const st = this.conns.get(conn);
     if (st && (st.moduleId !== moduleId || st.deviceId !== deviceId)) return refuse(`this connection is ${st.moduleId}'s, not ${moduleId}'s`);
     const expiresMs = t.se * 1000;
+    // Timers run at most ~24.8 days: a longer token re-arms until it really expires.
     const expire = (): NodeJS.Timeout =>
-      setTimeout(() => this.end(conn, 'amqp:unauthorized-access', 'token expired; put a new one on $cbs before it does'), Math.min(expiresMs - Date.now(), 2 ** 31 - 1)).unref();
+      setTimeout(() => {
+        const cur = this.conns.get(conn);
+        if (cur && cur.expiresMs > Date.now()) cur.expiry = expire();
+        else this.end(conn, 'amqp:unauthorized-access', 'token expired; put a new one on $cbs before it does');
+      }, Math.min(expiresMs - Date.now(), 2 ** 31 - 1)).unref();
     if (st) {
       clearTimeout(st.expiry);
       st.expiresMs = expiresMs;
@@ -281,6 +286,7 @@ export class AmqpModules {
       if (ch.listens('methods')) this.hub.channelListening(st.moduleId, 'methods');
     } else {
       ch.twinAnswers = sender;
+      ch.desired = false; // a new twin link asks for desired updates again
     }
   }
 
