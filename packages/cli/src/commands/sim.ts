@@ -86,8 +86,8 @@ function nextSteps(sim: SimulatorHandle, stateDir: string): string {
   const lines = [
     `enclave-edge simulator is up: device ${sim.deviceId}, hub ${sim.hubHostName}`,
     `  edgeHub (MQTT/TLS)  mqtts://${sim.gatewayHostName}${sim.mqttPort === 8883 ? ':8883' : ''}`,
-    `  service API         https://${serviceHost(sim)}  (module-to-module methods, MQTT and Event Hub AMQP over WebSockets too)${sim.httpsPort === 443 ? '' : '; not 443, so azure-iothub cannot reach it: see the warning above'}`,
-    `  Event Hub endpoint  sb://${serviceHost({ ...sim, httpsPort: 443 })}${sim.amqpPort === 5671 ? '' : `:${sim.amqpPort}`}/ ${sim.eventHubName}  (AMQP/TLS; sim credentials --json → eventHubCompatibleConnectionString)`,
+    `  service API         https://${serviceHost(sim)}  (module-to-module methods, MQTT and AMQP over WebSockets, the Event Hub endpoint over WebSockets too)${sim.httpsPort === 443 ? '' : '; not 443, so azure-iothub cannot reach it: see the warning above'}`,
+    `  Event Hub endpoint  sb://${serviceHost({ ...sim, httpsPort: 443 })}${sim.amqpPort === 5671 ? '' : `:${sim.amqpPort}`}/ ${sim.eventHubName}  (AMQP/TLS, modules over AMQP too; sim credentials --json → eventHubCompatibleConnectionString)`,
     `  workload API        ${sim.workloadUri}`,
     `  CA certificate      ${rel}/ca.pem`,
     `  modules             ${spec.modules.map((m) => `${m.name} (${m.run.kind === 'skipped' ? 'skipped' : m.status})`).join(', ') || 'none'}`,
