@@ -15,7 +15,7 @@ import deviceAmqp from 'azure-iot-device-amqp';
 import deviceMqtt from 'azure-iot-device-mqtt';
 import mqtt from 'mqtt';
 import type { UpstreamMessage } from '@enclave-edge/edge-sim';
-import { startTestSim, moduleKeyOf, type TestSim } from './helpers.js';
+import { startTestSim, moduleKeyOf, eventually, spawnProbe, type TestSim } from './helpers.js';
 import { startSimOnStandardPorts, startOfficialClients, type OfficialClients } from './official-clients.js';
 
 let t: TestSim;
@@ -148,6 +148,21 @@ for (const [name, transport] of [
     });
   });
 }
+
+describe('ModuleClient.fromEnvironment(Amqp) with IOTEDGE_* (SAS signed by the workload API)', () => {
+  it('connects, answers methods and sends through the routes', async () => {
+    const probe = spawnProbe({ ...t.sim.moduleEnv('probeA'), PROBE_TRANSPORT: 'Amqp' });
+    try {
+      expect(await eventually(() => t.invoke('probeA', 'whoami'))).toMatchObject({ status: 200, payload: { moduleId: 'probeA' } });
+      const tag = randomBytes(6).toString('hex');
+      const up = nextUpstream((m) => m.properties.tag === tag);
+      await t.invoke('probeA', 'send', { messages: [{ output: 'telemetry', body: { tag }, properties: { tag } }] });
+      expect(JSON.parse((await up).body.toString())).toEqual({ tag });
+    } finally {
+      await probe.stop();
+    }
+  });
+});
 
 describe('a module over Amqp that does not settle its input messages', () => {
   it(`holds at most ${MAX_UNSETTLED_INPUTS} unsettled; the rest wait in store-and-forward and follow, in order, as it completes`, async () => {
