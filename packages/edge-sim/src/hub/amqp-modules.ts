@@ -277,7 +277,7 @@ export class AmqpModules {
       sender.on('settled', (c: EventContext) => {
         const full = ch.room() <= 0;
         ch.unsettled.delete(c.delivery!);
-        if (full && ch.room() > 0) this.hub.channelListening(st.moduleId, 'inputs'); // stored ones go now
+        if (full && ch.room() > 0) this.hub.channelHasRoom(st.moduleId);
       });
       // A link that opens with no credit yet still counts as listening: rhea holds messages until credit comes.
       this.hub.channelListening(st.moduleId, 'inputs');

@@ -2,6 +2,8 @@
  * edgeHub emulation: aedes (MQTT 3.1.1) over TLS with SAS authentication, a per-module ACL,
  * IoT Hub topic semantics (events, inputs, methods, twins), routes and store-and-forward.
  * `$iothub/*` traffic never goes through aedes' fan-out: it is written to the one client it is for.
+ * Modules over AMQP (amqp-modules.ts) reach the same routes, stores, methods and twins: every
+ * transport is a ModuleChannel here.
  */
 import { EventEmitter } from 'node:events';
 import tls from 'node:tls';
@@ -128,7 +130,7 @@ export class EdgeHub extends EventEmitter {
   /** Modules connected over a transport other than MQTT, by module id. */
   private readonly channels = new Map<string, ModuleChannel>();
   /** 'listening' (moduleId, what) when a channel starts listening; not part of the public events. */
-  private readonly internal = new EventEmitter();
+  private readonly internal = new EventEmitter().setMaxListeners(0); // one per method call waiting for its module
   private sweeper?: NodeJS.Timeout;
   private readonly log: (line: string) => void;
   port = 0;
@@ -305,11 +307,10 @@ export class EdgeHub extends EventEmitter {
   attachChannel(moduleId: string, ch: ModuleChannel): void {
     const old = this.channels.get(moduleId);
     this.channels.set(moduleId, ch);
-    if (old && old !== ch) {
-      old.close();
-      this.endPendingMethods(moduleId);
-    }
+    if (old && old !== ch) old.close();
     this.client(moduleId)?.close();
+    // Calls waiting now were sent to the older connection, which will not answer them.
+    this.endPendingMethods(moduleId);
     this.log(`module ${moduleId} connected`);
     this.emit('connected', moduleId);
   }
@@ -326,6 +327,11 @@ export class EdgeHub extends EventEmitter {
   channelListening(moduleId: string, what: ModuleListen): void {
     if (what === 'inputs') this.flush(moduleId);
     this.internal.emit('listening', moduleId, what);
+  }
+
+  /** A channel that was full takes input messages again: the stored ones go first, quietly. */
+  channelHasRoom(moduleId: string): void {
+    this.flush(moduleId, false);
   }
 
   /** The reason `token` does not authenticate `moduleId` of this device, or undefined when it does (every transport). */
@@ -571,11 +577,11 @@ export class EdgeHub extends EventEmitter {
   }
 
   /** Deliver what is stored for a module that listens for its inputs (as much as it takes now), in order. */
-  private flush(moduleId: string): void {
+  private flush(moduleId: string, announce = true): void {
     const c = this.canDeliver(moduleId);
     if (!c) return;
     const items = this.saf.takeAll(`${moduleId}\u0000`, Date.now(), c.room());
-    if (items.length) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
+    if (items.length && announce) this.log(`forwarding ${items.length} stored message(s) to ${moduleId}`);
     for (const { item } of items) this.sendDelivery(c, item);
   }
 
