@@ -210,7 +210,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       log,
     });
     const amqpPort = await eventHub.start();
-    hub.serveAmqp((stream) => eventHub.handleStream(stream));
+    hub.serveAmqp((stream) => eventHub.acceptStream(stream));
     closers.push(() => eventHub.stop());
 
     const upstreamListeners = new Set<(m: UpstreamMessage) => void>();
