@@ -71,6 +71,8 @@ const REQUESTS_PER_PIPELINE = 4;
 const MAX_BATCH = 32;
 /** Bound on a batch's estimated wire size, well under the edgeHub message limit. */
 const MAX_BATCH_BYTES = LIMITS.maxMessageBytes / 2;
+/** Outputs of one pipeline sent and not yet acknowledged by edgeHub (each waits for its store's sync). */
+const OUTPUT_WINDOW = 64;
 
 interface Job {
   name: string;
@@ -98,6 +100,8 @@ interface Lane {
   nextSeq: number;
   nextOut: number;
   finished: Map<number, { job: Job; outcome: Outcome }>;
+  /** Outputs handed to the client and not yet acknowledged. */
+  sending: number;
 }
 
 export class Pipelines {
@@ -188,7 +192,7 @@ export class Pipelines {
     const expiry = msg.expiryTimeUtc ? new Date(msg.expiryTimeUtc as string | number | Date).getTime() : NaN;
     await Promise.all(list.map(([name, p]) => new Promise<void>((done) => {
       let lane = this.lanes.get(name);
-      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0, nextSeq: 0, nextOut: 0, finished: new Map() }));
+      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0, nextSeq: 0, nextOut: 0, finished: new Map(), sending: 0 }));
       const ttlEnd = Date.now() + p.retryWithinMs;
       const expiresAt = Number.isFinite(expiry) ? Math.min(expiry, ttlEnd) : ttlEnd;
       lane.jobs.push({ name, p, msg, params, bytes: size, id: randomUUID(), seq: lane.nextSeq++, expiresAt, done });
@@ -216,7 +220,7 @@ export class Pipelines {
         this.pumpAll(lane);
       });
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   /** After a slot frees: this lane first, then any lane held back by the global in-flight bound. */
@@ -318,38 +322,47 @@ export class Pipelines {
   /** Record a job's outcome, then send every outcome of the lane that is next in order. */
   private finish(lane: Lane, job: Job, outcome: Outcome): void {
     lane.finished.set(job.seq, { job, outcome });
-    if (job.seq === lane.nextOut) void this.drain(lane);
+    if (job.seq === lane.nextOut) this.drain(lane);
   }
 
-  private readonly draining = new Set<Lane>();
-
-  private async drain(lane: Lane): Promise<void> {
-    if (this.draining.has(lane)) return;
-    this.draining.add(lane);
-    try {
-      for (let next = lane.finished.get(lane.nextOut); next; next = lane.finished.get(lane.nextOut)) {
-        lane.finished.delete(lane.nextOut);
-        lane.nextOut++;
-        const { job, outcome } = next;
-        if ('out' in outcome) {
-          try {
-            await this.deps.send(job.p.output, outcome.out);
-            this.processed++;
-          } catch (err) {
+  /**
+   * Send every outcome of the lane that is next in order. Outputs are handed to the client in
+   * order without waiting for each one's acknowledgement (one connection keeps their order on
+   * the wire); at most OUTPUT_WINDOW per lane are unacknowledged, so a slow edgeHub holds the
+   * lane back instead of piling up sends.
+   */
+  private drain(lane: Lane): void {
+    for (let next = lane.finished.get(lane.nextOut); next && lane.sending < OUTPUT_WINDOW; next = lane.finished.get(lane.nextOut)) {
+      lane.finished.delete(lane.nextOut);
+      lane.nextOut++;
+      const { job, outcome } = next;
+      if ('out' in outcome) {
+        lane.sending++;
+        let sending: Promise<unknown>;
+        try {
+          sending = this.deps.send(job.p.output, outcome.out);
+        } catch (err) {
+          sending = Promise.reject(err);
+        }
+        const sent = sending.then(
+          () => void this.processed++,
+          (err: unknown) => {
             const e = toEnclaveEdgeError(err);
             this.drop(job.name, e.code, `could not send the output: ${e.message}`);
-          }
-        } else if (outcome.dropped) {
-          this.drop(job.name, outcome.err.code, `gave up after retrying until the message's time to live: ${outcome.err.message}`);
-        } else {
-          this.fail(job.name, outcome.err.code, outcome.err.message);
-        }
-        job.done();
+          },
+        );
+        void sent.finally(() => {
+          lane.sending--;
+          job.done();
+          this.drain(lane);
+        });
+        continue;
       }
-    } finally {
-      this.draining.delete(lane);
+      if (outcome.dropped) this.drop(job.name, outcome.err.code, `gave up after retrying until the message's time to live: ${outcome.err.message}`);
+      else this.fail(job.name, outcome.err.code, outcome.err.message);
+      job.done();
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   private fail(name: string, code: string, message: string): void {
