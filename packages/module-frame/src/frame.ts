@@ -33,6 +33,7 @@ import { ReportedBatcher } from './reported.js';
 import { sendTelemetry } from './telemetry.js';
 import type { EdgeModuleClient } from './edge-module-client.js';
 import { InputJournal } from './input-journal.js';
+import { holdWritesUntilDurable, writesCoalesced } from './low-latency.js';
 
 export interface FrameOptions {
   client: EdgeModuleClient;
@@ -114,6 +115,24 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
   const journal = opts.journal ? new InputJournal(opts.journal.dir) : undefined;
   const covers = opts.journal?.covers;
   let journalFault = false;
+  const reportJournalFault = (input: string | undefined, err: Error): void => {
+    // Handled all the same; only a crash before it is finished would lose it. Said once per fault.
+    if (!journalFault) log.error({ ...(input !== undefined ? { input } : {}), err: err.message }, 'could not write the input journal: messages are handled but not kept through a crash');
+    journalFault = true;
+  };
+  // Group commit where the sockets allow it: a turn's PUBACKs wait for one fdatasync of all its messages.
+  let unhold: (() => void) | undefined;
+  if (journal && writesCoalesced()) {
+    const barrier = journal.groupCommits();
+    unhold = holdWritesUntilDurable({
+      durable: barrier.durable,
+      sync: (cb) => barrier.sync((err) => {
+        if (err) reportJournalFault(undefined, err);
+        else journalFault = false;
+        cb(err);
+      }),
+    });
+  }
   // Listening before open: messages of a resumed session arrive right after the connect.
   // What the previous instance took and did not finish comes first, in its order.
   let early: Array<[string, Message, number | undefined]> | undefined = (journal?.recovered() ?? []).map((j) => [j.input, j.msg, j.key]);
@@ -129,11 +148,9 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
           log.info({ input, messageId: String(msg.messageId) }, 'input message already taken (re-sent after a restart): not run again');
           return;
         }
-        journalFault = false;
+        if (!unhold) journalFault = false;
       } catch (err) {
-        // Handled all the same; only a crash before it is finished would lose it. Said once per fault.
-        if (!journalFault) log.error({ input, err: (err as Error).message }, 'could not write the input journal: messages are handled but not kept through a crash');
-        journalFault = true;
+        reportJournalFault(input, err as Error);
       }
     }
     if (deliver) return deliver(input, msg, key);
@@ -229,6 +246,7 @@ export async function openModuleFrame(opts: FrameOptions): Promise<ModuleFrame> 
       await beforeClose?.();
       await reported.flush();
       await client.close().catch(() => undefined);
+      unhold?.();
       journal?.close();
     },
   };

@@ -6,6 +6,6 @@ export { DropReporter } from './drop-reporter.js';
 export { IntervalTimer } from './interval-timer.js';
 export { ReportedBatcher, reportProperties } from './reported.js';
 export { sendTelemetry } from './telemetry.js';
-export { enableLowLatencySockets } from './low-latency.js';
+export { enableLowLatencySockets, holdWritesUntilDurable, writesCoalesced, type DurabilityBarrier } from './low-latency.js';
 export { moduleStateDir, runModule, type RunContext, type RunOptions } from './run-module.js';
 export type { EdgeModuleClient, MethodRequestLike, MethodResponseLike } from './edge-module-client.js';

@@ -3,10 +3,12 @@
  *
  * The MQTT transport acknowledges an input message as it arrives (azure-iot-device's
  * complete() is a no-op), so from that moment edgeHub has forgotten it and a kill -9 of the
- * module would lose it. The frame therefore writes each journaled message here, synchronously
- * and with fdatasync, inside the SDK's `inputMessage` event — which it emits in the same call
- * that later writes the PUBACK — and marks it done once the module has finished with it (output
- * sent, or reported dropped). On the next start, every message without its done mark is handed
+ * module would lose it. The frame therefore records each journaled message here inside the
+ * SDK's `inputMessage` event — which it emits in the same call that later writes the PUBACK —
+ * durable before that PUBACK leaves: with fdatasync in `take`, or, once `groupCommits()` is
+ * called, in `sync`, which the frame's sockets await before letting the turn's writes out (one
+ * write and fdatasync for all messages of the turn). It marks it done once the module has
+ * finished with it (output sent, or reported dropped). On the next start, every message without its done mark is handed
  * to the module again, before anything new.
  *
  * At least once, without running a message twice where that can be told: a message that
@@ -81,6 +83,10 @@ export class InputJournal {
   /** Message ids of finished messages, oldest first (a Map keeps insertion order). */
   private readonly finishedIds = new Map<string, true>();
   private readonly openIds = new Map<string, number>();
+  /** take() leaves the write and fdatasync to `sync` (groupCommits). */
+  private grouped = false;
+  /** Messages taken since the start of the last sync that ended (done marks need none). */
+  private notDurable = 0;
   /** What the previous instance left unfinished, in order; taken once by `recovered()`. */
   private leftOver: JournaledMessage[] = [];
 
@@ -103,16 +109,41 @@ export class InputJournal {
   }
 
   /**
+   * From now on `take` only queues its line, and `sync` writes and fdatasyncs all taken so far.
+   * For a caller that lets no acknowledgement out before that sync ends (the frame, through
+   * holdWritesUntilDurable); returns what that caller awaits.
+   */
+  groupCommits(): { durable(): boolean; sync(cb: (err: Error | null) => void): void } {
+    this.grouped = true;
+    return {
+      durable: () => this.notDurable === 0,
+      sync: (cb) => {
+        const covered = this.notDurable;
+        this.file.sync((err) => {
+          // On a fault too: the caller lets its bytes out and reports it; the next take tries again.
+          this.notDurable -= covered;
+          cb(err);
+        });
+      },
+    };
+  }
+
+  /**
    * Record a message before its acknowledgement leaves; returns its key, or undefined when its
    * messageId is already in the journal (a re-sent copy: not to be run again). Throws when the
-   * write fails (disk full, read-only): the caller decides.
+   * write fails (disk full, read-only): the caller decides. With groupCommits the write and its
+   * fault come with the next `sync`.
    */
   take(input: string, msg: Message): number | undefined {
     const id = msg.messageId ? String(msg.messageId) : undefined;
     if (id !== undefined && (this.openIds.has(id) || this.finishedIds.has(id))) return undefined;
     const key = this.nextKey++;
     const stored = store(msg);
-    this.file.appendSync({ t: 'in', k: key, input, msg: stored });
+    const entry: Entry = { t: 'in', k: key, input, msg: stored };
+    if (this.grouped) {
+      this.file.appendDeferred(entry);
+      this.notDurable++;
+    } else this.file.appendSync(entry);
     this.open.set(key, { input, msg: stored });
     if (id !== undefined) this.openIds.set(id, key);
     return key;

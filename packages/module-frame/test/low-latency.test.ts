@@ -1,7 +1,8 @@
 /**
  * Socket tuning on real TLS: with write coalescing, every byte still arrives in order, writes
  * made in later turns are not held back, and an echo round trip completes (no stall waiting for
- * an uncork). Nothing here measures time.
+ * an uncork); behind a durability barrier, a turn's writes stay in the socket until its sync
+ * ends, and writes made meanwhile follow them in order. Nothing here measures time.
  */
 import { describe, expect, it, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { enableLowLatencySockets } from '@enclave-edge/module-frame';
+import { enableLowLatencySockets, holdWritesUntilDurable, writesCoalesced } from '@enclave-edge/module-frame';
 
 const dir = mkdtempSync(join(tmpdir(), 'ee-lowlat-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,6 +57,65 @@ describe('enableLowLatencySockets', () => {
     socket.write('ping!');
     await until('ping!');
     expect(received.endsWith('c;ping!')).toBe(true);
+    socket.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('holds a turn\'s writes until a pending barrier has synced; writes made meanwhile follow in order', async () => {
+    const { key, cert } = certPair();
+    let received = '';
+    let accepted!: (s: tls.TLSSocket) => void;
+    const serverSocket = new Promise<tls.TLSSocket>((r) => (accepted = r));
+    const server = tls.createServer({ key, cert }, (s) => {
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (received += d));
+      accepted(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    enableLowLatencySockets();
+    expect(writesCoalesced()).toBe(true);
+    const socket = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ca: cert, servername: 'localhost' });
+    await new Promise<void>((r, j) => socket.once('secureConnect', r).once('error', j));
+    const serverSide = await serverSocket;
+    const arrived = (text: string) => new Promise<void>((resolve) => {
+      const check = () => (received.endsWith(text) ? resolve() : serverSide.once('data', check));
+      check();
+    });
+    socket.write('open;');
+    await arrived('open;');
+
+    let pending = false;
+    const waiting: Array<(err: Error | null) => void> = [];
+    let syncCalled!: () => void;
+    const syncAsked = new Promise<void>((r) => (syncCalled = r));
+    const unhold = holdWritesUntilDurable({
+      durable: () => !pending,
+      sync: (cb) => {
+        waiting.push(cb);
+        syncCalled();
+      },
+    });
+    try {
+      pending = true; // an append, as the journal's take in the SDK's event
+      socket.write('puback-1;');
+      socket.write('puback-2;');
+      await syncAsked;
+      // The turn ended and the barrier was asked: its bytes are still in this process's socket buffer.
+      expect(socket.writableCorked).toBeGreaterThan(0);
+      expect(socket.writableLength).toBe('puback-1;puback-2;'.length);
+      socket.write('later;'); // while the sync runs: queued behind the held ones
+      pending = false;
+      for (const cb of waiting.splice(0)) cb(null);
+      await arrived('later;');
+      expect(received).toBe('open;puback-1;puback-2;later;');
+
+      // Durable: nothing is held.
+      socket.write('free;');
+      await arrived('free;');
+      expect(waiting).toEqual([]);
+    } finally {
+      unhold();
+    }
     socket.destroy();
     await new Promise<void>((r) => server.close(() => r()));
   });
