@@ -8,14 +8,14 @@
  * durable before that PUBACK leaves: with fdatasync in `take`, or, once `groupCommits()` is
  * called, in `sync`, which the frame's sockets await before letting the turn's writes out (one
  * write and fdatasync for all messages of the turn). It marks it done once the module has
- * finished with it (output sent, or reported dropped). On the next start, every message without its done mark is handed
- * to the module again, before anything new.
+ * finished with it (output sent, or reported dropped). On the next start, every message without
+ * its done mark is handed to the module again, before anything new.
  *
  * At least once, without running a message twice where that can be told: a message that
  * carries a messageId and is already in the journal (edgeHub re-sends what was not yet
  * acknowledged when the module died) is not taken again. A message without a messageId cannot
  * be told apart from a new one; it is run again only if the module died in the instant between
- * this write and the PUBACK.
+ * this record and the PUBACK.
  *
  * Done marks are written without fsync: the page cache survives a kill -9; only a power cut
  * can lose one, and then a finished message runs again (at least once allows it).
