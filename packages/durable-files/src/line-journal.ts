@@ -124,6 +124,8 @@ export class LineJournal<E> {
       if (this.fd === undefined) throw new Error('the journal is closed');
       if (this.deferred) this.write('');
     } catch (err) {
+      // Not kept (as a failed append); the caller reports it. Dropped, so a full disk does not grow memory.
+      this.deferred = '';
       for (const w of waiters) w(err as Error);
       return;
     }

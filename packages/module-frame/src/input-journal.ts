@@ -85,8 +85,9 @@ export class InputJournal {
   private readonly openIds = new Map<string, number>();
   /** take() leaves the write and fdatasync to `sync` (groupCommits). */
   private grouped = false;
-  /** Messages taken since the start of the last sync that ended (done marks need none). */
-  private notDurable = 0;
+  /** Messages taken so far, and how many of the first of them a finished sync covers (done marks need none). */
+  private taken = 0;
+  private durableUpTo = 0;
   /** What the previous instance left unfinished, in order; taken once by `recovered()`. */
   private leftOver: JournaledMessage[] = [];
 
@@ -116,12 +117,12 @@ export class InputJournal {
   groupCommits(): { durable(): boolean; sync(cb: (err: Error | null) => void): void } {
     this.grouped = true;
     return {
-      durable: () => this.notDurable === 0,
+      durable: () => this.durableUpTo >= this.taken,
       sync: (cb) => {
-        const covered = this.notDurable;
+        const upTo = this.taken;
         this.file.sync((err) => {
           // On a fault too: the caller lets its bytes out and reports it; the next take tries again.
-          this.notDurable -= covered;
+          if (upTo > this.durableUpTo) this.durableUpTo = upTo;
           cb(err);
         });
       },
@@ -142,7 +143,7 @@ export class InputJournal {
     const entry: Entry = { t: 'in', k: key, input, msg: stored };
     if (this.grouped) {
       this.file.appendDeferred(entry);
-      this.notDurable++;
+      this.taken++;
     } else this.file.appendSync(entry);
     this.open.set(key, { input, msg: stored });
     if (id !== undefined) this.openIds.set(id, key);

@@ -110,4 +110,22 @@ describe('InputJournal', () => {
     expect(back.map((j) => j.msg.properties.getValue('sequenceNumber'))).toEqual(['1', '2']);
     expect(keys.every((k) => k > 0)).toBe(true);
   });
+
+  it('with group commits: overlapping syncs each cover what was taken before they were asked', async () => {
+    const a = new InputJournal(tempDir());
+    const barrier = a.groupCommits();
+    const synced = () => new Promise<void>((resolve, reject) => barrier.sync((err) => (err ? reject(err) : resolve())));
+    a.take('sensor', reading(1));
+    const first = synced();
+    a.take('sensor', reading(2));
+    const second = synced();
+    await first;
+    expect(barrier.durable()).toBe(false); // the second message waits for the second sync
+    await second;
+    expect(barrier.durable()).toBe(true);
+    a.take('sensor', reading(3));
+    expect(barrier.durable()).toBe(false);
+    await synced();
+    expect(barrier.durable()).toBe(true);
+  });
 });
