@@ -1,7 +1,7 @@
 /**
  * Confidential calls, in the simulator with the real SDK:
  *  - invokeTA hello.echo sealed (ConfidentialClient, key cached) beside the same call plain,
- *    alternating call by call;
+ *    alternating call by call, from a caller process of its own (confidential-caller.ts);
  *  - what the cache amortises: a fresh evidence fetch + verification;
  *  - the envelope crypto alone (seal request, open, seal answer, open answer) in this process.
  */
