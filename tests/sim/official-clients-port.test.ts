@@ -1,6 +1,6 @@
 /**
- * The unmodified azure-iothub SDK, ModuleClient.invokeMethod and MqttWs dial port 443 whatever the
- * connection string says. These tests run the simulator and those clients as an ordinary user
+ * The unmodified azure-iothub SDK, ModuleClient.invokeMethod, MqttWs, AmqpWs and @azure/event-hubs
+ * over WebSockets dial port 443 whatever the connection string says (Amqp dials 5671). These tests run the simulator and those clients as an ordinary user
  * (uid 65534) in a network namespace of their own (so no other simulator on this machine holds
  * 443 and the port rule is the kernel default): once with the documented one-time setting, once
  * without, where `sim up` must say exactly what to run.
@@ -48,6 +48,12 @@ async function runAsNobody(sysctl443: boolean): Promise<Record<string, any>> {
   }
 }
 
+/** What the script records for an AMQP module that works: a method answered, an output routed to $upstream. */
+const amqpWorks = (moduleId: string, over: string) => ({
+  method: { status: 200, payload: { over, got: { n: 2 } } },
+  upstream: { moduleId, output: 'telemetry', body: { over }, properties: { k: 'v' } },
+});
+
 describe.skipIf(unavailable)(`official clients as an ordinary user${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
   describe('with net.ipv4.ip_unprivileged_port_start=443 (the documented one-time setting)', () => {
     let r: Record<string, any>;
@@ -82,6 +88,14 @@ describe.skipIf(unavailable)(`official clients as an ordinary user${unavailable 
       expect(r.eventHubWs).toEqual({ body: { over: 'AMQPWSB10' }, properties: { k: 'v' }, moduleId: 'probeA', dialled: ['wss://localhost:443/$servicebus/websocket'] });
     });
 
+    it('a module over AmqpWs (wss://…:443/$iothub/websocket, AMQPWSB10) answers a method and its output reaches $upstream', () => {
+      expect(r.amqpWs).toEqual(amqpWorks('amqpWsProbe', 'AmqpWs'));
+    });
+
+    it('a module over Amqp (5671) answers a method and its output reaches $upstream', () => {
+      expect(r.amqp).toEqual(amqpWorks('amqpProbe', 'Amqp'));
+    });
+
     it('module-to-module methods with the unmodified ModuleClient.invokeMethod, both ways', () => {
       expect(r.moduleToModule).toEqual({ m2m: true });
       expect(r.probeToWs).toEqual({ ok: true, result: { status: 200, payload: { over: 'MqttWs', got: { from: 'probeA' } } } });
@@ -97,13 +111,23 @@ describe.skipIf(unavailable)(`official clients as an ordinary user${unavailable 
     it('the simulator still starts, on another HTTPS port, and says exactly what to run', () => {
       expect(r.httpsPort).not.toBe(443);
       expect(r.advice).toContain('HTTPS port 443 on 127.0.0.1 is not available (EACCES)');
-      expect(r.advice).toContain('azure-iothub service SDK, ModuleClient.invokeMethod (module-to-module) and MQTT over WebSockets (MqttWs) always dial 443');
+      expect(r.advice).toContain(
+        'The azure-iothub service SDK, ModuleClient.invokeMethod (module-to-module), modules over MQTT over WebSockets (MqttWs) and AMQP over WebSockets (AmqpWs), and the Event Hub-compatible endpoint over WebSockets (@azure/event-hubs with webSocketOptions) always dial 443 and cannot reach ' +
+          `${r.httpsPort}.`,
+      );
+      expect(r.advice).toContain(`@azure/event-hubs alone can be told this port: pass customEndpointAddress: 'https://<host>:${r.httpsPort}' (serviceUrl in sim credentials --json).`);
       expect(r.advice).toContain("sudo sysctl -w net.ipv4.ip_unprivileged_port_start=443 && echo 'net.ipv4.ip_unprivileged_port_start=443' | sudo tee /etc/sysctl.d/60-edge-sim.conf");
       expect(r.advice).toMatch(/sudo setcap cap_net_bind_service=\+ep \/\S+node/);
     });
 
-    it('the SDK then fails as it would, which is why the advice is printed', () => {
+    it('the clients it names then fail as they would, which is why the advice is printed', () => {
       expect(r.method.code).toBe('ENOTFOUND');
+      expect(r.mqttWs).toMatchObject({ name: 'UnauthorizedError', error: expect.stringContaining('connect ECONNREFUSED 127.0.0.1:443') });
+      expect(r.amqpWs).toMatchObject({ name: 'NotConnectedError', error: 'rhea: connection disconnected' });
+    });
+
+    it('a module over Amqp (5671, not a privileged port) still connects, answers a method and sends to $upstream', () => {
+      expect(r.amqp).toEqual(amqpWorks('amqpProbe', 'Amqp'));
     });
   });
 });

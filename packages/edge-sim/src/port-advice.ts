@@ -1,12 +1,14 @@
 /**
  * What to tell a developer whose simulator could not have a port that official clients dial
- * without asking (443 for azure-iothub, module-to-module methods and MQTT over WebSockets;
- * 5671 for Event Hubs consumers): the one-time fix, spelled out to be pasted.
+ * without asking (443 for azure-iothub, module-to-module methods, MQTT and AMQP over WebSockets
+ * and the Event Hub-compatible endpoint over WebSockets): the one-time fix, spelled out to be pasted.
  */
 import { realpathSync } from 'node:fs';
 
-export function privilegedPortAdvice(port: number, code: string, host: string, fallbackPort: number, clients: string): string {
+/** `workaround`: what a client that can be given another port does meanwhile. */
+export function privilegedPortAdvice(port: number, code: string, host: string, fallbackPort: number, clients: string, workaround?: string): string {
   const lines = [`port ${port} on ${host} is not available (${code}); listening on ${fallbackPort} instead.`, `${clients} always dial ${port} and cannot reach ${fallbackPort}.`];
+  if (workaround) lines.push(workaround);
   if (code === 'EADDRINUSE') {
     lines.push(`Another process holds ${host}:${port} (another simulator?). Stop it, or give this simulator its own loopback address: sim up --host 127.0.0.2`);
   } else if (process.platform === 'linux') {

@@ -334,8 +334,11 @@ export async function startServiceApi(backend: ServiceBackend, opts: ServiceApiO
     const code = (err as NodeJS.ErrnoException).code;
     if (!opts.portFallback || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw listenError(err, 'https', opts.port ?? 0);
     await listen(0);
-    const clients = 'The azure-iothub service SDK, ModuleClient.invokeMethod (module-to-module) and MQTT over WebSockets (MqttWs)';
-    opts.log?.(`warning: HTTPS ${privilegedPortAdvice(opts.port ?? 443, code, opts.host ?? '127.0.0.1', (server.address() as AddressInfo).port, clients)}`);
+    const port = (server.address() as AddressInfo).port;
+    const clients =
+      'The azure-iothub service SDK, ModuleClient.invokeMethod (module-to-module), modules over MQTT over WebSockets (MqttWs) and AMQP over WebSockets (AmqpWs), and the Event Hub-compatible endpoint over WebSockets (@azure/event-hubs with webSocketOptions)';
+    const workaround = `@azure/event-hubs alone can be told this port: pass customEndpointAddress: 'https://<host>:${port}' (serviceUrl in sim credentials --json).`;
+    opts.log?.(`warning: HTTPS ${privilegedPortAdvice(opts.port ?? 443, code, opts.host ?? '127.0.0.1', port, clients, workaround)}`);
   }
   return {
     port: (server.address() as AddressInfo).port,
