@@ -430,7 +430,11 @@ export class EdgeHub extends EventEmitter {
       return cb(new Error('message too large'));
     }
     this.route(moduleId, props, payload);
-    this.durable(cb);
+    this.durable((err) => {
+      // Routed already: the sender's SDK sends it again, so its receivers may get it twice (at least once).
+      if (err) this.log(`message from ${moduleId} not acknowledged: its store could not be synced (${err.message})`);
+      cb(err);
+    });
   }
 
   /** A module's answer to direct-method request `rid`. */
