@@ -212,8 +212,8 @@ describe('a module over Amqp that does not settle its input messages', () => {
     const resent = [...attempts.values()].reduce((n, k) => n + k - 1, 0);
     expect(attempts.size).toBe(total);
     const stored = t.sim.hub.forwardingStats().destinations.find((d) => d.module === 'probeB')?.messages ?? 0;
-    expect(stored - extra).toBeGreaterThanOrEqual(0);
-    expect(stored - extra).toBeLessThanOrEqual(resent);
+    expect(stored - extra, 'stored beyond those that found no room').toBeGreaterThanOrEqual(0);
+    expect(stored - extra, 'stored beyond those that found no room (only copies the SDK sent again may be)').toBeLessThanOrEqual(resent);
     settleCopies = true;
     for (const m of held.splice(0)) await complete(m);
     await received(MAX_UNSETTLED_INPUTS);
