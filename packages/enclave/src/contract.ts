@@ -80,6 +80,8 @@ export interface EnclaveStats {
   failures?: number;
 }
 
+export type BatchItemOutcome = { ok: true; value: Value } | { ok: false; error: Error };
+
 export interface InvokeOptions {
   timeoutMs?: number;
 }
@@ -94,6 +96,11 @@ export interface Enclave {
    * only how long this caller waits (TIMEOUT to it); only the TA's own callTimeoutMs ends an instance.
    */
   invoke(sessionId: string | undefined, command: string, params?: Value, opts?: InvokeOptions): Promise<Value>;
+  /**
+   * Optional: several session-less invokes of one command, each item answered as invoke() would
+   * answer it (its value, or the error it would throw). Rejects only for bad `opts`.
+   */
+  invokeBatch?(command: string, params: Array<Value | undefined>, opts?: InvokeOptions): Promise<BatchItemOutcome[]>;
   closeSession(sessionId: string): Promise<void>;
   destroy(): Promise<void>;
   /** Operator reset: a failed TA serves again at once (no-op otherwise). */

@@ -7,10 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { VerifiedBundle } from '@enclave-edge/bundle/types';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { Enclave, EnclaveCreateOptions, EnclaveEvent, EnclaveStats, InvokeOptions, TAIdentity } from '../../contract.js';
+import type { BatchItemOutcome, Enclave, EnclaveCreateOptions, EnclaveEvent, EnclaveStats, InvokeOptions, TAIdentity } from '../../contract.js';
 import type { WireError, WorkerInit } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
-import { Instance, type DeathReason, type QueuedCall } from './instance.js';
+import { BATCH_REPORT_BYTES } from '../wire/protocol.cjs';
+import { Instance, type BatchItem, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from '../source-map.js';
 import { TrustBridge } from '../trust-bridge.js';
 import { CONFIDENTIAL_COMMAND } from '@enclave-edge/confidential/names';
@@ -214,22 +215,64 @@ export class EmulatedEnclave implements Enclave {
   }
 
   async invoke(sessionId: string | undefined, command: string, params?: Value, opts?: InvokeOptions): Promise<Value> {
-    this.assertServing();
-    if (typeof command !== 'string' || command.length === 0 || command.length > 256) throw new EnclaveEdgeError('BAD_PARAMETERS', 'command must be a non-empty string of at most 256 characters');
-    if (sessionId !== undefined && typeof sessionId !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', 'session id must be a string');
-    const p = this.checkParams(params, 'params');
+    const p = this.admitCall(sessionId, command, params).value;
     const waitMs = this.callerWaitOf(opts);
     const run = command === CONFIDENTIAL_COMMAND ? this.runEnvelope(sessionId, p) : this.run(sessionId, command, p);
     if (waitMs === undefined) return run;
     return new Promise<Value>((resolve, reject) => {
-      const t = setTimeout(() => {
-        reject(new EnclaveEdgeError('TIMEOUT', `TA "${this.identity.name}" command "${command}" did not answer within the caller's ${waitMs} ms; the call goes on in the TA, bounded by its callTimeoutMs`));
-      }, waitMs);
+      const t = setTimeout(() => reject(this.callerTimeout(command, waitMs)), waitMs);
       run.then(
         (v) => (clearTimeout(t), resolve(v)),
         (e: unknown) => (clearTimeout(t), reject(e)),
       );
     });
+  }
+
+  /**
+   * Session-less invokes of one command, each answered as invoke() would answer it (its own
+   * error per item). A shared-instance TA gets them in one message per batch (Instance.callBatch);
+   * confidential envelopes (their request ids are reserved one by one) and instance-per-session
+   * TAs (an instance per call) go through invoke() item by item.
+   */
+  async invokeBatch(command: string, params: Array<Value | undefined>, opts?: InvokeOptions): Promise<BatchItemOutcome[]> {
+    const waitMs = this.callerWaitOf(opts);
+    if (command === CONFIDENTIAL_COMMAND || !this.bundle.manifest.session.singleInstance) {
+      return Promise.all(params.map((p) => this.invoke(undefined, command, p, opts).then(
+        (value): BatchItemOutcome => ({ ok: true, value }),
+        (error: unknown): BatchItemOutcome => ({ ok: false, error: error as Error }),
+      )));
+    }
+    const out: Array<BatchItemOutcome | undefined> = params.map(() => undefined);
+    // Items refused here never reach the TA; the rest go in batches of bounded size, in order.
+    const batches: Array<{ at: number[]; items: Value[] }> = [];
+    let bytes = BATCH_REPORT_BYTES;
+    params.forEach((raw, i) => {
+      let c: { value: Value; bytes: number };
+      try {
+        c = this.admitCall(undefined, command, raw);
+      } catch (error) {
+        out[i] = { ok: false, error: error as Error };
+        return;
+      }
+      if (bytes + c.bytes > BATCH_REPORT_BYTES) {
+        batches.push({ at: [], items: [] });
+        bytes = 0;
+      }
+      bytes += c.bytes;
+      batches.at(-1)!.at.push(i);
+      batches.at(-1)!.items.push(c.value);
+    });
+    let answered = out;
+    const run = Promise.all(batches.map((b) => this.runBatch(command, b.items, (k, item) => (answered[b.at[k]!] = item))));
+    if (waitMs !== undefined) {
+      let t: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((r) => (t = setTimeout(r, waitMs)));
+      await Promise.race([run, waited]);
+      clearTimeout(t);
+      // Items still running go on in the TA; this caller stops waiting for them (later answers land in a copy nobody reads).
+      answered = [...out];
+    } else await run;
+    return out.map((o) => o ?? { ok: false, error: this.callerTimeout(command, waitMs ?? 0) });
   }
 
   /**
@@ -260,6 +303,30 @@ export class EmulatedEnclave implements Enclave {
     } catch (err) {
       if (rid !== undefined && env.refusedBeforeOpening(err)) this.bridge.releaseRequestId(rid);
       throw err;
+    }
+  }
+
+  /** A batch on the shared instance (singleInstance TAs), counted per item as run() counts calls. */
+  private async runBatch(command: string, items: Value[], put: (k: number, item: BatchItemOutcome) => void): Promise<void> {
+    const timeout = this.bundle.manifest.limits.callTimeoutMs;
+    this.counters.calls += items.length;
+    const answered = new Set<number>();
+    const take = (k: number, item: BatchItem) => {
+      if (answered.has(k)) return;
+      answered.add(k);
+      if (!item.ok) this.counters.errors++;
+      put(k, item);
+    };
+    try {
+      const inst = this.main && !this.main.isDead ? this.main : await this.getMain();
+      try {
+        await inst.callBatch(command, items, take, timeout);
+      } finally {
+        this.maybeStopMain();
+      }
+    } catch (err) {
+      // It never started (or could not be re-run after a crash): every item fails as one call would.
+      for (let k = 0; k < items.length; k++) take(k, { ok: false, error: err as Error });
     }
   }
 
@@ -405,9 +472,25 @@ export class EmulatedEnclave implements Enclave {
   }
 
   private checkParams(params: Value | undefined, label: string): Value {
+    return this.copyParams(params, label).value;
+  }
+
+  private copyParams(params: Value | undefined, label: string): { value: Value; bytes: number } {
     const c = copyValue(params === undefined ? null : params, this.maxPayloadBytes, label);
     if (isProblem(c)) throw new EnclaveEdgeError(c.code, c.message);
-    return c.value;
+    return c;
+  }
+
+  /** What every invoke, alone or in a batch, must pass before it is run: the params as the TA gets them. */
+  private admitCall(sessionId: string | undefined, command: string, params: Value | undefined): { value: Value; bytes: number } {
+    this.assertServing();
+    if (typeof command !== 'string' || command.length === 0 || command.length > 256) throw new EnclaveEdgeError('BAD_PARAMETERS', 'command must be a non-empty string of at most 256 characters');
+    if (sessionId !== undefined && typeof sessionId !== 'string') throw new EnclaveEdgeError('BAD_PARAMETERS', 'session id must be a string');
+    return this.copyParams(params, 'params');
+  }
+
+  private callerTimeout(command: string, waitMs: number): EnclaveEdgeError {
+    return new EnclaveEdgeError('TIMEOUT', `TA "${this.identity.name}" command "${command}" did not answer within the caller's ${waitMs} ms; the call goes on in the TA, bounded by its callTimeoutMs`);
   }
 
   /** How long this caller waits, when shorter than the TA's own call timeout (which then applies alone). */
@@ -615,7 +698,7 @@ export class EmulatedEnclave implements Enclave {
       return;
     }
     this.getMain()
-      .then((inst) => inst.call(o.kind, undefined, o.cmd, o.params, o.timeoutMs))
+      .then((inst) => (o.batch ? inst.callBatch(o.cmd, o.batch.items, o.batch.put, o.timeoutMs).then(() => null) : inst.call(o.kind, undefined, o.cmd, o.params, o.timeoutMs)))
       .then(o.resolve, o.reject);
   }
 

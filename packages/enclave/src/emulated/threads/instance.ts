@@ -7,14 +7,14 @@ import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
+import type { BatchOutcome, CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
 import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, THREAD_HOST, type WorkerShape } from './worker-shape.js';
 import { WORKER_OUT_OF_MEMORY, type EnclaveWorker, type WorkerHost } from './enclave-worker.js';
 import { SvcBudget, wireBytes } from '../wire/service-quota.cjs';
 import { BINARY_MEMORY_EXIT_CODE, binaryLimitBytes } from '../wire/binary-memory.cjs';
 import { HOST_LOG_LIMITS, LOG_LEVELS, LOG_MAX_FIELDS_BYTES, LOG_MAX_MESSAGE, LogGate, droppedSummary } from '../wire/log-limiter.cjs';
-import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
+import { TA_PASSABLE_CODES, batchReportMs } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 import { INSPECTOR_URL } from '../../inspect.js';
 
@@ -75,15 +75,24 @@ interface Pending {
   deadline: number;
   cmd: string;
   timeoutMs: number;
+  /** A batch: where its answers go, and the first item not answered yet. */
+  batch?: { put: BatchPut; size: number; next: number };
 }
 
-/** A call waiting for a free slot. It has not reached the TA yet, so it can be re-run elsewhere. */
+/** One batch item's outcome, as the call's caller would have it (value, or the error it would throw). */
+export type BatchItem = { ok: true; value: Value } | { ok: false; error: Error };
+/** Receives batch item `index`'s outcome, each exactly once. */
+export type BatchPut = (index: number, item: BatchItem) => void;
+
+/** A call (or batch) waiting for a free slot. It has not reached the TA yet, so it can be re-run elsewhere. */
 export interface QueuedCall {
   kind: CallKind;
   sid: string | undefined;
   cmd: string;
   params: Value;
   timeoutMs: number;
+  /** A batch of session-less invokes of `cmd` (params unused); it resolves once every item has its outcome. */
+  batch?: { items: Value[]; put: BatchPut };
   resolve: (v: Value) => void;
   reject: (e: Error) => void;
 }
@@ -192,18 +201,40 @@ export class Instance extends EventEmitter {
 
   /** Run a call when a slot frees up (maxConcurrency), waiting in a bounded queue, else BUSY. */
   call(kind: CallKind, sid: string | undefined, cmd: string, params: Value, timeoutMs = this.o.callTimeoutMs): Promise<Value> {
+    return this.enter({ kind, sid, cmd, params, timeoutMs });
+  }
+
+  /**
+   * Session-less invokes of one command in one message: the worker runs them in order, each as
+   * a `call` would run, and answers them together. The batch holds one of the maxConcurrency
+   * slots (the TA sees one call at a time of it) and waits in the queue as one call. Time: the
+   * first item must be answered within timeoutMs of sending, each later one within timeoutMs of
+   * answers sent between items reaching this side (the worker sends those that waited
+   * batchReportMs before the next item starts). On a timeout or crash every item not answered
+   * yet fails as a call in flight would; the promise rejects only when the batch never started.
+   */
+  callBatch(cmd: string, items: Value[], put: BatchPut, timeoutMs = this.o.callTimeoutMs): Promise<void> {
+    return this.enter({ kind: 'invoke', sid: undefined, cmd, params: null, timeoutMs, batch: { items, put } }).then(() => undefined);
+  }
+
+  /** The one admission of calls and batches: a free slot (maxConcurrency), else the bounded queue, else BUSY. */
+  private enter(c: Omit<QueuedCall, 'resolve' | 'reject'>): Promise<Value> {
     if (this.dead) return Promise.reject(new EnclaveEdgeError(this.dead.code === 'TIMEOUT' ? 'TA_CRASHED' : this.dead.code, `the TA instance is gone: ${this.dead.reason}`));
-    if (this.inFlight < this.o.maxConcurrency) return this.send(kind, sid, cmd, params, timeoutMs);
+    if (this.inFlight < this.o.maxConcurrency) return this.start(c);
     if (this.queue.length >= this.o.queueLimit) {
       return Promise.reject(new EnclaveEdgeError('BUSY', `TA "${this.o.init.ta.name}" is busy: ${this.inFlight} calls running and ${this.queue.length} waiting`));
     }
-    return new Promise((resolve, reject) => this.queue.push({ kind, sid, cmd, params, timeoutMs, resolve, reject }));
+    return new Promise((resolve, reject) => this.queue.push({ ...c, resolve, reject }));
+  }
+
+  private start(c: Omit<QueuedCall, 'resolve' | 'reject'>): Promise<Value> {
+    return c.batch ? this.sendBatch(c.cmd, c.batch.items, c.batch.put, c.timeoutMs) : this.send(c.kind, c.sid, c.cmd, c.params, c.timeoutMs);
   }
 
   private next(): void {
     while (this.inFlight < this.o.maxConcurrency && this.queue.length && !this.dead) {
       const q = this.queue.shift()!;
-      this.send(q.kind, q.sid, q.cmd, q.params, q.timeoutMs).then(q.resolve, q.reject);
+      this.start(q).then(q.resolve, q.reject);
     }
   }
 
@@ -233,6 +264,50 @@ export class Instance extends EventEmitter {
       this.armSweep();
       this.worker.postMessage({ t: 'call', id, kind, sid, cmd, params } satisfies ToWorker);
     });
+  }
+
+  private sendBatch(cmd: string, items: Value[], put: BatchPut, timeoutMs: number): Promise<Value> {
+    const id = this.nextId++;
+    this.inFlight++;
+    return new Promise<Value>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, deadline: performance.now() + timeoutMs, cmd, timeoutMs, batch: { put, size: items.length, next: 0 } });
+      this.armSweep();
+      this.worker.postMessage({ t: 'batch', id, cmd, items, reportMs: batchReportMs(timeoutMs) } satisfies ToWorker);
+    });
+  }
+
+  /** A pending call ends without its answer: a batch gives every item not answered yet that error. */
+  private fail(p: Pending, err: (item?: { index: number; size: number }) => Error): void {
+    const b = p.batch;
+    if (!b) return p.reject(err());
+    for (let i = b.next; i < b.size; i++) b.put(i, { ok: false, error: err({ index: i, size: b.size }) });
+    b.next = b.size;
+    p.resolve(null);
+  }
+
+  private onBatchPart(m: Extract<FromWorker, { t: 'batchPart' }>): void {
+    if (!isId(m.id) || !isId(m.from) || !Array.isArray(m.outcomes) || typeof m.last !== 'boolean' || typeof m.restart !== 'boolean') violation('a batch answer without an integer id and start, outcomes, and last and restart flags');
+    const outcomes = (m.outcomes as unknown[]).map((o) => this.checkOutcome(o));
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    const b = p.batch ?? violation('a batch answer to a call that is not a batch');
+    const end = m.from + outcomes.length;
+    if (m.from !== b.next || outcomes.length === 0 || end > b.size || m.last !== (end === b.size)) violation('batch answers out of order, or not one per item');
+    b.next = end;
+    outcomes.forEach((o, k) => b.put(m.from + k, o.ok ? { ok: true, value: o.value } : { ok: false, error: this.o.hooks.error(o.error) }));
+    if (!m.last) {
+      // Between items: the next one starts after this left the worker. Mid-item: its time runs on.
+      if (m.restart) p.deadline = performance.now() + p.timeoutMs;
+      return;
+    }
+    this.pending.delete(m.id);
+    this.settle(p, true, null, undefined);
+  }
+
+  private checkOutcome(o: unknown): BatchOutcome {
+    if (!o || typeof o !== 'object' || typeof (o as { ok?: unknown }).ok !== 'boolean') violation('a batch outcome without an ok flag');
+    const x = o as BatchOutcome;
+    return x.ok ? { ok: true, value: this.checkValue(x.value) } : { ok: false, error: checkWireError(x.error, this.wasm, this.hostCodes) };
   }
 
   private settle(p: Pending, ok: boolean, value: Value | undefined, error: WireError | undefined): void {
@@ -283,10 +358,14 @@ export class Instance extends EventEmitter {
         const error = m.ok ? undefined : checkWireError(m.error, this.wasm, this.hostCodes);
         const p = this.pending.get(m.id);
         if (!p) return;
+        if (p.batch) violation('a single answer to a batch');
         this.pending.delete(m.id);
         this.settle(p, m.ok, value, error);
         return;
       }
+      case 'batchPart':
+        this.onBatchPart(m);
+        return;
       case 'svc':
         this.onService(m.id, m.op, m.args);
         return;
@@ -342,7 +421,12 @@ export class Instance extends EventEmitter {
     if (this.dead) return;
     this.pending.delete(id);
     this.inFlight--;
-    p.reject(new EnclaveEdgeError('TIMEOUT', `TA "${this.o.init.ta.name}" command "${cmd}" did not finish within ${timeoutMs} ms; the instance was terminated`));
+    const name = this.o.init.ta.name;
+    this.fail(p, (item) =>
+      item
+        ? new EnclaveEdgeError('TIMEOUT', `TA "${name}" command "${cmd}" (item ${item.index + 1} of a batch of ${item.size}, run in order) was not answered within ${timeoutMs} ms: it, or an earlier unanswered item, did not finish; the instance was terminated`)
+        : new EnclaveEdgeError('TIMEOUT', `TA "${name}" command "${cmd}" did not finish within ${timeoutMs} ms; the instance was terminated`),
+    );
     // A runaway call cannot be interrupted inside the isolate: end the whole instance.
     this.kill({ code: 'TIMEOUT', reason: `command "${cmd}" exceeded ${timeoutMs} ms` });
   }
@@ -363,7 +447,7 @@ export class Instance extends EventEmitter {
     const err = () => new EnclaveEdgeError(code, `TA "${this.o.init.ta.name}" instance ended: ${reason.reason}`);
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = undefined;
-    for (const p of this.pending.values()) p.reject(err());
+    for (const p of this.pending.values()) this.fail(p, err);
     this.pending.clear();
     // Calls still waiting never reached the TA: a crash hands them to the enclave to re-run on
     // the next instance; an orderly end fails them.

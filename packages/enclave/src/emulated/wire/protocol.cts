@@ -65,10 +65,22 @@ export type CallKind = 'invoke' | 'open' | 'close';
 
 export type ToWorker =
   | { t: 'call'; id: number; kind: CallKind; sid: string | undefined; cmd: string; params: Value }
+  /** Session-less invokes of one command, run in order; answered by `batchPart` messages. */
+  | { t: 'batch'; id: number; cmd: string; items: Value[]; reportMs: number }
   | { t: 'svcReply'; id: number; ok: true; value: Value | undefined }
   | { t: 'svcReply'; id: number; ok: false; error: WireError }
   | { t: 'destroy' }
   | { t: 'init'; init: WorkerInit };
+
+export type BatchOutcome = { ok: true; value: Value } | { ok: false; error: WireError };
+
+/** A worker reports a batch's answers so far before starting an item once this many bytes of results wait. */
+export const BATCH_REPORT_BYTES = 8 * 1024 * 1024;
+
+/** How long a batch's answers may wait in the worker before the next item starts (see Instance.callBatch). */
+export function batchReportMs(callTimeoutMs: number): number {
+  return Math.min(5, callTimeoutMs / 20);
+}
 
 export type SvcOp =
   | 'seal'
@@ -90,6 +102,8 @@ export type FromWorker =
   | { t: 'initError'; error: WireError }
   | { t: 'done'; id: number; ok: true; value: Value }
   | { t: 'done'; id: number; ok: false; error: WireError }
+  /** Outcomes of batch items `from`… in order; `last` answers the rest; `restart`: sent between items (none of the batch runs). */
+  | { t: 'batchPart'; id: number; from: number; outcomes: BatchOutcome[]; last: boolean; restart: boolean }
   | { t: 'svc'; id: number; op: SvcOp; args: Value[] }
   | { t: 'log'; level: LogLevel; message: string; fields?: Record<string, Value> }
   | { t: 'destroyed' };

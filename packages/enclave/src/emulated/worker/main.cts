@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import { connect } from 'node:net';
 import type { Value } from '@enclave-edge/ta-sdk';
-import type { CallKind, FromWorker, HostPort, ToWorker, WireError, WorkerBoot, WorkerInit } from '../wire/protocol.cjs';
+import type { BatchOutcome, CallKind, FromWorker, HostPort, ToWorker, WireError, WorkerBoot, WorkerInit } from '../wire/protocol.cjs';
+import { BATCH_REPORT_BYTES } from '../wire/protocol.cjs';
 import { FrameChannel } from '../wire/frame-channel.cjs';
 import { TA_PASSABLE_CODES } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
@@ -60,7 +61,7 @@ let ta: LoadedTA;
 let confidential: ConfidentialEndpoint;
 let confidentialOnly: ReadonlySet<string> = new Set();
 
-type Outcome = { ok: true; value: Value; bin: boolean } | { ok: false; error: WireError };
+type Outcome = { ok: true; value: Value; bin: boolean; bytes?: number } | { ok: false; error: WireError };
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
@@ -125,12 +126,47 @@ async function runCallInner(kind: CallKind, sid: string | undefined, cmd: string
   }
 }
 
-async function invokeTA(s: WorkerSession, cmd: string, params: Value, isConfidential: boolean): Promise<{ ok: true; value: Value; bin: boolean }> {
+async function invokeTA(s: WorkerSession, cmd: string, params: Value, isConfidential: boolean): Promise<{ ok: true; value: Value; bin: boolean; bytes: number }> {
   let raw = ta.invoke(s, cmd, params, isConfidential ? CONFIDENTIAL_CALLER : PLAIN_CALLER);
   if (isThenable(raw)) raw = await raw;
   const c = copyValue(raw === undefined ? null : raw, init!.maxPayloadBytes, 'result');
   if (isProblem(c)) throw codedError(c.code === 'PAYLOAD_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : 'TA_ERROR', `command "${cmd}": ${c.message}`);
-  return { ok: true, value: c.value, bin: c.hasBinary };
+  return { ok: true, value: c.value, bin: c.hasBinary, bytes: c.bytes };
+}
+
+/**
+ * A batch: each item is one session-less invoke through runCall, exactly as a `call` message,
+ * one after another. Answers go out together at the end, and earlier: before an item starts,
+ * once they have waited reportMs or are large (`restart`: the host times the rest from there),
+ * and when any service call goes out (it may take long; no restart, an item is running).
+ */
+async function runBatch(rpc: ServiceRpc, id: number, cmd: string, items: Value[], reportMs: number): Promise<void> {
+  let from = 0;
+  let outcomes: BatchOutcome[] = [];
+  let bytes = 0;
+  let since = performance.now();
+  const report = (restart: boolean, last: boolean) => {
+    post({ t: 'batchPart', id, from, outcomes, last, restart });
+    from += outcomes.length;
+    outcomes = [];
+    bytes = 0;
+    since = performance.now();
+  };
+  const beforeCall = () => {
+    if (outcomes.length > 0) report(false, false);
+  };
+  rpc.beforeCall.add(beforeCall);
+  try {
+    for (let i = 0; i < items.length; i++) {
+      if (outcomes.length > 0 && (performance.now() - since >= reportMs || bytes >= BATCH_REPORT_BYTES)) report(true, false);
+      const out = await runCall('invoke', undefined, cmd, items[i]!);
+      outcomes.push(out.ok ? { ok: true, value: out.value } : { ok: false, error: out.error });
+      bytes += out.ok ? (out.bytes ?? init!.maxPayloadBytes) : 4096;
+    }
+  } finally {
+    rpc.beforeCall.delete(beforeCall);
+  }
+  report(true, true);
 }
 
 const PLAIN_CALLER = Object.freeze({ confidential: false });
@@ -159,6 +195,9 @@ async function main(): Promise<void> {
         break;
       case 'call':
         void runCall(m.kind, m.sid, m.cmd, m.params).then((out) => post(out.ok ? { t: 'done', id: m.id, ok: true, value: out.value } : { t: 'done', id: m.id, ok: false, error: out.error }));
+        break;
+      case 'batch':
+        void runBatch(rpc, m.id, m.cmd, m.items, m.reportMs);
         break;
       case 'svcReply':
         rpc.settle(m.id, m.ok, m.ok ? m.value : undefined, m.ok ? undefined : m.error);

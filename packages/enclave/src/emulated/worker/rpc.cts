@@ -23,10 +23,14 @@ export class ServiceRpc {
   private readonly pending = new Map<number, { resolve: (v: Value | undefined) => void; reject: (e: Error) => void; bytes: number }>();
   private readonly budget = new SvcBudget();
 
+  /** Run before each service call goes out (batches send the answers they hold: the call may take long). */
+  readonly beforeCall = new Set<() => void>();
+
   constructor(private readonly port: HostPort) {}
 
   call(op: SvcOp, args: Value[]): Promise<Value | undefined> {
     checkBinaryMemory();
+    for (const f of this.beforeCall) f();
     const bytes = wireBytes(args);
     if (!this.budget.admits(bytes)) {
       return Promise.reject(
