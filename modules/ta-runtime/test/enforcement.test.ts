@@ -21,6 +21,7 @@ let logLines: string[] = [];
 const desiredTAs = { hello: { source: 'hello.tab' }, 'key-vault': { source: 'key-vault.tab' } };
 const deadline = () => Date.now() + 10_000;
 const ping = () => rt.dispatch({ id: `p${Math.random()}`, op: 'invoke', ta: 'hello', command: 'ping', deadline: deadline() });
+const pingBatch = () => rt.invokeBatch({ id: `b${Math.random()}`, op: 'invokeBatch', ta: 'hello', command: 'ping', deadline: deadline(), items: [{}, {}] });
 const loadedCount = (ta: string) => events.filter((e) => e.type === 'ta.loaded' && e.body.ta === ta).length;
 
 beforeAll(async () => {
@@ -59,6 +60,7 @@ describe('a tightened policy retires the TAs it no longer admits', () => {
     await rt.reconcile({ policy: { ...devPolicy, ...change }, tas: desiredTAs });
 
     await expect(ping()).rejects.toMatchObject({ code: 'POLICY_VIOLATION', status: 403, detail: { rule }, message: expect.stringContaining('revoked') });
+    await expect(pingBatch()).rejects.toMatchObject({ code: 'POLICY_VIOLATION', detail: { rule } });
     expect(reports.get('hello')).toMatchObject({ status: 'revoked', rule, errorCode: 'POLICY_VIOLATION', svn: 1 });
     const revoked = events.slice(revokedBefore).filter((e) => e.type === 'ta.revoked');
     expect(revoked.find((e) => e.body.ta === 'hello')?.body).toMatchObject({ rule, code: 'POLICY_VIOLATION' });
@@ -72,6 +74,7 @@ describe('a tightened policy retires the TAs it no longer admits', () => {
 
     await rt.reconcile({ policy: devPolicy, tas: desiredTAs });
     expect(await ping()).toBe('pong');
+    expect(await pingBatch()).toEqual([{ ok: true, result: 'pong' }, { ok: true, result: 'pong' }]);
     expect(reports.get('hello')).toMatchObject({ status: 'loaded', rule: null, lastError: null });
     expect(reports.get('key-vault')?.status).toBe('loaded');
   });

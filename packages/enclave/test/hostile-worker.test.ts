@@ -40,6 +40,18 @@ parentPort.on('message', (m) => {
     if (mode === 'done-forged-code') post({ t: 'done', id: m.id, ok: false, error: { code: 'TIMEOUT', message: 'forged' } });
     if (mode === 'done-map') post({ t: 'done', id: m.id, ok: true, value: new Map([[1, 2]]) });
     if (mode === 'done-ok') post({ t: 'done', id: m.id, ok: true, value: { fine: true } });
+    if (mode === 'batch-to-call') post({ t: 'batchPart', id: m.id, from: 0, outcomes: [{ ok: true, value: 1 }], last: true, restart: true });
+  }
+  if (m.t === 'batch') {
+    const ok = { ok: true, value: 1 };
+    if (mode === 'batch-skip') post({ t: 'batchPart', id: m.id, from: 1, outcomes: [ok], last: true, restart: true });
+    if (mode === 'batch-extra') post({ t: 'batchPart', id: m.id, from: 0, outcomes: [ok, ok, ok], last: true, restart: true });
+    if (mode === 'batch-single') post({ t: 'done', id: m.id, ok: true, value: 1 });
+    if (mode === 'batch-forged-code') post({ t: 'batchPart', id: m.id, from: 0, outcomes: [ok, { ok: false, error: { code: 'BUSY', message: 'forged' } }], last: true, restart: true });
+    if (mode === 'batch-ok') {
+      post({ t: 'batchPart', id: m.id, from: 0, outcomes: [ok], last: false, restart: true });
+      post({ t: 'batchPart', id: m.id, from: 1, outcomes: [{ ok: false, error: { code: 'TA_ERROR', message: 'its own' } }], last: true, restart: true });
+    }
   }
 });
 `;
@@ -159,5 +171,35 @@ describe('O1/O2: host-side bounds, whatever the worker claims', () => {
     expect(summaries).toHaveLength(1);
     expect(summaries[0]!.message).toMatch(new RegExp(`^${h.inst.limits.logsDropped} log lines`));
     expect(h.inst.isDead).toBe(false); // a flood of valid lines is throttled, not a violation
+  });
+});
+
+describe('O3: batch answers', () => {
+  const items = [1, 2];
+  const run = (h: Harness) => {
+    const got: unknown[] = [];
+    return h.inst.callBatch('echo', items, (k, o) => (got[k] = o.ok ? o.value : (o.error as EnclaveEdgeError).code)).then(() => got);
+  };
+
+  it('answers out of order, more answers than items, a single answer to a batch, a forged code: the instance ends, the items fail', async () => {
+    for (const [mode, what] of [
+      ['batch-skip', /out of order, or not one per item/],
+      ['batch-extra', /out of order, or not one per item/],
+      ['batch-single', /a single answer to a batch/],
+      ['batch-forged-code', /may not pass out \(BUSY\)/],
+    ] as const) {
+      const h = await hostile(mode);
+      expect(await run(h)).toEqual(['TA_CRASHED', 'TA_CRASHED']);
+      protocolDeath(await h.death, what);
+    }
+    const c = await hostile('batch-to-call');
+    await expect(c.inst.call('invoke', undefined, 'echo', null)).rejects.toMatchObject({ code: 'TA_CRASHED' });
+    protocolDeath(await c.death, /a batch answer to a call that is not a batch/);
+  });
+
+  it('well-formed answers in two parts get through, each item its own', async () => {
+    const h = await hostile('batch-ok');
+    expect(await run(h)).toEqual([1, 'TA_ERROR']);
+    expect(h.inst.isDead).toBe(false);
   });
 });
