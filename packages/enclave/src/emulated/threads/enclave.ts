@@ -245,7 +245,7 @@ export class EmulatedEnclave implements Enclave {
     const out: Array<BatchItemOutcome | undefined> = params.map(() => undefined);
     // Items refused here never reach the TA; the rest go in batches of bounded size, in order.
     const batches: Array<{ at: number[]; items: Value[] }> = [];
-    let bytes = BATCH_REPORT_BYTES;
+    let bytes = 0;
     params.forEach((raw, i) => {
       let c: { value: Value; bytes: number };
       try {
@@ -254,7 +254,7 @@ export class EmulatedEnclave implements Enclave {
         out[i] = { ok: false, error: error as Error };
         return;
       }
-      if (bytes + c.bytes > BATCH_REPORT_BYTES) {
+      if (batches.length === 0 || bytes + c.bytes > BATCH_REPORT_BYTES) {
         batches.push({ at: [], items: [] });
         bytes = 0;
       }
