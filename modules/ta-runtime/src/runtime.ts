@@ -5,7 +5,7 @@
  * policy changes (and retires those it now refuses), and dispatches taRequests.
  */
 import { EnclaveEdgeError, toEnclaveEdgeError } from '@enclave-edge/errors';
-import type { EnclaveBackend, EnclaveCreateOptions, TrustServices } from '@enclave-edge/enclave';
+import { invokeBatchOf, type EnclaveBackend, type EnclaveCreateOptions, type TrustServices } from '@enclave-edge/enclave';
 import {
   decodeValue, encodeValue, runtimePolicySchema, taEntrySchema, TA_NAME,
   type BatchItemResult, type JsonValue, type RuntimePolicy, type TARequest,
@@ -441,33 +441,14 @@ export class TARuntime {
   }
 
   /**
-   * Run an invokeBatch request: each item is one invoke of the same command (no session), all
-   * started at once so the enclave's maxConcurrency and queue apply to them as to separate
-   * calls. Each item succeeds or fails on its own; the request fails as a whole only when it
-   * cannot start (deadline passed, TA not loaded).
+   * Run an invokeBatch request: each item is one invoke of the same command (no session),
+   * through the enclave's batch path (invokeBatchOf). Each item succeeds or fails on its own;
+   * the request fails as a whole only when it cannot start (deadline passed, TA not loaded).
    */
   async invokeBatch(req: Extract<TARequest, { op: 'invokeBatch' }>): Promise<BatchItemResult[]> {
     const remaining = req.deadline - Date.now();
     if (remaining <= 0) throw new EnclaveEdgeError('TIMEOUT', 'the request deadline passed before it could start', { detail: { started: false } });
     const ta = this.get(req.ta);
-    if (ta.enclave.invokeBatch) return this.invokeBatchOnce(ta, req);
-    return Promise.all(req.items.map(async (item): Promise<BatchItemResult> => {
-      const started = performance.now();
-      try {
-        const params = item.params === undefined ? undefined : decodeValue(item.params);
-        const result = await ta.use((e) => e.invoke(undefined, req.command, params ?? null, { timeoutMs: Math.max(1, req.deadline - Date.now()) }));
-        this.opts.events.call?.(req.ta, req.command, performance.now() - started);
-        return { ok: true, result: encodeValue(result ?? null) };
-      } catch (err) {
-        const e = toEnclaveEdgeError(err);
-        this.opts.events.call?.(req.ta, req.command, performance.now() - started, e);
-        return { ok: false, error: e.toJSON() as Extract<BatchItemResult, { ok: false }>['error'] };
-      }
-    }));
-  }
-
-  /** invokeBatch on an enclave that takes a batch as one call: each item decoded, answered and reported as above. */
-  private async invokeBatchOnce(ta: LoadedTA, req: Extract<TARequest, { op: 'invokeBatch' }>): Promise<BatchItemResult[]> {
     const started = performance.now();
     const fail = (err: unknown): BatchItemResult => {
       const e = toEnclaveEdgeError(err);
@@ -487,7 +468,7 @@ export class TARuntime {
         results.push(fail(err));
       }
     }
-    const outcomes = send.length ? await ta.use((e) => e.invokeBatch!(req.command, send, { timeoutMs: Math.max(1, req.deadline - Date.now()) })) : [];
+    const outcomes = send.length ? await ta.use((e) => invokeBatchOf(e, req.command, send, { timeoutMs: Math.max(1, req.deadline - Date.now()) })) : [];
     outcomes.forEach((o, k) => {
       if (!o.ok) return void (results[at[k]!] = fail(o.error));
       this.opts.events.call?.(req.ta, req.command, performance.now() - started);

@@ -1,5 +1,6 @@
 /** @enclave-edge/enclave — the EnclaveBackend contract, the backend registry and the emulated backend. */
 export * from './contract.js';
+export { invokeBatchOf, invokeEach } from './batch.js';
 export { inspectRefusal, type InspectMode } from './inspect.js';
 export { createBackend, registerBackend, backendKinds, probeBackend, type BackendFactory, type BackendProbe } from './registry.js';
 export { EmulatedBackend, type EmulatedBackendOptions, DEFAULT_STANDBY_SHAPE } from './emulated/backend.js';

@@ -21,6 +21,7 @@ import type { StandbyPool } from './standby-pool.js';
 import { shapeOf } from './worker-shape.js';
 import type { WorkerHost } from './enclave-worker.js';
 import { RemoteWorker, TaProcess, type ProcessIsolation } from '../process/ta-process.js';
+import { invokeEach } from '../../batch.js';
 
 /** The envelope codec, loaded with the first confidential call (the HPKE library comes with it). */
 let envelopeCodec: Promise<typeof import('@enclave-edge/confidential/envelope')> | undefined;
@@ -237,10 +238,7 @@ export class EmulatedEnclave implements Enclave {
   async invokeBatch(command: string, params: Array<Value | undefined>, opts?: InvokeOptions): Promise<BatchItemOutcome[]> {
     const waitMs = this.callerWaitOf(opts);
     if (command === CONFIDENTIAL_COMMAND || !this.bundle.manifest.session.singleInstance) {
-      return Promise.all(params.map((p) => this.invoke(undefined, command, p, opts).then(
-        (value): BatchItemOutcome => ({ ok: true, value }),
-        (error: unknown): BatchItemOutcome => ({ ok: false, error: error as Error }),
-      )));
+      return invokeEach(this, command, params, opts);
     }
     const out: Array<BatchItemOutcome | undefined> = params.map(() => undefined);
     // Items refused here never reach the TA; the rest go in batches of bounded size, in order.
