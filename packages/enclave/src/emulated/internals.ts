@@ -11,3 +11,4 @@ export { HOST_LOG_LIMITS, WORKER_LOG_LIMITS } from './wire/log-limiter.cjs';
 export { binaryLimitBytes } from './wire/binary-memory.cjs';
 export { capWasmMemory } from './wire/wasm-memory.cjs';
 export { probeOsLimits } from './process/os-limits.js';
+export { TaProcess } from './process/ta-process.js';

@@ -148,6 +148,9 @@ export class TaProcess implements WorkerHost {
   private readonly workers = new Map<number, RemoteWorker>();
   private readonly queue: ToChild[] = [];
   private holds = 1; // until the child says hello
+  private saidHello = false;
+  /** assign()'s limit change, held until the child runs node (see assign). */
+  private afterHello: (() => void) | undefined;
   private refCount = 0;
   private stderrTail = '';
   private oom: string | undefined;
@@ -238,7 +241,8 @@ export class TaProcess implements WorkerHost {
       return;
     }
     this.holds++;
-    execFile(os.addressSpace.prlimit, ['--pid', String(this.pid), `--as=${limits.addressSpace}:${limits.addressSpace}`], (err) => {
+    const prlimit = os.addressSpace.prlimit;
+    const setLimit = () => execFile(prlimit, ['--pid', String(this.pid), `--as=${limits.addressSpace}:${limits.addressSpace}`], (err) => {
       // Fail closed: a TA never runs in a process whose bound could not be set.
       if (err) {
         this.oom = undefined;
@@ -248,6 +252,11 @@ export class TaProcess implements WorkerHost {
       this.holds--;
       this.flush();
     });
+    // Until the child says hello, its pid may still be the prlimit wrapper, which has yet to set
+    // its own limits: lowering the hard limit first would make that raise fail (EPERM without
+    // CAP_SYS_RESOURCE) and the process exit before node starts.
+    if (this.saidHello) setLimit();
+    else this.afterHello = setLimit;
   }
 
   send(m: ToChild): void {
@@ -318,6 +327,11 @@ export class TaProcess implements WorkerHost {
     const m = raw as FromChild;
     if (!m || typeof m !== 'object' || typeof m.t !== 'string') return this.kill('it sent a message that is not an object with a type');
     if (m.t === 'hello') {
+      if (this.saidHello) return this.kill('it said hello twice');
+      this.saidHello = true;
+      const after = this.afterHello;
+      this.afterHello = undefined;
+      after?.();
       this.holds--;
       this.flush();
       return;
