@@ -6,8 +6,9 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { EmulatedBackend, type EmulatedEnclave, type EnclaveEvent } from '@enclave-edge/enclave';
-import { makeTestBundle } from '@enclave-edge/enclave/testing';
+import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
 import { probeOsLimits } from '@enclave-edge/enclave/internals';
+import { compileWasmTA } from './fixtures/wasm-ta.js';
 
 const backend = new EmulatedBackend({ restart: { backoffMs: 10, backoffMaxMs: 50 } });
 const live: EmulatedEnclave[] = [];
@@ -165,6 +166,82 @@ describe('fault domain: a process per TA', () => {
     const hello = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-hello-table-decl' })));
     const calls = keepCalling(hello);
     await expect(backend.create(makeTestBundle(tableModule(8, 10_000_000, 0), { name: 'fd-table-declared', runtime: 'wasm', limits: { heapMb: 4 } }))).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
+    const { ok, failed } = await calls.stop();
+    expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+  });
+
+  it("a Wasm TA's process has V8's Wasm trap handler and room for its guarded memory; a JS TA's has neither; every hard RLIMIT_AS is the TA's bound", async () => {
+    const wasm = await compileWasmTA();
+    const wasmLimits = { heapMb: 4 };
+    await backend.prewarm(testManifest({ runtime: 'wasm', limits: wasmLimits }));
+    // A JS TA whose bound is exactly its standby's soft limit, a Wasm TA on a prepared Wasm standby, one spawned fresh.
+    const js = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-trap-js' })));
+    const fromStandby = track(await backend.create(makeTestBundle(wasm, { name: 'fd-trap-wasm', runtime: 'wasm', limits: wasmLimits })));
+    expect(fromStandby.lastStartup!.origin).toBe('standby');
+    const fresh = track(await backend.create(makeTestBundle(wasm, { name: 'fd-trap-wasm-fresh', runtime: 'wasm', limits: { heapMb: 8 } })));
+    expect(await fromStandby.invoke(undefined, 'echo', 1)).toBe(1);
+    expect(await fresh.invoke(undefined, 'echo', 2)).toBe(2);
+    const status = (pid: number) => readFileSync(`/proc/${pid}/status`, 'latin1');
+    // V8's trap handler is a SIGSEGV handler (a Wasm access past the memory faults in a guard page).
+    const catchesSegv = (pid: number) => ((BigInt('0x' + /^SigCgt:\s+(\w+)/m.exec(status(pid))![1]) >> 10n) & 1n) === 1n;
+    const vmBytes = (pid: number) => Number(/^VmSize:\s+(\d+) kB/m.exec(status(pid))![1]) * 1024;
+    const asLimit = (pid: number) => /^Max address space\s+(\S+)\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'latin1'))!.slice(1);
+    const GUARDED = 10 * 2 ** 30;
+    for (const e of [fromStandby, fresh]) {
+      const pid = e.processInfo()!.pid;
+      expect(catchesSegv(pid)).toBe(true);
+      // Its one memory reserves the guarded size although it may only grow to a few MiB.
+      expect(vmBytes(pid)).toBeGreaterThan(GUARDED);
+    }
+    const jsPid = js.processInfo()!.pid;
+    expect(catchesSegv(jsPid)).toBe(false);
+    expect(vmBytes(jsPid)).toBeLessThan(GUARDED);
+    if (probeOsLimits().addressSpace.enforced) {
+      for (const e of [js, fromStandby, fresh]) {
+        const [soft, hard] = asLimit(e.processInfo()!.pid);
+        expect(hard).not.toBe('unlimited');
+        expect(soft).toBe(hard);
+      }
+      const room = (e: EmulatedEnclave) => Number(asLimit(e.processInfo()!.pid)[0]) - vmBytes(e.processInfo()!.pid);
+      expect(Math.min(room(fromStandby), room(fresh))).toBeGreaterThan(0);
+    }
+  });
+
+  it("a Wasm TA growing its memory stops at its manifest's bound; growing past it is OUT_OF_MEMORY for that TA only; the others answer throughout", async () => {
+    const wasm = await compileWasmTA();
+    const hello = track(await backend.create(makeTestBundle(HELLO, { name: 'fd-hello-wasm-grow' })));
+    const neighbour = track(await backend.create(makeTestBundle(wasm, { name: 'fd-wasm-neighbour', runtime: 'wasm', limits: { heapMb: 4 } })));
+    const hog = track(await backend.create(makeTestBundle(wasm, { name: 'fd-wasm-grow', runtime: 'wasm', limits: { heapMb: 4 } })));
+    const pid = hog.processInfo()!.pid;
+    const initialPages = Number(await hog.invoke(undefined, 'pages'));
+    const calls = keepCalling(hello);
+    let wasmOk = 0;
+    const wasmFailed: unknown[] = [];
+    let running = true;
+    const neighbourLoop = (async () => {
+      for (let n = 0; running; n++) {
+        try {
+          if ((await neighbour.invoke(undefined, 'echo', n)) === n) wasmOk++;
+          else wasmFailed.push(n);
+        } catch (err) {
+          wasmFailed.push(err);
+          break;
+        }
+      }
+    })();
+    // memory.grow fails at exactly heapMb (4 MiB = 64 pages), trap handler or not.
+    expect(await hog.invoke(undefined, 'growMax')).toBe(64);
+    // Past it the module traps: OUT_OF_MEMORY, the instance starts afresh, again and again (each
+    // fresh instance needs its memory's reservation; the old ones' are given back).
+    for (let i = 0; i < 4; i++) await expect(hog.invoke(undefined, 'grow')).rejects.toMatchObject({ code: 'OUT_OF_MEMORY' });
+    expect(await hog.invoke(undefined, 'pages')).toBe(initialPages);
+    expect(hog.processInfo()!.pid).toBe(pid);
+    running = false;
+    await neighbourLoop;
+    expect(await neighbour.invoke(undefined, 'echo', -1)).toBe(-1);
+    expect(wasmFailed).toEqual([]);
+    expect(wasmOk).toBeGreaterThan(0);
     const { ok, failed } = await calls.stop();
     expect(failed).toEqual([]);
     expect(ok).toBeGreaterThan(0);

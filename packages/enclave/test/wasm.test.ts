@@ -1,16 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
-import { readFileSync } from 'node:fs';
-import asc from 'assemblyscript/asc';
 import { EmulatedBackend, type EmulatedEnclave } from '@enclave-edge/enclave';
 import { makeTestBundle, testManifest } from '@enclave-edge/enclave/testing';
 import { capWasmMemory } from '@enclave-edge/enclave/internals';
+import { compileWasmTA } from './fixtures/wasm-ta.js';
 
-async function compile(): Promise<Uint8Array> {
-  const src = readFileSync(new URL('./fixtures/wasm-ta.as.ts', import.meta.url), 'utf8');
-  const r = await asc.compileString({ 'ta.ts': src }, { runtime: 'stub', optimizeLevel: 1 });
-  if (r.error || !r.binary) throw new Error(`asc failed: ${r.stderr.toString()}`);
-  return r.binary;
-}
 
 /** A hand-assembled module importing something outside the TA ABI (wasi fd_write). */
 function moduleImporting(mod: string, name: string): Uint8Array {
@@ -26,7 +19,7 @@ describe('Wasm TAs (emulated backend)', () => {
   let e: EmulatedEnclave;
   const backend = new EmulatedBackend();
   beforeAll(async () => {
-    wasm = await compile();
+    wasm = await compileWasmTA();
     e = await backend.create(makeTestBundle(wasm, { name: 'wasm-ta', runtime: 'wasm', limits: { heapMb: 4, callTimeoutMs: 1000 } }), {
       log: (level, ta, message) => logs.push(`${level}:${ta}:${message}`),
     });

@@ -67,7 +67,7 @@ export class EmulatedBackend implements EnclaveBackend {
     if (!Number.isInteger(total) || total < 1) throw new EnclaveEdgeError('BAD_PARAMETERS', `maxInstancesTotal must be a positive integer (got ${String(total)})`);
     this.total = new InstanceBudget(total);
     // A standby in process isolation is a fresh process of its own, with one prepared worker in it.
-    this.pool = new StandbyPool(n, undefined, isolation === 'process' ? (shape) => new TaProcess(limitsForProcess(shape.heapMb, 2), true) : () => THREAD_HOST);
+    this.pool = new StandbyPool(n, undefined, isolation === 'process' ? (shape) => new TaProcess(limitsForProcess(shape.runtime, shape.heapMb, 2), true) : () => THREAD_HOST);
     // Ahead of time: a create() right after construction then adopts this worker while it prepares.
     if (n > 0) void this.pool.prewarm(DEFAULT_STANDBY_SHAPE);
   }

@@ -2,6 +2,7 @@
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { TAManifest } from '@enclave-edge/bundle/types';
 import { addressSpaceBytes, probeOsLimits, residentBytes } from './os-limits.js';
+import { shapeOf } from '../threads/worker-shape.js';
 import { TaProcess, type ProcessIsolation, type RunAs, type TaProcessLimits } from './ta-process.js';
 
 export interface TaUidRange {
@@ -15,8 +16,14 @@ export function processInstances(m: Pick<TAManifest, 'session'>, maxInstances: n
   return (m.session.singleInstance ? 1 : maxInstances) + 1;
 }
 
-export function limitsForProcess(heapMb: number, instances: number): TaProcessLimits {
-  return { addressSpace: addressSpaceBytes(heapMb, instances), resident: residentBytes(heapMb, instances) };
+/**
+ * The bounds of a process for TAs of this runtime. A Wasm TA's process runs with V8's Wasm trap
+ * handler (bounds checked by guard pages, as in bare node) and room for each instance's guarded
+ * memory; a JS TA's process keeps it off, as no TA code there needs it.
+ */
+export function limitsForProcess(runtime: 'js' | 'wasm', heapMb: number, instances: number): TaProcessLimits {
+  const wasmTrapHandler = runtime === 'wasm';
+  return { addressSpace: addressSpaceBytes(heapMb, instances, wasmTrapHandler), resident: residentBytes(heapMb, instances), wasmTrapHandler };
 }
 
 export function processIsolation(opts: { taUids?: TaUidRange; maxInstancesOf: (m: TAManifest) => number }): ProcessIsolation {
@@ -30,7 +37,7 @@ export function processIsolation(opts: { taUids?: TaUidRange; maxInstancesOf: (m
     }
   }
   return {
-    limitsFor: (m) => limitsForProcess(m.limits.heapMb, processInstances(m, opts.maxInstancesOf(m))),
+    limitsFor: (m) => limitsForProcess(shapeOf(m).runtime, m.limits.heapMb, processInstances(m, opts.maxInstancesOf(m))),
     runAsFor(ta: string): RunAs | undefined {
       if (!range) return undefined;
       let uid = uids.get(ta);

@@ -6,6 +6,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { binaryLimitBytes } from '../wire/binary-memory.cjs';
+import { WASM_PAGE_BYTES, wasmMaxPagesFor } from '../wire/wasm-memory.cjs';
 
 export interface OsLimitsProbe {
   /** RLIMIT_AS on each TA process: `prlimit` (its path) or why not. */
@@ -62,9 +63,22 @@ const PROCESS_ADDRESS_MB = 1024;
 /** What one more worker thread reserves (isolate, heap reservations, stack, malloc arena). */
 const WORKER_ADDRESS_MB = 1024;
 
-/** RLIMIT_AS for a TA process hosting up to `instances` workers of this heap size. */
-export function addressSpaceBytes(heapMb: number, instances: number): number {
-  return PROCESS_ADDRESS_MB * MB + instances * (WORKER_ADDRESS_MB * MB + heapMb * MB + binaryLimitBytes(heapMb));
+/**
+ * What V8 reserves for one Wasm memory while its trap handler is on, whatever the memory's
+ * maximum: 4 GiB it can address plus guard regions, so that bounds are checked by the MMU.
+ * Without the trap handler it reserves the memory's maximum only.
+ */
+export const WASM_GUARDED_RESERVATION_BYTES = 10 * 1024 * MB;
+
+/**
+ * RLIMIT_AS for a TA process hosting up to `instances` workers of this heap size. With the Wasm
+ * trap handler each instance's one memory reserves the guarded size instead of its maximum
+ * (at most `heapMb`): only that difference is added, so everything else in the process has the
+ * same room as without it.
+ */
+export function addressSpaceBytes(heapMb: number, instances: number, wasmTrapHandler = false): number {
+  const guards = wasmTrapHandler ? Math.max(0, WASM_GUARDED_RESERVATION_BYTES - wasmMaxPagesFor(heapMb) * WASM_PAGE_BYTES) : 0;
+  return PROCESS_ADDRESS_MB * MB + instances * (WORKER_ADDRESS_MB * MB + heapMb * MB + binaryLimitBytes(heapMb) + guards);
 }
 
 /** The resident-set bound: per worker its heap (old space, plus young space and code), its binary data, and runtime overhead. */

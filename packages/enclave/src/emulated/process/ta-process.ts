@@ -30,6 +30,8 @@ export interface TaProcessLimits {
   addressSpace: number;
   /** Resident-set bound in bytes, watched from the runtime. */
   resident: number;
+  /** V8's Wasm trap handler on (fixed at spawn; `addressSpace` then has room for guarded memories). */
+  wasmTrapHandler: boolean;
 }
 
 export interface RunAs {
@@ -157,19 +159,21 @@ export class TaProcess implements WorkerHost {
   private gone = false;
   private watch: NodeJS.Timeout | undefined;
   private readonly events = new EventEmitter();
+  private hardLimitOpen: boolean;
 
   /**
    * `standby`: spawned before its TA is known, so only the soft RLIMIT_AS is set and the hard
    * one stays open; assign() sets both to the TA's bound (lowering a hard limit needs no
-   * privilege, raising one would).
+   * privilege, raising one would). Its kind (Wasm trap handler or not) is fixed here.
    */
   constructor(
     private limits: TaProcessLimits,
     standby = false,
   ) {
     const os = probeOsLimits();
+    this.hardLimitOpen = standby;
     // The TA's process starts bare: no runtime environment (connection strings, tokens), no inherited flags.
-    const nodeFlags = ['--disable-wasm-trap-handler', '--max-old-space-size=64', '--no-warnings'];
+    const nodeFlags = [...(limits.wasmTrapHandler ? [] : ['--disable-wasm-trap-handler']), '--max-old-space-size=64', '--no-warnings'];
     const as = os.addressSpace;
     this.child = fork(CHILD_FILE, [], {
       ...(as.enforced ? { execPath: as.prlimit, execArgv: [`--as=${limits.addressSpace}:${standby ? 'unlimited' : limits.addressSpace}`, process.execPath, ...nodeFlags] } : { execArgv: nodeFlags }),
@@ -229,12 +233,15 @@ export class TaProcess implements WorkerHost {
    */
   assign(ta: string, limits: TaProcessLimits, runAs?: RunAs): void {
     if (this.owner !== undefined) throw new Error(`process ${this.pid} already serves TA "${this.owner}"`);
+    if (limits.wasmTrapHandler !== this.limits.wasmTrapHandler) throw new Error(`process ${this.pid} was started for TAs of another runtime than "${ta}"`);
     this.owner = ta;
     this.uid = runAs?.uid;
     const msg: ToChild = { t: 'assign', ta, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) };
     const os = probeOsLimits();
-    const changed = limits.addressSpace !== this.limits.addressSpace;
+    // A standby's hard limit is still open even when its soft one already is the TA's bound.
+    const changed = limits.addressSpace !== this.limits.addressSpace || this.hardLimitOpen;
     this.limits = limits;
+    this.hardLimitOpen = false;
     if (!(os.addressSpace.enforced && changed) || this.pid === undefined) {
       this.queue.unshift(msg);
       this.flush();

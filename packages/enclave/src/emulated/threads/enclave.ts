@@ -11,6 +11,7 @@ import type { BatchItemOutcome, Enclave, EnclaveCreateOptions, EnclaveEvent, Enc
 import type { WireError, WorkerInit } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 import { BATCH_REPORT_BYTES } from '../wire/protocol.cjs';
+import { wasmMaxPagesFor } from '../wire/wasm-memory.cjs';
 import { Instance, type BatchItem, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from '../source-map.js';
 import { TrustBridge } from '../trust-bridge.js';
@@ -547,7 +548,7 @@ export class EmulatedEnclave implements Enclave {
       inspect,
       ...(inspect && this.options.inspect === 'wait' ? { inspectWait: true } : {}),
       ...(inspect && this.bundle.sourceMap ? { sourceMap: this.bundle.sourceMap } : {}),
-      ...(m.runtime === 'wasm' ? { wasmMaxPages: Math.max(1, Math.floor((m.limits.heapMb * 1024 * 1024) / 65536)) } : {}),
+      ...(m.runtime === 'wasm' ? { wasmMaxPages: wasmMaxPagesFor(m.limits.heapMb) } : {}),
     };
   }
 

@@ -4,6 +4,13 @@
  * V8 heap), so the cap has to be in the module itself; then memory.grow past it just fails.
  * Also refuses imported memories and modules declaring more than one memory.
  */
+export const WASM_PAGE_BYTES = 65536;
+
+/** The pages a Wasm TA's memory may grow to at most: its manifest's heapMb (at least one page). */
+export function wasmMaxPagesFor(heapMb: number): number {
+  return Math.max(1, Math.floor((heapMb * 1024 * 1024) / WASM_PAGE_BYTES));
+}
+
 function readLeb(b: Uint8Array, pos: number): [value: number, next: number] {
   let result = 0;
   let shift = 0;

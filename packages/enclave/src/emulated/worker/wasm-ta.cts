@@ -1,7 +1,7 @@
 /** Wasm TAs (packages/ta-sdk/WASM-ABI.md): only the `ta.*` imports, memory capped by limits.heapMb. */
 import type { Value } from '@enclave-edge/ta-sdk';
 import type { WorkerInit } from '../wire/protocol.cjs';
-import { capWasmMemory } from '../wire/wasm-memory.cjs';
+import { capWasmMemory, WASM_PAGE_BYTES } from '../wire/wasm-memory.cjs';
 import type { ContextBase } from './context.cjs';
 import type { LoadedTA, WorkerSession } from './loaded-ta.cjs';
 import { codedError } from './rpc.cjs';
@@ -37,8 +37,8 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
   const encoder = new TextEncoder();
   let result: string | undefined;
   let abortMessage: string | undefined;
-  let instance: WebAssembly.Instance;
-  const mem = () => instance.exports.memory as WebAssembly.Memory;
+  let instance: WebAssembly.Instance | undefined;
+  const mem = () => instance!.exports.memory as WebAssembly.Memory;
   const str = (ptr: number, len: number) => decoder.decode(new Uint8Array(mem().buffer, ptr >>> 0, len >>> 0));
   const imports = {
     ta: {
@@ -59,6 +59,9 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
     },
   };
   const instantiate = () => {
+    // Let go of the old instance first: its memory can then be collected if V8 needs the
+    // address space for the new one (with the trap handler each memory reserves its guard regions).
+    instance = undefined;
     instance = new WebAssembly.Instance(module, imports);
     const create = instance.exports.ta_create;
     if (typeof create === 'function') create();
@@ -86,20 +89,27 @@ export function loadWasmTA(init: WorkerInit, base: ContextBase): LoadedTA {
       result = undefined;
       abortMessage = undefined;
       let rc: number;
+      if (!instance) {
+        try {
+          instantiate();
+        } catch (err) {
+          throw codedError('TA_ERROR', `Wasm TA failed to start again after a trap: ${(err as Error).message}`);
+        }
+      }
       try {
-        const alloc = instance.exports.ta_alloc as (n: number) => number;
+        const alloc = instance!.exports.ta_alloc as (n: number) => number;
         const ptr = alloc(cmd.length + par.length) >>> 0;
         const view = new Uint8Array(mem().buffer, ptr, cmd.length + par.length);
         view.set(cmd, 0);
         view.set(par, cmd.length);
-        rc = (instance.exports.ta_invoke as (a: number, b: number, c: number, d: number) => number)(ptr, cmd.length, ptr + cmd.length, par.length);
+        rc = (instance!.exports.ta_invoke as (a: number, b: number, c: number, d: number) => number)(ptr, cmd.length, ptr + cmd.length, par.length);
       } catch (err) {
         // a trap leaves the instance in an unknown state: start it afresh
         const why = abortMessage ?? (err as Error).message;
         const maxPages = Math.min(capped.declaredMaxPages ?? Infinity, init.wasmMaxPages ?? 256);
         // A trap with memory at (or within a growth step of) its cap is taken as exhaustion:
         // allocators trap once memory.grow fails, which Wasm does not report otherwise.
-        const full = maxPages - mem().buffer.byteLength / 65536 <= Math.max(16, maxPages / 8);
+        const full = maxPages - mem().buffer.byteLength / WASM_PAGE_BYTES <= Math.max(16, maxPages / 8);
         try {
           instantiate();
         } catch {
