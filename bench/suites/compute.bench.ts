@@ -316,7 +316,7 @@ export default defineSuite({
           ctx.compare({
             name: `Wasm ${t.label(n)}`, ...m.self, ratio,
             targets: [...refused.map((r) => ({ description: r, pass: false })), ...target(ratio)],
-            notes: `self-timed compute: ta_invoke of "${t.command}" from its start to its end. A TA's process runs Wasm with --disable-wasm-trap-handler (so that Wasm memory fits under RLIMIT_AS): loads and stores check their bounds in code, where bare node uses guard pages`,
+            notes: `self-timed compute: ta_invoke of "${t.command}" from its start to its end. A Wasm TA's process runs with V8's Wasm trap handler, as bare node does (guard pages bound loads and stores; RLIMIT_AS has room for each instance's guarded memory)`,
           });
           ctx.compare({
             name: `Wasm ${t.label(n)}, end to end (info)`, ...m.endToEnd,
