@@ -43,8 +43,8 @@ describe.skipIf(!real || process.platform !== 'linux')('TA process address-space
   it('a standby assigned before it said hello gets its limit after the wrapper ran: node starts, soft = hard = the TA bound', async () => {
     expect(probeOsLimits().addressSpace).toMatchObject({ enforced: true, prlimit: join(dir, 'prlimit') });
     const GiB = 1024 ** 3;
-    const p = new TaProcess({ addressSpace: 6 * GiB, resident: 2 * GiB }, true);
-    p.assign('order-ta', { addressSpace: 5 * GiB, resident: 2 * GiB });
+    const p = new TaProcess({ addressSpace: 6 * GiB, resident: 2 * GiB, wasmTrapHandler: false }, true);
+    p.assign('order-ta', { addressSpace: 5 * GiB, resident: 2 * GiB, wasmTrapHandler: false });
     try {
       await retryUntil(() => {
         if (!existsSync(mark)) throw new Error('no --pid call yet');
