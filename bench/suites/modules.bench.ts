@@ -3,7 +3,7 @@
  *  - invokeTA hello.ping: service API → host-module → edgeHub → ta-runtime → enclave → back,
  *    beside a raw direct method to a trivial module (same service API and edgeHub) in the same run.
  *  - the sensor pipeline (sensor input → sensor-signer.sign → output signed → $upstream), beside
- *    the same messages routed straight to $upstream.
+ *    the same messages routed straight to $upstream and through a module that only forwards them.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -134,6 +134,8 @@ export default defineSuite({
       const routes = m.modulesContent.$edgeHub['properties.desired'].routes;
       routes.loadToSensor = 'FROM /messages/modules/fuzzer/outputs/sensor INTO BrokeredEndpoint("/modules/host-module/inputs/sensor")';
       routes.loadRaw = 'FROM /messages/modules/fuzzer/outputs/raw INTO $upstream';
+      routes.loadPass = 'FROM /messages/modules/fuzzer/outputs/pass INTO BrokeredEndpoint("/modules/trivial/inputs/in")';
+      routes.passUpstream = 'FROM /messages/modules/trivial/outputs/out INTO $upstream';
     });
     const children: ChildProcess[] = [];
     const trivial = device.ModuleClient.fromConnectionString(t.sim.moduleConnectionString('fuzzer'), deviceMqtt.Mqtt);
@@ -202,39 +204,63 @@ export default defineSuite({
       }
 
       const reading = (i: number) => JSON.stringify({ machine: { temperature: 20 + (i % 10), pressure: 1.1 }, ambient: { temperature: 21, humidity: 25 }, timeCreated: new Date().toISOString() });
-      const count = (output: string) => () => t.upstream.reduce((n, m) => n + (m.output === output ? 1 : 0), 0);
-      let signed = 0;
-      let rawSeen = 0;
+      const seen = new Map<string, number>();
       t.sim.onUpstream((m) => {
-        if (m.output === 'signed') signed++;
-        else if (m.output === 'raw') rawSeen++;
+        if (m.output !== undefined) seen.set(m.output, (seen.get(m.output) ?? 0) + 1);
       });
-      void count;
       const send = (output: string) => (i: number) => {
         const msg = new device.Message(reading(i));
         msg.contentType = 'application/json';
         msg.contentEncoding = 'utf-8';
         return trivial.sendOutputEvent(output, msg);
       };
-      await pipelineRate('warmup', send('sensor'), () => signed, 500);
-      const pids = { 'host-module': t.pidOf('host-module'), 'ta-runtime (incl. TA processes)': t.pidOf('ta-runtime') };
-      const rawRun = await cpuBudget(pids, 5000, () => pipelineRate('sensor messages straight to $upstream', send('raw'), () => rawSeen, 5000));
-      const pipeRun = await cpuBudget(pids, 5000, () => pipelineRate('sensor → host-module → sensor-signer → $upstream', send('sensor'), () => signed, 5000));
-      const rawRate = rawRun.result;
-      const pipeRate = pipeRun.result;
-      const speed = pipeRate.opsPerSec / rawRate.opsPerSec;
-      const modulesUs = Object.entries(pids).reduce((a, [k]) => a + pipeRun.perMessageUs[k]!, 0);
+      const pids = { 'host-module': t.pidOf('host-module'), 'ta-runtime (incl. TA processes)': t.pidOf('ta-runtime'), 'pass-through module': trivial2.pid };
+      // Three paths for the same readings, each counted where it reaches $upstream (by output name):
+      // straight there; through a module that only forwards them (the SDK's own cost of a module
+      // hop); and through the sensor pipeline.
+      const paths = [
+        { key: 'raw', label: 'sensor messages straight to $upstream', send: send('raw'), upstream: 'raw' },
+        { key: 'pass', label: 'sensor → pass-through module → $upstream', send: send('pass'), upstream: 'out' },
+        { key: 'pipe', label: 'sensor → host-module → sensor-signer → $upstream', send: send('sensor'), upstream: 'signed' },
+      ] as const;
+      type Run = { result: Measurement; perMessageUs: Record<string, number> };
+      const counted = (upstream: string) => () => seen.get(upstream) ?? 0;
+      // Warm every path alike (JIT, caches, the pipeline's TA), then alternate: each round runs
+      // the three in a rotated order, and the round with the median ratio is reported.
+      for (const path of paths) await pipelineRate('warmup', path.send, counted(path.upstream), 2000);
+      const rounds: Array<Record<(typeof paths)[number]['key'], Run>> = [];
+      for (let r = 0; r < 3; r++) {
+        const round = {} as Record<(typeof paths)[number]['key'], Run>;
+        for (let k = 0; k < paths.length; k++) {
+          const path = paths[(k + r) % paths.length]!;
+          round[path.key] = await cpuBudget(pids, 5000, () => pipelineRate(path.label, path.send, counted(path.upstream), 5000));
+        }
+        rounds.push(round);
+      }
+      const speed = (x: Record<string, Run>, a: string, b: string) => x[a]!.result.opsPerSec / x[b]!.result.opsPerSec;
+      const byPipe = [...rounds].sort((a, b) => speed(a, 'pipe', 'raw') - speed(b, 'pipe', 'raw'));
+      const median = byPipe[1]!;
+      const list = (a: string, b: string) => rounds.map((x) => speed(x, a, b).toFixed(2)).join(', ');
+      const modulesUs = median.pipe.perMessageUs['host-module']! + median.pipe.perMessageUs['ta-runtime (incl. TA processes)']!;
       ctx.compare({
         name: 'sensor pipeline',
-        subject: pipeRate,
-        baseline: rawRate,
-        ratio: rawRate.opsPerSec / pipeRate.opsPerSec,
+        subject: median.pipe.result,
+        baseline: median.raw.result,
+        ratio: 1 / speed(median, 'pipe', 'raw'),
         targets: [
-          { description: `≥ 2,000 messages/s (${pipeRate.opsPerSec.toFixed(0)}/s)`, pass: pipeRate.opsPerSec >= 2000 },
-          { description: `≥ 0.5× plain upstream messages (${speed.toFixed(2)}×)`, pass: speed >= 0.5 },
+          { description: `≥ 2,000 messages/s (${median.pipe.result.opsPerSec.toFixed(0)}/s)`, pass: median.pipe.result.opsPerSec >= 2000 },
+          { description: `≥ 0.5× plain upstream messages (median of rounds ${list('pipe', 'raw')}×)`, pass: speed(median, 'pipe', 'raw') >= 0.5 },
           { description: `CPU per signed reading, host-module + ta-runtime with its TA processes, ≤ 0.35 ms (${(modulesUs / 1000).toFixed(2)} ms)`, pass: modulesUs <= 350 },
         ],
-        notes: `throughput runs: p50/p99 not measured per message. Pipeline ${budgetNote(pipeRun.perMessageUs)}. Straight to $upstream: ${budgetNote(rawRun.perMessageUs)}`,
+        notes: `throughput runs: p50/p99 not measured per message. Pipeline ${budgetNote(median.pipe.perMessageUs)}. Straight to $upstream: ${budgetNote(median.raw.perMessageUs)}`,
+      });
+      // No target of its own: how far below plain upstream a module hop alone already is.
+      ctx.compare({
+        name: 'module hop alone (the ceiling for any module pipeline)',
+        subject: median.pass.result,
+        baseline: median.raw.result,
+        ratio: 1 / speed(median, 'pass', 'raw'),
+        notes: `a module that forwards each message unchanged with the same SDK: ${list('pass', 'raw')}× plain upstream in the three rounds; the sensor pipeline runs at ${list('pipe', 'pass')}× of it. ${budgetNote(median.pass.perMessageUs)}`,
       });
     } finally {
       for (const c of children) c.disconnect?.();
