@@ -159,7 +159,6 @@ export class TaProcess implements WorkerHost {
   private gone = false;
   private watch: NodeJS.Timeout | undefined;
   private readonly events = new EventEmitter();
-  private hardLimitOpen: boolean;
 
   /**
    * `standby`: spawned before its TA is known, so only the soft RLIMIT_AS is set and the hard
@@ -168,10 +167,9 @@ export class TaProcess implements WorkerHost {
    */
   constructor(
     private limits: TaProcessLimits,
-    standby = false,
+    private readonly standby = false,
   ) {
     const os = probeOsLimits();
-    this.hardLimitOpen = standby;
     // The TA's process starts bare: no runtime environment (connection strings, tokens), no inherited flags.
     const nodeFlags = [...(limits.wasmTrapHandler ? [] : ['--disable-wasm-trap-handler']), '--max-old-space-size=64', '--no-warnings'];
     const as = os.addressSpace;
@@ -238,10 +236,10 @@ export class TaProcess implements WorkerHost {
     this.uid = runAs?.uid;
     const msg: ToChild = { t: 'assign', ta, ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) };
     const os = probeOsLimits();
-    // A standby's hard limit is still open even when its soft one already is the TA's bound.
-    const changed = limits.addressSpace !== this.limits.addressSpace || this.hardLimitOpen;
+    // A standby's hard limit is still open even when its soft one already is the TA's bound
+    // (assign runs once per process, so this is the state the constructor left).
+    const changed = limits.addressSpace !== this.limits.addressSpace || this.standby;
     this.limits = limits;
-    this.hardLimitOpen = false;
     if (!(os.addressSpace.enforced && changed) || this.pid === undefined) {
       this.queue.unshift(msg);
       this.flush();
