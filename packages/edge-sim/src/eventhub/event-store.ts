@@ -73,9 +73,18 @@ export class EventStore extends EventEmitter<{ appended: [string] }> {
     return this.partitions.map((_, i) => String(i));
   }
 
+  /** Device id → partition, so a message does not hash its sender again (a simulator has few devices). */
+  private readonly partitionByDevice = new Map<string, string>();
+
   /** The partition a device's messages go to (stable across runs). */
   partitionOf(deviceId: string): string {
-    return String(createHash('sha256').update(deviceId).digest().readUInt32BE(0) % this.partitionCount);
+    let id = this.partitionByDevice.get(deviceId);
+    if (id === undefined) {
+      id = String(createHash('sha256').update(deviceId).digest().readUInt32BE(0) % this.partitionCount);
+      if (this.partitionByDevice.size >= 1024) this.partitionByDevice.clear();
+      this.partitionByDevice.set(deviceId, id);
+    }
+    return id;
   }
 
   append(message: UpstreamMessage, now = Date.now()): StoredEvent {
