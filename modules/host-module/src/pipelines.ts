@@ -404,6 +404,7 @@ export class Pipelines {
         const e = toEnclaveEdgeError(err);
         const since = firstFailedAt ?? Date.now();
         if (RETRYABLE.has(e.code) && Date.now() - since < OUTPUT_RETRY_WITHIN_MS) {
+          if (lane.linkOk) this.deps.log.warn({ pipeline: job.name, code: e.code }, `an output was not acknowledged (${e.message}); outputs are sent again in order`);
           lane.linkOk = false;
           const at = lane.unsent.findIndex((u) => u.job.seq > job.seq);
           lane.unsent.splice(at < 0 ? lane.unsent.length : at, 0, { job, out, firstFailedAt: since });

@@ -3,7 +3,8 @@
  * The SDK emits `method_<name>` and, with no listener for that name, answers nothing: the caller
  * waits for its whole timeout and learns nothing. A subclass sees such a call (a public
  * `emit`, the documented `sendMethodResponse`) and hands it to the frame, which answers 404 at
- * once with the module's method list.
+ * once with the module's method list. The same subclass gives single-attempt output sends
+ * (sendOutputOnce) to callers that re-send in order themselves.
  */
 import mqtt from 'azure-iot-device-mqtt';
 import type { Message } from 'azure-iot-device';
