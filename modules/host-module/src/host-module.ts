@@ -51,7 +51,8 @@ export async function startHostModule(opts: HostModuleOptions): Promise<HostModu
   const errorCounts = new Map<string, number>();
   const pipelines = new Pipelines({
     ta: taClient,
-    send: (output, msg) => client.sendOutputEvent(output, msg),
+    // Single attempts where the transport allows: the pipelines re-send in order themselves.
+    send: client.sendOutputOnce ?? ((output, msg) => client.sendOutputEvent(output, msg)),
     recorder,
     log,
     defaultTimeoutMs,

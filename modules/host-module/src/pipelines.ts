@@ -7,7 +7,8 @@
  * (ta-runtime restarting, a TA still loading) is retried with back-off, under the same request
  * id so ta-runtime answers a copy it already ran from its duplicate cache, until the message's
  * time to live (`retryWithinMs`) ends; then it is reported dropped (`pipeline.dropped`).
- * Outputs of one pipeline leave in the order their messages arrived.
+ * Outputs of one pipeline leave in the order their messages arrived, also when the connection
+ * to edgeHub drops with outputs unacknowledged: see drain().
  */
 import { randomUUID } from 'node:crypto';
 import type { Message } from 'azure-iot-device';
@@ -38,6 +39,7 @@ interface Recipient {
 
 export interface PipelineDeps {
   ta: TAClient;
+  /** Send an output; a transient failure (the send did not happen or may not have) rejects UNAVAILABLE, BUSY or TIMEOUT and is sent again. */
   send: (output: string, msg: Message) => Promise<unknown>;
   recorder: CallRecorder;
   log: Logger;
@@ -73,6 +75,8 @@ const MAX_BATCH = 32;
 const MAX_BATCH_BYTES = LIMITS.maxMessageBytes / 2;
 /** Outputs of one pipeline sent and not yet acknowledged by edgeHub (each waits for its store's sync). */
 const OUTPUT_WINDOW = 64;
+/** An output whose sends keep failing transiently is given up (reported dropped) this long after its first failure. */
+const OUTPUT_RETRY_WITHIN_MS = 240_000;
 
 interface Job {
   name: string;
@@ -102,6 +106,19 @@ interface Lane {
   finished: Map<number, { job: Job; outcome: Outcome }>;
   /** Outputs handed to the client and not yet acknowledged. */
   sending: number;
+  /** Outputs whose send failed transiently, oldest first: nothing newer leaves before them. */
+  unsent: Unsent[];
+  /** The last send that settled was acknowledged (the connection carries outputs). */
+  linkOk: boolean;
+  /** Failed attempts to re-send the oldest unsent output alone, for its back-off. */
+  probes: number;
+  probeTimer?: NodeJS.Timeout;
+}
+
+interface Unsent {
+  job: Job;
+  out: Message;
+  firstFailedAt: number;
 }
 
 export class Pipelines {
@@ -192,7 +209,7 @@ export class Pipelines {
     const expiry = msg.expiryTimeUtc ? new Date(msg.expiryTimeUtc as string | number | Date).getTime() : NaN;
     await Promise.all(list.map(([name, p]) => new Promise<void>((done) => {
       let lane = this.lanes.get(name);
-      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0, nextSeq: 0, nextOut: 0, finished: new Map(), sending: 0 }));
+      if (!lane) this.lanes.set(name, (lane = { name, jobs: [], requests: 0, nextSeq: 0, nextOut: 0, finished: new Map(), sending: 0, unsent: [], linkOk: true, probes: 0 }));
       const ttlEnd = Date.now() + p.retryWithinMs;
       const expiresAt = Number.isFinite(expiry) ? Math.min(expiry, ttlEnd) : ttlEnd;
       lane.jobs.push({ name, p, msg, params, bytes: size, id: randomUUID(), seq: lane.nextSeq++, expiresAt, done });
@@ -220,7 +237,7 @@ export class Pipelines {
         this.pumpAll(lane);
       });
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && lane.unsent.length === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   /** After a slot frees: this lane first, then any lane held back by the global in-flight bound. */
@@ -330,32 +347,35 @@ export class Pipelines {
    * order without waiting for each one's acknowledgement (one connection keeps their order on
    * the wire); at most OUTPUT_WINDOW per lane are unacknowledged, so a slow edgeHub holds the
    * lane back instead of piling up sends.
+   * A dropped connection fails every unacknowledged send at once (the SDK's sends are single
+   * attempts here). Then nothing newer is handed out: once every send has settled, the oldest
+   * failed output goes again alone, with back-off, until one is acknowledged on a working
+   * connection; then the failed ones go again in order, and the lane carries on.
    */
   private drain(lane: Lane): void {
+    if (lane.unsent.length > 0) {
+      if (lane.sending > 0 || lane.probeTimer) return;
+      if (lane.linkOk) {
+        lane.probes = 0;
+        for (const u of lane.unsent.splice(0)) this.sendOutput(lane, u.job, u.out, u.firstFailedAt);
+      } else {
+        const wait = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** lane.probes++);
+        lane.probeTimer = setTimeout(() => {
+          lane.probeTimer = undefined;
+          const u = lane.unsent.shift();
+          if (u) this.sendOutput(lane, u.job, u.out, u.firstFailedAt);
+          else this.drain(lane);
+        }, wait);
+        lane.probeTimer.unref();
+      }
+      return;
+    }
     for (let next = lane.finished.get(lane.nextOut); next && lane.sending < OUTPUT_WINDOW; next = lane.finished.get(lane.nextOut)) {
       lane.finished.delete(lane.nextOut);
       lane.nextOut++;
       const { job, outcome } = next;
       if ('out' in outcome) {
-        lane.sending++;
-        let sending: Promise<unknown>;
-        try {
-          sending = this.deps.send(job.p.output, outcome.out);
-        } catch (err) {
-          sending = Promise.reject(err);
-        }
-        const sent = sending.then(
-          () => void this.processed++,
-          (err: unknown) => {
-            const e = toEnclaveEdgeError(err);
-            this.drop(job.name, e.code, `could not send the output: ${e.message}`);
-          },
-        );
-        void sent.finally(() => {
-          lane.sending--;
-          job.done();
-          this.drain(lane);
-        });
+        this.sendOutput(lane, job, outcome.out);
         continue;
       }
       if (outcome.dropped) this.drop(job.name, outcome.err.code, `gave up after retrying until the message's time to live: ${outcome.err.message}`);
@@ -363,6 +383,40 @@ export class Pipelines {
       job.done();
     }
     if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+  }
+
+  /** Hand one output to the client; a transient failure puts it back among the lane's unsent, in order. */
+  private sendOutput(lane: Lane, job: Job, out: Message, firstFailedAt?: number): void {
+    lane.sending++;
+    let sending: Promise<unknown>;
+    try {
+      sending = this.deps.send(job.p.output, out);
+    } catch (err) {
+      sending = Promise.reject(err);
+    }
+    void sending.then(
+      () => {
+        lane.linkOk = true;
+        this.processed++;
+        job.done();
+      },
+      (err: unknown) => {
+        const e = toEnclaveEdgeError(err);
+        const since = firstFailedAt ?? Date.now();
+        if (RETRYABLE.has(e.code) && Date.now() - since < OUTPUT_RETRY_WITHIN_MS) {
+          if (lane.linkOk) this.deps.log.warn({ pipeline: job.name, code: e.code }, `an output was not acknowledged (${e.message}); outputs are sent again in order`);
+          lane.linkOk = false;
+          const at = lane.unsent.findIndex((u) => u.job.seq > job.seq);
+          lane.unsent.splice(at < 0 ? lane.unsent.length : at, 0, { job, out, firstFailedAt: since });
+          return;
+        }
+        this.drop(job.name, e.code, `could not send the output: ${e.message}`);
+        job.done();
+      },
+    ).finally(() => {
+      lane.sending--;
+      this.drain(lane);
+    });
   }
 
   private fail(name: string, code: string, message: string): void {

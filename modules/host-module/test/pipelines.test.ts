@@ -12,6 +12,7 @@ import { EnclaveEdgeError } from '@enclave-edge/errors';
 import { createLogger, createMetrics, IntervalStats } from '@enclave-edge/observability';
 import { Pipelines, handleMethod } from '@enclave-edge/host-module';
 import { CallRecorder } from '@enclave-edge/module-frame';
+import { retryUntil } from '../../../tests/support/eventually.js';
 
 const sign = (params: unknown) => {
   if (params && typeof params === 'object' && (params as { fail?: unknown }).fail) throw new EnclaveEdgeError('BAD_PARAMETERS', 'cannot sign this');
@@ -69,7 +70,29 @@ class FakeHub extends EventEmitter {
   }
 }
 
-function setup() {
+/** Where outputs go, standing in for the SDK's single-attempt send: held until acknowledged, failed at once while down. */
+class FakeLink {
+  /** Each attempt's reading, in the order handed out. */
+  attempts: number[] = [];
+  acked: number[] = [];
+  down = false;
+  /** Acknowledge at once (a healthy connection) rather than hold until drop(). */
+  autoAck = false;
+  private held: Array<{ i: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  send(msg: Message): Promise<void> {
+    const i = (JSON.parse(Buffer.from(messageBytes(msg)).toString()) as { signed: { i: number } }).signed.i;
+    this.attempts.push(i);
+    if (this.down) return Promise.reject(new EnclaveEdgeError('UNAVAILABLE', 'not connected'));
+    if (this.autoAck) return Promise.resolve(void this.acked.push(i));
+    return new Promise((resolve, reject) => this.held.push({ i, resolve: () => (this.acked.push(i), resolve()), reject }));
+  }
+  /** The connection drops: every held send fails. */
+  drop(): void {
+    for (const h of this.held.splice(0)) h.reject(new EnclaveEdgeError('UNAVAILABLE', 'connection lost'));
+  }
+}
+
+function setup(link?: FakeLink) {
   const hub = new FakeHub();
   const ta = new TAClient(hub).start();
   const metrics = createMetrics({ module: 'test', defaultMetrics: false });
@@ -79,7 +102,7 @@ function setup() {
   const dropped: Array<{ pipeline: string; code: string }> = [];
   const log = createLogger({ name: 'test', destination: { write: () => undefined } });
   const pipelines = new Pipelines({
-    ta, send: (o, m) => hub.sendOutputEvent(o, m), recorder, log, defaultTimeoutMs: () => 2000,
+    ta, send: (o, m) => (link ? link.send(m) : hub.sendOutputEvent(o, m)), recorder, log, defaultTimeoutMs: () => 2000,
     onError: (pipeline, e) => (errors.push({ pipeline, code: e.code }), messages.push(e.message)),
     onDropped: (pipeline, e) => dropped.push({ pipeline, code: e.code }),
   });
@@ -209,6 +232,34 @@ describe('pipeline retries', () => {
     const ran = hub.ids.slice(6);
     for (const id of hub.ids.slice(0, 6)) expect(ran).toContain(id);
     expect(new Set(hub.ids.slice(0, 6)).size).toBeLessThan(6);
+  });
+
+  it('sends again, in order, the outputs a dropped connection failed; nothing newer is handed out before them', async () => {
+    const link = new FakeLink();
+    const { hub, pipelines, errors, dropped } = setup(link);
+    pipelines.configure({ sign: { input: 'sensor', ta: 'sensor-signer', command: 'sign', output: 'signed' } });
+    const first = Array.from({ length: 10 }, (_, i) => pipelines.onMessage('sensor', reading(i)));
+    await retryUntil(() => expect(link.attempts).toHaveLength(10), 5000, 5);
+    // Dropped with all ten unacknowledged, and still down when the first re-send comes.
+    link.down = true;
+    link.drop();
+    const later = Array.from({ length: 10 }, (_, i) => pipelines.onMessage('sensor', reading(10 + i)));
+    await retryUntil(() => {
+      expect(hub.params).toHaveLength(20); // the newer ones are signed and wait
+      expect(link.attempts.length).toBeGreaterThan(10); // a re-send failed while down
+    }, 5000, 5);
+    link.down = false;
+    link.autoAck = true;
+    await Promise.all([...first, ...later]);
+    const again = link.attempts.slice(10);
+    const probes = again.findIndex((i) => i !== 0);
+    expect(probes).toBeGreaterThanOrEqual(2); // the oldest alone: failed at least once, then acknowledged
+    expect(again.slice(0, probes)).toEqual(Array(probes).fill(0));
+    expect(again.slice(probes)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    expect(link.acked).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(errors).toEqual([]);
+    expect(dropped).toEqual([]);
+    expect(pipelines.processed).toBe(20);
   });
 
   it('reports a message dropped, with its code, once its time to live is over', async () => {

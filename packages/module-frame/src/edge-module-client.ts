@@ -21,4 +21,6 @@ export interface EdgeModuleClient extends ModuleClientLike {
   on(event: 'error' | 'disconnect', listener: (err?: Error) => void): unknown;
   /** Where the transport can tell (runModule's), calls to methods without a handler go here. */
   onUnknownMethod?: (handler: UnknownMethodHandler) => void;
+  /** Where the transport can tell (runModule's): one attempt to send an output, no SDK retries; transient failures reject UNAVAILABLE. */
+  sendOutputOnce?: (output: string, msg: Message) => Promise<void>;
 }

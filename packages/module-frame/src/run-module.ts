@@ -39,6 +39,7 @@ export async function runModule(opts: RunOptions): Promise<void> {
     const transport = unknownMethodTransport();
     const client = (await device.ModuleClient.fromEnvironment(transport.Transport)) as unknown as EdgeModuleClient;
     client.onUnknownMethod = transport.onUnknown;
+    client.sendOutputOnce = transport.sendOutputOnce;
     const metrics = createMetrics({ module: opts.moduleId });
     let ready = (): boolean => false;
     const server = await startMetricsEndpoint(log, { registry: metrics.registry, health: () => ready(), ...(opts.metricsPort !== undefined ? { port: opts.metricsPort } : {}) });

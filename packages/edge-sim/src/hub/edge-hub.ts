@@ -133,6 +133,10 @@ export class EdgeHub extends EventEmitter {
   private readonly internal = new EventEmitter().setMaxListeners(0); // one per method call waiting for its module
   private sweeper?: NodeJS.Timeout;
   private readonly log: (line: string) => void;
+  /** Test only: modules whose MQTT connections are refused as by an edgeHub not ready, with how many were (refuseConnectionsForTest). */
+  private readonly refusedForTest = new Map<string, { refused: number }>();
+  /** Test only: MQTT links set to go dead at their module's next event (loseLinkForTest). */
+  private readonly deadLinksForTest = new Map<string, { lost: number; closing: boolean; resolve: (lost: number) => void }>();
   port = 0;
 
   constructor(private readonly opts: EdgeHubOptions) {
@@ -301,6 +305,28 @@ export class EdgeHub extends EventEmitter {
     this.channels.get(moduleId)?.close();
   }
 
+  /**
+   * Test only: the module's MQTT link goes dead at its next event. That publish and everything
+   * read after it on the connection are neither routed nor acknowledged (lost on the wire, as
+   * when a link fails), then the connection is closed. Resolves with how many events were lost.
+   */
+  loseLinkForTest(moduleId: string): Promise<number> {
+    return new Promise((resolve) => this.deadLinksForTest.set(moduleId, { lost: 0, closing: false, resolve }));
+  }
+
+  /**
+   * Test only: from now on the module's MQTT connections are refused "server unavailable" (an
+   * edgeHub restarting) until `allow()`; `refused()` counts the attempts refused.
+   */
+  refuseConnectionsForTest(moduleId: string): { refused(): number; allow(): void } {
+    const state = { refused: 0 };
+    this.refusedForTest.set(moduleId, state);
+    return {
+      refused: () => state.refused,
+      allow: () => void (this.refusedForTest.get(moduleId) === state && this.refusedForTest.delete(moduleId)),
+    };
+  }
+
   // ---- modules on other transports (AMQP) ----------------------------------------------------
 
   /** A module authenticated on another transport; an older connection of the same module is closed. */
@@ -381,6 +407,11 @@ export class EdgeHub extends EventEmitter {
     const deviceId = id.slice(0, slash);
     const moduleId = id.slice(slash + 1);
     if (slash <= 0 || !moduleId || moduleId.includes('/')) return deny('client id must be {deviceId}/{moduleId}');
+    const refusing = this.refusedForTest.get(moduleId);
+    if (refusing) {
+      refusing.refused++;
+      return cb(Object.assign(new Error('server unavailable (refuseConnectionsForTest)'), { returnCode: 3 }) as AuthenticateError, null);
+    }
     const expectedUser = `${this.opts.hubHostName}/${deviceId}/${moduleId}/`;
     if (!username || !username.startsWith(expectedUser)) return deny('user name must be {hub}/{deviceId}/{moduleId}/?api-version=…');
     const problem = this.moduleTokenProblem(deviceId, moduleId, password?.toString('utf8'));
@@ -400,9 +431,24 @@ export class EdgeHub extends EventEmitter {
     const moduleId = moduleOf(client);
     const t = parseClientTopic(topic);
     switch (t.kind) {
-      case 'event':
+      case 'event': {
         if (t.deviceId !== this.opts.deviceId || t.moduleId !== moduleId) return this.refuse(client, topic, cb);
+        const dead = this.deadLinksForTest.get(moduleId);
+        if (dead) {
+          // No callback: aedes reads nothing more from this connection; the rest of its read batch comes here too.
+          dead.lost++;
+          if (!dead.closing) {
+            dead.closing = true;
+            setImmediate(() => {
+              this.deadLinksForTest.delete(moduleId);
+              client.close();
+              dead.resolve(dead.lost);
+            });
+          }
+          return;
+        }
         return this.moduleEvent(moduleId, decodeBag(t.bag), payload, cb);
+      }
       case 'methodResponse':
         this.methodAnswered(moduleId, t.rid, t.status, payload);
         return cb(null);
