@@ -237,7 +237,13 @@ export class Pipelines {
         this.pumpAll(lane);
       });
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && lane.unsent.length === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    this.forgetIfIdle(lane);
+  }
+
+  /** A lane with nothing waiting, running, unsent or unacknowledged is dropped (a new message makes a new one). */
+  private forgetIfIdle(lane: Lane): void {
+    const idle = lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && lane.unsent.length === 0;
+    if (idle && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
   }
 
   /** After a slot frees: this lane first, then any lane held back by the global in-flight bound. */
@@ -382,7 +388,7 @@ export class Pipelines {
       else this.fail(job.name, outcome.err.code, outcome.err.message);
       job.done();
     }
-    if (lane.jobs.length === 0 && lane.requests === 0 && lane.finished.size === 0 && lane.sending === 0 && this.lanes.get(lane.name) === lane) this.lanes.delete(lane.name);
+    this.forgetIfIdle(lane);
   }
 
   /** Hand one output to the client; a transient failure puts it back among the lane's unsent, in order. */
