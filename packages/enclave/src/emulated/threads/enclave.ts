@@ -12,7 +12,7 @@ import type { WireError, WorkerInit } from '../wire/protocol.cjs';
 import { copyValue, isProblem } from '../wire/values.cjs';
 import { BATCH_REPORT_BYTES } from '../wire/protocol.cjs';
 import { wasmMaxPagesFor } from '../wire/wasm-memory.cjs';
-import { Instance, type BatchItem, type DeathReason, type QueuedCall } from './instance.js';
+import { Instance, type DeathReason, type QueuedCall } from './instance.js';
 import { StackMapper } from '../source-map.js';
 import { TrustBridge } from '../trust-bridge.js';
 import { CONFIDENTIAL_COMMAND } from '@enclave-edge/confidential/names';
@@ -310,7 +310,7 @@ export class EmulatedEnclave implements Enclave {
     const timeout = this.bundle.manifest.limits.callTimeoutMs;
     this.counters.calls += items.length;
     const answered = new Set<number>();
-    const take = (k: number, item: BatchItem) => {
+    const take = (k: number, item: BatchItemOutcome) => {
       if (answered.has(k)) return;
       answered.add(k);
       if (!item.ok) this.counters.errors++;

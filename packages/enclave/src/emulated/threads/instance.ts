@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
 import type { ErrorCode } from '@enclave-edge/errors';
 import type { Value } from '@enclave-edge/ta-sdk';
+import type { BatchItemOutcome } from '../../contract.js';
 import type { BatchOutcome, CallKind, FromWorker, StartupTimings, SvcOp, ToWorker, WireError, WorkerInit } from '../wire/protocol.cjs';
 import type { StandbyWorker } from './standby-pool.js';
 import { prepFor, THREAD_HOST, type WorkerShape } from './worker-shape.js';
@@ -79,10 +80,8 @@ interface Pending {
   batch?: { put: BatchPut; size: number; next: number };
 }
 
-/** One batch item's outcome, as the call's caller would have it (value, or the error it would throw). */
-export type BatchItem = { ok: true; value: Value } | { ok: false; error: Error };
-/** Receives batch item `index`'s outcome, each exactly once. */
-export type BatchPut = (index: number, item: BatchItem) => void;
+/** Receives batch item `index`'s outcome (as the call's caller would have it), each exactly once. */
+export type BatchPut = (index: number, item: BatchItemOutcome) => void;
 
 /** A call (or batch) waiting for a free slot. It has not reached the TA yet, so it can be re-run elsewhere. */
 export interface QueuedCall {
