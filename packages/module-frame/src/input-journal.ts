@@ -23,6 +23,7 @@
 import { join } from 'node:path';
 import device, { type Message } from 'azure-iot-device';
 import { LineJournal } from '@enclave-edge/durable-files';
+import type { DurabilityBarrier } from './low-latency.js';
 
 export const INPUT_JOURNAL_FILE = 'inputs.journal';
 /** Message ids remembered for duplicate detection (finished ones; unfinished ones always). */
@@ -114,7 +115,7 @@ export class InputJournal {
    * For a caller that lets no acknowledgement out before that sync ends (the frame, through
    * holdWritesUntilDurable); returns what that caller awaits.
    */
-  groupCommits(): { durable(): boolean; sync(cb: (err: Error | null) => void): void } {
+  groupCommits(): DurabilityBarrier {
     this.grouped = true;
     return {
       durable: () => this.durableUpTo >= this.taken,
