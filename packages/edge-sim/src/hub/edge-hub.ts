@@ -158,7 +158,7 @@ export class EdgeHub extends EventEmitter {
     // A module's PUBACK: the delivery is done (aedes hands back the packet it kept, same payload).
     this.aedes.on('ack', (packet) => {
       const payload = (packet as { payload?: unknown } | undefined)?.payload;
-      if (Buffer.isBuffer(payload)) this.acknowledged(payload);
+      if (Buffer.isBuffer(payload)) this.delivered(payload);
     });
     for (const { key, message: m } of opts.forwarding?.pending() ?? []) {
       const d: Delivery = { input: m.input, topicBag: m.topicBag, body: m.body };
@@ -280,7 +280,7 @@ export class EdgeHub extends EventEmitter {
       deliver: (input, topicBag, body) => {
         this.send(c, inputTopic(this.opts.deviceId, moduleId, input, topicBag), body, 1);
         // A clean-session client gets no redelivery from aedes, so it is done once written.
-        if ((c as { clean?: boolean }).clean) this.acknowledged(body);
+        if ((c as { clean?: boolean }).clean) this.delivered(body);
       },
       requestMethod: (name, rid, payload) => this.send(c, methodRequestTopic(name, rid), payload),
       pushDesired: (patch) => this.send(c, desiredPatchTopic(patch.$version as number), Buffer.from(JSON.stringify(patch))),
@@ -580,12 +580,8 @@ export class EdgeHub extends EventEmitter {
     }
   }
 
-  /** A transport's module acknowledged the delivery with this payload. */
+  /** The module has the delivery with this payload (MQTT PUBACK, or written to a clean session; AMQP accept): it leaves the forwarding store. */
   delivered(body: Buffer): void {
-    this.acknowledged(body);
-  }
-
-  private acknowledged(body: Buffer): void {
     const key = this.unacked.get(body);
     if (key === undefined) return;
     this.unacked.delete(body);
