@@ -3,12 +3,13 @@
  * The SDK emits `method_<name>` and, with no listener for that name, answers nothing: the caller
  * waits for its whole timeout and learns nothing. A subclass sees such a call (a public
  * `emit`, the documented `sendMethodResponse`) and hands it to the frame, which answers 404 at
- * once with the module's method list. The same subclass gives single-attempt output sends
- * (sendOutputOnce) to callers that re-send in order themselves.
+ * once with the module's method list. The same subclass is where single-attempt output sends
+ * (output-once.ts) reach the transport the client was made with.
  */
 import mqtt from 'azure-iot-device-mqtt';
 import type { Message } from 'azure-iot-device';
 import { EnclaveEdgeError } from '@enclave-edge/errors';
+import { sendOutputOnce } from './output-once.js';
 
 interface MethodMessage {
   requestId: string;
@@ -27,26 +28,6 @@ export interface UnknownMethodTransport {
    * rejects NOT_SUPPORTED before that client exists.
    */
   sendOutputOnce(output: string, msg: Message): Promise<void>;
-}
-
-/**
- * The SDK's transient errors (its default retry filter): the send did not happen, or may not
- * have (no PUBACK before the connection dropped). They reject UNAVAILABLE, worth another try.
- */
-const TRANSIENT = new Set(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'InternalServerError', 'ThrottlingError']);
-
-/**
- * Send an output once, without the SDK's retries: ModuleClient.sendOutputEvent retries each
- * failed send on its own timer, so after a dropped connection an older output can leave after
- * newer ones. A caller that must keep order re-sends itself (host-module's pipelines).
- */
-export function sendOutputOnce(transport: InstanceType<typeof mqtt.Mqtt>, output: string, msg: Message): Promise<void> {
-  return new Promise((resolve, reject) => {
-    transport.sendOutputEvent(output, msg, (err?: Error) => {
-      if (!err) return resolve();
-      reject(TRANSIENT.has(err.name) ? new EnclaveEdgeError('UNAVAILABLE', `edgeHub did not acknowledge the output: ${err.message}`) : err);
-    });
-  });
 }
 
 export function unknownMethodTransport(): UnknownMethodTransport {
